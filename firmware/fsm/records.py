@@ -1,0 +1,106 @@
+"""Log record types and their fields. A record is (seq, wall, type, a, b, c, photo), all integers.
+
+`wall` is device time: seconds since 2024-01-01 00:00 UTC. The meaning of a, b, c per type is given beside
+each constant; the log reader prints them by these names.
+"""
+
+from micropython import const
+
+BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state was missing or corrupt
+POWER_GAP = const(2)  # a=gap s, b=limit s
+STATE = const(3)  # a=new state, b=old state
+IGNITION = const(4)  # a=1 on / 0 off
+ENGINE = const(5)  # a=1 running / 0 stopped
+TEST_REQUEST = const(6)  # a=1 start test / 2 retest
+ABORT = const(7)  # a=abort reason (ABORT_*), b=aborts in window
+RESULT = const(8)  # a=BrAC (thousandths g/dL), b=verdict (PASS/WARN/FAIL), c=1 start / 2 retest
+LOCKOUT = const(9)  # a=kind (LOCK_*), b=seconds (0 = until cleared), c=cause
+CLEAR = const(10)  # a=kind (LOCK_*), b=source (SRC_*), c=technician id or code counter or lockout id
+VIOLATION = const(11)  # a=cause (VIO_*), b=violations this service period, c=recall deadline (wall)
+RETEST = const(12)  # a=outcome (RT_*)
+MODULE = const(13)  # a=event (MOD_*), b=serial, c=expiry day
+HANDSET = const(14)  # a=1 connected / 0 disconnected, b=engine running
+SERVICE = const(15)  # a=action (SVC_*), b=technician id, c=value
+CODE = const(16)  # a=1 accepted / 0 refused, b=action, c=counter (accepted) or wait s (refused)
+SYNC = const(17)  # a=outcome (SYNC_*), b=value, c=detail
+POLICY = const(18)  # a=new version, b=old version, c=source
+CLOCK = const(19)  # a=1 set / 2 jump detected, b=delta s, c=source
+PAYMENT = const(20)  # a=1 due warning / 2 due lock / 3 date changed, b=due day
+INSPECTION = const(21)  # a=1 reminder / 2 due lock / 3 date changed, b=due day
+FAULT = const(22)  # a=fault code, b=detail
+BYPASS = const(23)  # engine started without a start permission; b=state
+ALARM = const(24)  # a=1 on / 0 off, b=reason
+STORAGE = const(25)  # a=1 nearly full lock
+
+NAMES = {
+    BOOT: "BOOT", POWER_GAP: "POWER_GAP", STATE: "STATE", IGNITION: "IGNITION", ENGINE: "ENGINE",
+    TEST_REQUEST: "TEST_REQUEST", ABORT: "ABORT", RESULT: "RESULT", LOCKOUT: "LOCKOUT", CLEAR: "CLEAR",
+    VIOLATION: "VIOLATION", RETEST: "RETEST", MODULE: "MODULE", HANDSET: "HANDSET", SERVICE: "SERVICE",
+    CODE: "CODE", SYNC: "SYNC", POLICY: "POLICY", CLOCK: "CLOCK", PAYMENT: "PAYMENT",
+    INSPECTION: "INSPECTION", FAULT: "FAULT", BYPASS: "BYPASS", ALARM: "ALARM", STORAGE: "STORAGE",
+}
+
+# verdicts
+PASS = const(1)
+WARN = const(2)
+FAIL = const(3)
+
+# abort reasons
+ABORT_VOLUME = const(1)  # not enough volume / too short
+ABORT_HARDER = const(2)  # flow too low
+ABORT_SOFTER = const(3)  # flow too high
+ABORT_INHALE = const(4)  # suction detected
+ABORT_TEMP = const(5)  # air not breath-warm
+ABORT_HUM = const(6)  # hum tone missing
+ABORT_TIMEOUT = const(7)  # no blow within the wait
+
+# lockout kinds
+LOCK_TEMP = const(1)  # after a failed start test
+LOCK_ABORT = const(2)  # too many aborts
+LOCK_VIOLATION = const(3)  # VIOLATION LOCKOUT
+LOCK_SERVICE = const(4)  # INSPECTION DUE past grace
+LOCK_PAYMENT = const(5)  # PAYMENT DUE past grace
+LOCK_STORAGE = const(6)  # log nearly full of unacknowledged records
+LOCK_CODES = const(7)  # wrong unlock codes: wait
+LOCK_STATE = const(8)  # persistent state missing or corrupt
+
+# clear sources
+SRC_CODE = const(1)
+SRC_REMOTE = const(2)
+SRC_TECH = const(3)
+SRC_TIMER = const(4)
+SRC_PASS = const(5)
+
+# violation causes
+VIO_MISSED_RETEST = const(1)
+VIO_FAILED_RETEST = const(2)
+VIO_BYPASS = const(3)
+VIO_DISCONNECT = const(4)
+VIO_POWER_CUT = const(5)
+VIO_TAMPER = const(6)
+VIO_REFUSED_RETEST = const(7)
+
+# retest outcomes
+RT_PASS = const(1)
+RT_WARN = const(2)
+RT_FAIL = const(3)
+RT_MISSED = const(4)
+RT_REFUSED = const(5)
+
+# module events
+MOD_INSERTED = const(1)
+MOD_REMOVED = const(2)
+MOD_TAMPER = const(3)  # removed while the engine runs
+MOD_EXPIRED = const(4)
+MOD_UNEXPECTED = const(5)  # serial differs from the expected module
+
+# service actions (technician or remote)
+SVC_RECORD = const(1)  # service visit recorded, c=next due day
+SVC_CALIBRATE = const(2)
+SVC_EXTEND = const(3)  # c=days
+SVC_LOGIN = const(4)
+SVC_LOGIN_REFUSED = const(5)
+SVC_PROVISION = const(6)
+SVC_DOWNLOAD = const(7)
+SVC_MODULE = const(8)
+
