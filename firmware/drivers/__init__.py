@@ -1,0 +1,160 @@
+"""Driver interfaces: the verbs the runtime uses to read the world and act on it.
+
+Each class documents one driver's verbs; a board file implements them on real parts (see `esp32/`), the
+host simulator implements them on a physical model (`host_sim/`). Drivers receive their bus in the
+constructor; they never create it. Readings are integers: deci-degrees C, mL/s, ADC counts, device seconds
+(s since 2024-01-01T00:00Z).
+"""
+
+# Button bits, as reported by Buttons.pressed().
+LEFT = 1
+OK = 2
+RIGHT = 4
+
+
+class FuelCell:
+    """Electrochemical alcohol sensor behind its transimpedance amplifier."""
+
+    def read(self):
+        """ADC counts of the cell current now (higher = more alcohol reacting)."""
+        raise NotImplementedError
+
+
+class BreathFlow:
+    """Differential-pressure flow sensor in the mouthpiece."""
+
+    def read(self):
+        """Flow in mL/s; negative when the driver inhales through the mouthpiece."""
+        raise NotImplementedError
+
+
+class BreathTemp:
+    """Thermistor in the breath path."""
+
+    def read(self):
+        """Breath temperature in deci-degrees C."""
+        raise NotImplementedError
+
+
+class HumDetect:
+    """Microphone with a band filter: the hum tone that proves a human blows, where policy asks for it."""
+
+    def read(self):
+        """1 while a hum tone is present, else 0."""
+        raise NotImplementedError
+
+
+class Heater:
+    """Fuel-cell block heater and its temperature sensor."""
+
+    def set(self, on):
+        """Switch the heater."""
+        raise NotImplementedError
+
+    def temperature(self):
+        """Cell block temperature in deci-degrees C."""
+        raise NotImplementedError
+
+
+class Ambient:
+    """Ambient temperature sensor."""
+
+    def read(self):
+        """Ambient temperature in deci-degrees C."""
+        raise NotImplementedError
+
+
+class ModuleSlot:
+    """The replaceable calibrated sensor module: latch switch and its EEPROM."""
+
+    def present(self):
+        """True when a module is inserted and latched."""
+        raise NotImplementedError
+
+    def read_eeprom(self):
+        """The module's EEPROM image (bytes, see fsm.module), or None if it cannot be read."""
+        raise NotImplementedError
+
+
+class Buttons:
+    """LEFT, OK and RIGHT, debounced by the driver."""
+
+    def pressed(self):
+        """Bitmask of buttons pressed since the last call (LEFT | OK | RIGHT)."""
+        raise NotImplementedError
+
+
+class Display:
+    """2 x 16 character display."""
+
+    def show(self, buf):
+        """Show 32 bytes of ASCII: line 1 then line 2."""
+        raise NotImplementedError
+
+
+class Relay:
+    """Starter interlock relay: closed lets the starter crank."""
+
+    def set(self, on):
+        """Close (True) or open (False) the starter circuit."""
+        raise NotImplementedError
+
+
+class Alarm:
+    """Vehicle horn and lights outputs."""
+
+    def horn(self, on):
+        """Sound or silence the horn."""
+        raise NotImplementedError
+
+    def lights(self, on):
+        """Flash or stop flashing the lights."""
+        raise NotImplementedError
+
+
+class Buzzer:
+    """Handset beeper."""
+
+    def beep(self, pattern):
+        """Play a short pattern (fsm.board.BEEP_*)."""
+        raise NotImplementedError
+
+
+class Vehicle:
+    """Ignition line and engine-running sense (alternator or tachometer signal)."""
+
+    def ignition(self):
+        """True while the ignition is on."""
+        raise NotImplementedError
+
+    def engine_running(self):
+        """True while the engine runs."""
+        raise NotImplementedError
+
+
+class HandsetLink:
+    """Cable sense between the handset and the relay unit."""
+
+    def connected(self):
+        """True while the handset is plugged in."""
+        raise NotImplementedError
+
+
+class Rtc:
+    """Battery-backed real-time clock."""
+
+    def now(self):
+        """Device seconds (s since 2024-01-01T00:00Z)."""
+        raise NotImplementedError
+
+    def set(self, wall):
+        """Set the clock to device seconds wall."""
+        raise NotImplementedError
+
+
+class Camera:
+    """Driver-facing camera, where policy requires one."""
+
+    def capture(self, reason):
+        """Take a photo; return its id (non-zero), or 0 if none was taken."""
+        raise NotImplementedError
