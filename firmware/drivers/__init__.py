@@ -158,3 +158,29 @@ class Camera:
     def capture(self, reason):
         """Take a photo; return its id (non-zero), or 0 if none was taken."""
         raise NotImplementedError
+
+
+class Hardware:
+    """Every driver of one board, built by that board's wiring file and handed to the runtime."""
+
+    def __init__(self, fuel_cell, flow, breath_temp, hum, heater, ambient, module, buttons, display, relay,
+                 alarm, buzzer, vehicle, link, rtc, camera, fs=None, modem=None, service_port=None):
+        self.fuel_cell = fuel_cell
+        self.flow = flow
+        self.breath_temp = breath_temp
+        self.hum = hum
+        self.heater = heater
+        self.ambient = ambient
+        self.module = module
+        self.buttons = buttons
+        self.display = display
+        self.relay = relay
+        self.alarm = alarm
+        self.buzzer = buzzer
+        self.vehicle = vehicle
+        self.link = link
+        self.rtc = rtc
+        self.camera = camera
+        self.fs = fs
+        self.modem = modem
+        self.service_port = service_port
