@@ -152,6 +152,14 @@ class Rtc:
         raise NotImplementedError
 
 
+class Pump:
+    """Sampling solenoid pump: draws a fixed volume of end-expiratory breath into the fuel cell."""
+
+    def draw(self):
+        """Draw one sample now."""
+        raise NotImplementedError
+
+
 class Camera:
     """Driver-facing camera, where policy requires one."""
 
@@ -164,7 +172,7 @@ class Hardware:
     """Every driver of one board, built by that board's wiring file and handed to the runtime."""
 
     def __init__(self, fuel_cell, flow, breath_temp, hum, heater, ambient, module, buttons, display, relay,
-                 alarm, buzzer, vehicle, link, rtc, camera, fs=None, modem=None, service_port=None):
+                 alarm, buzzer, vehicle, link, rtc, camera, pump, fs=None, modem=None, service_port=None):
         self.fuel_cell = fuel_cell
         self.flow = flow
         self.breath_temp = breath_temp
@@ -181,6 +189,7 @@ class Hardware:
         self.link = link
         self.rtc = rtc
         self.camera = camera
+        self.pump = pump
         self.fs = fs
         self.modem = modem
         self.service_port = service_port
