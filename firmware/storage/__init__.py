@@ -14,4 +14,18 @@ EventLog
 StateStore
     load() -> bytes or None                      None when missing or corrupt (the caller fails safe)
     save(data)                                   atomic: after a power cut, load() gives old or new, whole
+
+Implementations: `memory.MemoryLog` / `memory.MemoryState` (RAM), `log.FlashLog` / `state.FileState`
+(`state.PairState`) on the flash verbs of `drivers/flash.py`; `record` is the on-flash and on-wire record format.
+FlashLog adds: first_seq(), head() -> (next_seq, chain hash), raw(seq, count) -> encoded records (for upload;
+the companion checks them with record.verify), export_size() / export_read(off, n) (service-port download:
+record.HEADER then the held records), free(now), verify(), acknowledge(seq, now=-1).
 """
+
+
+def on_flash(flash, capacity=40400, reserve=200, retention=30 * 86400):
+    """The event log (under /log) and the state store (/state) on a flash driver, recovered after any cut."""
+    from storage.log import FlashLog
+    from storage.state import FileState
+
+    return FlashLog(flash, capacity=capacity, reserve=reserve, retention=retention), FileState(flash)

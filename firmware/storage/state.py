@@ -1,0 +1,129 @@
+"""Persistent state on flash: the bytes the state machine hands over, written so a power cut never halves them.
+
+Each stored copy is a 16-byte header and the data:
+    0  4  magic b"IST1"
+    4  4  generation u32 (one more at every save)
+    8  4  length of the data
+   12  4  CRC-32 of the data
+load() returns the data only when magic, length and CRC agree, otherwise None (the caller fails safe).
+
+Two ways to make save atomic, both provided, both exercised at every power-cut point by
+tests/test_storage_powercut.py:
+    FileState  write the new copy to `path.tmp`, then rename it over `path` (littlefs rename is atomic). One
+               file, one copy on flash. The default.
+    PairState  two slots `path.a` / `path.b`; save overwrites the slot NOT holding the newest valid copy, and
+               load takes the valid slot with the higher generation. Does not depend on rename or on whole-
+               file commits, so it also holds on a filesystem that could tear a file (e.g. FAT).
+"""
+
+import binascii
+import struct
+
+from micropython import const
+
+_HDR = const(16)
+_MAGIC = b"IST1"
+
+
+def _pack(gen, data):
+    """Header and data of one stored copy."""
+    buf = bytearray(_HDR + len(data))
+    buf[0:4] = _MAGIC
+    struct.pack_into("<III", buf, 4, gen & 0xFFFFFFFF, len(data), binascii.crc32(data) & 0xFFFFFFFF)
+    buf[_HDR:] = data
+    return buf
+
+
+def _unpack(buf):
+    """(generation, data) of a stored copy, or None when it is not whole."""
+    if buf is None or len(buf) < _HDR or bytes(buf[0:4]) != _MAGIC:
+        return None
+    gen, n, crc = struct.unpack_from("<III", buf, 4)
+    if len(buf) != _HDR + n:
+        return None
+    data = bytes(buf[_HDR:])
+    if binascii.crc32(data) & 0xFFFFFFFF != crc:
+        return None
+    return gen, data
+
+
+def _read(flash, path):
+    """Whole file or None when missing or unreadable."""
+    if flash.stat(path) < 0:
+        return None
+    try:
+        return flash.read(path)
+    except OSError:
+        return None
+
+
+class FileState:
+    """StateStore: temp file then atomic rename."""
+
+    def __init__(self, flash, path="/state"):
+        self.flash = flash
+        self.path = path
+        self.tmp = path + ".tmp"
+        self._gen = -1
+
+    def load(self):
+        """The last saved bytes, or None when missing or corrupt."""
+        got = _unpack(_read(self.flash, self.path))
+        self.flash.remove(self.tmp)  # a cut before the rename: the old copy stays current
+        if got is None:
+            self._gen = 0
+            return None
+        self._gen = got[0]
+        return got[1]
+
+    def generation(self):
+        """Generation of the copy load() or save() last saw (0 = none)."""
+        return self._gen
+
+    def save(self, data):
+        """Replace the state with data; after a power cut load() gives the old or the new bytes, whole."""
+        if self._gen < 0:
+            self.load()
+        gen = self._gen + 1
+        self.flash.write(self.tmp, _pack(gen, data))
+        self.flash.rename(self.tmp, self.path)
+        self._gen = gen
+
+
+class PairState:
+    """StateStore: two slots with a generation counter; the older slot is overwritten."""
+
+    def __init__(self, flash, path="/state"):
+        self.flash = flash
+        self.slots = (path + ".a", path + ".b")
+        self._gen = -1
+        self._cur = -1  # slot index holding the newest valid copy
+
+    def load(self):
+        """The newest whole copy, or None when neither slot holds one."""
+        best = None
+        self._cur = -1
+        self._gen = 0
+        for i in range(2):
+            got = _unpack(_read(self.flash, self.slots[i]))
+            if got is not None and (best is None or got[0] > best[0]):
+                best = got
+                self._cur = i
+        if best is None:
+            return None
+        self._gen = best[0]
+        return best[1]
+
+    def generation(self):
+        """Generation of the copy load() or save() last saw (0 = none)."""
+        return self._gen
+
+    def save(self, data):
+        """Write data to the other slot; the newest copy stays intact until this one is whole."""
+        if self._gen < 0:
+            self.load()
+        i = 1 if self._cur == 0 else 0
+        gen = self._gen + 1
+        self.flash.write(self.slots[i], _pack(gen, data))
+        self._gen = gen
+        self._cur = i
