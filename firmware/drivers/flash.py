@@ -26,9 +26,6 @@ defaults: block size 4096 (the flash erase sector), read size 32, prog size 32, 
 
 import os
 
-_ENOENT = 2
-_EEXIST = 17
-
 
 class VfsFlash:
     """The flash verbs on MicroPython's VFS (littlefs on the board; any `os` filesystem elsewhere)."""
@@ -76,9 +73,12 @@ class VfsFlash:
         """Delete path; a missing file is not an error."""
         try:
             os.remove(self._p(path))
-        except OSError as e:
-            if e.args[0] != _ENOENT:
-                raise
+        except OSError:
+            try:
+                os.stat(self._p(path))  # still there: a real failure (errno numbers differ by port)
+            except OSError:
+                return
+            raise
 
     def listdir(self, path):
         """Names in the directory path ([] when missing)."""
@@ -91,8 +91,10 @@ class VfsFlash:
         """Create directory path; existing is fine."""
         try:
             os.mkdir(self._p(path))
-        except OSError as e:
-            if e.args[0] != _EEXIST:
+        except OSError:
+            try:
+                os.stat(self._p(path))  # exists (ports differ in the errno they give for that)
+            except OSError:
                 raise
 
     def stat(self, path):
