@@ -1,0 +1,124 @@
+"""THE wiring of the ESP32 handset board: every pin and bus in one place, and build() for the drivers.
+
+Board: ESP32-WROOM-32. Avoided on purpose: GPIO 6-11 (flash), 1/3 (USB serial, REPL), 0/2/12 (boot straps:
+a pull-up on 12 selects 1.8 V flash, one on 2 blocks serial download). ADC2 pins are avoided for analog
+inputs (the radio takes ADC2); analog inputs sit on the input-only ADC1 pins 34, 36, 39.
+"""
+
+from micropython import const
+
+import machine
+import time
+
+import drivers
+from drivers.esp32 import ads1115, alarm, buttons, buzzer, ds3231, hd44780, heater, hum, link, ntc, relay
+from drivers.esp32 import sdp810, slot, vc0706, vehicle
+
+# I2C bus 0, 100 kHz, 2.2 kOhm pull-ups to 3.3 V on the board. Devices on it (7-bit addresses):
+I2C_ID = const(0)
+I2C_SDA = const(21)
+I2C_SCL = const(22)
+I2C_FREQ = const(100000)
+ADDR_ADS1115 = const(0x48)     # fuel-cell amplifier on AIN0, +-2.048 V range
+ADDR_SDP810 = const(0x25)      # mouthpiece differential pressure (SDP810-500Pa)
+ADDR_LCD = const(0x27)         # PCF8574 backpack of the 2 x 16 LCD
+ADDR_RTC = const(0x68)         # DS3231 (also the ambient thermometer)
+ADDR_MODULE = const(0x50)      # 24C02 on the sensor module, through the slot connector behind a hot-swap
+                               # I2C buffer, so plugging a module cannot hang the bus
+FUEL_CELL_CHANNEL = const(0)
+FUEL_CELL_FSR_MV = const(2048)
+
+# Analog inputs (ADC1, 11 dB attenuation, calibrated read_uv()).
+PIN_BREATH_NTC = const(36)     # breath-path NTC, 10 k / B3950, high side; 10 k to ground
+PIN_BLOCK_NTC = const(39)      # fuel-cell block NTC, same divider
+PIN_HUM = const(34)            # microphone band-pass envelope (analog front end), 0..3.1 V
+NTC_SUPPLY_UV = const(3300000)
+
+# Digital inputs.
+PIN_LEFT = const(18)           # buttons to ground, internal pull-ups
+PIN_OK = const(19)
+PIN_RIGHT = const(23)
+PIN_LATCH = const(33)          # module latch switch to ground, internal pull-up
+PIN_LINK = const(5)            # handset cable sense: the relay unit ties it to ground; internal pull-up
+PIN_IGNITION = const(35)       # ignition through divider + optocoupler, high = on (input only, no pulls)
+PIN_ALT_W = const(32)          # alternator W terminal through an optocoupler, pulses counted on rising edges
+
+# Outputs. Each has a 10 kOhm pull-down on the board so it stays off while the chip is in reset.
+PIN_RELAY = const(26)          # starter interlock relay driver, high = closed
+PIN_HORN = const(27)           # horn relay driver
+PIN_LIGHTS = const(13)         # hazard-lights relay driver, PWM at 1 Hz to flash
+PIN_HEATER = const(25)         # fuel-cell heater MOSFET
+PIN_BUZZER = const(4)          # piezo, PWM
+LIGHTS_FLASH_HZ = const(1)
+BUZZER_HZ = const(2700)
+BUZZER_TIMER = const(0)        # hardware timer stepping the beep patterns
+
+# UARTs. The camera's is built here; the modem's and the service port's belong to their drivers' authors,
+# who build them with modem_uart() / service_uart() below.
+CAMERA_UART = const(1)
+CAMERA_TX = const(14)
+CAMERA_RX = const(15)
+CAMERA_BAUD = const(38400)     # VC0706 power-on default
+MODEM_UART = const(2)
+MODEM_TX = const(17)
+MODEM_RX = const(16)
+MODEM_BAUD = const(115200)
+SERVICE_UART = const(0)        # the USB serial bridge (GPIO 1/3); the REPL must be detached before use
+SERVICE_BAUD = const(115200)
+
+
+def modem_uart():
+    """The cellular modem's UART (for the modem driver; not created by build())."""
+    return machine.UART(MODEM_UART, baudrate=MODEM_BAUD, tx=MODEM_TX, rx=MODEM_RX, timeout=100,
+                        timeout_char=20, rxbuf=1024)
+
+
+def service_uart():
+    """The service port's UART (for the service-port driver; not created by build())."""
+    return machine.UART(SERVICE_UART, baudrate=SERVICE_BAUD, timeout=0, rxbuf=512)
+
+
+def build(camera_fs=None):
+    """Create the buses and every driver; return the board's drivers.Hardware."""
+    Pin = machine.Pin
+    # Outputs first, each created at its off level: the starter stays blocked from the first instruction.
+    rel = relay.Relay(Pin(PIN_RELAY, Pin.OUT, value=0))
+    heat_pin = Pin(PIN_HEATER, Pin.OUT, value=0)
+    horn = Pin(PIN_HORN, Pin.OUT, value=0)
+    lights = machine.PWM(Pin(PIN_LIGHTS), freq=LIGHTS_FLASH_HZ, duty_u16=0)
+    beeper = machine.PWM(Pin(PIN_BUZZER), freq=BUZZER_HZ, duty_u16=0)
+
+    i2c = machine.I2C(I2C_ID, scl=Pin(I2C_SCL), sda=Pin(I2C_SDA), freq=I2C_FREQ)
+    cam_uart = machine.UART(CAMERA_UART, baudrate=CAMERA_BAUD, tx=CAMERA_TX, rx=CAMERA_RX, timeout=200,
+                            timeout_char=50)
+
+    def adc(pin):
+        return machine.ADC(Pin(pin), atten=machine.ADC.ATTN_11DB)
+
+    def button(pin):
+        return Pin(pin, Pin.IN, Pin.PULL_UP)
+
+    block = ntc.NTC(adc(PIN_BLOCK_NTC), NTC_SUPPLY_UV)
+    return drivers.Hardware(
+        fuel_cell=ads1115.FuelCell(i2c, ADDR_ADS1115, FUEL_CELL_CHANNEL, FUEL_CELL_FSR_MV),
+        flow=sdp810.BreathFlow(i2c, ADDR_SDP810),
+        breath_temp=ntc.NTC(adc(PIN_BREATH_NTC), NTC_SUPPLY_UV),
+        hum=hum.HumDetect(adc(PIN_HUM)),
+        heater=heater.Heater(heat_pin, block),
+        ambient=ds3231.Ambient(i2c, ADDR_RTC),
+        module=slot.ModuleSlot(button(PIN_LATCH), i2c, ADDR_MODULE),
+        buttons=buttons.Buttons(button(PIN_LEFT), button(PIN_OK), button(PIN_RIGHT)),
+        display=hd44780.Display(i2c, ADDR_LCD, time.sleep_ms),
+        relay=rel,
+        alarm=alarm.Alarm(horn, lights),
+        buzzer=buzzer.Buzzer(beeper, machine.Timer(BUZZER_TIMER), BUZZER_HZ),
+        vehicle=vehicle.Vehicle(Pin(PIN_IGNITION, Pin.IN), Pin(PIN_ALT_W, Pin.IN, Pin.PULL_UP), time.ticks_ms),
+        link=link.HandsetLink(button(PIN_LINK)),
+        rtc=ds3231.DS3231(i2c, ADDR_RTC),
+        camera=vc0706.Camera(cam_uart, camera_fs),
+        # Added by their own drivers' authors: the flash filesystem (storage), the cellular modem (on
+        # modem_uart()) and the technician's service port (on service_uart()).
+        fs=None,
+        modem=None,
+        service_port=None,
+    )
