@@ -1,0 +1,99 @@
+"""SMP file-system group (8), read-only: the event log and a view of the state as two files.
+
+`/log/events.bin` is the log export (storage.record: a header, then the held records back to back, hash
+chained); `/state.json` is the reported state (`status()`) as JSON. A download starts at offset 0, which
+takes a snapshot of the length (and of the state text), so records appended while it runs do not move
+the end under the client. Each answer fills the port's buffer (MCUmgr buf_size).
+"""
+
+import json
+
+from fsm import records
+from micropython import const
+
+from service import smp
+
+LOG_FILE = "/log/events.bin"
+STATE_FILE = "/state.json"
+
+TRANSFER = const(0)
+STATUS = const(1)
+CLOSE = const(4)
+
+# FS_MGMT_ERR codes (SMP v2)
+_RC_NOT_FOUND = const(3)
+_RC_OFFSET_LARGER = const(12)
+_RC_READ_ONLY = const(15)
+V1_MAP = {_RC_NOT_FOUND: smp.ENOENT, _RC_OFFSET_LARGER: smp.EINVAL, _RC_READ_ONLY: smp.EACCESSDENIED}
+
+_REPLY_FIXED = const(40)  # header + map + keys + the largest off/len integers + a 3-byte bytes head
+
+
+def known(op, cmd):
+    """True for the commands this group serves with that op."""
+    return cmd == TRANSFER or (cmd == STATUS and op == smp.OP_READ) or (cmd == CLOSE and op == smp.OP_WRITE)
+
+
+def _state_bytes(svc):
+    return json.dumps(svc.handset.status()).encode()
+
+
+def _open(svc, name):
+    """(length, snapshot) of a file, logging a log download; None when there is no such file."""
+    if name == LOG_FILE:
+        # logged first, so the download carries the evidence of itself
+        svc.logged(records.SVC_DOWNLOAD, svc.log.next_seq() - 1)
+        return svc.log.export_size(), None
+    if name == STATE_FILE:
+        data = _state_bytes(svc)
+        return len(data), data
+    return None
+
+
+def chunk_size(svc):
+    """Bytes of file data one answer carries: the packet limit less the header and map."""
+    return svc.limit - _REPLY_FIXED
+
+
+def handle(svc, now_ms, op, cmd, req):
+    """Serve one FS group request (see known())."""
+    name = req.get("name")
+    if cmd == CLOSE:
+        svc.download = None
+        return {}
+    if not isinstance(name, str):
+        return smp.EINVAL
+    if name != LOG_FILE and name != STATE_FILE:
+        return smp.group_err(_RC_NOT_FOUND)
+    if cmd == STATUS:
+        if name == LOG_FILE:
+            return {"len": svc.log.export_size()}
+        return {"len": len(_state_bytes(svc))}
+    if op == smp.OP_WRITE:
+        return smp.group_err(_RC_READ_ONLY)
+    off = req.get("off")
+    if not isinstance(off, int) or isinstance(off, bool) or off < 0:
+        return smp.EINVAL
+    dl = svc.download
+    if off == 0 or dl is None or dl[0] != name:
+        if off != 0 and name == LOG_FILE:
+            # resuming without the start: serve the current end, but do not log a new download
+            dl = (name, svc.log.export_size(), None)
+        else:
+            size, snap = _open(svc, name)
+            dl = (name, size, snap)
+        svc.download = dl
+    size = dl[1]
+    if off > size:
+        return smp.group_err(_RC_OFFSET_LARGER)
+    n = min(chunk_size(svc), size - off)
+    if dl[2] is not None:
+        data = dl[2][off:off + n]
+    else:
+        data = svc.log.export_read(off, n) if n else b""
+    if off == 0:
+        return {"off": off, "data": data, "len": size}
+    if off + n >= size:
+        svc.download = None
+    return {"off": off, "data": data}
+

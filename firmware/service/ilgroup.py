@@ -1,0 +1,155 @@
+"""SMP interlock group (100): technician login, status, calibration, module, service record, lockout clear,
+policy, clock, provisioning, logout.
+
+Every change goes through the state machine's technician API, which checks it and logs it; the technician's
+id travels with it. Refusals are SMP v2 errors of this group (v1 clients get the nearest common code).
+"""
+
+from fsm import machine, records
+from micropython import const
+
+from service import auth, smp
+
+AUTH = const(0)  # read: {} -> {"nonce"}; write: {"tech_id", "expires", "mac"} -> {"tech_id", "expires"}
+STATUS = const(1)  # read: {} -> {"status": {...}}
+CALIBRATE = const(2)  # write: {"zero", "ref", "brac"} -> {}
+MODULE = const(3)  # write: {"serial", "expiry"} -> {}
+SERVICE = const(4)  # write: {"due"?} -> {"due"}
+CLEAR = const(5)  # write: {"lockout_id"?} -> {}
+POLICY = const(6)  # read: {} -> {"policy"}; write: {"policy": {name: int, "version"}} -> {"policy_version"}
+CLOCK = const(7)  # read: {} -> {"wall"}; write: {"wall"} -> {"wall"}
+PROVISION = const(8)  # write: {"device_id", "secret"} -> {"device_id"}; only while unprovisioned
+LOGOUT = const(9)  # write: {} -> {}
+
+# this group's error codes (SMP v2 "err": {"group": 100, "rc": ...})
+RC_OK = const(0)
+RC_UNKNOWN = const(1)
+RC_REFUSED = const(2)  # the state machine refused the change (logged there)
+RC_EXPIRED = const(3)  # technician token expired
+RC_BAD_TOKEN = const(4)  # wrong MAC: a wrong token or one for another handset
+RC_NO_CHALLENGE = const(5)  # answer without a fresh challenge (replay or too late)
+RC_TOKEN_TOO_LONG = const(6)  # token lifetime beyond what the handset accepts
+RC_UNPROVISIONED = const(7)  # the handset has no key: provision it first
+RC_PROVISIONED = const(8)  # the handset already has its key
+
+V1_MAP = {
+    RC_REFUSED: smp.EBADSTATE, RC_EXPIRED: smp.EACCESSDENIED, RC_BAD_TOKEN: smp.EACCESSDENIED,
+    RC_NO_CHALLENGE: smp.EACCESSDENIED, RC_TOKEN_TOO_LONG: smp.EACCESSDENIED,
+    RC_UNPROVISIONED: smp.EACCESSDENIED, RC_PROVISIONED: smp.EBADSTATE,
+}
+
+_LOGIN_RC = {
+    auth.R_EXPIRED: RC_EXPIRED, auth.R_BAD_MAC: RC_BAD_TOKEN, auth.R_NO_CHALLENGE: RC_NO_CHALLENGE,
+    auth.R_TOO_LONG: RC_TOKEN_TOO_LONG, auth.R_UNPROVISIONED: RC_UNPROVISIONED,
+}
+
+_READS = (AUTH, STATUS, POLICY, CLOCK)
+_WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
+_U32 = const(0xFFFFFFFF)
+
+
+def known(op, cmd):
+    """True for the commands this group serves with that op."""
+    return cmd in (_READS if op == smp.OP_READ else _WRITES)
+
+
+def open_while_unprovisioned(svc, cmd):
+    """Provisioning needs no session while the handset has no key (nobody could log in)."""
+    return cmd == PROVISION and svc.handset.secret is None
+
+
+def _int(req, key, lo=0, hi=_U32, default=None):
+    """req[key] when it is an int in lo..hi (default when absent), else None."""
+    v = req.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        return None
+    return v
+
+
+def _applied(rc):
+    return {} if rc == machine.RC_APPLIED else smp.group_err(RC_REFUSED)
+
+
+def set_clock(svc, now_ms, wall, reply):
+    """Set the device clock for the session's technician (also used by the OS group's datetime write)."""
+    svc.handset.set_time(now_ms, wall, records.SRC_TECH)
+    svc.logged(machine.TECH_TIME, wall)
+    return reply
+
+
+def _login(svc, now_ms, req):
+    tech_id = _int(req, "tech_id", 1)
+    expires = _int(req, "expires")
+    mac = req.get("mac")
+    if tech_id is None or expires is None or not isinstance(mac, bytes):
+        return smp.EINVAL
+    h = svc.handset
+    tech_key = h.keys()[2] if h.secret is not None else None
+    svc.download = None
+    reason = svc.auth.login(now_ms, h.wall, tech_key, h.device_id, tech_id, expires, mac)
+    if reason:
+        svc.refused(now_ms, tech_id, reason)
+        return smp.group_err(_LOGIN_RC.get(reason, RC_UNKNOWN))
+    svc.logged(records.SVC_LOGIN, expires)
+    return {"tech_id": tech_id, "expires": expires}
+
+
+def handle(svc, now_ms, op, cmd, req):
+    """Serve one interlock group request (see known())."""
+    h = svc.handset
+    tech = svc.auth.tech_id
+    if cmd == AUTH:
+        if op == smp.OP_READ:
+            return {"nonce": svc.auth.challenge(now_ms)}
+        return _login(svc, now_ms, req)
+    if cmd == STATUS:
+        return {"status": h.status()}
+    if cmd == CALIBRATE:
+        zero, ref, brac = _int(req, "zero"), _int(req, "ref"), _int(req, "brac", 1, 1000)
+        if zero is None or ref is None or brac is None or ref <= zero:
+            return smp.EINVAL
+        return _applied(h.technician(now_ms, tech, records.SVC_CALIBRATE, zero, ref, brac))
+    if cmd == MODULE:
+        serial, expiry = _int(req, "serial", 1), _int(req, "expiry", 1, 65535)
+        if serial is None or expiry is None:
+            return smp.EINVAL
+        return _applied(h.technician(now_ms, tech, records.SVC_MODULE, serial, expiry))
+    if cmd == SERVICE:
+        due = _int(req, "due", 1, 65535, h.wall // 86400 + h.policy.service_days)
+        if due is None:
+            return smp.EINVAL
+        rc = h.technician(now_ms, tech, records.SVC_RECORD, due)
+        return {"due": due} if rc == machine.RC_APPLIED else smp.group_err(RC_REFUSED)
+    if cmd == CLEAR:
+        lockout = _int(req, "lockout_id", 0, _U32, 0)
+        if lockout is None:
+            return smp.EINVAL
+        return _applied(h.technician(now_ms, tech, machine.TECH_CLEAR, lockout))
+    if cmd == POLICY:
+        if op == smp.OP_READ:
+            return {"policy": h.policy.to_dict()}
+        values = req.get("policy")
+        if not isinstance(values, dict):
+            return smp.EINVAL
+        if not h.apply_policy(now_ms, values, records.SRC_TECH):
+            return smp.group_err(RC_REFUSED)
+        svc.logged(machine.TECH_POLICY, h.policy.version)
+        return {"policy_version": h.policy.version}
+    if cmd == CLOCK:
+        if op == smp.OP_READ:
+            return {"wall": h.wall}
+        wall = _int(req, "wall")
+        if wall is None:
+            return smp.EINVAL
+        return set_clock(svc, now_ms, wall, {"wall": wall})
+    if cmd == PROVISION:
+        device_id = _int(req, "device_id", 1)
+        secret = req.get("secret")
+        if device_id is None or not isinstance(secret, bytes) or len(secret) != 32:
+            return smp.EINVAL
+        if h.secret is not None or not h.provision(now_ms, device_id, secret):
+            return smp.group_err(RC_PROVISIONED)
+        return {"device_id": device_id}
+    # LOGOUT
+    svc.end_session()
+    return {}

@@ -1,0 +1,40 @@
+"""The service port's asyncio task: move bytes between the port and the SMP server.
+
+The runtime starts `serve(service, port, clock, reset)`; clock() gives ticks in ms (time.ticks_ms on a
+board, the simulator's virtual clock on the host) and reset() restarts the handset after an OS reset
+command has been answered.
+"""
+
+import asyncio
+
+from micropython import const
+
+_POLL_MS = const(5)
+_CHUNK = const(256)
+
+
+def pump(service, port, now_ms, buf):
+    """One turn: report the link, read what arrived, answer it. Returns the bytes read."""
+    connected = port.connected()
+    service.link(now_ms, connected)
+    if not connected:
+        return 0
+    n = port.readinto(buf)
+    if n:
+        for line in service.feed(now_ms, memoryview(buf)[:n]):
+            port.write(line)
+    return n
+
+
+async def serve(service, port, clock, reset=None):
+    """Run the service port forever."""
+    buf = bytearray(_CHUNK)
+    while True:
+        n = pump(service, port, clock(), buf)
+        if service.reset_requested:
+            service.reset_requested = False
+            service.end_session()
+            if reset is not None:
+                reset()
+        # keep reading at once while bytes stream in; otherwise yield to the state machine
+        await asyncio.sleep(0 if n == _CHUNK else _POLL_MS / 1000)

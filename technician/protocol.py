@@ -1,0 +1,283 @@
+"""SMP messages of the handset's interlock group (100), typed for `smp` and `smpclient`.
+
+Each request class names its success response and its v1/v2 errors, as smpclient expects. The command ids,
+fields and error codes mirror `firmware/service/ilgroup.py`; the tests check the two agree on the wire.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, unique
+from typing import ClassVar
+
+from smp import error as smperr
+from smp import header as smphdr
+from smp import message as smpmsg
+from smp.header import GroupIdField
+
+GROUP_ID = 100
+
+
+@unique
+class Cmd(IntEnum):
+    """Command ids of the interlock group."""
+
+    AUTH = 0
+    STATUS = 1
+    CALIBRATE = 2
+    MODULE = 3
+    SERVICE = 4
+    CLEAR = 5
+    POLICY = 6
+    CLOCK = 7
+    PROVISION = 8
+    LOGOUT = 9
+
+
+@unique
+class InterlockErr(IntEnum):
+    """The interlock group's own error codes (SMP v2 `err.rc`)."""
+
+    OK = 0
+    UNKNOWN = 1
+    REFUSED = 2
+    EXPIRED = 3
+    BAD_TOKEN = 4
+    NO_CHALLENGE = 5
+    TOKEN_TOO_LONG = 6
+    UNPROVISIONED = 7
+    PROVISIONED = 8
+
+
+class InterlockErrorV1(smperr.ErrorV1):
+    """SMP v1 error of the interlock group."""
+
+    _GROUP_ID: ClassVar[GroupIdField] = GROUP_ID
+
+
+class InterlockErrorV2(smperr.ErrorV2[InterlockErr]):
+    """SMP v2 error of the interlock group."""
+
+    _GROUP_ID: ClassVar[GroupIdField] = GROUP_ID
+
+
+class _Group:
+    _GROUP_ID: ClassVar[GroupIdField] = GROUP_ID
+    _ErrorV1 = InterlockErrorV1
+    _ErrorV2 = InterlockErrorV2
+
+
+# ----- responses
+
+
+class ChallengeResponse(smpmsg.ReadResponse):
+    """A fresh 16-byte nonce to answer with the token key."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.AUTH
+    nonce: bytes
+
+
+class LoginResponse(smpmsg.WriteResponse):
+    """The session is open for this technician until `expires` (device seconds)."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.AUTH
+    tech_id: int
+    expires: int
+
+
+class StatusResponse(smpmsg.ReadResponse):
+    """The handset's reported state."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.STATUS
+    status: dict[str, int | str | None]
+
+
+class _Empty(smpmsg.WriteResponse):
+    _GROUP_ID = GROUP_ID
+
+
+class CalibrateResponse(_Empty):
+    """Calibration applied."""
+
+    _COMMAND_ID = Cmd.CALIBRATE
+
+
+class ModuleResponse(_Empty):
+    """Module recorded."""
+
+    _COMMAND_ID = Cmd.MODULE
+
+
+class ServiceResponse(smpmsg.WriteResponse):
+    """Service visit recorded; the next one is due on device day `due`."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.SERVICE
+    due: int
+
+
+class ClearResponse(_Empty):
+    """Lockout cleared."""
+
+    _COMMAND_ID = Cmd.CLEAR
+
+
+class PolicyReadResponse(smpmsg.ReadResponse):
+    """The policy in force."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.POLICY
+    policy: dict[str, int]
+
+
+class PolicyWriteResponse(smpmsg.WriteResponse):
+    """The policy version now in force."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.POLICY
+    policy_version: int
+
+
+class ClockReadResponse(smpmsg.ReadResponse):
+    """The handset's device time."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.CLOCK
+    wall: int
+
+
+class ClockWriteResponse(smpmsg.WriteResponse):
+    """The device time just set."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.CLOCK
+    wall: int
+
+
+class ProvisionResponse(smpmsg.WriteResponse):
+    """The handset now has its key and this device id."""
+
+    _GROUP_ID = GROUP_ID
+    _COMMAND_ID = Cmd.PROVISION
+    device_id: int
+
+
+class LogoutResponse(_Empty):
+    """The session is closed."""
+
+    _COMMAND_ID = Cmd.LOGOUT
+
+
+# ----- requests (smpclient SMPRequest: request + its response and errors)
+
+
+class Challenge(_Group, smpmsg.ReadRequest):
+    """Ask for a login challenge."""
+
+    _COMMAND_ID = Cmd.AUTH
+    _Response = ChallengeResponse
+
+
+class Login(_Group, smpmsg.WriteRequest):
+    """Answer the challenge: mac = HMAC-SHA256(token_key, b"TA" + nonce)."""
+
+    _COMMAND_ID = Cmd.AUTH
+    _Response = LoginResponse
+    tech_id: int
+    expires: int
+    mac: bytes
+
+
+class Status(_Group, smpmsg.ReadRequest):
+    """Read the handset's reported state."""
+
+    _COMMAND_ID = Cmd.STATUS
+    _Response = StatusResponse
+
+
+class Calibrate(_Group, smpmsg.WriteRequest):
+    """Two-point calibration: counts at zero alcohol and at a reference gas of `brac` (thousandths g/dL)."""
+
+    _COMMAND_ID = Cmd.CALIBRATE
+    _Response = CalibrateResponse
+    zero: int
+    ref: int
+    brac: int
+
+
+class Module(_Group, smpmsg.WriteRequest):
+    """Install or replace the sensor module: its serial and expiry (device day)."""
+
+    _COMMAND_ID = Cmd.MODULE
+    _Response = ModuleResponse
+    serial: int
+    expiry: int
+
+
+class Service(_Group, smpmsg.WriteRequest):
+    """Record a service visit; `due` (device day) of the next one, or the policy interval when omitted."""
+
+    _COMMAND_ID = Cmd.SERVICE
+    _Response = ServiceResponse
+    due: int | None = None
+
+
+class Clear(_Group, smpmsg.WriteRequest):
+    """Clear the violation lockout (optionally naming its id)."""
+
+    _COMMAND_ID = Cmd.CLEAR
+    _Response = ClearResponse
+    lockout_id: int | None = None
+
+
+class PolicyRead(_Group, smpmsg.ReadRequest):
+    """Read the policy in force."""
+
+    _COMMAND_ID = Cmd.POLICY
+    _Response = PolicyReadResponse
+
+
+class PolicyWrite(_Group, smpmsg.WriteRequest):
+    """Apply a policy (name -> int, with a higher "version"); all or nothing."""
+
+    _COMMAND_ID = Cmd.POLICY
+    _Response = PolicyWriteResponse
+    policy: dict[str, int]
+
+
+class ClockRead(_Group, smpmsg.ReadRequest):
+    """Read the device time."""
+
+    _COMMAND_ID = Cmd.CLOCK
+    _Response = ClockReadResponse
+
+
+class ClockWrite(_Group, smpmsg.WriteRequest):
+    """Set the device time (device seconds since 2024-01-01T00:00Z)."""
+
+    _COMMAND_ID = Cmd.CLOCK
+    _Response = ClockWriteResponse
+    wall: int
+
+
+class Provision(_Group, smpmsg.WriteRequest):
+    """Give an unprovisioned handset its device id and 32-byte secret."""
+
+    _COMMAND_ID = Cmd.PROVISION
+    _Response = ProvisionResponse
+    device_id: int
+    secret: bytes
+
+
+class Logout(_Group, smpmsg.WriteRequest):
+    """End the session."""
+
+    _COMMAND_ID = Cmd.LOGOUT
+    _Response = LogoutResponse
+
+
+def header_group(frame: bytes) -> int:
+    """The group id in an SMP packet's header (for diagnostics)."""
+    return smphdr.Header.loads(frame[: smphdr.Header.SIZE]).group_id
