@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 
-from littlefs import LittleFS, LittleFSError, UserContext
+from littlefs import LittleFS, LittleFSError, UserContext, lfs
 
 BLOCK_SIZE = 4096
 BLOCKS = 512  # 2 MiB: the esp32 4 MiB layout's `vfs` partition
@@ -140,6 +140,62 @@ def _oserror(e: LittleFSError, path: str) -> OSError:
     return OSError(code, "littlefs error %d" % e.code, path)
 
 
+class LfsFile:
+    """A littlefs file handle that is closed exactly once even when the close itself fails (power cut).
+
+    Its methods raise OSError, as a MicroPython file on VfsLfs2 does.
+    """
+
+    def __init__(self, fs: LittleFS, path: str, mode: str) -> None:
+        self._fs = fs.fs
+        self.path = path
+        self._fh = self._do(lfs.file_open, path, mode, fs.filename_encoding)
+        self.closed = False
+
+    def _do(self, fn, *args):
+        """One littlefs call with its error as OSError."""
+        try:
+            return fn(self._fs, *args)
+        except LittleFSError as e:
+            raise _oserror(e, self.path) from None
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to n bytes (all the rest when n < 0)."""
+        if n < 0:
+            n = self._do(lfs.file_size, self._fh) - self._do(lfs.file_tell, self._fh)
+        return self._do(lfs.file_read, self._fh, max(n, 0))
+
+    def readinto(self, buf) -> int:
+        """Fill buf; the count read."""
+        data = self._do(lfs.file_read, self._fh, len(buf))
+        buf[0:len(data)] = data
+        return len(data)
+
+    def write(self, data) -> int:
+        """Write data at the position (the end in append mode)."""
+        return self._do(lfs.file_write, self._fh, bytes(data))
+
+    def seek(self, off: int, whence: int = 0) -> int:
+        """Move the position."""
+        return self._do(lfs.file_seek, self._fh, off, whence)
+
+    def flush(self) -> None:
+        """Commit what was written so far (lfs_file_sync)."""
+        self._do(lfs.file_sync, self._fh)
+
+    def close(self) -> None:
+        """Commit and release the handle, once."""
+        if not self.closed:
+            self.closed = True
+            self._do(lfs.file_close, self._fh)
+
+    def __enter__(self) -> "LfsFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class LfsFlash:
     """The firmware's flash verbs on a littlefs filesystem on a SimFlash (or any UserContext)."""
 
@@ -170,13 +226,13 @@ class LfsFlash:
             raise OSError(errno.EEXIST, str(e), path) from None
 
     def open(self, path, mode):
-        """A raw, unbuffered littlefs file object; the caller closes it."""
-        return self._call(lambda p: self.fs.open(p, mode, buffering=0), path)
+        """An unbuffered littlefs file (LfsFile); the caller closes it."""
+        return self._call(lambda p: LfsFile(self.fs, p, mode), path)
 
     def read(self, path, off=0, n=-1):
         """Up to n bytes from off (all when n < 0)."""
         def go(p):
-            with self.fs.open(p, "rb", buffering=0) as f:
+            with LfsFile(self.fs, p, "rb") as f:
                 if off:
                     f.seek(off)
                 return f.read() if n < 0 else f.read(n)
@@ -185,7 +241,7 @@ class LfsFlash:
     def readinto(self, path, off, buf):
         """Fill buf with the bytes at off; the count read."""
         def go(p):
-            with self.fs.open(p, "rb", buffering=0) as f:
+            with LfsFile(self.fs, p, "rb") as f:
                 if off:
                     f.seek(off)
                 return f.readinto(buf)
@@ -194,14 +250,14 @@ class LfsFlash:
     def write(self, path, data):
         """Create or replace path with data; committed on return."""
         def go(p):
-            with self.fs.open(p, "wb", buffering=0) as f:
+            with LfsFile(self.fs, p, "wb") as f:
                 f.write(data)
         self._call(go, path)
 
     def append(self, path, data):
         """Add data at the end of path; committed on return."""
         def go(p):
-            with self.fs.open(p, "ab", buffering=0) as f:
+            with LfsFile(self.fs, p, "ab") as f:
                 f.write(data)
         self._call(go, path)
 
