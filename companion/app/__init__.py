@@ -1,0 +1,1 @@
+"""The companion application package (FastAPI)."""

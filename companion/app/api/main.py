@@ -1,0 +1,12 @@
+"""The API router: every resource router under /api/v1."""
+
+from fastapi import APIRouter
+
+from companion.app.api.routes import accounts, commands, handsets, sync, utils
+
+api_router = APIRouter()
+api_router.include_router(utils.router)
+api_router.include_router(accounts.router)
+api_router.include_router(handsets.router)
+api_router.include_router(commands.router)
+api_router.include_router(sync.router)

@@ -1,0 +1,70 @@
+"""POST /sync: the handset's authenticated exchange (see firmware/sync/wire.py for the format)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from companion.app.api.deps import DbDep, SettingsDep, SyncDep
+from companion.app.core import wire
+from companion.app.core.db import Database
+from companion.app.core.problems import Problem
+from companion.app.schemas import SyncRequest
+from companion.app.sync import SyncResult, SyncService
+
+router = APIRouter(tags=["sync"])
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its local $defs references replaced by the definitions (for openapi_extra)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref[len("#/$defs/"):]], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+_BODY_SCHEMA = SyncRequest.model_json_schema()
+_BODY_SCHEMA = _inline(_BODY_SCHEMA, _BODY_SCHEMA.get("$defs", {}))
+
+_AUTH_HEADERS: list[dict[str, Any]] = [
+    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": desc}
+    for name, desc in ((wire.H_DEVICE, "device id"), (wire.H_TIME, "device seconds"),
+                       (wire.H_NONCE, "16-64 hex digits, never reused"),
+                       (wire.H_DIGEST, "hex SHA-256 of the body"),
+                       (wire.H_SIG, "hex HMAC-SHA256 under the handset's sync key"))
+]
+
+
+@router.post(
+    "/sync",
+    responses={200: {"description": "signed answer (x-signature header)"},
+               401: {"description": "unauthenticated, bad signature or clock skew (server_time given)"},
+               409: {"description": "replayed nonce"}, 413: {"description": "too large"},
+               422: {"description": "invalid body"}},
+    openapi_extra={"parameters": _AUTH_HEADERS,
+                   "requestBody": {"required": True, "content": {"application/json": {
+                       "schema": _BODY_SCHEMA}}}},
+)
+async def sync(request: Request, db: DbDep, settings: SettingsDep, service: SyncDep) -> Response:
+    """One sync exchange: report, acknowledgements and log chunk in; desired state, commands, log ack out."""
+    limit = settings.MAX_BODY_BYTES
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
+    headers = dict(request.headers)
+    result = await run_in_threadpool(_handle, db, service, headers, body)
+    return Response(result.body, media_type="application/json", headers={wire.H_SIG: result.signature})
+
+
+def _handle(db: Database, service: SyncService, headers: dict[str, str], body: bytes) -> SyncResult:
+    with db.writer(), db.sessions() as session:
+        return service.handle(session, headers, body)

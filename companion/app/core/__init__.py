@@ -1,0 +1,1 @@
+"""Configuration, database, key handling and the sync wire checks."""

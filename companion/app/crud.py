@@ -1,0 +1,328 @@
+"""Every write the domain API makes, in one place (the sync endpoint's writes are in `sync.py`)."""
+
+import datetime as dt
+import struct
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from companion.app import schedule
+from companion.app.core import keys, timebase
+from companion.app.core.config import Settings
+from companion.app.core.keyring import Keyring
+from companion.app.core.problems import Problem
+from companion.app.models import Account, Command, Handset, Payment, TechToken, UnlockCode
+from companion.app.schemas import (
+    AccountCreate,
+    AccountPublic,
+    AccountUpdate,
+    CommandPublic,
+    DesiredPublic,
+    DesiredUpdate,
+    HandsetCreate,
+    HandsetPublic,
+    HandsetUpdate,
+)
+
+ACTIONS = {"clear": 1, "service": 2}  # fsm.codes.ACTION_CLEAR / ACTION_SERVICE
+
+
+# ---- views -------------------------------------------------------------------------------------------------
+def account_next_due(account: Account) -> dt.date:
+    """The account's next payment due date."""
+    return schedule.due_date(account.first_due, account.schedule, account.periods_paid)
+
+
+def account_public(session: Session, account: Account) -> AccountPublic:
+    """An account with its due date and handset ids."""
+    ids = (session.scalars(select(Handset.id).where(Handset.account_id == account.id)
+                                 .order_by(Handset.id))).all()
+    return AccountPublic(
+        id=account.id, name=account.name, schedule=account.schedule,  # type: ignore[arg-type]
+        first_due=account.first_due, installment_cents=account.installment_cents,
+        reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes,
+        codes_per_period=account.codes_per_period, service_period_days=account.service_period_days,
+        periods_paid=account.periods_paid, credit_cents=account.credit_cents,
+        next_due=account_next_due(account), handsets=list(ids))
+
+
+def handset_public(h: Handset) -> HandsetPublic:
+    """A handset as the API shows it."""
+    return HandsetPublic(
+        device_id=h.id, serial=h.serial, account_id=h.account_id, key_id=h.key_id,
+        desired=DesiredPublic(version=h.desired_version, payment_due=timebase.date_of(h.payment_due_day),
+                              service_due=timebase.date_of(h.service_due_day),
+                              inspection_due=timebase.date_of(h.inspection_due_day),
+                              expected_module=h.expected_module, policy=dict(h.policy or {})),
+        reported=h.reported, reported_version=h.reported_version, last_command_seq=h.last_command_seq,
+        lockout_id=h.lockout_id, log_seq=h.log_seq, log_error=h.log_error, syncs=h.syncs,
+        last_sync_at=h.last_sync_at)
+
+
+def command_public(c: Command) -> CommandPublic:
+    """A command as the API shows it."""
+    return CommandPublic(id=c.id, device_id=c.handset_id, seq=c.seq, kind=c.kind,  # type: ignore[arg-type]
+                         arg=c.arg, status=c.status, expires=c.expires,  # type: ignore[arg-type]
+                         rc=c.rc, deliveries=c.deliveries, created_at=c.created_at,
+                         delivered_at=c.delivered_at, acked_at=c.acked_at)
+
+
+# ---- accounts ----------------------------------------------------------------------------------------------
+def create_account(session: Session, data: AccountCreate) -> Account:
+    """Open an account."""
+    account = Account(**data.model_dump(), periods_paid=0, credit_cents=0)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def update_account(session: Session, account: Account, data: AccountUpdate) -> Account:
+    """Change an account's terms; a schedule change moves the handsets' due dates."""
+    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(account, name, value)
+    session.flush()
+    _push_due_date(session, account)
+    return account
+
+
+def _push_due_date(session: Session, account: Account) -> None:
+    """Give every handset of the account its current payment due date (a new desired version if it moved)."""
+    day = timebase.day_of(account_next_due(account))
+    session.execute(
+        update(Handset).where(Handset.account_id == account.id, Handset.payment_due_day != day)
+        .values(payment_due_day=day, desired_version=Handset.desired_version + 1))
+
+
+# ---- handsets ----------------------------------------------------------------------------------------------
+def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
+                            ) -> tuple[Handset, bytes]:
+    """Register a handset with a fresh CSPRNG secret, stored encrypted; returns the row and the secret."""
+    if data.account_id is not None and session.get(Account, data.account_id) is None:
+        raise Problem(404, "not-found", "no such account")
+    if session.scalar(select(Handset.id).where(Handset.serial == data.serial)) is not None:
+        raise Problem(409, "conflict", "a handset with this serial exists")
+    secret = keys.new_secret()
+    h = Handset(serial=data.serial, account_id=data.account_id, key_id="", secret_nonce=b"", secret_ct=b"",
+                desired_version=1, policy={}, payment_due_day=0)
+    session.add(h)
+    session.flush()  # the device id is bound into the ciphertext
+    h.key_id, h.secret_nonce, h.secret_ct = keyring.seal(h.id, secret)
+    if data.account_id is not None:
+        account = session.get(Account, data.account_id)
+        assert account is not None
+        h.payment_due_day = timebase.day_of(account_next_due(account))
+    session.flush()
+    return h, secret
+
+
+def update_handset(session: Session, h: Handset, data: HandsetUpdate) -> Handset:
+    """Attach the handset to an account (or detach it)."""
+    if data.account_id is not None:
+        account = session.get(Account, data.account_id)
+        if account is None:
+            raise Problem(404, "not-found", "no such account")
+        day = timebase.day_of(account_next_due(account))
+    else:
+        day = 0
+    h.account_id = data.account_id
+    if h.payment_due_day != day:
+        h.payment_due_day = day
+        h.desired_version += 1
+    session.flush()
+    return h
+
+
+def set_desired(session: Session, h: Handset, data: DesiredUpdate) -> Handset:
+    """Change desired-state fields; the version goes up once when anything changed."""
+    changed = False
+    fields = data.model_dump(exclude_unset=True)
+    for name, column in (("service_due", "service_due_day"), ("inspection_due", "inspection_due_day")):
+        if name in fields:
+            day = timebase.day_of(fields[name])
+            if getattr(h, column) != day:
+                setattr(h, column, day)
+                changed = True
+    if fields.get("expected_module") is not None and h.expected_module != fields["expected_module"]:
+        h.expected_module = fields["expected_module"]
+        changed = True
+    if fields.get("policy") is not None:
+        policy = dict(fields["policy"])
+        old = dict(h.policy or {})
+        policy["version"] = int(old.get("version", 0)) + 1
+        h.policy = policy
+        changed = True
+    if changed:
+        h.desired_version += 1
+    session.flush()
+    return h
+
+
+def rotate_keys(session: Session, keyring: Keyring) -> int:
+    """Re-encrypt every secret not under the current master key; returns how many were re-encrypted."""
+    count = 0
+    rows = (session.scalars(select(Handset).where(Handset.key_id != keyring.current))).all()
+    for h in rows:
+        secret = keyring.open(h.id, h.key_id, h.secret_nonce, h.secret_ct)
+        h.key_id, h.secret_nonce, h.secret_ct = keyring.seal(h.id, secret)
+        count += 1
+    session.flush()
+    return count
+
+
+# ---- commands ----------------------------------------------------------------------------------------------
+def _next_seq(session: Session, device_id: int) -> int:
+    """Allocate the handset's next command sequence number (the row stays locked until commit)."""
+    seq = session.scalar(update(Handset).where(Handset.id == device_id)
+                               .values(command_seq=Handset.command_seq + 1).returning(Handset.command_seq))
+    assert seq is not None
+    return int(seq)
+
+
+def queue_command(session: Session, settings: Settings, h: Handset, kind: str, arg: Any,
+                        ttl_s: int | None = None, dedupe: str | None = None) -> Command:
+    """Queue a command for the handset; with a dedupe key, an existing command with that key is returned."""
+    if dedupe is not None:
+        found = session.scalar(select(Command).where(Command.handset_id == h.id,
+                                                           Command.dedupe == dedupe))
+        if found is not None:
+            return found
+    if kind == "policy":
+        if not isinstance(arg, dict) or "version" not in arg:
+            raise Problem(422, "invalid", "a policy command needs a dict with a version")
+    elif isinstance(arg, dict):
+        raise Problem(422, "invalid", "this command takes an integer argument")
+    seq = _next_seq(session, h.id)
+    cmd = Command(handset_id=h.id, seq=seq, kind=kind, arg=arg, status="queued",
+                  expires=timebase.device_now() + (ttl_s or settings.COMMAND_TTL_S), dedupe=dedupe,
+                  deliveries=0)
+    try:
+        with session.begin_nested():
+            session.add(cmd)
+            session.flush()
+    except IntegrityError:
+        # another request (or companion process) queued the same command first: use theirs
+        found = session.scalar(select(Command).where(Command.handset_id == h.id,
+                                                           Command.dedupe == dedupe))
+        if found is None:
+            raise
+        return found
+    return cmd
+
+
+# ---- payments ----------------------------------------------------------------------------------------------
+def record_payment(session: Session, settings: Settings, account: Account, kind: str,
+                         amount_cents: int, reference: str, device_id: int | None,
+                         lockout_id: int | None) -> tuple[Payment, Command | None]:
+    """Record a payment once per reference: an installment moves the due date; a reset fee queues a clear
+    bound to the handset's current violation lockout."""
+    old = session.scalar(select(Payment).where(Payment.account_id == account.id,
+                                                     Payment.reference == reference))
+    if old is not None:
+        if old.kind != kind or old.amount_cents != amount_cents:
+            raise Problem(409, "conflict", "this reference was used for a different payment")
+        cmd = session.get(Command, old.command_id) if old.command_id else None
+        return old, cmd
+    cmd = None
+    payment = Payment(account_id=account.id, kind=kind, amount_cents=amount_cents, reference=reference)
+    if kind == "installment":
+        credit = account.credit_cents + amount_cents
+        periods = credit // account.installment_cents
+        account.periods_paid += periods
+        account.credit_cents = credit - periods * account.installment_cents
+        payment.due_after = account_next_due(account)
+        session.flush()
+        _push_due_date(session, account)
+    else:
+        if device_id is None:
+            raise Problem(422, "invalid", "a reset fee names the handset (device_id)")
+        h = session.get(Handset, device_id, with_for_update=not settings.is_sqlite)
+        if h is None or h.account_id != account.id:
+            raise Problem(404, "not-found", "no such handset on this account")
+        if not h.lockout_id:
+            raise Problem(409, "no-lockout", "the handset has not reported a violation lockout")
+        if lockout_id is not None and lockout_id != h.lockout_id:
+            raise Problem(409, "lockout-mismatch", "that lockout is not the handset's current one",
+                          current_lockout_id=h.lockout_id)
+        if amount_cents < account.reset_fee_cents:
+            raise Problem(422, "invalid", "the amount is below the reset fee",
+                          reset_fee_cents=account.reset_fee_cents)
+        cmd = queue_command(session, settings, h, "clear", h.lockout_id,
+                                  dedupe="clear:" + str(h.lockout_id))
+        payment.handset_id = h.id
+        payment.lockout_id = h.lockout_id
+        payment.command_id = cmd.id
+    try:
+        with session.begin_nested():
+            session.add(payment)
+            session.flush()
+    except IntegrityError:
+        old = session.scalar(select(Payment).where(Payment.account_id == account.id,
+                                                         Payment.reference == reference))
+        if old is None:
+            raise
+        return old, (session.get(Command, old.command_id) if old.command_id else None)
+    return payment, cmd
+
+
+# ---- unlock codes and technician tokens --------------------------------------------------------------------
+def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handset,
+                     action: str) -> tuple[UnlockCode, int]:
+    """Issue the next unlock code where the account's policy allows codes, within the per-period limit."""
+    account = session.get(Account, h.account_id) if h.account_id else None
+    if account is None:
+        raise Problem(409, "no-account", "the handset belongs to no account")
+    if not account.allow_codes or account.codes_per_period <= 0:
+        raise Problem(403, "codes-not-allowed", "this account's policy does not allow unlock codes")
+    now = timebase.device_now()
+    today = now // 86400
+    period = account.service_period_days
+    if h.service_due_day:
+        # the service period ends at the next service due day
+        start = h.service_due_day - period * ((h.service_due_day - today + period - 1) // period)
+        if start > today:
+            start -= period
+    else:
+        start = today - today % period
+    # allocate the counter first: the row lock it takes makes the count below exact under concurrency
+    # (a refusal rolls the allocation back)
+    counter = session.scalar(update(Handset).where(Handset.id == h.id)
+                                   .values(code_counter=Handset.code_counter + 1)
+                                   .returning(Handset.code_counter))
+    assert counter is not None
+    used = session.scalar(select(func.count()).select_from(UnlockCode).where(
+        UnlockCode.handset_id == h.id, UnlockCode.issue_day >= start))
+    if (used or 0) >= account.codes_per_period:
+        raise Problem(429, "code-limit", "the codes for this service period are used up",
+                      codes_per_period=account.codes_per_period)
+    issue_hour = now // 3600
+    pk = keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
+    code = code_for(pk.unlock, h.id, ACTIONS[action], int(counter), issue_hour)
+    row = UnlockCode(handset_id=h.id, action=ACTIONS[action], counter=int(counter), issue_hour=issue_hour,
+                     issue_day=today)
+    session.add(row)
+    session.flush()
+    return row, code
+
+
+def code_for(unlock_key: bytes, device_id: int, action: int, counter: int, issue_hour: int) -> int:
+    """The unlock code (fsm.codes.code_for, with the standard library's HMAC)."""
+    import hashlib
+    import hmac
+
+    d = hmac.new(unlock_key, b"UC" + struct.pack(">IBII", device_id, action, counter, issue_hour),
+                 hashlib.sha256).digest()
+    off = d[-1] & 0x0F
+    value = ((d[off] & 0x7F) << 24) | (d[off + 1] << 16) | (d[off + 2] << 8) | d[off + 3]
+    return value % 10**8
+
+
+def issue_tech_token(session: Session, keyring: Keyring, h: Handset, tech_id: int,
+                           lifetime_s: int) -> tuple[int, bytes]:
+    """(expires, token key) for one technician on one handset; the issue is kept for audit."""
+    expires = timebase.device_now() + lifetime_s
+    pk = keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
+    session.add(TechToken(handset_id=h.id, tech_id=tech_id, expires=expires))
+    session.flush()
+    return expires, keys.tech_token_key(pk.tech, h.id, tech_id, expires)

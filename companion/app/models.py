@@ -1,0 +1,170 @@
+"""Database tables (SQLAlchemy 2 declarative). The API's Pydantic models live in `schemas.py`."""
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Account(Base):
+    """A driver's account: payment schedule, code policy, and the handsets it pays for."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schedule: Mapped[str] = mapped_column(String(16))
+    first_due: Mapped[dt.date] = mapped_column(Date)
+    installment_cents: Mapped[int] = mapped_column(Integer)
+    periods_paid: Mapped[int] = mapped_column(Integer, default=0)
+    credit_cents: Mapped[int] = mapped_column(Integer, default=0)
+    reset_fee_cents: Mapped[int] = mapped_column(Integer)
+    allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
+    codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
+    service_period_days: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Handset(Base):
+    """One handset: its encrypted secret, desired state, last reported state and sync bookkeeping."""
+
+    __tablename__ = "handsets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the device id
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True, index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    # desired state (version goes up on every change)
+    desired_version: Mapped[int] = mapped_column(Integer, default=1)
+    payment_due_day: Mapped[int] = mapped_column(Integer, default=0)
+    service_due_day: Mapped[int] = mapped_column(Integer, default=0)
+    inspection_due_day: Mapped[int] = mapped_column(Integer, default=0)
+    expected_module: Mapped[int] = mapped_column(BigInteger, default=0)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # counters the companion allocates
+    command_seq: Mapped[int] = mapped_column(Integer, default=0)
+    code_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # what the handset last reported
+    reported: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    reported_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_command_seq: Mapped[int] = mapped_column(Integer, default=0)
+    lockout_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # log upload: highest contiguous stored seq and the chain hash after it (hex; "" = genesis)
+    log_seq: Mapped[int] = mapped_column(Integer, default=0)
+    log_hash: Mapped[str] = mapped_column(String(64), default="")
+    log_error: Mapped[str] = mapped_column(String(64), default="")
+    syncs: Mapped[int] = mapped_column(Integer, default=0)
+    last_sync_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Command(Base):
+    """A command for one handset: sequence number, expiry, and its status (queued/delivered/applied/...)."""
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        UniqueConstraint("handset_id", "seq", name="uq_command_seq"),
+        UniqueConstraint("handset_id", "dedupe", name="uq_command_dedupe"),
+        Index("ix_command_open", "handset_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    arg: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    expires: Mapped[int] = mapped_column(BigInteger)  # device seconds
+    dedupe: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LogRecord(Base):
+    """One uploaded handset log record, keyed by (handset, seq): a retried upload stores nothing twice."""
+
+    __tablename__ = "log_records"
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    wall: Mapped[int] = mapped_column(BigInteger)
+    rtype: Mapped[int] = mapped_column(Integer)
+    a: Mapped[int] = mapped_column(BigInteger)
+    b: Mapped[int] = mapped_column(BigInteger)
+    c: Mapped[int] = mapped_column(BigInteger)
+    photo: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SyncNonce(Base):
+    """A request nonce seen recently: the same (handset, nonce) is a replay."""
+
+    __tablename__ = "sync_nonces"
+    handset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class Payment(Base):
+    """A recorded payment: an installment (moves the due date) or a violation reset fee (queues a clear)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("account_id", "reference", name="uq_payment_reference"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(64))
+    handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True)
+    lockout_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    command_id: Mapped[int | None] = mapped_column(ForeignKey("commands.id"), nullable=True)
+    due_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UnlockCode(Base):
+    """An issued unlock code (the code itself is recomputable; only its parameters are kept)."""
+
+    __tablename__ = "unlock_codes"
+    __table_args__ = (UniqueConstraint("handset_id", "counter", name="uq_code_counter"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
+    action: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int] = mapped_column(Integer)
+    issue_hour: Mapped[int] = mapped_column(Integer)
+    issue_day: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TechToken(Base):
+    """An issued technician token (audit trail; the key itself is recomputable and never stored)."""
+
+    __tablename__ = "tech_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
+    tech_id: Mapped[int] = mapped_column(BigInteger)
+    expires: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,261 @@
+"""The API's Pydantic models, one family per resource (Base / Create / Update / Public)."""
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+I32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Schedule = Literal["weekly", "biweekly", "monthly", "bimonthly"]
+PolicyValues = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=32,
+                                                                pattern=r"^[a-z][a-z0-9_]*$")],
+                              Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]],
+                         Field(max_length=64)]
+Day = Annotated[dt.date, Field(ge=dt.date(2024, 1, 2), le=dt.date(2150, 1, 1))]
+
+
+# accounts
+class AccountBase(BaseModel):
+    """What an account is."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    schedule: Schedule
+    first_due: Day
+    installment_cents: Annotated[int, Field(ge=1, le=10**9)]
+    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9)] = 7500
+    allow_codes: bool = True
+    codes_per_period: Annotated[int, Field(ge=0, le=100)] = 2
+    service_period_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
+class AccountCreate(AccountBase):
+    """Fields to open an account."""
+
+
+class AccountUpdate(BaseModel):
+    """Fields an update may change (all optional)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    schedule: Schedule | None = None
+    installment_cents: Annotated[int, Field(ge=1, le=10**9)] | None = None
+    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    allow_codes: bool | None = None
+    codes_per_period: Annotated[int, Field(ge=0, le=100)] | None = None
+    service_period_days: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+class AccountPublic(AccountBase):
+    """An account as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    periods_paid: int
+    credit_cents: int
+    next_due: dt.date
+    handsets: list[int] = []
+
+
+# handsets
+class HandsetBase(BaseModel):
+    """What identifies a handset."""
+
+    serial: Text
+    account_id: Id | None = None
+
+
+class HandsetCreate(HandsetBase):
+    """Fields to provision a handset (the companion creates its secret)."""
+
+
+class HandsetUpdate(BaseModel):
+    """Attach a handset to an account."""
+
+    account_id: Id | None = None
+
+
+class DesiredPublic(BaseModel):
+    """The versioned desired state the handset receives on sync."""
+
+    version: int
+    payment_due: dt.date | None
+    service_due: dt.date | None
+    inspection_due: dt.date | None
+    expected_module: int
+    policy: dict[str, int]
+
+
+class DesiredUpdate(BaseModel):
+    """Desired-state fields to change; any change raises the version (a policy change raises its own)."""
+
+    service_due: Day | None = None
+    inspection_due: Day | None = None
+    expected_module: U32 | None = None
+    policy: PolicyValues | None = None
+
+
+class HandsetPublic(HandsetBase):
+    """A handset as the API shows it (never its secret)."""
+
+    device_id: int
+    key_id: str
+    desired: DesiredPublic
+    reported: dict[str, Any] | None
+    reported_version: int
+    last_command_seq: int
+    lockout_id: int
+    log_seq: int
+    log_error: str
+    syncs: int
+    last_sync_at: dt.datetime | None
+
+
+class HandsetProvisioned(HandsetPublic):
+    """The answer to provisioning: the only time the secret leaves the companion (for the service port)."""
+
+    secret: str
+
+
+# commands
+CommandKind = Literal["clear", "service_extend", "time_set", "policy"]
+CommandStatus = Literal["queued", "delivered", "applied", "refused", "expired"]
+
+
+class CommandBase(BaseModel):
+    """What a command asks the handset to do."""
+
+    kind: CommandKind
+    arg: U32 | PolicyValues
+
+
+class CommandCreate(CommandBase):
+    """Queue a command; it expires after ttl_s seconds if the handset has not acknowledged it."""
+
+    ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] | None = None
+
+
+class CommandPublic(CommandBase):
+    """A command and where it is: queued, delivered (sent in a signed response), applied, refused, expired."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    device_id: int
+    seq: int
+    status: CommandStatus
+    expires: int
+    rc: int | None
+    deliveries: int
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    acked_at: dt.datetime | None
+
+
+# payments
+class PaymentBase(BaseModel):
+    """A payment as the back office records it."""
+
+    kind: Literal["installment", "reset_fee"]
+    amount_cents: Annotated[int, Field(ge=1, le=10**9)]
+    reference: Text
+    device_id: Id | None = None
+    lockout_id: U32 | None = None
+
+
+class PaymentCreate(PaymentBase):
+    """Record a payment; the reference makes a retried request idempotent."""
+
+
+class PaymentPublic(PaymentBase):
+    """A recorded payment with its effect: the new due date or the queued clear."""
+
+    id: int
+    account_id: int
+    next_due: dt.date | None
+    command: CommandPublic | None
+    created_at: dt.datetime
+
+
+# unlock codes
+class CodeCreate(BaseModel):
+    """Which action the code unlocks."""
+
+    action: Literal["clear", "service"]
+
+
+class CodePublic(BaseModel):
+    """An issued unlock code, zero-padded to 8 digits."""
+
+    device_id: int
+    action: Literal["clear", "service"]
+    counter: int
+    issue_hour: int
+    valid_hours: int
+    code: str
+
+
+# technician tokens
+class TechTokenCreate(BaseModel):
+    """A short-lived token for one technician on one handset."""
+
+    tech_id: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    lifetime_s: Annotated[int, Field(ge=60, le=24 * 3600)] | None = None
+
+
+class TechTokenPublic(BaseModel):
+    """The token: the handset verifies HMAC(token_key, "TA" | nonce) against its own derivation."""
+
+    device_id: int
+    tech_id: int
+    expires: int
+    token_key: str
+
+
+# log
+class LogRecordPublic(BaseModel):
+    """One uploaded log record."""
+
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    wall: int
+    rtype: int
+    a: int
+    b: int
+    c: int
+    photo: int
+
+
+# sync (documentation of the body; the route verifies the signature on the raw bytes first)
+class LogChunk(BaseModel):
+    """Encoded records (storage/record.py, 40 bytes each) back to back, base64, starting at `first`."""
+
+    first: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    data: Annotated[str, StringConstraints(max_length=65536)]
+
+
+StatusValue = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Annotated[str, StringConstraints(max_length=64)] | None
+
+
+class SyncRequest(BaseModel):
+    """The handset's sync body."""
+
+    v: Literal[1]
+    device_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    status: Annotated[dict[Annotated[str, StringConstraints(max_length=32)], StatusValue], Field(max_length=64)]
+    desired_version: U32
+    last_command_seq: U32
+    acks: Annotated[list[tuple[U32, Annotated[int, Field(ge=0, le=255)]]], Field(max_length=64)] = []
+    log: LogChunk | None = None
+
+
+class ServerTime(BaseModel):
+    """The companion's clock in device seconds."""
+
+    time: int
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str

@@ -1,0 +1,58 @@
+"""The companion's ASGI app: `uvicorn companion.main:app` (or `python -m companion`)."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from companion.app.api.main import api_router
+from companion.app.core import migrate, problems
+from companion.app.core.config import Settings, get_settings
+from companion.app.core.db import Database
+from companion.app.core.keyring import Keyring
+from companion.app.sync import SyncService
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for settings (the environment's when None)."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.AUTO_MIGRATE:
+            await asyncio.to_thread(migrate.upgrade, settings)
+        app.state.db = Database(settings)
+        try:
+            yield
+        finally:
+            app.state.db.close()
+
+    app = FastAPI(title=settings.PROJECT_NAME, openapi_url=settings.API_V1_STR + "/openapi.json",
+                  docs_url="/docs", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.keyring = Keyring(settings)
+    app.state.sync = SyncService(settings, app.state.keyring)
+    problems.install(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, _exc: Exception) -> JSONResponse:
+        # a bug, never the caller's fault: a problem body rather than a bare traceback
+        return problems.problem_response(500, "internal", "unexpected error")
+
+    app.include_router(api_router, prefix=settings.API_V1_STR)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `companion.main:app` is built on first use, so importing create_app reads no environment
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)
