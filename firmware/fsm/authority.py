@@ -1,0 +1,218 @@
+"""What authenticated parties may change: sync commands and desired state, technician actions, policy, time.
+
+The caller (the sync client or the service port) has verified the message before calling; these methods
+check that the change makes sense for the handset's state, apply it all or nothing, log it, and persist it
+in the same state write. A violation lockout ends here only through `clear_violation`.
+"""
+
+from micropython import const
+
+from fsm import crypto, records, timebase
+
+# sync command kinds
+CMD_CLEAR = const(1)
+CMD_SERVICE_EXTEND = const(2)
+CMD_TIME_SET = const(3)
+CMD_POLICY = const(4)
+
+# result codes
+RC_APPLIED = const(0)
+RC_STALE = const(1)
+RC_REFUSED = const(2)
+
+# technician actions beyond records.SVC_*
+TECH_CLEAR = const(20)
+
+# SYNC record outcomes (records.SYNC a=)
+SYNC_OK = const(1)
+SYNC_FAILED = const(2)
+SYNC_REFUSED = const(3)  # a response or command failed authentication, was stale, expired or foreign
+SYNC_COMMAND = const(4)  # b = command seq, c = result code
+
+
+class Authority:
+    """Mixin of the state machine: the entry points for authenticated changes."""
+
+    def keys(self):
+        """(sync key, unlock key, technician key) derived from the handset secret, or None if unprovisioned."""
+        if self.secret is None:
+            return None
+        if self._keys is None:
+            self._keys = (
+                crypto.derive(self.secret, crypto.LABEL_SYNC),
+                crypto.derive(self.secret, crypto.LABEL_UNLOCK),
+                crypto.derive(self.secret, crypto.LABEL_TECH),
+            )
+        return self._keys
+
+    def provision(self, now, device_id, secret):
+        """Install the handset secret; refused once provisioned."""
+        if self.secret is not None or len(secret) != 32 or device_id <= 0:
+            self._log(records.SERVICE, records.SVC_PROVISION, 0, 0)
+            return False
+        self.secret = bytes(secret)
+        self.device_id = device_id
+        self._keys = None
+        self._log(records.SERVICE, records.SVC_PROVISION, 1, device_id)
+        self._dirty = True
+        self._flush()
+        return True
+
+    def apply_command(self, now, seq, kind, arg):
+        """Apply one verified sync command once; remembers seq across power loss."""
+        if seq <= self.last_command_seq:
+            self._log(records.SYNC, SYNC_COMMAND, seq, RC_STALE)
+            return RC_STALE
+        rc = RC_APPLIED
+        if kind == CMD_CLEAR:
+            if self.vlock and arg == self.lockout_id:
+                self.clear_violation(records.SRC_REMOTE, arg)
+            elif self.vlock:
+                rc = RC_REFUSED
+        elif kind == CMD_SERVICE_EXTEND:
+            if isinstance(arg, int) and 0 < arg <= 90:
+                self._extend_service(arg, records.SRC_REMOTE, seq)
+            else:
+                rc = RC_REFUSED
+        elif kind == CMD_TIME_SET:
+            if isinstance(arg, int) and arg > 0:
+                self.set_time(now, arg, records.SRC_REMOTE)
+            else:
+                rc = RC_REFUSED
+        elif kind == CMD_POLICY:
+            if not self.apply_policy(now, arg, records.SRC_REMOTE):
+                rc = RC_REFUSED
+        else:
+            rc = RC_REFUSED
+        self.last_command_seq = seq
+        self._log(records.SYNC, SYNC_COMMAND, seq, rc)
+        self._dirty = True
+        self._flush()
+        return rc
+
+    def set_desired(self, now, version, payment_due_day, service_due_day, inspection_due_day, expected_module):
+        """Apply the companion's desired-state document if its version is newer; returns the applied version."""
+        if version <= self.desired_version:
+            return self.desired_version
+        if payment_due_day != self.payment_due:
+            self.payment_due = payment_due_day
+            self._log(records.PAYMENT, 3, payment_due_day)
+        if service_due_day != self.service_due:
+            self.service_due = service_due_day
+            self._log(records.INSPECTION, 3, service_due_day, 1)
+        if inspection_due_day != self.inspection_due:
+            self.inspection_due = inspection_due_day
+            self._log(records.INSPECTION, 3, inspection_due_day, 2)
+        self.expected_module = expected_module
+        self.desired_version = version
+        self._dirty = True
+        self._flush()
+        return version
+
+    def apply_policy(self, now, values, source):
+        """Validate and apply a pushed policy, all or nothing; refused ones are logged."""
+        old = self.policy.version
+        reason = self.policy.apply(values)
+        if reason is not None:
+            self._log(records.POLICY, 0, old, source)
+            return False
+        self._log(records.POLICY, self.policy.version, old, source)
+        self._dirty = True
+        self._flush()
+        return True
+
+    def set_time(self, now, wall, source):
+        """An authenticated clock set (sync server time or technician)."""
+        delta = wall - self.wall
+        self.wall = wall
+        self._wall_tick = now
+        self.last_alive = wall
+        self._next_alive = wall + self.policy.alive_s
+        self.board.set_clock(wall)
+        self._log(records.CLOCK, 1, delta, source)
+        self._dirty = True
+        self._flush()
+
+    def technician(self, now, tech_id, action, a=0, b=0, c=0):
+        """A technician's action over the authenticated service port."""
+        if action == TECH_CLEAR:
+            if not self.vlock and not self.state_lock:
+                return RC_REFUSED
+            if self.state_lock:
+                self.state_lock = False
+                self._log(records.CLEAR, records.LOCK_STATE, records.SRC_TECH, tech_id)
+            if self.vlock:
+                self.clear_violation(records.SRC_TECH, tech_id)
+            self.temp_until = 0
+            self._route(now)
+        elif action == records.SVC_RECORD:
+            day = self.wall // timebase.DAY
+            due = a if a > day else day + self.policy.service_days
+            self.service_due = due
+            if self.inspection_due:
+                self.inspection_due = due
+            self.violations = 0
+            self.recall_deadline = 0
+            self.codes_used = 0
+            self.code_fails = 0
+            self.code_wait_until = 0
+            self._log(records.SERVICE, records.SVC_RECORD, tech_id, due)
+        elif action == records.SVC_CALIBRATE:
+            if self._module is None or b <= a or c <= 0:
+                return RC_REFUSED
+            self._module.zero_area = a
+            self._module.ref_area = b
+            self._module.ref_brac = c
+            self._log(records.SERVICE, records.SVC_CALIBRATE, tech_id, b - a)
+        elif action == records.SVC_MODULE:
+            if a <= 0 or b <= self.wall // timebase.DAY:
+                return RC_REFUSED
+            self.expected_module = a
+            self._log(records.SERVICE, records.SVC_MODULE, tech_id, a)
+        else:
+            return RC_REFUSED
+        self._dirty = True
+        self._flush()
+        return RC_APPLIED
+
+    def record(self, rtype, a=0, b=0, c=0):
+        """Log an event from outside the state machine (sync, service port); returns its sequence number."""
+        seq = self._log(rtype, a, b, c)
+        if rtype == records.SYNC and a == SYNC_OK:
+            self.last_sync = self.wall
+            self._dirty = True
+        return seq
+
+    def status(self):
+        """The reported state, for sync and the service port."""
+        from fsm.machine import STATE_NAMES  # noqa: circular at import time only
+
+        m = self._module
+        return {
+            "state": STATE_NAMES[self.state],
+            "display": [_line(self._shown, 0), _line(self._shown, 1)],
+            "lockout": bool(self.vlock),
+            "lockout_id": self.lockout_id if self.vlock else 0,
+            "lock_cause": self.lock_cause,
+            "violations": self.violations,
+            "recall_deadline": self.recall_deadline,
+            "temp_lock_until": self.temp_until,
+            "payment_due": self.payment_due,
+            "service_due": self.service_due,
+            "inspection_due": self.inspection_due,
+            "policy_version": self.policy.version,
+            "desired_version": self.desired_version,
+            "module_serial": m.serial if m is not None else 0,
+            "module_expiry": m.expiry_day if m is not None else 0,
+            "last_command_seq": self.last_command_seq,
+            "log_next_seq": self.log.next_seq(),
+            "log_acked": self.log.acked(),
+            "wall": self.wall,
+            "device_id": self.device_id,
+            "provisioned": self.secret is not None,
+            "firmware": "0.1.0",
+        }
+
+
+def _line(buf, n):
+    return bytes(buf[n * 16:(n + 1) * 16]).decode().rstrip()

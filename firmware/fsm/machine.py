@@ -1,0 +1,953 @@
+"""The handset state machine: what the driver sees and what the relay does, from time and readings alone.
+
+Rules of the machine, in the order `step` applies them each poll:
+1. Device time (`wall`) advances from the tick counter; an RTC that disagrees by more than the policy's
+   tolerance without an authenticated source is logged as a clock jump and written back.
+2. Edges of the inputs are handled: handset link, module, ignition, engine. Each edge is logged.
+3. The handler of the current state runs (one handler per state; `_enter` logs every transition).
+4. Long timers: early-recall deadline, heartbeat.
+5. The screen is rendered from the state and sent to the display only when it changed.
+6. If anything persistent changed, the state is saved once (the log record always comes first: the log is the
+   write-ahead record, and `boot` replays records the saved state does not yet reflect).
+
+Gate states (`INSERT MODULE`, `MODULE EXP`, `VIOLATION LOCKOUT`, ...) are re-evaluated every poll in every
+state where the engine is off, so the relay can only be on in START or RESTART with no gate closed.
+"""
+
+from micropython import const
+
+from drivers import LEFT, OK, RIGHT
+from fsm import breath, entry, menu, persist, records, timebase
+from fsm.authority import Authority
+from fsm.policy import Policy
+from fsm.prng import Prng
+from fsm.screen import Screen
+
+# states
+S_OFF = const(1)
+S_DISCONNECTED = const(2)
+S_SERVICE_LOCK = const(3)
+S_VIOLATION = const(4)
+S_TEMP_LOCK = const(5)
+S_NO_MODULE = const(6)
+S_MODULE_EXP = const(7)
+S_INSPECTION = const(8)
+S_PAYMENT = const(9)
+S_TEST = const(10)
+S_RESULT = const(11)
+S_START = const(12)
+S_RESTART = const(13)
+S_DRIVING = const(14)
+S_RETEST = const(15)
+S_CODE = const(16)
+S_MENU = const(17)
+S_FAULT = const(18)
+
+STATE_NAMES = (
+    "", "OFF", "DISCONNECTED", "SERVICE_LOCK", "VIOLATION", "TEMP_LOCK", "NO_MODULE", "MODULE_EXP",
+    "INSPECTION", "PAYMENT", "TEST", "RESULT", "START", "RESTART", "DRIVING", "RETEST", "CODE", "MENU",
+    "FAULT",
+)
+
+# poll intervals the runtime is asked for
+POLL_FAST = const(50)
+POLL_NORMAL = const(250)
+POLL_IDLE = const(1000)
+
+# buzzer patterns
+BEEP_KEY = const(1)
+BEEP_PROMPT = const(2)
+BEEP_RETEST = const(3)
+BEEP_ERROR = const(4)
+
+# camera reasons
+PHOTO_REQUEST = const(1)
+PHOTO_SAMPLE = const(2)
+PHOTO_RETEST = const(3)
+
+_NEVER = const(0)
+
+
+class Interlock(Authority):
+    """The handset: state, timers, lockouts and counters; one instance for the life of a boot."""
+
+    def __init__(self, board, log, state, policy=None, seed=1):
+        self.board = board
+        self.log = log
+        self.store = state
+        self.policy = policy or Policy()
+        self.screen = Screen()
+        self._shown = bytearray(32)
+        self.test = breath.BreathTest(self.policy)
+        self.entry = entry.CodeEntry(self.policy.code_digits)
+        self.menu = menu.Menu()
+        self.prng = Prng(seed)
+        self.fail_times = [0] * 3
+        self.abort_times = [0] * 10
+        self._init_persistent()
+        self.state = S_OFF
+        self.poll_ms = POLL_IDLE
+        self.wall = 0
+        self._wall_tick = 0
+        self._now = 0
+        self._dirty = False
+        self._relay = False
+        self._heater = False
+        self._horn = False
+        self.alarm = False
+        self._ign = False
+        self._engine = False
+        self._connected = True
+        self._module_present = False
+        self._module = None
+        self._state_since = 0
+        self._notice = 0
+        self._notice_until = 0
+        self._result_kind = 0
+        self._retest_at = 0
+        self._retest_armed = False
+        self._retest_deadline = 0
+        self._retest_missed = False
+        self._beep_at = 0
+        self._return_state = S_OFF
+        self._code_action = 0
+        self._code_msg = 0
+        self._ign_logged_payment = False
+        self._next_alive = 0
+        self._rtc_seen = 0
+        self._cell_temp = 200
+        self._sample_photo = 0
+        self._fail_shown_until = 0
+        self.state_lock = False
+        self.storage_lock = False
+        self.fault = 0
+
+    def _init_persistent(self):
+        self.device_id = 0
+        self.secret = None
+        self._keys = None
+        self.vlock = False
+        self.lock_cause = 0
+        self.lockout_id = 0
+        self.violations = 0
+        self.recall_deadline = 0
+        self.temp_until = 0
+        self.temp_kind = 0
+        self.codes_used = 0
+        self.code_fails = 0
+        self.code_counter = 1
+        self.code_wait_until = 0
+        self.payment_due = 0
+        self.service_due = 0
+        self.inspection_due = 0
+        self.module_serial = 0
+        self.module_expiry = 0
+        self.expected_module = 0
+        self.desired_version = 0
+        self.last_command_seq = 0
+        self.last_alive = 0
+        self.last_sync = 0
+        self.restart_until = 0
+        self.retest_pending = False
+        self.alarm_at_save = False
+
+    # ---- boot and persistence ------------------------------------------------------------------
+
+    def boot(self, now, rtc_wall):
+        """Start after power-up: load the saved state (fail safe if it is unusable) and measure the gap."""
+        self._now = now
+        self._wall_tick = now
+        self.wall = rtc_wall
+        data = self.store.load()
+        fresh = data is None and self.log.next_seq() == 1
+        log_seq = persist.unpack(data, self) if data is not None else -1
+        corrupt = log_seq < 0 and not fresh
+        if corrupt:
+            self._init_persistent()
+            self.state_lock = True
+        if log_seq > 0:
+            self._replay(log_seq)
+        gap = -1
+        if self.last_alive:
+            if rtc_wall < self.last_alive:
+                # the clock went back across the power cut: keep time moving forward, log the jump
+                self.wall = self.last_alive
+                self._log(records.CLOCK, 2, rtc_wall - self.last_alive, 0)
+                self.board.set_clock(self.wall)
+            else:
+                gap = rtc_wall - self.last_alive
+        self._log(records.BOOT, menu.FIRMWARE_VERSION, gap, 1 if corrupt else 0)
+        if corrupt:
+            self._log(records.LOCKOUT, records.LOCK_STATE, 0, 0)
+        if gap >= self.policy.power_cut_s:
+            self._log(records.POWER_GAP, gap, self.policy.power_cut_s)
+            self._violation(records.VIO_POWER_CUT)
+        if self.retest_pending:
+            # power was cut while a retest was pending: a refusal
+            self.retest_pending = False
+            self._log(records.RETEST, records.RT_REFUSED)
+            self._violation(records.VIO_REFUSED_RETEST)
+        self.last_alive = self.wall
+        self._next_alive = self.wall + self.policy.alive_s
+        self.board.relay(False)
+        self._relay = False
+        self._enter(S_OFF)
+        self._dirty = True
+        self._flush()
+
+    def _replay(self, from_seq):
+        """Re-apply safety records logged after the saved state was written (the log comes first)."""
+        seq = from_seq
+        while True:
+            rec = self.log.read(seq)
+            if rec is None:
+                return
+            _s, wall, rtype, a, b, c, _p = rec
+            if rtype == records.LOCKOUT and a == records.LOCK_VIOLATION:
+                self.vlock = True
+                self.lockout_id = seq
+                self.lock_cause = c
+            elif rtype == records.LOCKOUT and (a == records.LOCK_TEMP or a == records.LOCK_ABORT):
+                self.temp_until = wall + b
+                self.temp_kind = a
+            elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
+                self.vlock = False
+                self.violations = 0
+                self.recall_deadline = 0
+            elif rtype == records.VIOLATION:
+                self.violations = b
+                self.recall_deadline = c
+            elif rtype == records.CODE and a == 1:
+                if c >= self.code_counter:
+                    self.code_counter = c + 1
+                self.codes_used += 1
+            elif rtype == records.CODE and a == 0:
+                self.code_fails += 1
+                self.code_wait_until = wall + c
+            elif rtype == records.RETEST and b == 1:
+                self.retest_pending = True
+            elif rtype == records.RETEST:
+                self.retest_pending = False
+            seq += 1
+
+    def _flush(self):
+        if self._dirty:
+            self._dirty = False
+            self.store.save(persist.pack(self))
+
+    def _log(self, rtype, a=0, b=0, c=0, photo=0):
+        return self.log.append(self.wall, rtype, a, b, c, photo)
+
+    # ---- the poll ----------------------------------------------------------------------------
+
+    def step(self, now, inp):
+        """One poll: time, edges, the state's handler, long timers, display, persistence."""
+        self._now = now
+        self._advance_wall(now, inp.rtc)
+        self._edges(now, inp)
+        self._handle(now, inp)
+        self._long_timers()
+        self._render(now)
+        self._flush()
+
+    def _advance_wall(self, now, rtc):
+        d = timebase.diff(now, self._wall_tick)
+        if d >= 1000:
+            s = d // 1000
+            self.wall += s
+            self._wall_tick = timebase.add(self._wall_tick, s * 1000)
+        elif d < 0:
+            self._wall_tick = now
+        if rtc and rtc != self._rtc_seen:
+            self._rtc_seen = rtc
+            delta = rtc - self.wall
+            tol = self.policy.clock_tolerance_s
+            if delta > tol or delta < -tol:
+                self._log(records.CLOCK, 2, delta, 0)
+                self.board.set_clock(self.wall)
+
+    def _edges(self, now, inp):
+        if inp.connected != self._connected:
+            self._connected = inp.connected
+            self._log(records.HANDSET, 1 if inp.connected else 0, 1 if self._engine else 0)
+            if not inp.connected and (self._engine or not self.policy.unplug_allowed):
+                self._violation(records.VIO_DISCONNECT)
+        present = inp.module_present and inp.module is not None
+        module = inp.module if present else None
+        if present != self._module_present or module is not self._module:
+            self._module_edge(module)
+        if inp.ignition != self._ign:
+            self._ign = inp.ignition
+            self._log(records.IGNITION, 1 if inp.ignition else 0)
+            if inp.ignition:
+                self._ignition_on(now)
+            else:
+                self._ignition_off()
+        if inp.engine != self._engine:
+            self._engine = inp.engine
+            self._log(records.ENGINE, 1 if inp.engine else 0)
+            if inp.engine:
+                self._engine_started(now)
+            else:
+                self._engine_stopped(now)
+
+    def _module_edge(self, module):
+        old = self._module
+        self._module = module
+        self._module_present = module is not None
+        if old is not None and (module is None or module.serial != old.serial):
+            if self._engine:
+                self._log(records.MODULE, records.MOD_TAMPER, old.serial, old.expiry_day)
+                self._violation(records.VIO_TAMPER)
+            else:
+                self._log(records.MODULE, records.MOD_REMOVED, old.serial, old.expiry_day)
+        if module is not None and (old is None or module.serial != old.serial):
+            self._log(records.MODULE, records.MOD_INSERTED, module.serial, module.expiry_day)
+            if self.expected_module and module.serial != self.expected_module:
+                self._log(records.MODULE, records.MOD_UNEXPECTED, module.serial, self.expected_module)
+            self.module_serial = module.serial
+            self.module_expiry = module.expiry_day
+            self._dirty = True
+
+    # ---- ignition and engine -----------------------------------------------------------------
+
+    def _ignition_on(self, now):
+        self._ign_logged_payment = False
+        day = self.wall // timebase.DAY
+        if self.payment_due and day >= self.payment_due:
+            self._log(records.PAYMENT, 1, self.payment_due)
+        due = self._inspection_day()
+        if due and due - day <= self.policy.service_remind_days and day < due + self.policy.service_grace_days:
+            self._log(records.INSPECTION, 1, due)
+        self._route(now)
+
+    def _ignition_off(self):
+        if self.state == S_RETEST and not self._retest_missed:
+            # key off while a retest is asked for: a refusal
+            self._log(records.RETEST, records.RT_REFUSED)
+            self._violation(records.VIO_REFUSED_RETEST)
+        elif self.state == S_DRIVING and self._restart_allowed():
+            self.restart_until = self.wall + self.policy.free_restart_s
+        self.retest_pending = False
+        self._dirty = True
+        self._alarm(False)
+        self.test.stop()
+        self._enter(S_OFF)
+
+    def _engine_started(self, now):
+        state = self.state
+        if state == S_START or state == S_RESTART:
+            self.restart_until = 0
+            self._dirty = True
+            if state == S_START or not self._retest_armed:
+                self._schedule_retest(now, True)
+            self._enter(S_DRIVING)
+        elif state != S_RETEST and state != S_DRIVING:
+            # started without a start permission: the relay was bypassed
+            self._log(records.BYPASS, 0, state)
+            self._violation(records.VIO_BYPASS)
+            self._begin_retest(now)
+
+    def _engine_stopped(self, now):
+        if self.state == S_DRIVING and self._ign:
+            if self._restart_allowed():
+                self.restart_until = self.wall + self.policy.free_restart_s
+                self._dirty = True
+            self._route(now)
+
+    def _restart_allowed(self):
+        return not self.alarm and not self.recall_deadline and not self.vlock and not self.retest_pending
+
+    # ---- routing and gates -------------------------------------------------------------------
+
+    def _gate(self, inp_connected):
+        """The blocking state that applies now (engine off), or 0 when a test may be taken."""
+        if not inp_connected:
+            return S_DISCONNECTED
+        if self.state_lock or self.storage_lock:
+            return S_SERVICE_LOCK
+        if self.vlock:
+            return S_VIOLATION
+        if self.temp_until and self.wall < self.temp_until:
+            return S_TEMP_LOCK
+        if self._module is None:
+            return S_NO_MODULE
+        day = self.wall // timebase.DAY
+        if day >= self._module.expiry_day:
+            return S_MODULE_EXP
+        due = self._inspection_day()
+        if due and day >= due + self.policy.service_grace_days:
+            return S_INSPECTION
+        if (self.policy.payment_lock and self.payment_due
+                and day >= self.payment_due + self.policy.payment_grace_days):
+            return S_PAYMENT
+        return 0
+
+    def _inspection_day(self):
+        a = self.service_due
+        b = self.inspection_due
+        if a and b:
+            return a if a < b else b
+        return a or b
+
+    def _route(self, now):
+        """Go where ignition-on leads: a gate, a free restart, or a breath test."""
+        if not self._ign:
+            self._enter(S_OFF)
+            return
+        if self._engine:
+            if self.state != S_RETEST:
+                self._enter(S_DRIVING)
+            return
+        gate = self._gate(self._connected)
+        if gate:
+            if gate != self.state:
+                self.test.stop()
+                self._enter(gate)
+            return
+        if self.restart_until and self.wall < self.restart_until:
+            self._enter(S_RESTART)
+            return
+        self._start_test(now)
+
+    def _start_test(self, now):
+        self._enter(S_TEST)
+        photo = self._photo(PHOTO_REQUEST)
+        self._log(records.TEST_REQUEST, 1, 0, 0, photo)
+        self.test.start(now, self._cell_temp)
+
+    # ---- state handlers ----------------------------------------------------------------------
+
+    def _handle(self, now, inp):
+        self._cell_temp = inp.cell_temp
+        state = self.state
+        buttons = inp.buttons
+        # the heater keeps the cell warm whenever a test may come: ignition on and the handset plugged in
+        want = self._ign and self._connected and state != S_FAULT and self._module is not None
+        self._set_heater(self.test.heater_wanted(inp.cell_temp, self._heater) if want else False)
+        if self._engine and state != S_RETEST and state != S_DRIVING and self._ign:
+            self._enter(S_DRIVING)
+            state = S_DRIVING
+        if state == S_OFF:
+            self._on_off(buttons)
+        elif state == S_TEST:
+            self._on_test(now, inp)
+        elif state == S_RESULT:
+            self._on_result(now)
+        elif state == S_START or state == S_RESTART:
+            self._on_window(now)
+        elif state == S_DRIVING:
+            self._on_driving(now)
+        elif state == S_RETEST:
+            self._on_retest(now, inp)
+        elif state == S_CODE:
+            self._on_code(now, buttons)
+        elif state == S_MENU:
+            self._on_menu(now, buttons)
+        elif state == S_FAULT:
+            pass
+        else:
+            self._on_gate(now, buttons)
+
+    def _on_off(self, buttons):
+        """Ignition off: dark display; any button opens the menu."""
+        if buttons:
+            self._open_menu(S_OFF)
+
+    def _on_gate(self, now, buttons):
+        """A blocking display; it lifts by itself when its cause goes; OK asks for a code where one can help."""
+        if self._gate(self._connected) != self.state:
+            self._route(now)
+            return
+        if buttons & OK and (self.state == S_VIOLATION or self.state == S_INSPECTION):
+            self._open_code(self.state)
+
+    def _on_test(self, now, inp):
+        """The start test: heat, blow, analyse."""
+        if self._gate(self._connected):
+            self._route(now)
+            return
+        if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
+            self._open_menu(S_TEST)
+            return
+        if self._notice and timebase.diff(now, self._notice_until) < 0 and self.test.phase == breath.READY:
+            # an abort prompt is showing; blowing again ends it early
+            if inp.flow < self.policy.flow_min:
+                return
+        ev = self.test.step(now, inp)
+        self._breath_event(now, ev, 1)
+
+    def _breath_event(self, now, ev, kind):
+        if ev == breath.EV_NONE or ev == breath.EV_READY:
+            if ev == breath.EV_READY:
+                self.board.beep(BEEP_PROMPT)
+            return
+        if ev == breath.EV_ABORT:
+            self._abort(now, kind)
+        elif ev == breath.EV_SAMPLE:
+            self._sample_photo = self._photo(PHOTO_SAMPLE)
+            self.board.pump()
+        elif ev == breath.EV_RESULT:
+            self._result(now, kind)
+        elif ev == breath.EV_FAULT:
+            self.fault = 1
+            self._log(records.FAULT, 1, self._cell_temp)
+            self.board.beep(BEEP_ERROR)
+            self._enter(S_FAULT)
+
+    def _abort(self, now, kind):
+        reason = self.test.abort
+        self._notice = reason
+        self._notice_until = timebase.add(now, self.policy.notice_ms)
+        self.board.beep(BEEP_ERROR)
+        ring = self.abort_times
+        ring_n = self.policy.aborts_lock if self.policy.aborts_lock < len(ring) else len(ring)
+        for i in range(len(ring) - 1, 0, -1):
+            ring[i] = ring[i - 1]
+        ring[0] = self.wall
+        window = self.wall - self.policy.abort_window_s
+        count = 0
+        for i in range(ring_n):
+            if ring[i] and ring[i] > window:
+                count += 1
+        self._log(records.ABORT, reason, count)
+        self._dirty = True
+        if kind == 1 and count >= self.policy.aborts_lock:
+            for i in range(len(ring)):
+                ring[i] = 0
+            self._temp_lock(records.LOCK_ABORT, self.policy.abort_lock_s, reason)
+
+    def _result(self, now, kind):
+        module = self._module
+        value = self.test.finish(module, self._cell_temp) if module is not None else 0
+        p = self.policy
+        verdict = records.PASS if value < p.warn_brac else (records.WARN if value < p.fail_brac else records.FAIL)
+        self._result_kind = verdict
+        self._log(records.RESULT, value, verdict, kind, self._sample_photo)
+        self._notice = 0
+        if kind == 2:
+            self._retest_result(now, verdict)
+            return
+        if verdict == records.FAIL:
+            ring = self.fail_times
+            ring[2] = ring[1]
+            ring[1] = ring[0]
+            ring[0] = self.wall
+            window = self.wall - p.fail_window_s
+            n = 0
+            for i in range(3):
+                if ring[i] and ring[i] > window:
+                    n += 1
+            seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
+            self._temp_lock(records.LOCK_TEMP, seconds, value)
+        self._enter(S_RESULT)
+
+    def _temp_lock(self, kind, seconds, cause):
+        self.temp_until = self.wall + seconds
+        self.temp_kind = kind
+        self._log(records.LOCKOUT, kind, seconds, cause)
+        self._dirty = True
+
+    def _on_result(self, now):
+        """PASS / WARN / FAIL shown for a moment, then the start window or the lockout."""
+        if timebase.diff(now, self._state_since) < self.policy.result_ms:
+            return
+        if self._result_kind == records.FAIL:
+            self._route(now)
+            return
+        gate = self._gate(self._connected)
+        if gate:
+            self._route(now)
+            return
+        self._enter(S_START)
+
+    def _on_window(self, now):
+        """Relay closed: the driver may crank. Any gate or the end of the window opens it again."""
+        if self._gate(self._connected):
+            self._route(now)
+            return
+        if self.state == S_START:
+            if timebase.diff(now, self._state_since) >= self.policy.start_window_s * 1000:
+                self._route_after_window(now)
+        elif not self.restart_until or self.wall >= self.restart_until:
+            self.restart_until = 0
+            self._dirty = True
+            self._route_after_window(now)
+
+    def _route_after_window(self, now):
+        self._enter(S_TEST)
+        self._log(records.TEST_REQUEST, 1, 0, 0, self._photo(PHOTO_REQUEST))
+        self.test.start(now, self._cell_temp)
+
+    def _schedule_retest(self, now, first):
+        p = self.policy
+        if first:
+            s = self.prng.between(p.retest_first_min_s, p.retest_first_max_s)
+        else:
+            s = self.prng.between(p.retest_next_min_s, p.retest_next_max_s)
+        self._retest_at = timebase.add(now, s * 1000)
+        self._retest_armed = True
+
+    def _on_driving(self, now):
+        """Engine running: wait for the next rolling retest."""
+        if not self._engine:
+            self._route(now)
+            return
+        if self._retest_armed and timebase.diff(now, self._retest_at) >= 0:
+            self._begin_retest(now)
+
+    def _begin_retest(self, now):
+        self._retest_armed = False
+        self.retest_pending = True
+        self._retest_missed = False
+        self._retest_deadline = timebase.add(now, self.policy.retest_window_s * 1000)
+        self._beep_at = now
+        photo = self._photo(PHOTO_RETEST)
+        self._log(records.RETEST, 0, 1, 0, photo)
+        self._log(records.TEST_REQUEST, 2, 0, 0, photo)
+        self._dirty = True
+        self.test.start(now, self._cell_temp)
+        self._enter(S_RETEST)
+
+    def _on_retest(self, now, inp):
+        """Retest prompt with reminder beeps; missing it is a violation and sounds the alarm."""
+        if timebase.diff(now, self._beep_at) >= 0:
+            self.board.beep(BEEP_RETEST)
+            self._beep_at = timebase.add(now, self.policy.retest_beep_s * 1000)
+        if not self._retest_missed and timebase.diff(now, self._retest_deadline) >= 0:
+            self._retest_missed = True
+            self._log(records.RETEST, records.RT_MISSED)
+            self._violation(records.VIO_MISSED_RETEST)
+            self._alarm(True)
+        if self.test.phase == breath.DONE or self.test.phase == breath.IDLE:
+            self.test.start(now, inp.cell_temp)
+        if self._notice and timebase.diff(now, self._notice_until) < 0 and inp.flow < self.policy.flow_min:
+            return
+        ev = self.test.step(now, inp)
+        self._breath_event(now, ev, 2)
+
+    def _retest_result(self, now, verdict):
+        if verdict == records.FAIL:
+            self._log(records.RETEST, records.RT_FAIL)
+            self._violation(records.VIO_FAILED_RETEST)
+            self._alarm(True)
+            self._notice = 0
+            self._retest_missed = True  # no new window: the alarm runs until a pass or ignition off
+            self.test.start(now, self._cell_temp)
+            self._fail_shown_until = timebase.add(now, self.policy.result_ms)
+            return
+        self._log(records.RETEST, records.RT_PASS if verdict == records.PASS else records.RT_WARN)
+        self.retest_pending = False
+        self._dirty = True
+        self._alarm(False)
+        if self._engine:
+            self._schedule_retest(now, False)
+            self._enter(S_DRIVING)
+        else:
+            self._enter(S_RESULT)
+
+    def _alarm(self, on):
+        if on != self.alarm:
+            self.alarm = on
+            self.board.horn(on)
+            self.board.lights(on)
+            self._log(records.ALARM, 1 if on else 0)
+            self._dirty = True
+
+    # ---- violations --------------------------------------------------------------------------
+
+    def _violation(self, cause):
+        """Count a violation; start the early-recall countdown, or lock out at the policy's limit."""
+        self.violations += 1
+        if not self.recall_deadline and not self.vlock:
+            self.recall_deadline = self.wall + self.policy.recall_s
+        self._log(records.VIOLATION, cause, self.violations, self.recall_deadline)
+        self._dirty = True
+        if self.violations >= self.policy.violations_lock and not self.vlock:
+            self._violation_lock(cause)
+
+    def _violation_lock(self, cause):
+        self.vlock = True
+        self.lock_cause = cause
+        self.recall_deadline = 0
+        self.lockout_id = self._log(records.LOCKOUT, records.LOCK_VIOLATION, 0, cause)
+        self._dirty = True
+
+    def _long_timers(self):
+        if self.recall_deadline and self.wall >= self.recall_deadline and not self.vlock:
+            self._violation_lock(0)  # cause 0: the early-recall deadline passed
+        if self.wall >= self._next_alive:
+            self.last_alive = self.wall
+            self._next_alive = self.wall + self.policy.alive_s
+            self._dirty = True
+        if self.temp_until and self.wall >= self.temp_until:
+            self.temp_until = 0
+            self._log(records.CLEAR, self.temp_kind, records.SRC_TIMER, 0)
+            self.temp_kind = 0
+            self._dirty = True
+        full = self.log.nearly_full()
+        if full != self.storage_lock:
+            self.storage_lock = full
+            self._log(records.STORAGE, 1 if full else 0)
+
+    def clear_violation(self, source, detail):
+        """End a violation lockout (only the three authenticated clears call this)."""
+        self.vlock = False
+        self.violations = 0
+        self.recall_deadline = 0
+        self.restart_until = 0
+        self._log(records.CLEAR, records.LOCK_VIOLATION, source, detail)
+        self._dirty = True
+        if self.state == S_VIOLATION:
+            self._route(self._now)
+
+    # ---- code entry and menu -----------------------------------------------------------------
+
+    def _open_code(self, from_state):
+        self._return_state = from_state
+        self._code_action = 1 if from_state == S_VIOLATION else 2
+        self._code_msg = 0
+        self.entry.begin(self.policy.code_digits)
+        self._enter(S_CODE)
+
+    def _on_code(self, now, buttons):
+        """ENTER CODE: digits with LEFT / RIGHT / OK; wrong codes are logged and earn waits."""
+        if self._code_msg:
+            if timebase.diff(now, self._notice_until) >= 0 or buttons:
+                self._code_msg = 0
+                self._route(now)
+            return
+        if self.wall < self.code_wait_until or not self.policy.codes_per_period:
+            if buttons:
+                self._route(now)
+            return
+        if not buttons:
+            return
+        outcome = self.entry.press(buttons)
+        if outcome == entry.CANCEL:
+            self._route(now)
+        elif outcome == entry.SUBMIT:
+            self._submit_code(now)
+
+    def _submit_code(self, now):
+        p = self.policy
+        value = self.entry.value()
+        keys = self.keys()
+        counter = 0
+        if keys is not None and self.codes_used < p.codes_per_period:
+            counter = entry.find_counter(keys[1], self.device_id, self._code_action, value, self.code_counter,
+                                         p.code_lookahead, self.wall // 3600, p.code_valid_h, p.code_digits)
+        self._notice_until = timebase.add(now, p.notice_ms)
+        if counter:
+            self.code_counter = counter + 1
+            self.codes_used += 1
+            self._log(records.CODE, 1, self._code_action, counter)
+            self._dirty = True
+            self._code_msg = 1
+            if self._code_action == 1:
+                self.clear_violation(records.SRC_CODE, counter)
+            else:
+                self._extend_service(p.code_service_days, records.SRC_CODE, counter)
+            return
+        self.code_fails += 1
+        wait = entry.wait_after(self.code_fails, p.code_free_tries)
+        self.code_wait_until = self.wall + wait
+        self._log(records.CODE, 0, self._code_action, wait)
+        self.board.beep(BEEP_ERROR)
+        self._dirty = True
+        self._code_msg = 2
+
+    def _extend_service(self, days, source, detail):
+        day = self.wall // timebase.DAY
+        if self.service_due:
+            self.service_due = max(self.service_due, day) + days
+        if self.inspection_due:
+            self.inspection_due = max(self.inspection_due, day) + days
+        self._log(records.SERVICE, records.SVC_EXTEND, source, days)
+        self._dirty = True
+
+    def _open_menu(self, from_state):
+        self._return_state = from_state
+        self.menu.page = 0
+        self._enter(S_MENU)
+
+    def _on_menu(self, now, buttons):
+        """The idle menu; closes on OK, on timeout, or when the driver blows or turns the key."""
+        if buttons:
+            self._state_since = now
+            if not self.menu.press(buttons):
+                self._leave_menu(now)
+                return
+        if timebase.diff(now, self._state_since) >= self.policy.menu_timeout_ms:
+            self._leave_menu(now)
+
+    def _leave_menu(self, now):
+        if self._return_state == S_OFF or not self._ign:
+            self._enter(S_OFF)
+        else:
+            self._enter(S_TEST)
+
+    # ---- outputs -------------------------------------------------------------------------------
+
+    def _enter(self, state):
+        """Every transition: log it, set the relay for the new state, reset the state's clock."""
+        old = self.state
+        self._state_since = self._now
+        if state != old:
+            self.state = state
+            self._log(records.STATE, state, old)
+        relay = state == S_START or state == S_RESTART
+        if relay != self._relay:
+            self._relay = relay
+            self.board.relay(relay)
+        if state == S_TEST or state == S_RETEST or state == S_CODE:
+            self.poll_ms = POLL_FAST
+        elif state == S_OFF and not self.alarm:
+            self.poll_ms = POLL_IDLE
+        else:
+            self.poll_ms = POLL_NORMAL
+
+    def _set_heater(self, on):
+        if on != self._heater:
+            self._heater = on
+            self.board.heater(on)
+
+    def _photo(self, reason):
+        return self.board.photo(reason) if self.policy.camera else 0
+
+    # ---- display -------------------------------------------------------------------------------
+
+    def _render(self, now):
+        s = self.screen
+        s.clear()
+        state = self.state
+        if state == S_OFF or state == S_DISCONNECTED:
+            pass
+        elif state == S_TEST or state == S_RETEST:
+            self._render_test(now, s)
+        elif state == S_RESULT:
+            self._render_verdict(s)
+        elif state == S_START:
+            self._render_verdict(s)
+            col = s.text(1, 0, b"START ")
+            s.mmss(1, col, self.policy.start_window_s - timebase.diff(now, self._state_since) // 1000)
+        elif state == S_RESTART:
+            s.text(0, 0, b"RESTART OK")
+            s.mmss(1, 0, self.restart_until - self.wall)
+        elif state == S_DRIVING:
+            if not self._notice_line(s, 0):
+                s.text(0, 0, b"DRIVE SAFELY")
+        elif state == S_VIOLATION:
+            s.message(b"VIOLATION LOCKOUT")
+        elif state == S_TEMP_LOCK:
+            col = s.text(0, 0, b"LOCK ")
+            s.mmss(0, col, self.temp_until - self.wall)
+            s.text(1, 0, b"TOO MANY ABORTS" if self.temp_kind == records.LOCK_ABORT else b"FAILED TEST")
+        elif state == S_NO_MODULE:
+            s.text(0, 0, b"INSERT MODULE")
+        elif state == S_MODULE_EXP:
+            s.text(0, 0, b"MODULE EXP")
+            s.text(1, 0, b"REPLACE MODULE")
+        elif state == S_INSPECTION:
+            s.text(0, 0, b"INSPECTION DUE")
+            s.text(1, 0, b"CALL SERVICE")
+        elif state == S_PAYMENT:
+            s.text(0, 0, b"PAYMENT DUE")
+            s.text(1, 0, b"PAY TO UNLOCK")
+        elif state == S_SERVICE_LOCK:
+            s.text(0, 0, b"SERVICE REQUIRED")
+            s.text(1, 0, b"LOG FULL" if self.storage_lock and not self.state_lock else b"CALL SERVICE")
+        elif state == S_CODE:
+            self._render_code(s)
+        elif state == S_MENU:
+            self.menu.render(s, self)
+        elif state == S_FAULT:
+            s.text(0, 0, b"HEATER FAULT")
+            s.text(1, 0, b"CALL SERVICE")
+        if s.buf != self._shown:
+            self._shown, s.buf = s.buf, self._shown
+            self.board.show(self._shown)
+
+    def _render_verdict(self, s):
+        kind = self._result_kind
+        if kind == records.PASS:
+            s.text(0, 0, b"PASS")
+        else:
+            col = s.text(0, 0, b"WARN " if kind == records.WARN else b"FAIL ")
+            s.brac(0, col, self.test.result)
+
+    def _render_test(self, now, s):
+        t = self.test
+        retest = self.state == S_RETEST
+        if self._notice and timebase.diff(now, self._notice_until) < 0:
+            s.text(0, 0, _ABORT_TEXT[self._notice])
+        elif retest and self._fail_showing(now):
+            col = s.text(0, 0, b"FAIL ")
+            s.brac(0, col, t.result)
+        elif t.phase == breath.HEAT:
+            col = s.text(0, 0, b"HEATING ")
+            s.number(0, col, t.progress, 2, False)
+            s.text(0, col + 2, b"%")
+        elif t.phase == breath.ANALYZE:
+            s.text(0, 0, b"ANALYZING")
+        elif t.phase == breath.BLOW:
+            s.text(0, 0, b"BLOWING")
+        else:
+            s.text(0, 0, b"RETEST - BLOW" if retest else b"BLOW")
+        if retest:
+            if self._retest_missed:
+                s.text(1, 0, b"MISSED TEST" if not self._fail_showing(now) else b"ALARM ON")
+            else:
+                s.mmss(1, 0, timebase.diff(self._retest_deadline, now) // 1000)
+        else:
+            self._notice_line(s, 1)
+
+    def _fail_showing(self, now):
+        return self._result_kind == records.FAIL and timebase.diff(now, self._fail_shown_until) < 0
+
+    def _notice_line(self, s, line):
+        """The most urgent reminder: recall countdown, payment, module expiry, service."""
+        if self.recall_deadline:
+            col = s.text(line, 0, b"LOCKOUT IN ")
+            hours = (self.recall_deadline - self.wall + 3599) // 3600
+            col = s.digits(line, col, hours)
+            s.text(line, col, b"H")
+            return True
+        day = self.wall // timebase.DAY
+        if self.payment_due and day >= self.payment_due:
+            s.text(line, 0, b"PAYMENT DUE")
+            return True
+        if self._module is not None and self._module.expiry_day - day <= self.policy.module_warn_days:
+            col = s.text(line, 0, b"MODULE DUE ")
+            col = s.digits(line, col, self._module.expiry_day - day)
+            s.text(line, col, b"D")
+            return True
+        due = self._inspection_day()
+        if due and due - day <= self.policy.service_remind_days:
+            col = s.text(line, 0, b"SERVICE IN ")
+            col = s.digits(line, col, due - day if due > day else 0)
+            s.text(line, col, b"D")
+            return True
+        return False
+
+    def _render_code(self, s):
+        if self._code_msg == 1:
+            s.text(0, 0, b"CODE ACCEPTED")
+        elif self._code_msg == 2:
+            s.text(0, 0, b"WRONG CODE")
+            if self.code_wait_until > self.wall:
+                col = s.text(1, 0, b"WAIT ")
+                s.mmss(1, col, self.code_wait_until - self.wall)
+        elif not self.policy.codes_per_period:
+            s.text(0, 0, b"CODES DISABLED")
+        elif self.wall < self.code_wait_until:
+            s.text(0, 0, b"ENTER CODE")
+            col = s.text(1, 0, b"WAIT ")
+            s.mmss(1, col, self.code_wait_until - self.wall)
+        else:
+            s.text(0, 0, b"ENTER CODE")
+            self.entry.render(s, 1)
+
+
+_ABORT_TEXT = (b"", b"BLOW LONGER", b"BLOW HARDER", b"BLOW SOFTER", b"DON'T INHALE", b"BREATH TOO COLD",
+               b"HUM STRONGER", b"NO SAMPLE")

@@ -1,0 +1,78 @@
+"""The persisted part of the state machine: lockouts, counters, used-code record, dates, policy, identity.
+
+One fixed binary layout (big-endian). The storage layer makes the write atomic and checks its integrity; this
+module only packs and unpacks, and refuses anything that does not parse (the caller then fails safe).
+"""
+
+import struct
+
+from fsm import policy as policy_mod
+
+MAGIC = b"IS"
+FORMAT = 1
+_ABORTS = 10  # abort times kept (the policy's aborts_lock is at most this)
+_FAILS = 3
+
+# magic, format, flags, device id, secret,
+# lock cause, violations, codes used, code fails, temp kind, reserved x3,
+# lockout id, recall deadline, temp-lock end, code next counter, code wait end,
+# payment due, service due, inspection due, module expiry,
+# desired version, last command seq, last alive, last sync, restart-window end, expected module,
+# log next seq at save, module serial, policy version,
+# fail times x3, abort times x10, policy values
+_HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_FAILS + _ABORTS)
+_FMT = _HEAD + "i" * policy_mod.COUNT
+SIZE = struct.calcsize(_FMT)
+
+F_VLOCK = 1
+F_PROVISIONED = 2
+F_RETEST = 4  # a retest was pending when the state was saved
+F_ALARM = 8
+
+
+def pack(m):
+    """Bytes of the persisted fields of Interlock m."""
+    flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
+        F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0)
+    args = [
+        MAGIC, FORMAT, flags, m.device_id, m.secret or b"\x00" * 32,
+        m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind, 0, 0, 0,
+        m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter, m.code_wait_until,
+        m.payment_due, m.service_due, m.inspection_due, m.module_expiry,
+        m.desired_version, m.last_command_seq, m.last_alive, m.last_sync, m.restart_until,
+        m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version,
+    ]
+    args.extend(m.fail_times)
+    args.extend(m.abort_times)
+    args.extend(m.policy.values())
+    return struct.pack(_FMT, *args)
+
+
+def unpack(data, m):
+    """Load bytes into Interlock m; returns the log sequence number at save, or -1 if data is unusable."""
+    if data is None or len(data) != SIZE or bytes(data[:2]) != MAGIC or data[2] != FORMAT:
+        return -1
+    v = struct.unpack(_FMT, data)
+    flags = v[2]
+    m.vlock = bool(flags & F_VLOCK)
+    m.retest_pending = bool(flags & F_RETEST)
+    m.alarm_at_save = bool(flags & F_ALARM)
+    m.device_id = v[3]
+    m.secret = v[4] if flags & F_PROVISIONED else None
+    (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind) = v[5:10]
+    (m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter, m.code_wait_until) = v[13:18]
+    (m.payment_due, m.service_due, m.inspection_due, m.module_expiry) = v[18:22]
+    (m.desired_version, m.last_command_seq, m.last_alive, m.last_sync, m.restart_until,
+     m.expected_module) = v[22:28]
+    log_seq = v[28]
+    m.module_serial = v[29]
+    pol_version = v[30]
+    i = 31
+    for k in range(_FAILS):
+        m.fail_times[k] = v[i + k]
+    i += _FAILS
+    for k in range(_ABORTS):
+        m.abort_times[k] = v[i + k]
+    i += _ABORTS
+    m.policy.load_values(v[i:], pol_version)
+    return log_seq

@@ -1,0 +1,124 @@
+"""Every number that governs the handset, with HANDSET.md's defaults. The companion can push a new policy.
+
+A policy is a fixed, ordered set of named integers. Times are in seconds unless the name ends in _ms; BrAC is
+in thousandths of g/dL; temperatures in deci-degrees C; volumes in mL; flows in mL/s.
+"""
+
+# (name, default, minimum, maximum) -- the order is the persisted order; append new names at the end.
+SPEC = (
+    ("warn_brac", 10, 0, 400),
+    ("fail_brac", 20, 1, 400),
+    ("start_window_s", 180, 10, 900),
+    ("free_restart_s", 120, 0, 900),
+    ("temp_lock_s", 300, 0, 86400),
+    ("temp_lock2_s", 900, 0, 86400),
+    ("temp_lock3_s", 1800, 0, 86400),
+    ("fail_window_s", 900, 60, 86400),
+    ("retest_first_min_s", 300, 60, 7200),
+    ("retest_first_max_s", 900, 60, 7200),
+    ("retest_next_min_s", 900, 60, 14400),
+    ("retest_next_max_s", 2700, 60, 14400),
+    ("retest_window_s", 360, 60, 1800),
+    ("retest_beep_s", 15, 1, 120),
+    ("recall_s", 432000, 3600, 2592000),
+    ("violations_lock", 3, 1, 50),
+    ("power_cut_s", 900, 60, 86400),
+    ("volume_ml", 1500, 500, 5000),
+    ("blow_ms", 4500, 1000, 15000),
+    ("breath_temp_dc", 300, 200, 370),
+    ("flow_min", 150, 50, 1000),
+    ("flow_max", 1200, 300, 3000),
+    ("inhale_flow", -100, -2000, -10),
+    ("hum_required", 0, 0, 1),
+    ("aborts_lock", 5, 1, 10),
+    ("abort_window_s", 900, 60, 86400),
+    ("abort_lock_s", 300, 0, 86400),
+    ("warmup_timeout_s", 300, 30, 1800),
+    ("heat_target_dc", 350, 250, 450),
+    ("analysis_ms", 4000, 1000, 15000),
+    ("module_warn_days", 7, 0, 60),
+    ("service_days", 30, 7, 180),
+    ("service_remind_days", 7, 0, 60),
+    ("service_grace_days", 0, 0, 30),
+    ("payment_lock", 0, 0, 1),
+    ("payment_grace_days", 0, 0, 60),
+    ("code_digits", 8, 6, 9),
+    ("code_valid_h", 6, 1, 72),
+    ("code_lookahead", 2, 1, 10),
+    ("codes_per_period", 2, 0, 20),
+    ("code_free_tries", 3, 1, 10),
+    ("code_service_days", 3, 1, 30),
+    ("unplug_allowed", 1, 0, 1),
+    ("camera", 0, 0, 1),
+    ("clock_tolerance_s", 120, 5, 3600),
+    ("alive_s", 60, 10, 3600),
+    ("result_ms", 3000, 500, 10000),
+    ("notice_ms", 3000, 500, 10000),
+    ("menu_timeout_ms", 15000, 3000, 60000),
+)
+
+NAMES = tuple(row[0] for row in SPEC)
+COUNT = len(SPEC)
+
+
+class Policy:
+    """The policy in force: one attribute per SPEC name, plus its version (0 = factory defaults)."""
+
+    def __init__(self):
+        self.version = 0
+        for name, default, _lo, _hi in SPEC:
+            setattr(self, name, default)
+
+    def values(self):
+        """The numbers in SPEC order."""
+        return [getattr(self, name) for name in NAMES]
+
+    def load_values(self, values, version):
+        """Set every number from a SPEC-ordered sequence (persisted policies are validated when pushed)."""
+        for i in range(min(len(values), COUNT)):
+            setattr(self, NAMES[i], values[i])
+        self.version = version
+
+    def to_dict(self):
+        """Name -> value, with "version"."""
+        out = {"version": self.version}
+        for name in NAMES:
+            out[name] = getattr(self, name)
+        return out
+
+    def check(self, values):
+        """None if the name->int dict (with "version") is acceptable, else a short reason. Changes nothing."""
+        if not isinstance(values, dict):
+            return "not a map"
+        version = values.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version <= self.version:
+            return "version must go up"
+        for key in values:
+            if key != "version" and key not in NAMES:
+                return "unknown " + str(key)
+        merged = {}
+        for name, _default, lo, hi in SPEC:
+            v = values.get(name, getattr(self, name))
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+                return "bad " + name
+            merged[name] = v
+        if merged["warn_brac"] > merged["fail_brac"]:
+            return "warn above fail"
+        if merged["retest_first_min_s"] > merged["retest_first_max_s"]:
+            return "retest first range"
+        if merged["retest_next_min_s"] > merged["retest_next_max_s"]:
+            return "retest next range"
+        if merged["flow_min"] >= merged["flow_max"]:
+            return "flow range"
+        return None
+
+    def apply(self, values):
+        """Apply a dict that check() accepted: all or nothing."""
+        reason = self.check(values)
+        if reason is not None:
+            return reason
+        for name in NAMES:
+            if name in values:
+                setattr(self, name, values[name])
+        self.version = values["version"]
+        return None

@@ -1,0 +1,137 @@
+"""The runtime loop: the only place that does I/O. It polls the drivers into one Inputs object, steps the
+state machine, and turns any unexpected exception into a safe state: relay open, an error on the display,
+a FAULT record written.
+"""
+
+from fsm import module as module_mod
+from fsm import records, timebase
+from fsm.inputs import Inputs
+from fsm.machine import Interlock
+
+_ERROR_TEXT = b"SYSTEM ERROR    CALL SERVICE    "
+
+
+class Outputs:
+    """The board verbs the state machine calls, over a Hardware set of drivers."""
+
+    def __init__(self, hw):
+        self.hw = hw
+        self._photo = 0
+
+    def relay(self, on):
+        """Close or open the starter relay."""
+        self.hw.relay.set(on)
+
+    def horn(self, on):
+        """Horn on or off."""
+        self.hw.alarm.horn(on)
+
+    def lights(self, on):
+        """Lights on or off."""
+        self.hw.alarm.lights(on)
+
+    def beep(self, pattern):
+        """Play a buzzer pattern."""
+        self.hw.buzzer.beep(pattern)
+
+    def heater(self, on):
+        """Fuel-cell heater on or off."""
+        self.hw.heater.set(on)
+
+    def show(self, buf):
+        """Send the 32-byte screen to the display."""
+        self.hw.display.show(buf)
+
+    def photo(self, reason):
+        """Take a photo; its id goes in the log record."""
+        return self.hw.camera.capture(reason)
+
+    def pump(self):
+        """Draw a breath sample into the fuel cell."""
+        self.hw.pump.draw()
+
+    def set_clock(self, wall):
+        """Write device time back to the RTC."""
+        self.hw.rtc.set(wall)
+
+
+class Runtime:
+    """One boot of the handset: drivers in, state machine, drivers out."""
+
+    def __init__(self, hw, log, state, policy=None, seed=1):
+        self.hw = hw
+        self.inputs = Inputs()
+        self.outputs = Outputs(hw)
+        self.fsm = Interlock(self.outputs, log, state, policy, seed)
+        self.log = log
+        self.failed = False
+        self._module_present = False
+        self._rtc_due = 0
+
+    def boot(self, now):
+        """Power-up: read the RTC and the module, then let the state machine load its state."""
+        try:
+            self._read(now)
+            self.fsm.boot(now, self.inputs.rtc)
+        except Exception as exc:  # noqa: BLE001 -- any failure must end in the safe state
+            self._fail_safe(exc)
+
+    def poll(self, now):
+        """One poll of every driver and one step of the state machine."""
+        if self.failed:
+            return
+        try:
+            self._read(now)
+            self.fsm.step(now, self.inputs)
+        except Exception as exc:  # noqa: BLE001
+            self._fail_safe(exc)
+
+    def _read(self, now):
+        hw = self.hw
+        inp = self.inputs
+        inp.ignition = hw.vehicle.ignition()
+        inp.engine = hw.vehicle.engine_running()
+        inp.connected = hw.link.connected()
+        inp.buttons = hw.buttons.pressed() if inp.connected else 0
+        inp.flow = hw.flow.read()
+        inp.breath_temp = hw.breath_temp.read()
+        inp.hum = hw.hum.read()
+        inp.cell = hw.fuel_cell.read()
+        inp.cell_temp = hw.heater.temperature()
+        inp.ambient = hw.ambient.read()
+        if timebase.diff(now, self._rtc_due) >= 0 or inp.rtc == 0:
+            # the RTC is a slow bus device: once a second is enough (the state machine keeps its own time)
+            inp.rtc = hw.rtc.now()
+            self._rtc_due = timebase.add(now, 1000)
+        present = hw.module.present()
+        if present != self._module_present:
+            self._module_present = present
+            inp.module_present = present
+            # the EEPROM is read once per insertion, not per poll
+            inp.module = module_mod.parse(hw.module.read_eeprom()) if present else None
+
+    def _fail_safe(self, exc):
+        self.failed = True
+        try:
+            self.hw.relay.set(False)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.hw.display.show(_ERROR_TEXT)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.log.append(self.fsm.wall, records.FAULT, 2, 0, 0, 0)
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def run(self, ticks_ms, tasks=()):
+        """The board's loop: poll at the interval the state machine asks for; other tasks run between."""
+        import asyncio
+
+        for task in tasks:
+            asyncio.create_task(task)
+        self.boot(ticks_ms())
+        while True:
+            self.poll(ticks_ms())
+            await asyncio.sleep_ms(self.fsm.poll_ms if not self.failed else 1000)

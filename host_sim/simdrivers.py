@@ -1,0 +1,239 @@
+"""Simulated drivers: the `drivers` interfaces implemented on the World, each output recorded in the trace.
+
+These are what a developer runs the firmware on every day; the board files in firmware/drivers/esp32/
+implement the same verbs on real parts.
+"""
+
+import drivers
+from host_sim.trace import BEEPS
+
+
+class SimFuelCell(drivers.FuelCell):
+    """Fuel-cell counts from the world's cell model."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def read(self):
+        """ADC counts."""
+        return self.world.cell_counts()
+
+
+class SimFlow(drivers.BreathFlow):
+    """Mouthpiece flow from the current blow."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def read(self):
+        """mL/s."""
+        return self.world.flow()
+
+
+class SimBreathTemp(drivers.BreathTemp):
+    """Breath thermistor."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def read(self):
+        """Deci C."""
+        return self.world.breath_temp()
+
+
+class SimHum(drivers.HumDetect):
+    """Hum detector."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def read(self):
+        """1 while humming."""
+        return self.world.hum()
+
+
+class SimHeater(drivers.Heater):
+    """Heater switch and cell block temperature."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def set(self, on):
+        """Switch the heater."""
+        self.world.heater = on
+
+    def temperature(self):
+        """Deci C."""
+        return self.world.cell_temp()
+
+
+class SimAmbient(drivers.Ambient):
+    """Ambient temperature."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def read(self):
+        """Deci C."""
+        return self.world.ambient
+
+
+class SimModuleSlot(drivers.ModuleSlot):
+    """Module latch and EEPROM."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def present(self):
+        """Inserted and latched."""
+        return self.world.module is not None and self.world.module_latched
+
+    def read_eeprom(self):
+        """EEPROM image."""
+        return self.world.module
+
+
+class SimButtons(drivers.Buttons):
+    """Buttons the scenario or the person pressed."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def pressed(self):
+        """Presses since the last call."""
+        mask = self.world.buttons
+        self.world.buttons = 0
+        return mask
+
+
+class SimDisplay(drivers.Display):
+    """The 2 x 16 display, recorded in the trace."""
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def show(self, buf):
+        """Record the new screen."""
+        self.trace.show(buf)
+
+
+class SimRelay(drivers.Relay):
+    """Starter relay."""
+
+    def __init__(self, world, trace):
+        self.world = world
+        self.trace = trace
+
+    def set(self, on):
+        """Close or open."""
+        self.world.relay = on
+        self.trace.add("RELAY " + ("ON" if on else "OFF"))
+
+
+class SimAlarm(drivers.Alarm):
+    """Horn and lights."""
+
+    def __init__(self, world, trace):
+        self.world = world
+        self.trace = trace
+
+    def horn(self, on):
+        """Horn."""
+        self.world.horn = on
+        self.trace.add("HORN " + ("ON" if on else "OFF"))
+
+    def lights(self, on):
+        """Lights."""
+        self.world.lights = on
+        self.trace.add("LIGHTS " + ("ON" if on else "OFF"))
+
+
+class SimBuzzer(drivers.Buzzer):
+    """Beeper."""
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def beep(self, pattern):
+        """Record the pattern."""
+        self.trace.add("BEEP " + BEEPS[pattern])
+
+
+class SimVehicle(drivers.Vehicle):
+    """Ignition and engine sense."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def ignition(self):
+        """Key on."""
+        return self.world.ignition
+
+    def engine_running(self):
+        """Engine runs."""
+        return self.world.engine
+
+
+class SimLink(drivers.HandsetLink):
+    """Handset cable sense."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def connected(self):
+        """Plugged in."""
+        return self.world.connected
+
+
+class SimRtc(drivers.Rtc):
+    """Battery-backed clock of the world."""
+
+    def __init__(self, world, trace):
+        self.world = world
+        self.trace = trace
+
+    def now(self):
+        """Device seconds."""
+        return self.world.rtc_now()
+
+    def set(self, wall):
+        """Set by the firmware."""
+        self.world.rtc_set(wall)
+        self.trace.add("RTC SET %d" % wall)
+
+
+class SimCamera(drivers.Camera):
+    """Camera: numbered photos."""
+
+    def __init__(self, world, trace):
+        self.world = world
+        self.trace = trace
+
+    def capture(self, reason):
+        """Take a photo."""
+        pid = self.world.take_photo()
+        self.trace.add("PHOTO %d reason=%d" % (pid, reason))
+        return pid
+
+
+class SimPump(drivers.Pump):
+    """Sampling pump."""
+
+    def __init__(self, world, trace):
+        self.world = world
+        self.trace = trace
+
+    def draw(self):
+        """Draw a sample into the cell."""
+        self.world.draw_sample()
+        self.trace.add("PUMP")
+
+
+def hardware(world, trace):
+    """A drivers.Hardware over the world."""
+    return drivers.Hardware(
+        SimFuelCell(world), SimFlow(world), SimBreathTemp(world), SimHum(world), SimHeater(world),
+        SimAmbient(world), SimModuleSlot(world), SimButtons(world), SimDisplay(trace), SimRelay(world, trace),
+        SimAlarm(world, trace), SimBuzzer(trace), SimVehicle(world), SimLink(world), SimRtc(world, trace),
+        SimCamera(world, trace), SimPump(world, trace),
+    )
