@@ -1,7 +1,7 @@
 """LEFT, OK and RIGHT buttons on pins with pull-ups, debounced by counting stable samples."""
 
-from drivers import LEFT, OK, RIGHT
 import drivers
+from drivers import LEFT, OK, RIGHT
 
 
 class Buttons(drivers.Buttons):

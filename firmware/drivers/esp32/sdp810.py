@@ -67,7 +67,7 @@ def flow(raw, coef):
     if raw < 0:
         return -flow(-raw, coef)
     # isqrt(raw << 14) = 128 * sqrt(raw): raw <= 32768 keeps it and the product below 2**30.
-    return (coef * isqrt(raw << 14)) >> (_FRAC + 7)
+    return (coef * isqrt(raw << 14) + (1 << (_FRAC + 6))) >> (_FRAC + 7)   # rounded
 
 
 class BreathFlow(drivers.BreathFlow):

@@ -1,18 +1,36 @@
 """THE wiring of the ESP32 handset board: every pin and bus in one place, and build() for the drivers.
 
-Board: ESP32-WROOM-32. Avoided on purpose: GPIO 6-11 (flash), 1/3 (USB serial, REPL), 0/2/12 (boot straps:
-a pull-up on 12 selects 1.8 V flash, one on 2 blocks serial download). ADC2 pins are avoided for analog
-inputs (the radio takes ADC2); analog inputs sit on the input-only ADC1 pins 34, 36, 39.
+Board: ESP32-WROOM-32. Avoided on purpose: GPIO 6-11 (flash), 1/3 (USB serial, REPL), 0/12 (boot straps:
+a pull-down on 0 enters the bootloader, a pull-up on 12 selects 1.8 V flash). GPIO 2 is a strap too, but
+only as an output with a pull-down (the pump), which is the level the bootloader wants. Analog inputs sit on
+the input-only ADC1 pins 34, 36, 39 (ADC2 belongs to the radio). GPIO 5 (link sense) and 15 (camera RX) are
+straps for SDIO timing and boot-log output only: harmless at either level on this board.
 """
 
-from micropython import const
-
-import machine
 import time
 
+import machine
+from micropython import const
+
 import drivers
-from drivers.esp32 import ads1115, alarm, buttons, buzzer, ds3231, hd44780, heater, hum, link, ntc, relay
-from drivers.esp32 import sdp810, slot, vc0706, vehicle
+from drivers.esp32 import (
+    ads1115,
+    alarm,
+    buttons,
+    buzzer,
+    ds3231,
+    hd44780,
+    heater,
+    hum,
+    link,
+    ntc,
+    pump,
+    relay,
+    sdp810,
+    slot,
+    vc0706,
+    vehicle,
+)
 
 # I2C bus 0, 100 kHz, 2.2 kOhm pull-ups to 3.3 V on the board. Devices on it (7-bit addresses):
 I2C_ID = const(0)
@@ -49,6 +67,8 @@ PIN_HORN = const(27)           # horn relay driver
 PIN_LIGHTS = const(13)         # hazard-lights relay driver, PWM at 1 Hz to flash
 PIN_HEATER = const(25)         # fuel-cell heater MOSFET
 PIN_BUZZER = const(4)          # piezo, PWM
+PIN_PUMP = const(2)            # sampling solenoid MOSFET (the pull-down keeps the boot strap low)
+PUMP_TIMER = const(1)          # hardware timer ending the solenoid pulse
 LIGHTS_FLASH_HZ = const(1)
 BUZZER_HZ = const(2700)
 BUZZER_TIMER = const(0)        # hardware timer stepping the beep patterns
@@ -84,6 +104,7 @@ def build(camera_fs=None):
     # Outputs first, each created at its off level: the starter stays blocked from the first instruction.
     rel = relay.Relay(Pin(PIN_RELAY, Pin.OUT, value=0))
     heat_pin = Pin(PIN_HEATER, Pin.OUT, value=0)
+    pump_pin = Pin(PIN_PUMP, Pin.OUT, value=0)
     horn = Pin(PIN_HORN, Pin.OUT, value=0)
     lights = machine.PWM(Pin(PIN_LIGHTS), freq=LIGHTS_FLASH_HZ, duty_u16=0)
     beeper = machine.PWM(Pin(PIN_BUZZER), freq=BUZZER_HZ, duty_u16=0)
@@ -116,6 +137,7 @@ def build(camera_fs=None):
         link=link.HandsetLink(button(PIN_LINK)),
         rtc=ds3231.DS3231(i2c, ADDR_RTC),
         camera=vc0706.Camera(cam_uart, camera_fs),
+        pump=pump.Pump(pump_pin, machine.Timer(PUMP_TIMER)),
         # Added by their own drivers' authors: the flash filesystem (storage), the cellular modem (on
         # modem_uart()) and the technician's service port (on service_uart()).
         fs=None,

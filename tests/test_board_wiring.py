@@ -1,0 +1,201 @@
+"""The ESP32 wiring file builds a complete Hardware on a stand-in `machine` and keeps the board's pin rules."""
+
+import importlib
+import sys
+import time
+import types
+
+import drivers
+import pytest
+
+from tests.test_board_drivers import FakeI2C
+
+
+def _sdp_frame():
+    from drivers.esp32 import sdp810
+
+    out = bytearray()
+    for w in (0, 5000, 60):
+        pair = bytes([w >> 8, w & 0xFF])
+        out += pair + bytes([sdp810.crc8(pair, 0, 2)])
+    return out
+
+
+class _Machine:
+    """A stand-in for MicroPython's `machine` module that records what the wiring creates, in order."""
+
+    def __init__(self):
+        self.created = []
+        self.bus = FakeI2C()
+        for addr, size in ((0x48, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
+            self.bus.add(addr, size)
+        self.bus.frames[0x25] = [_sdp_frame()]
+        m = self
+        self.module = mod = types.ModuleType("machine")
+
+        class Pin:
+            IN, OUT, PULL_UP, PULL_DOWN, IRQ_RISING = 1, 3, 2, 4, 1
+
+            def __init__(self, gpio, mode=None, pull=None, value=None):
+                self.gpio, self.mode, self.pull, self.level = gpio, mode, pull, value
+                self.handler = None
+                m.created.append(("Pin", gpio, mode, pull, value))
+
+            def value(self, v=None):
+                if v is None:
+                    return 1 if self.level is None else self.level
+                self.level = v
+                m.created.append(("set", self.gpio, v))
+
+            def irq(self, handler=None, trigger=None):
+                self.handler = handler
+
+        class PWM:
+            def __init__(self, pin, freq=None, duty_u16=None):
+                self.pin, self.f, self.duty = pin, freq, duty_u16
+                m.created.append(("PWM", pin.gpio, freq, duty_u16))
+
+            def duty_u16(self, d):
+                self.duty = d
+
+            def freq(self, f):
+                self.f = f
+
+        class ADC:
+            ATTN_11DB = 3
+
+            def __init__(self, pin, atten=None):
+                self.pin, self.atten = pin, atten
+                m.created.append(("ADC", pin.gpio, atten))
+
+            def read_uv(self):
+                return 1_650_000
+
+        def I2C(bus_id, scl, sda, freq):
+            m.created.append(("I2C", bus_id, scl.gpio, sda.gpio, freq))
+            return m.bus
+
+        class UART:
+            def __init__(self, uart_id, baudrate, tx=None, rx=None, **kw):
+                m.created.append(("UART", uart_id, tx, rx, baudrate))
+
+            def any(self):
+                return 0
+
+            def write(self, b):
+                return len(b)
+
+            def readinto(self, buf, n=None):
+                return None
+
+        class Timer:
+            ONE_SHOT = 0
+
+            def __init__(self, timer_id):
+                m.created.append(("Timer", timer_id))
+
+            def init(self, **kw):
+                pass
+
+            def deinit(self):
+                pass
+
+        mod.Pin, mod.PWM, mod.ADC, mod.I2C, mod.UART, mod.Timer = Pin, PWM, ADC, I2C, UART, Timer
+
+
+@pytest.fixture()
+def board(monkeypatch):
+    """The wiring module imported against the stand-in machine, and the record of what it made."""
+    fake = _Machine()
+    monkeypatch.setitem(sys.modules, "machine", fake.module)
+    # MicroPython's time has sleep_ms and ticks_ms; CPython's does not.
+    monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)
+    monkeypatch.setattr(time, "ticks_ms", lambda: 0, raising=False)
+    monkeypatch.delitem(sys.modules, "drivers.esp32.wiring", raising=False)
+    wiring = importlib.import_module("drivers.esp32.wiring")
+    yield wiring, fake
+    sys.modules.pop("drivers.esp32.wiring", None)
+
+
+_INTERFACES = {
+    "fuel_cell": drivers.FuelCell, "flow": drivers.BreathFlow, "breath_temp": drivers.BreathTemp,
+    "hum": drivers.HumDetect, "heater": drivers.Heater, "ambient": drivers.Ambient, "module": drivers.ModuleSlot,
+    "buttons": drivers.Buttons, "display": drivers.Display, "relay": drivers.Relay, "alarm": drivers.Alarm,
+    "buzzer": drivers.Buzzer, "vehicle": drivers.Vehicle, "link": drivers.HandsetLink, "rtc": drivers.Rtc,
+    "camera": drivers.Camera, "pump": drivers.Pump,
+}
+
+
+def test_build_returns_every_driver(board):
+    """build() fills every Hardware slot with the matching driver, leaving fs, modem and service port to others."""
+    wiring, _ = board
+    hw = wiring.build()
+    assert isinstance(hw, drivers.Hardware)
+    for name, iface in _INTERFACES.items():
+        assert isinstance(getattr(hw, name), iface), name
+    assert hw.fs is None and hw.modem is None and hw.service_port is None
+
+
+def test_relay_is_the_first_thing_created_and_starts_open(board):
+    """The relay pin is created before anything else, as an output already at its open level."""
+    wiring, fake = board
+    wiring.build()
+    assert fake.created[0] == ("Pin", wiring.PIN_RELAY, 3, None, 0)
+    assert all(entry[2] == 0 for entry in fake.created if entry[0] == "set" and entry[1] == wiring.PIN_RELAY)
+
+
+def test_outputs_are_created_at_their_off_level(board):
+    """Every output pin is born low and every PWM at zero duty, so nothing pulses while the board boots."""
+    wiring, fake = board
+    wiring.build()
+    outputs = [e for e in fake.created if e[0] == "Pin" and e[2] == 3]
+    assert {e[1] for e in outputs} == {wiring.PIN_RELAY, wiring.PIN_HEATER, wiring.PIN_HORN, wiring.PIN_PUMP}
+    assert all(e[4] == 0 for e in outputs)
+    assert all(e[3] == 0 for e in fake.created if e[0] == "PWM")
+
+
+def test_no_gpio_is_used_twice_or_forbidden(board):
+    """Each GPIO serves one purpose; flash, USB-serial and risky boot-strap pins are left alone."""
+    wiring, fake = board
+    wiring.build()
+    used = [e[1] for e in fake.created if e[0] == "Pin"]
+    for name in ("MODEM_TX", "MODEM_RX"):
+        used.append(getattr(wiring, name))
+    assert len(used) == len(set(used)), sorted(used)
+    assert not set(used) & {0, 1, 3, 6, 7, 8, 9, 10, 11, 12}
+    # GPIO 2 must be low at reset for serial download: only an output born low may use it.
+    assert all(e[2] == 3 and e[4] == 0 for e in fake.created if e[0] == "Pin" and e[1] == 2)
+
+
+def test_analog_inputs_are_on_adc1_and_input_only_pins_get_no_pulls(board):
+    """ADC pins are ADC1 channels (ADC2 is the radio's); GPIO 34-39 have no pull resistors to ask for."""
+    wiring, fake = board
+    wiring.build()
+    adc_pins = [e[1] for e in fake.created if e[0] == "ADC"]
+    assert len(adc_pins) == 3 and set(adc_pins) <= {32, 33, 34, 35, 36, 37, 38, 39}
+    assert all(e[0] != "ADC" or e[2] == 3 for e in fake.created)
+    for e in fake.created:
+        if e[0] == "Pin" and e[1] >= 34:
+            assert e[3] is None and e[2] in (None, 1)
+
+
+def test_i2c_bus_and_devices(board):
+    """One I2C bus on SDA 21 / SCL 22 at 100 kHz carries the ADC, pressure sensor, LCD, RTC and module EEPROM."""
+    wiring, fake = board
+    hw = wiring.build()
+    assert ("I2C", 0, 22, 21, 100000) in fake.created
+    touched = {w[0] for w in fake.bus.writes}
+    assert {0x48, 0x25, 0x27} <= touched
+    assert len(hw.module.read_eeprom()) == 64
+    fake.bus.mem[0x68][0:7] = b"\x00\x00\x00\x01\x01\x01\x24"
+    assert hw.rtc.now() == 0
+
+
+def test_modem_and_service_uarts_are_left_for_their_drivers(board):
+    """build() creates only the camera's UART; modem_uart() builds the modem's on its own pins."""
+    wiring, fake = board
+    wiring.build()
+    uarts = [e for e in fake.created if e[0] == "UART"]
+    assert uarts == [("UART", wiring.CAMERA_UART, wiring.CAMERA_TX, wiring.CAMERA_RX, wiring.CAMERA_BAUD)]
+    wiring.modem_uart()
+    assert fake.created[-1] == ("UART", wiring.MODEM_UART, wiring.MODEM_TX, wiring.MODEM_RX, wiring.MODEM_BAUD)
