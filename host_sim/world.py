@@ -24,11 +24,39 @@ TAU_BREATH_TEMP = 300  # ms
 TAU_COOL = 60000  # ms
 
 
+REFERENCE_BRAC = 80  # the dry-gas standard used at calibration, 0.080 g/dL
+
+
+def measured_area(brac, cell_temp=350, age_days=0, analysis_ms=4000, poll_ms=50):
+    """The area the firmware measures for a sample of this BrAC: what a calibration bench records."""
+    w = World(0, 1, cell_temp)
+    w.noise = 0
+    w.cell_temp_m = cell_temp * 1000
+    w.cell_age_days = age_days
+    w.start_blow(brac, 2000, 10000, 340, False)
+    w.advance(200)
+    base = w.cell_counts()
+    w.draw_sample()
+    area = 0
+    elapsed = 0
+    while elapsed < analysis_ms:
+        w.advance(poll_ms)
+        elapsed += poll_ms
+        area += (w.cell_counts() - base) * poll_ms
+    return area // 50
+
+
+_REFERENCE_AREA = []
+
+
 def default_module(serial=1001, expiry_day=None, start_wall=0):
-    """A freshly calibrated module that expires a year after start_wall unless told otherwise."""
+    """A module calibrated on the bench against the reference standard; expires in a year by default."""
     if expiry_day is None:
         expiry_day = start_wall // timebase.DAY + 365
-    return module_mod.ModuleData(serial, expiry_day, 0, 16000, 80, 350, start_wall // timebase.DAY)
+    if not _REFERENCE_AREA:
+        _REFERENCE_AREA.append(measured_area(REFERENCE_BRAC))
+    return module_mod.ModuleData(serial, expiry_day, 0, _REFERENCE_AREA[0], REFERENCE_BRAC, 350,
+                                 start_wall // timebase.DAY)
 
 
 class Blow:

@@ -52,7 +52,7 @@ STATE_NAMES = (
 # poll intervals the runtime is asked for
 POLL_FAST = const(50)
 POLL_NORMAL = const(250)
-POLL_IDLE = const(1000)
+POLL_IDLE = const(5000)  # ignition off: inputs that matter wake the loop (pin interrupts)
 
 # buzzer patterns
 BEEP_KEY = const(1)
@@ -82,7 +82,6 @@ class Interlock(Authority):
         self.entry = entry.CodeEntry(self.policy.code_digits)
         self.menu = menu.Menu()
         self.prng = Prng(seed)
-        self.fail_times = [0] * 3
         self.abort_times = [0] * 10
         self._init_persistent()
         self.state = S_OFF
@@ -150,6 +149,8 @@ class Interlock(Authority):
         self.restart_until = 0
         self.retest_pending = False
         self.alarm_at_save = False
+        self.fail_streak = 0
+        self.fail_lock_end = 0
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -243,6 +244,7 @@ class Interlock(Authority):
     def step(self, now, inp):
         """One poll: time, edges, the state's handler, long timers, display, persistence."""
         self._now = now
+        self._cell_temp = inp.cell_temp
         self._advance_wall(now, inp.rtc)
         self._edges(now, inp)
         self._handle(now, inp)
@@ -419,7 +421,6 @@ class Interlock(Authority):
     # ---- state handlers ----------------------------------------------------------------------
 
     def _handle(self, now, inp):
-        self._cell_temp = inp.cell_temp
         state = self.state
         buttons = inp.buttons
         # the heater keeps the cell warm whenever a test may come: ignition on and the handset plugged in
@@ -528,17 +529,18 @@ class Interlock(Authority):
         if kind == 2:
             self._retest_result(now, verdict)
             return
+        if verdict != records.FAIL and self.fail_streak:
+            self.fail_streak = 0
+            self._dirty = True
         if verdict == records.FAIL:
-            ring = self.fail_times
-            ring[2] = ring[1]
-            ring[1] = ring[0]
-            ring[0] = self.wall
-            window = self.wall - p.fail_window_s
-            n = 0
-            for i in range(3):
-                if ring[i] and ring[i] > window:
-                    n += 1
+            # escalate when this fail comes within the fail window of the previous lockout's end
+            if self.fail_streak and self.wall - self.fail_lock_end <= p.fail_window_s:
+                self.fail_streak += 1
+            else:
+                self.fail_streak = 1
+            n = self.fail_streak
             seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
+            self.fail_lock_end = self.wall + seconds
             self._temp_lock(records.LOCK_TEMP, seconds, value)
         self._enter(S_RESULT)
 

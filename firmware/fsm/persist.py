@@ -19,7 +19,7 @@ _FAILS = 3
 # payment due, service due, inspection due, module expiry,
 # desired version, last command seq, last alive, last sync, restart-window end, expected module,
 # log next seq at save, module serial, policy version,
-# fail times x3, abort times x10, policy values
+# fail streak, last fail-lock end, reserved, abort times x10, policy values
 _HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_FAILS + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
@@ -42,7 +42,9 @@ def pack(m):
         m.desired_version, m.last_command_seq, m.last_alive, m.last_sync, m.restart_until,
         m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version,
     ]
-    args.extend(m.fail_times)
+    args.append(m.fail_streak)
+    args.append(m.fail_lock_end)
+    args.append(0)
     args.extend(m.abort_times)
     args.extend(m.policy.values())
     return struct.pack(_FMT, *args)
@@ -68,8 +70,8 @@ def unpack(data, m):
     m.module_serial = v[29]
     pol_version = v[30]
     i = 31
-    for k in range(_FAILS):
-        m.fail_times[k] = v[i + k]
+    m.fail_streak = v[i]
+    m.fail_lock_end = v[i + 1]
     i += _FAILS
     for k in range(_ABORTS):
         m.abort_times[k] = v[i + k]
