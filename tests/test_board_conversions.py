@@ -251,3 +251,17 @@ def test_sdp810_frame_with_another_scale_factor_is_refused():
     """A sensor reporting another scale (a 125 Pa part fitted by mistake) is refused."""
     with pytest.raises(OSError):
         sdp810.check(_frame(1234, scale=240), 60)
+
+
+# ---- tick arithmetic (vehicle) -----------------------------------------------------------------------------
+
+_TICKS = st.integers(min_value=0, max_value=(1 << 30) - 1)
+
+
+@given(_TICKS, _TICKS)
+def test_ticks_diff_is_micropythons_modular_difference(a, b):
+    """ticks_diff(a, b) is (a - b) wrapped into [-2**29, 2**29), as MicroPython's time.ticks_diff."""
+    from drivers.esp32 import vehicle
+
+    half = 1 << 29
+    assert vehicle.ticks_diff(a, b) == (a - b + half) % (1 << 30) - half

@@ -743,3 +743,15 @@ def test_pump_pulses_the_solenoid_once_per_draw():
     assert pin.level == 0 and not p.drawing
     p.draw()
     assert pin.level == 1
+
+
+def test_pulse_counter_wraps_below_two_to_the_thirty():
+    """The interrupt's counter wraps to 0 after 2**30 - 1, and the rate across the wrap is still right."""
+    w, clock = FakePin(0), WrapClock()
+    v = vehicle.Vehicle(FakePin(1), w, clock)
+    v._pulses = v._seen = (1 << 30) - 10
+    for _ in range(75):
+        w.handler(w)
+    assert v._pulses == 65
+    clock.advance(250)
+    assert v.engine_running()

@@ -14,7 +14,7 @@ _CMD_FBUF_CTRL = b"\x56\x00\x36\x01\x00"    # stop (freeze) the current frame
 _CMD_RESUME = b"\x56\x00\x36\x01\x03"       # resume live video, releasing the frame buffer
 _CMD_FBUF_LEN = b"\x56\x00\x34\x01\x00"     # length of the frozen frame
 _CHUNK = const(512)
-_ID_MAX = const((1 << 30) - 1)
+_ID_MAX = const(0x3FFFFFFF)     # ids stay small ints on a 32-bit port
 
 
 class Camera(drivers.Camera):

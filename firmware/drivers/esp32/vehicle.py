@@ -10,16 +10,23 @@ from micropython import const
 import drivers
 
 # MicroPython's ticks_ms() wraps at 2**30; differences are taken modulo that, as time.ticks_diff does.
-_TICKS_PERIOD = const(1 << 30)
-_TICKS_HALF = const(1 << 29)
-_COUNT_MASK = const((1 << 30) - 1)
+# Every value here stays below 2**30, a 32-bit port's small-int limit: arithmetic never allocates.
+_TICKS_HALF = const(0x20000000)
+_COUNT_MASK = const(0x3FFFFFFF)
 # A window longer than this (the runtime stalled, or stopped polling) is dropped rather than judged.
 _STALE_MS = const(10000)
 
 
 def ticks_diff(a, b):
     """a - b for tick counters that wrap at 2**30 (same result as time.ticks_diff)."""
-    return ((a - b + _TICKS_HALF) & (_TICKS_PERIOD - 1)) - _TICKS_HALF
+    d = a - b
+    if d >= _TICKS_HALF:
+        d -= _COUNT_MASK
+        d -= 1
+    elif d < -_TICKS_HALF:
+        d += _COUNT_MASK
+        d += 1
+    return d
 
 
 class Vehicle(drivers.Vehicle):
@@ -43,7 +50,11 @@ class Vehicle(drivers.Vehicle):
             w_pin.irq(handler=self._irq, trigger=w_pin.IRQ_RISING)
 
     def _pulse(self, _pin):
-        self._pulses = (self._pulses + 1) & _COUNT_MASK
+        # Wrap before 2**30 without ever forming it: a big int cannot be allocated in an interrupt.
+        if self._pulses == _COUNT_MASK:
+            self._pulses = 0
+        else:
+            self._pulses += 1
 
     def ignition(self):
         """True while the ignition is on."""
