@@ -116,3 +116,16 @@ def http_handler(base_url, timeout_s=10.0):
     """A MemoryModem handler that forwards to a real companion (so faults can be injected over real HTTP)."""
     modem = HttpModem(base_url, timeout_s)
     return modem.request_blocking
+
+
+def sync_now(client, modem, now_ms):
+    """One blocking exchange of the sync client's pure core over a MemoryModem (or anything with
+    `exchange`); returns the client's outcome (sync.client OK/FAILED/REFUSED/SKEW), None when not provisioned."""
+    req = client.build(now_ms)
+    if req is None:
+        return None
+    try:
+        status, headers, body = modem.exchange(*req)
+    except ModemError:
+        return client.failed(now_ms)
+    return client.handle_response(now_ms, status, headers, body)

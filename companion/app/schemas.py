@@ -234,7 +234,9 @@ class LogChunk(BaseModel):
     data: Annotated[str, StringConstraints(max_length=65536)]
 
 
-StatusValue = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Annotated[str, StringConstraints(max_length=64)] | None
+ShortStr = Annotated[str, StringConstraints(max_length=64)]
+StatusValue = (bool | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | ShortStr
+               | Annotated[list[ShortStr], Field(max_length=8)] | None)
 
 
 class SyncRequest(BaseModel):
