@@ -230,3 +230,30 @@ def test_modem_and_service_uarts_are_left_for_their_drivers(board):
     assert uarts == [("UART", wiring.CAMERA_UART, wiring.CAMERA_TX, wiring.CAMERA_RX, wiring.CAMERA_BAUD)]
     wiring.modem_uart()
     assert fake.created[-1] == ("UART", wiring.MODEM_UART, wiring.MODEM_TX, wiring.MODEM_RX, wiring.MODEM_BAUD)
+
+
+def test_wiring_matches_the_esp32_machine_api(tmp_path):
+    """mypy with the micropython-esp32-stubs finds no misuse of machine.Pin/ADC/PWM/I2C/UART/Timer in wiring.py."""
+    import pathlib
+    import subprocess
+    import sysconfig
+
+    site = pathlib.Path(sysconfig.get_paths()["purelib"])
+    names = ("machine.pyi", "micropython.pyi", "time.pyi", "esp32.pyi", "vfs.pyi", "_mpy_shed")
+    if not all((site / n).exists() for n in names) or not (site / "stdlib" / "VERSIONS").exists():
+        pytest.skip("micropython-esp32-stubs / micropython-stdlib-stubs are not installed")
+    # The stubs sit loose in site-packages; give mypy just them, with their own stdlib as typeshed.
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for n in names:
+        (stubs / n).symlink_to(site / n)
+    root = pathlib.Path(__file__).resolve().parent.parent
+    wiring = root / "firmware" / "drivers" / "esp32" / "wiring.py"
+    env = {"MYPYPATH": f"{stubs}:{root / 'firmware'}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--check-untyped-defs", "--follow-imports=silent", "--no-incremental",
+         "--cache-dir", str(tmp_path / "cache"), "--custom-typeshed-dir", str(site), str(wiring)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    ours = [line for line in proc.stdout.splitlines() if line.startswith(str(wiring))]
+    assert "checked 1 source file" in proc.stdout or "Success" in proc.stdout, proc.stdout + proc.stderr
+    assert ours == []
