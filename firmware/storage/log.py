@@ -13,7 +13,8 @@ that append had reported). Freeing deletes whole segment files, oldest first.
 Space: records are freed only when acknowledged by the companion AND older than `retention` seconds of device
 time, and never the newest segment (it carries the chain head). Budget (2 MiB `vfs` partition = 512 blocks):
 capacity 40,400 records = 400 one-block segments, leaving 112 blocks for the firmware files, littlefs metadata
-and copy-on-write; a year of a typical program is about 36,500 records (see tests/test_storage_budget.py).
+and copy-on-write. A year of a typical program (4 drives a day of 25 records, syncs, service) is about 37,700
+records; tests/test_storage_budget.py writes one into a 2 MiB image: 432 of 512 blocks, 38 of them firmware.
 nearly_full() turns true `reserve` records before capacity so the lockout and the service visit still log.
 """
 

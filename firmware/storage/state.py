@@ -4,7 +4,7 @@ Each stored copy is a 16-byte header and the data:
     0  4  magic b"IST1"
     4  4  generation u32 (one more at every save)
     8  4  length of the data
-   12  4  CRC-32 of the data
+   12  4  CRC-32 of bytes 4..11 then the data (so a damaged generation or length is caught too)
 load() returns the data only when magic, length and CRC agree, otherwise None (the caller fails safe).
 
 Two ways to make save atomic, both provided, both exercised at every power-cut point by
@@ -29,9 +29,16 @@ def _pack(gen, data):
     """Header and data of one stored copy."""
     buf = bytearray(_HDR + len(data))
     buf[0:4] = _MAGIC
-    struct.pack_into("<III", buf, 4, gen & 0xFFFFFFFF, len(data), binascii.crc32(data) & 0xFFFFFFFF)
+    struct.pack_into("<II", buf, 4, gen & 0xFFFFFFFF, len(data))
     buf[_HDR:] = data
+    struct.pack_into("<I", buf, 12, _crc(buf))
     return buf
+
+
+def _crc(buf):
+    """CRC-32 of the generation, the length and the data of a stored copy."""
+    mv = memoryview(buf)
+    return binascii.crc32(mv[_HDR:], binascii.crc32(mv[4:12])) & 0xFFFFFFFF
 
 
 def _unpack(buf):
@@ -41,10 +48,9 @@ def _unpack(buf):
     gen, n, crc = struct.unpack_from("<III", buf, 4)
     if len(buf) != _HDR + n:
         return None
-    data = bytes(buf[_HDR:])
-    if binascii.crc32(data) & 0xFFFFFFFF != crc:
+    if _crc(buf) != crc:
         return None
-    return gen, data
+    return gen, bytes(buf[_HDR:])
 
 
 def _read(flash, path):
