@@ -7,7 +7,7 @@ fields and error codes mirror `firmware/service/ilgroup.py`; the tests check the
 from __future__ import annotations
 
 from enum import IntEnum, unique
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from smp import error as smperr
 from smp import header as smphdr
@@ -91,7 +91,7 @@ class StatusResponse(smpmsg.ReadResponse):
 
     _GROUP_ID = GROUP_ID
     _COMMAND_ID = Cmd.STATUS
-    status: dict[str, int | str | None]
+    status: dict[str, Any]
 
 
 class _Empty(smpmsg.WriteResponse):

@@ -165,7 +165,7 @@ def _string(r, major, info, depth):
         try:
             return raw.decode("utf-8")
         except UnicodeError:
-            raise CborError("invalid utf-8")
+            raise CborError("invalid utf-8") from None
     return raw
 
 

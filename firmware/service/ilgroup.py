@@ -5,7 +5,7 @@ Every change goes through the state machine's technician API, which checks it an
 id travels with it. Refusals are SMP v2 errors of this group (v1 clients get the nearest common code).
 """
 
-from fsm import machine, records
+from fsm import authority, records
 from micropython import const
 
 from service import auth, smp
@@ -43,6 +43,11 @@ _LOGIN_RC = {
     auth.R_TOO_LONG: RC_TOKEN_TOO_LONG, auth.R_UNPROVISIONED: RC_UNPROVISIONED,
 }
 
+# SERVICE record actions (a=) for technician changes made outside `technician()`; b = technician id
+SVC_POLICY = const(21)  # c = policy version now in force
+SVC_CLOCK = const(22)  # c = wall set
+SVC_RESET = const(23)  # c = 0
+
 _READS = (AUTH, STATUS, POLICY, CLOCK)
 _WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
 _U32 = const(0xFFFFFFFF)
@@ -67,13 +72,13 @@ def _int(req, key, lo=0, hi=_U32, default=None):
 
 
 def _applied(rc):
-    return {} if rc == machine.RC_APPLIED else smp.group_err(RC_REFUSED)
+    return {} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
 
 
 def set_clock(svc, now_ms, wall, reply):
     """Set the device clock for the session's technician (also used by the OS group's datetime write)."""
     svc.handset.set_time(now_ms, wall, records.SRC_TECH)
-    svc.logged(machine.TECH_TIME, wall)
+    svc.logged(SVC_CLOCK, wall)
     return reply
 
 
@@ -84,7 +89,8 @@ def _login(svc, now_ms, req):
     if tech_id is None or expires is None or not isinstance(mac, bytes):
         return smp.EINVAL
     h = svc.handset
-    tech_key = h.keys()[2] if h.secret is not None else None
+    keys = h.keys()
+    tech_key = keys[2] if keys is not None else None
     svc.download = None
     reason = svc.auth.login(now_ms, h.wall, tech_key, h.device_id, tech_id, expires, mac)
     if reason:
@@ -119,12 +125,12 @@ def handle(svc, now_ms, op, cmd, req):
         if due is None:
             return smp.EINVAL
         rc = h.technician(now_ms, tech, records.SVC_RECORD, due)
-        return {"due": due} if rc == machine.RC_APPLIED else smp.group_err(RC_REFUSED)
+        return {"due": due} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
     if cmd == CLEAR:
         lockout = _int(req, "lockout_id", 0, _U32, 0)
         if lockout is None:
             return smp.EINVAL
-        return _applied(h.technician(now_ms, tech, machine.TECH_CLEAR, lockout))
+        return _applied(h.technician(now_ms, tech, authority.TECH_CLEAR, lockout))
     if cmd == POLICY:
         if op == smp.OP_READ:
             return {"policy": h.policy.to_dict()}
@@ -133,7 +139,7 @@ def handle(svc, now_ms, op, cmd, req):
             return smp.EINVAL
         if not h.apply_policy(now_ms, values, records.SRC_TECH):
             return smp.group_err(RC_REFUSED)
-        svc.logged(machine.TECH_POLICY, h.policy.version)
+        svc.logged(SVC_POLICY, h.policy.version)
         return {"policy_version": h.policy.version}
     if cmd == CLOCK:
         if op == smp.OP_READ:

@@ -14,7 +14,7 @@ from fsm import records, timebase
 from micropython import const
 
 from service import auth, cbor, fsgroup, ilgroup, osgroup, smp
-from service.frame import BAD_CRC, OVERSIZE, Decoder, encode
+from service.frame import OVERSIZE, Decoder, encode
 
 BUF_SIZE = const(2048)  # decoded reassembly buffer (MCUmgr buf_size): frame length + packet + CRC
 BUF_COUNT = const(1)

@@ -1,0 +1,5 @@
+"""`python -m technician ...`"""
+
+from technician.cli import main
+
+main()

@@ -1,0 +1,215 @@
+"""`python -m technician`: the service technician's command line for the interlock handset.
+
+Each command connects (serial, BLE or UDP), logs in with the companion-issued token, does its one job,
+logs out and disconnects. Example:
+
+    python -m technician --port /dev/ttyUSB0 --token tech.json log --out events.bin
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from smpclient import SMPClient
+
+from technician import client as tc
+from technician import protocol as p
+from technician.token import Token
+
+app = typer.Typer(help="Service technician tools for the interlock handset (MCUmgr SMP service port).",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+
+
+@dataclass
+class Conn:
+    """How to reach the handset, and with which token."""
+
+    port: str | None
+    ble: str | None
+    udp: str | None
+    token: Path | None
+    timeout: float
+    baudrate: int
+
+
+def _fail(msg: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {msg}")
+    return typer.Exit(code=1)
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    port: Annotated[str | None, typer.Option(help="Serial port, e.g. /dev/ttyUSB0")] = None,
+    ble: Annotated[str | None, typer.Option(help="BLE address of the handset")] = None,
+    udp: Annotated[str | None, typer.Option(help="IP address of the handset (UDP port 1337)")] = None,
+    token: Annotated[Path | None, typer.Option(help="Technician token JSON from the companion")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer")] = 2.5,
+    baudrate: Annotated[int, typer.Option(help="Serial line rate")] = 115200,
+) -> None:
+    """Connection and token options shared by every command."""
+    ctx.obj = Conn(port, ble, udp, token, timeout, baudrate)
+
+
+def session(ctx: typer.Context, job: Callable[[SMPClient], Awaitable[Any]], needs_login: bool = True) -> Any:
+    """Connect, log in, run job, log out, disconnect; errors become a message and exit code 1."""
+    conn: Conn = ctx.obj
+    tok: Token | None = None
+    if needs_login:
+        if conn.token is None:
+            raise _fail("--token is required (the companion issues one per handset and technician)")
+        try:
+            tok = Token.load(conn.token)
+        except (OSError, ValueError) as e:
+            raise _fail(str(e)) from None
+    try:
+        smp = tc.make_client(conn.port, conn.ble, conn.udp, conn.timeout, conn.baudrate)
+    except tc.ServiceError as e:
+        raise _fail(str(e)) from None
+
+    async def go() -> Any:
+        await smp.connect()
+        try:
+            if tok is not None:
+                who = await tc.login(smp, tok)
+                console.print(f"logged in as technician {who.tech_id}")
+            result = await job(smp)
+            if tok is not None:
+                await tc.call(smp, p.Logout())
+            return result
+        finally:
+            await smp.disconnect()
+
+    try:
+        return asyncio.run(go())
+    except (tc.ServiceError, TimeoutError, OSError) as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the handset's state."""
+    st = session(ctx, lambda c: tc.call(c, p.Status()))
+    for key, value in st.status.items():
+        console.print(f"{key:>18}  {value}")
+
+
+@app.command()
+def log(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Where to save the downloaded log")] = Path("events.bin"),
+) -> None:
+    """Download the event log with a progress bar and verify its hash chain."""
+    with Progress(TextColumn("log"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("download", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        data = session(ctx, lambda c: tc.download(c, tc.LOG_FILE, tick))
+    out.write_bytes(data)
+    check = tc.check_log(data)
+    if not check.ok:
+        console.print(f"[red]chain check FAILED[/red] at record index {check.bad_index}: {check.reason}")
+        raise typer.Exit(code=2)
+    console.print(f"saved {len(data)} bytes to {out}; chain verified: records {check.first}..{check.last} "
+                  f"({check.count} records)")
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    zero: Annotated[int, typer.Option(help="Fuel-cell counts with clean air")],
+    ref: Annotated[int, typer.Option(help="Fuel-cell counts with the reference gas")],
+    brac: Annotated[int, typer.Option(help="Reference gas BrAC, thousandths of g/dL (e.g. 80)")],
+) -> None:
+    """Two-point calibration of the fuel cell."""
+    session(ctx, lambda c: tc.call(c, p.Calibrate(zero=zero, ref=ref, brac=brac)))
+    console.print(f"calibrated: zero {zero}, reference {ref} at {brac}")
+
+
+@app.command()
+def module(
+    ctx: typer.Context,
+    serial: Annotated[int, typer.Option(help="Module serial number")],
+    expiry: Annotated[int, typer.Option(help="Module expiry, device day (days since 2024-01-01)")],
+) -> None:
+    """Record a sensor module install or replacement."""
+    session(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=expiry)))
+    console.print(f"module {serial} recorded, expires on day {expiry}")
+
+
+@app.command()
+def service(
+    ctx: typer.Context,
+    due: Annotated[int | None, typer.Option(help="Next service, device day; default: the policy interval")] = None,
+) -> None:
+    """Record a service visit (restarts the service interval)."""
+    rsp = session(ctx, lambda c: tc.call(c, p.Service(due=due)))
+    console.print(f"service recorded; next due on day {rsp.due}")
+
+
+@app.command()
+def clear(
+    ctx: typer.Context,
+    lockout_id: Annotated[int | None, typer.Option(help="Id of the lockout to clear")] = None,
+) -> None:
+    """Clear a violation lockout (a breath test is still required afterwards)."""
+    session(ctx, lambda c: tc.call(c, p.Clear(lockout_id=lockout_id)))
+    console.print("lockout cleared")
+
+
+@app.command()
+def policy(
+    ctx: typer.Context,
+    values: Annotated[list[str] | None, typer.Argument(help="name=value pairs, with version=N")] = None,
+    file: Annotated[Path | None, typer.Option(help="JSON map of name -> int, with \"version\"")] = None,
+) -> None:
+    """Show the policy, or apply a new one (all or nothing; the version must go up)."""
+    new: dict[str, int] = {}
+    try:
+        if file is not None:
+            new.update({str(k): int(v) for k, v in json.loads(file.read_text()).items()})
+        for pair in values or []:
+            name, _, value = pair.partition("=")
+            new[name] = int(value)
+    except (OSError, ValueError, AttributeError) as e:
+        raise _fail(f"bad policy: {e}") from None
+    if not new:
+        rsp = session(ctx, lambda c: tc.call(c, p.PolicyRead()))
+        for key, value in rsp.policy.items():
+            console.print(f"{key:>22}  {value}")
+        return
+    rsp = session(ctx, lambda c: tc.call(c, p.PolicyWrite(policy=new)))
+    console.print(f"policy version {rsp.policy_version} in force")
+
+
+@app.command()
+def clock(
+    ctx: typer.Context,
+    wall: Annotated[int | None, typer.Option(help="Device seconds to set; default: this computer's UTC")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Only show the handset's clock")] = False,
+) -> None:
+    """Set (or show) the handset's clock."""
+    if show:
+        rsp = session(ctx, lambda c: tc.call(c, p.ClockRead()))
+        console.print(f"handset clock: {rsp.wall} device seconds")
+        return
+    target = tc.device_now() if wall is None else wall
+    rsp = session(ctx, lambda c: tc.call(c, p.ClockWrite(wall=target)))
+    console.print(f"handset clock set to {rsp.wall} device seconds")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

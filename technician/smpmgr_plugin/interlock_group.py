@@ -1,0 +1,154 @@
+"""smpmgr plugin: the interlock group (100) of the handset's service port.
+
+    smpmgr --plugin-path=technician/smpmgr_plugin --port /dev/ttyUSB0 interlock --token tech.json status
+
+Commands: login, status, log, calibrate, module, service, clear, policy, clock (the technician CLI's set).
+Each command logs in with the token first; `login` alone leaves the session open, so that in
+`smpmgr interactive` smpmgr's own commands (`file download /log/events.bin`) run inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+from rich import print as rprint
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+# smpmgr loads this file by path: make the repository's `technician` package importable
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from smpmgr.common import Options, connect_with_spinner, get_smpclient  # noqa: E402
+
+from technician import client as tc  # noqa: E402
+from technician import protocol as p  # noqa: E402
+from technician.token import Token  # noqa: E402
+
+app = typer.Typer(name="interlock", help="The interlock handset's technician group (100).")
+
+
+def _run(ctx: typer.Context, job: Any, logout: bool = True) -> Any:
+    options = cast(Options, ctx.obj)
+    token_path = ctx.meta.get("interlock_token")
+    if token_path is None:
+        rprint("[red]--token is required[/red]")
+        raise typer.Exit(code=1)
+    try:
+        token = Token.load(token_path)
+    except (OSError, ValueError) as e:
+        rprint(f"[red]{e}[/red]")
+        raise typer.Exit(code=1) from None
+    client = get_smpclient(options)
+
+    async def go() -> Any:
+        await connect_with_spinner(client)
+        try:
+            await tc.login(client, token)
+            result = await job(client)
+            if logout:
+                await tc.call(client, p.Logout())
+            return result
+        finally:
+            if logout:
+                await client.disconnect()
+
+    try:
+        return asyncio.run(go())
+    except tc.ServiceError as e:
+        rprint(f"[red]{e}[/red]")
+        raise typer.Exit(code=1) from None
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    token: Annotated[Path | None, typer.Option(help="Technician token JSON from the companion")] = None,
+) -> None:
+    """Technician commands; every one logs in with --token first."""
+    ctx.meta["interlock_token"] = token
+
+
+@app.command()
+def login(ctx: typer.Context) -> None:
+    """Log in and leave the session open (for smpmgr interactive)."""
+    _run(ctx, lambda c: asyncio.sleep(0), logout=False)
+    rprint("logged in")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the handset's state."""
+    rsp = _run(ctx, lambda c: tc.call(c, p.Status()))
+    rprint(rsp.status)
+
+
+@app.command()
+def log(ctx: typer.Context, out: Annotated[Path, typer.Argument(help="Destination file")] = Path("events.bin")) -> None:
+    """Download the event log (progress bar) and verify its hash chain."""
+    with Progress(TextColumn("log"), BarColumn(), DownloadColumn(), TransferSpeedColumn()) as bar:
+        task = bar.add_task("download", total=None)
+        data = _run(ctx, lambda c: tc.download(c, tc.LOG_FILE,
+                                               lambda d, t: bar.update(task, completed=d, total=t)))
+    out.write_bytes(data)
+    check = tc.check_log(data)
+    if not check.ok:
+        rprint(f"[red]chain check FAILED at record index {check.bad_index}: {check.reason}[/red]")
+        raise typer.Exit(code=2)
+    rprint(f"saved {len(data)} bytes to {out}; chain verified: records {check.first}..{check.last}")
+
+
+@app.command()
+def calibrate(ctx: typer.Context, zero: Annotated[int, typer.Option()], ref: Annotated[int, typer.Option()],
+              brac: Annotated[int, typer.Option()]) -> None:
+    """Two-point calibration (zero counts, reference counts, reference BrAC in thousandths)."""
+    _run(ctx, lambda c: tc.call(c, p.Calibrate(zero=zero, ref=ref, brac=brac)))
+    rprint("calibrated")
+
+
+@app.command()
+def module(ctx: typer.Context, serial: Annotated[int, typer.Option()], expiry: Annotated[int, typer.Option()]) -> None:
+    """Record a module install or replacement (expiry as a device day)."""
+    _run(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=expiry)))
+    rprint("module recorded")
+
+
+@app.command()
+def service(ctx: typer.Context, due: Annotated[int | None, typer.Option()] = None) -> None:
+    """Record a service visit."""
+    rsp = _run(ctx, lambda c: tc.call(c, p.Service(due=due)))
+    rprint(f"service recorded; next due on day {rsp.due}")
+
+
+@app.command()
+def clear(ctx: typer.Context, lockout_id: Annotated[int | None, typer.Option()] = None) -> None:
+    """Clear a violation lockout."""
+    _run(ctx, lambda c: tc.call(c, p.Clear(lockout_id=lockout_id)))
+    rprint("lockout cleared")
+
+
+@app.command()
+def policy(ctx: typer.Context, values: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Show the policy, or apply name=value pairs (with version=N)."""
+    if not values:
+        rprint(_run(ctx, lambda c: tc.call(c, p.PolicyRead())).policy)
+        return
+    try:
+        new = {k: int(v) for k, _, v in (pair.partition("=") for pair in values)}
+    except ValueError as e:
+        rprint(f"[red]bad policy: {e}[/red]")
+        raise typer.Exit(code=1) from None
+    rsp = _run(ctx, lambda c: tc.call(c, p.PolicyWrite(policy=new)))
+    rprint(f"policy version {rsp.policy_version} in force")
+
+
+@app.command()
+def clock(ctx: typer.Context, wall: Annotated[int | None, typer.Option()] = None) -> None:
+    """Set the handset's clock (device seconds; default: this computer's UTC)."""
+    target = tc.device_now() if wall is None else wall
+    rsp = _run(ctx, lambda c: tc.call(c, p.ClockWrite(wall=target)))
+    rprint(f"handset clock set to {rsp.wall}")

@@ -1,0 +1,317 @@
+"""The service-port SMP server in process, on the simulated handset: access rules, login, groups, errors."""
+
+import datetime
+import json
+import struct
+
+import pytest
+from fsm import authority, records
+from service import auth, cbor, frame, ilgroup, smp
+from service.server import BUF_SIZE, DISCONNECT_MS, Service
+from smpclient.requests.file_management import FileDownload, FileHashChecksum, FileStatus, FileUpload
+from smpclient.requests.os_management import (
+    DateTimeRead,
+    DateTimeWrite,
+    EchoWrite,
+    MCUMgrParametersRead,
+    OSApplicationInfoRead,
+    ResetWrite,
+)
+
+from technician import protocol as p
+from technician.client import check_log
+from technician.token import mint
+from tests.service_sim import Bench, Counter, locked_sim, rc
+
+EPOCH = datetime.datetime(2024, 1, 1)
+
+
+@pytest.fixture
+def b():
+    return Bench()
+
+
+PROTECTED = [p.Status(), p.Calibrate(zero=1, ref=2, brac=80), p.Module(serial=5, expiry=900), p.Service(),
+             p.Clear(), p.PolicyRead(), p.PolicyWrite(policy={"version": 9}), p.ClockRead(), p.ClockWrite(wall=5),
+             p.Logout(), FileDownload(off=0, name="/log/events.bin"), FileStatus(name="/state.json"),
+             DateTimeRead(), DateTimeWrite(datetime="2026-01-01T00:00:00"), ResetWrite(),
+             OSApplicationInfoRead(), p.Provision(device_id=5, secret=bytes(32))]
+
+
+def test_open_commands_answer_without_a_session(b):
+    """Echo, MCUmgr parameters and the challenge answer without logging in, and log nothing."""
+    mark = b.log.next_seq()
+    assert b.req(EchoWrite(d="hello")).r == "hello"
+    params = b.req(MCUMgrParametersRead())
+    assert (params.buf_size, params.buf_count) == (BUF_SIZE, 1)
+    assert len(b.req(p.Challenge()).nonce) == 16
+    assert b.since(mark) == []
+
+
+@pytest.mark.parametrize("request_", PROTECTED, ids=lambda r: type(r).__name__)
+def test_everything_else_is_refused_and_logged_without_a_session(b, request_):
+    """Without a session every other command gets ACCESSDENIED, changes nothing, and is logged."""
+    before = b.h.status()
+    mark = b.log.next_seq()
+    rsp = b.req(request_)
+    assert rc(rsp) == smp.EACCESSDENIED
+    assert b.svc.reset_requested is False
+    after = b.h.status()
+    assert {k: v for k, v in after.items() if k != "log_next_seq"} == \
+        {k: v for k, v in before.items() if k != "log_next_seq"}
+    [(_s, _w, rtype, action, tech, c, _ph)] = b.since(mark)
+    assert (rtype, action, tech) == (records.SERVICE, records.SVC_LOGIN_REFUSED, 0)
+    assert c == auth.refusal_value(auth.R_DENIED, request_.header.group_id, request_.header.command_id)
+
+
+def test_login_opens_a_session_and_is_logged(b):
+    """A right answer opens a session; the login is logged with the technician id and the token expiry."""
+    tok = b.token(tech_id=31)
+    rsp = b.login(tok)
+    assert (rsp.tech_id, rsp.expires) == (31, tok.expires)
+    assert b.req(p.Status()).status["lockout"] is True
+    assert (records.SERVICE, records.SVC_LOGIN, 31, tok.expires) in [r[2:6] for r in b.records()]
+
+
+def test_expired_token_is_refused_and_logged(b):
+    """A token that expired by the handset's own clock is refused (EXPIRED) and logged."""
+    mark = b.log.next_seq()
+    assert rc(b.login(b.token(ttl=-1))) == p.InterlockErr.EXPIRED
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+    assert b.refusals(mark)[0][4:6] == (17, auth.refusal_value(auth.R_EXPIRED))
+
+
+def test_token_for_another_handset_is_refused(b):
+    """A token minted for another device id, or from another handset's key, gives BAD_TOKEN, logged."""
+    mark = b.log.next_seq()
+    assert rc(b.login(b.token(device_id=b.h.device_id + 1))) == p.InterlockErr.BAD_TOKEN
+    other, _ = locked_sim(lockout=False, device_id=2002)
+    assert rc(b.login(b.token(key=other.fsm.keys()[2]))) == p.InterlockErr.BAD_TOKEN
+    assert [r[5] >> 24 for r in b.refusals(mark)] == [auth.R_BAD_MAC, auth.R_BAD_MAC]
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+
+def test_replayed_answer_is_refused(b):
+    """An answer works once: replaying it gives NO_CHALLENGE, and after a new challenge BAD_TOKEN."""
+    tok = b.token()
+    c = b.req(p.Challenge())
+    login = p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(c.nonce))
+    assert b.req(login).tech_id == tok.tech_id
+    b.req(p.Logout())
+    assert rc(b.req(login)) == p.InterlockErr.NO_CHALLENGE
+    b.req(p.Challenge())
+    assert rc(b.req(login)) == p.InterlockErr.BAD_TOKEN
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+
+def test_challenge_expires(b):
+    """A challenge answered too late is refused."""
+    tok = b.token(ttl=7200)
+    c = b.req(p.Challenge())
+    b.run(auth.CHALLENGE_MS)
+    assert rc(b.req(p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(c.nonce)))) == \
+        p.InterlockErr.NO_CHALLENGE
+
+
+def test_overlong_token_is_refused(b):
+    """A token valid for longer than the handset accepts is refused."""
+    assert rc(b.login(b.token(ttl=auth.MAX_TOKEN_S + 10))) == p.InterlockErr.TOKEN_TOO_LONG
+
+
+def test_session_ends_on_idle_token_expiry_disconnect_reset_and_logout(b):
+    """A session ends after idling, when its token expires, on disconnect, on reset and on logout."""
+    b.login(b.token(ttl=7200))
+    b.run(auth.IDLE_MS - 1000)
+    assert b.req(p.Status())  # activity keeps it open
+    b.run(auth.IDLE_MS)
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+    b.login(b.token(ttl=100))
+    b.run(101_000)
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+    b.login()
+    b.svc.link(b.now, False)
+    b.run(DISCONNECT_MS - 100)
+    b.svc.link(b.now, False)
+    b.svc.link(b.now, True)  # a blip shorter than the debounce keeps the session
+    assert b.req(p.Status()).status
+    b.svc.link(b.now, False)
+    b.run(DISCONNECT_MS)
+    b.svc.link(b.now, False)
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+    b.login()
+    assert b.req(ResetWrite()) is not None and b.svc.reset_requested
+    b.svc.end_session()  # what the task does once the reply is on the wire
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+    b.login()
+    b.req(p.Logout())
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+
+
+def test_technician_actions_change_the_handset_and_are_logged_with_the_id(b):
+    """Calibrate, module, service, clear, policy and clock change the handset; each record names the tech."""
+    b.login(b.token(tech_id=44))
+    mark = b.log.next_seq()
+    b.req(p.Calibrate(zero=120, ref=2200, brac=80))
+    b.req(p.Module(serial=9001, expiry=b.h.wall // 86400 + 300))
+    due = b.req(p.Service()).due
+    assert due == b.h.wall // 86400 + b.h.policy.service_days == b.h.status()["service_due"]
+    assert b.h.status()["violations"] == 0
+    lock_id = b.h.status()["lockout_id"]
+    b.req(p.Clear(lockout_id=lock_id))
+    assert b.h.status()["lockout"] is False
+    assert b.req(p.PolicyWrite(policy={"version": 4, "fail_brac": 25})).policy_version == 4
+    assert b.req(p.PolicyRead()).policy["fail_brac"] == 25 == b.h.policy.fail_brac
+    target = b.h.wall + 60
+    assert b.req(p.ClockWrite(wall=target)).wall == target
+    got = [(r[2], r[3], r[4]) for r in b.since(mark)]
+    for action in (records.SVC_CALIBRATE, records.SVC_MODULE, records.SVC_RECORD, ilgroup.SVC_POLICY,
+                   ilgroup.SVC_CLOCK):
+        assert (records.SERVICE, action, 44) in got
+    assert (records.CLEAR, records.LOCK_VIOLATION, records.SRC_TECH) in got
+    assert any(r[2] == records.CLEAR and r[5] == 44 for r in b.since(mark))
+
+
+def test_refused_changes_are_group_errors(b):
+    """What the state machine refuses is REFUSED (v2) and changes nothing; bad arguments are EINVAL."""
+    b.login()
+    b.req(p.Clear())
+    before = b.h.status()
+    assert rc(b.req(p.Clear())) == p.InterlockErr.REFUSED
+    assert rc(b.req(p.PolicyWrite(policy={"version": 0}))) == p.InterlockErr.REFUSED
+    assert rc(b.req(p.PolicyWrite(policy={"version": 9, "no_such_rule": 1}))) == p.InterlockErr.REFUSED
+    assert rc(b.req(p.Module(serial=77, expiry=1))) == p.InterlockErr.REFUSED  # expiry in the past
+    assert rc(b.req(p.Calibrate(zero=500, ref=100, brac=80))) == smp.EINVAL
+    assert rc(b.req(p.Module(serial=0, expiry=5))) == smp.EINVAL
+    after = b.h.status()
+    assert {k: v for k, v in after.items() if k != "log_next_seq"} == \
+        {k: v for k, v in before.items() if k != "log_next_seq"}
+
+
+def test_provisioning_only_while_unprovisioned():
+    """An unprovisioned handset takes its key without a session, once; after that provisioning is refused."""
+    b = Bench(lockout=False, provision=False)
+    assert b.h.secret is None
+    assert rc(b.login(mint(bytes(32), 0, 1, b.h.wall + 60))) == p.InterlockErr.UNPROVISIONED
+    assert b.req(p.Provision(device_id=77, secret=bytes(range(32)))).device_id == 77
+    assert (b.h.device_id, b.h.secret) == (77, bytes(range(32)))
+    assert rc(b.req(p.Provision(device_id=78, secret=bytes(32)))) == smp.EACCESSDENIED
+    b.login()
+    assert rc(b.req(p.Provision(device_id=78, secret=bytes(32)))) == p.InterlockErr.PROVISIONED
+    assert b.h.device_id == 77
+
+
+def test_log_download_fills_the_buffer_and_verifies(b):
+    """The log downloads in answers that fill buf_size, logs the download with the tech id, and verifies."""
+    for i in range(150):
+        b.h.record(records.RESULT, i, records.PASS, 1)
+    b.login(b.token(tech_id=5))
+    first = b.req(FileDownload(off=0, name="/log/events.bin"))
+    data = bytearray(first.data)
+    sizes = [len(first.smp_data)]
+    while len(data) < first.len:
+        r = b.req(FileDownload(off=len(data), name="/log/events.bin"))
+        assert r.off == len(data)
+        data += r.data
+        sizes.append(len(r.smp_data))
+    assert BUF_SIZE - 4 - 45 <= max(sizes) <= BUF_SIZE - 4
+    check = check_log(bytes(data))
+    assert check.ok and check.first == b.log.first_seq() and check.last == b.log.next_seq() - 1
+    assert (records.SERVICE, records.SVC_DOWNLOAD, 5) in [r[2:5] for r in check.records]
+    assert b.req(FileStatus(name="/log/events.bin")).len == b.log.export_size()
+
+
+def test_state_view_is_read_only_json(b):
+    """/state.json is the status as JSON; uploads, unknown files and bad offsets are refused."""
+    b.login()
+    r = b.req(FileDownload(off=0, name="/state.json"))
+    assert json.loads(r.data) == json.loads(json.dumps(b.h.status())) and r.len == len(r.data)
+    assert rc(b.req(FileUpload(off=0, name="/state.json", data=b"{}", len=2))) == 15  # READ_ONLY_FILESYSTEM
+    assert rc(b.req(FileDownload(off=0, name="/etc/passwd"))) == 3  # FILE_NOT_FOUND
+    assert rc(b.req(FileDownload(off=10**6, name="/state.json"))) == 12  # OFFSET_LARGER_THAN_FILE
+    assert rc(b.req(FileHashChecksum(name="/state.json"))) == smp.ENOTSUP
+
+
+def test_os_group_datetime_info_and_reset(b):
+    """Datetime reads and sets the device clock (logged with the tech); info names the firmware; reset answers."""
+    b.login(b.token(tech_id=8))
+    expect = EPOCH + datetime.timedelta(seconds=b.h.wall)
+    assert b.req(DateTimeRead()).datetime == expect.isoformat()
+    mark = b.log.next_seq()
+    target = (expect + datetime.timedelta(minutes=30)).replace(microsecond=0)
+    local = (target + datetime.timedelta(hours=1)).isoformat() + "+01:00"
+    b.req(DateTimeWrite(datetime=local))
+    assert b.h.wall == int((target - EPOCH).total_seconds())
+    assert (records.SERVICE, ilgroup.SVC_CLOCK, 8, b.h.wall) in [r[2:6] for r in b.since(mark)]
+    assert rc(b.req(DateTimeWrite(datetime="2026-02-30T00:00:00"))) == smp.EINVAL
+    assert rc(b.req(DateTimeWrite(datetime="yesterday"))) == smp.EINVAL
+    assert b.req(OSApplicationInfoRead(format="s")).output == "interlock"
+    assert rc(b.req(OSApplicationInfoRead(format="x"))) == 2  # OS_MGMT INVALID_FORMAT
+    assert b.req(ResetWrite()) is not None and b.svc.reset_requested
+
+
+def _packet(op, group, cmd, body=b"\xa0", version=1, seq=3, length=None):
+    n = len(body) if length is None else length
+    return struct.pack(">BBHHBB", (version << 3) | op, 0, n, group, seq, cmd) + body
+
+
+def test_protocol_errors(b):
+    """Unknown groups/commands: NOTSUP; bad length or CBOR: EINVAL; newer version: TOO_NEW; responses: no answer."""
+    mark = b.log.next_seq()
+    assert cbor.decode(b.raw(_packet(0, 77, 0))[8:]) == {"rc": smp.ENOTSUP}
+    assert cbor.decode(b.raw(_packet(0, 0, 99))[8:]) == {"rc": smp.ENOTSUP}
+    assert cbor.decode(b.raw(_packet(2, 0, 0, length=5))[8:]) == {"rc": smp.EINVAL}
+    assert cbor.decode(b.raw(_packet(2, 0, 0, body=b"\x81\x01"))[8:]) == {"rc": smp.EINVAL}
+    assert cbor.decode(b.raw(_packet(2, 0, 0, body=b"\xa1\x61"))[8:]) == {"rc": smp.EINVAL}
+    assert cbor.decode(b.raw(_packet(2, 0, 0, version=2))[8:]) == {"rc": smp.ETOONEW}
+    assert b.raw(_packet(1, 0, 0)) is None and b.raw(_packet(3, 0, 0)) is None and b.raw(b"\x00") is None
+    rsp = b.raw(_packet(2, 0, 0, body=b"\xa1\x61d\x63abc", seq=201))
+    assert rsp[6] == 201 and rsp[0] == (1 << 3) | 3 and cbor.decode(rsp[8:]) == {"r": "abc"}
+    assert b.since(mark) == []
+
+
+def test_v1_requests_get_v1_errors(b):
+    """An SMP v1 client gets {"rc": n}, the nearest common code for the group's own errors."""
+    tok = b.token(ttl=-5)
+    c = b.req(p.Challenge())
+    login = cbor.encode({"tech_id": tok.tech_id, "expires": tok.expires, "mac": tok.answer(c.nonce)})
+    rsp = b.raw(_packet(2, 100, 0, body=login, version=0))
+    assert rsp[0] == 3 and cbor.decode(rsp[8:]) == {"rc": smp.EACCESSDENIED}
+
+
+def test_oversize_frame_gets_msgsize(b):
+    """A frame above buf_size is dropped with an MSGSIZE answer that carries its sequence number."""
+    big = EchoWrite(d="x" * 3000)
+    lines = b.svc.feed(b.now, b"".join(frame.encode(big.BYTES)))
+    out = []
+    frame.Decoder(10000).feed(b"".join(lines), out)
+    [(kind, rsp)] = out
+    assert kind == 0 and rsp[6] == big.header.sequence
+    assert cbor.decode(rsp[8:]) == {"rc": smp.EMSGSIZE}
+
+
+def test_refusal_flood_is_rate_limited(b):
+    """A flood of denied requests logs a bounded number of records, then how many were not logged."""
+    mark = b.log.next_seq()
+    for _ in range(100):
+        b.req(p.Status())
+    assert len(b.refusals(mark)) == 8
+    b.run(61_000)
+    b.req(p.Status())
+    summary = b.refusals(mark)[8]
+    assert summary[4] == 92 and summary[5] >> 24 == auth.R_SUPPRESSED
+
+
+def test_constants_match_the_client_package():
+    """The firmware's group, command and error numbers are the technician package's."""
+    assert smp.G_INTERLOCK == p.GROUP_ID
+    for cmd in p.Cmd:
+        assert getattr(ilgroup, cmd.name) == cmd.value
+    for err in p.InterlockErr:
+        assert getattr(ilgroup, "RC_" + err.name) == err.value
+    assert authority.RC_APPLIED != authority.RC_REFUSED
+    assert Service  # imported for its BUF_SIZE
+    assert Counter()(16) != Counter()(8)
