@@ -103,8 +103,8 @@ class ServerThread:
 
         self.port = port or free_port()
         self.url = "http://127.0.0.1:" + str(self.port)
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -112,6 +112,11 @@ class ServerThread:
         self.thread.start()
         wait_ready(self.url)
         return self
+
+    def client(self, api_key: str | None = ADMIN_KEY) -> httpx.Client:
+        """An HTTP client of this server (with the admin key unless None)."""
+        headers = {"X-API-Key": api_key} if api_key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
