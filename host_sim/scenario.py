@@ -29,6 +29,9 @@ for _k in records.NAMES:
     _RECORD_TYPES[records.NAMES[_k]] = _k
 
 
+_FIELD = {"a": 3, "b": 4, "c": 5, "photo": 6}
+
+
 class ScenarioError(Exception):
     """A line that is not a valid scenario command."""
 
@@ -354,7 +357,7 @@ class Scenario:
             first, second = sim.trace.screen
             if first != args[1] or (len(args) > 2 and second != args[2]):
                 self.fail('display is "%s" "%s"' % (first, second))
-        elif what in ("relay", "horn", "engine"):
+        elif what in ("relay", "horn", "lights", "engine"):
             value = getattr(sim.world, what)
             if value != (args[1] == "on"):
                 self.fail("%s is %s" % (what, "on" if value else "off"))
@@ -371,6 +374,9 @@ class Scenario:
         if type_name not in _RECORD_TYPES:
             raise ScenarioError("unknown record type " + type_name)
         rtype = _RECORD_TYPES[type_name]
+        for k in opts:
+            if k not in _FIELD:
+                raise ScenarioError("unknown record field " + k)
         seq = self._log_mark
         end = sim.log.next_seq()
         while seq < end:
@@ -378,7 +384,7 @@ class Scenario:
             seq += 1
             if rec is None or rec[2] != rtype:
                 continue
-            if all(str(rec[3 + "abc".index(k)]) == opts[k] for k in opts if k in "abc"):
+            if all(str(rec[_FIELD[k]]) == opts[k] for k in opts):
                 self._log_mark = seq
                 return
         self.fail("no %s record %s since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), self._log_mark))

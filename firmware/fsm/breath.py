@@ -55,6 +55,7 @@ class BreathTest:
         self._elapsed = 0
         self._base = 0
         self._module_area = 0
+        self._armed = True
         self._last = 0
 
     def start(self, now, cell_temp):
@@ -116,6 +117,11 @@ class BreathTest:
 
     def _ready(self, inp):
         p = self.policy
+        if not self._armed:
+            # after an abort, the blow that was refused must end before a new one counts
+            if inp.flow < p.flow_min and inp.flow > p.inhale_flow:
+                self._armed = True
+            return EV_NONE
         self._ring[self._ring_i] = inp.cell
         self._ring_i = (self._ring_i + 1) % _BASELINE
         if self._ring_n < _BASELINE:
@@ -190,5 +196,6 @@ class BreathTest:
     def _abort(self, reason):
         self.abort = reason
         self.phase = READY
+        self._armed = False
         self._ring_n = 0
         return EV_ABORT

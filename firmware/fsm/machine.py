@@ -117,6 +117,7 @@ class Interlock(Authority):
         self._cell_temp = 200
         self._sample_photo = 0
         self._fail_shown_until = 0
+        self._fail_brac = 0
         self.state_lock = False
         self.storage_lock = False
         self.fault = 0
@@ -471,10 +472,6 @@ class Interlock(Authority):
         if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
             self._open_menu(S_TEST)
             return
-        if self._notice and timebase.diff(now, self._notice_until) < 0 and self.test.phase == breath.READY:
-            # an abort prompt is showing; blowing again ends it early
-            if inp.flow < self.policy.flow_min:
-                return
         ev = self.test.step(now, inp)
         self._breath_event(now, ev, 1)
 
@@ -623,8 +620,6 @@ class Interlock(Authority):
             self._alarm(True)
         if self.test.phase == breath.DONE or self.test.phase == breath.IDLE:
             self.test.start(now, inp.cell_temp)
-        if self._notice and timebase.diff(now, self._notice_until) < 0 and inp.flow < self.policy.flow_min:
-            return
         ev = self.test.step(now, inp)
         self._breath_event(now, ev, 2)
 
@@ -635,6 +630,7 @@ class Interlock(Authority):
             self._alarm(True)
             self._notice = 0
             self._retest_missed = True  # no new window: the alarm runs until a pass or ignition off
+            self._fail_brac = self.test.result
             self.test.start(now, self._cell_temp)
             self._fail_shown_until = timebase.add(now, self.policy.result_ms)
             return
@@ -837,8 +833,8 @@ class Interlock(Authority):
             s.text(0, 0, b"RESTART OK")
             s.mmss(1, 0, self.restart_until - self.wall)
         elif state == S_DRIVING:
-            if not self._notice_line(s, 0):
-                s.text(0, 0, b"DRIVE SAFELY")
+            s.text(0, 0, b"DRIVE SAFELY")
+            self._notice_line(s, 1)
         elif state == S_VIOLATION:
             s.message(b"VIOLATION LOCKOUT")
         elif state == S_TEMP_LOCK:
@@ -881,11 +877,11 @@ class Interlock(Authority):
     def _render_test(self, now, s):
         t = self.test
         retest = self.state == S_RETEST
-        if self._notice and timebase.diff(now, self._notice_until) < 0:
+        if self._notice and timebase.diff(now, self._notice_until) < 0 and t.phase == breath.READY:
             s.text(0, 0, _ABORT_TEXT[self._notice])
         elif retest and self._fail_showing(now):
             col = s.text(0, 0, b"FAIL ")
-            s.brac(0, col, t.result)
+            s.brac(0, col, self._fail_brac)
         elif t.phase == breath.HEAT:
             col = s.text(0, 0, b"HEATING ")
             s.number(0, col, t.progress, 2, False)
