@@ -305,24 +305,71 @@ def test_breath_flow_raises_on_a_bus_fault():
 # ---- module slot -------------------------------------------------------------------------------------------
 
 def test_module_slot_reads_the_eeprom_image_and_latch():
-    """present() follows the latch (low = latched); read_eeprom() returns the first 64 EEPROM bytes."""
+    """present() follows the debounced latch (low = latched); read_eeprom() returns the first 64 bytes."""
     bus = FakeI2C()
     bus.add(0x50, 256)
     bus.mem[0x50][:] = bytes(range(256))
     latch = FakePin(1)
-    module = slot.ModuleSlot(latch, bus)
+    module = slot.ModuleSlot(latch, bus, stable=3)
     assert not module.present()
     latch.level = 0
-    assert module.present()
+    assert [module.present() for _ in range(3)] == [False, False, True]
     image = module.read_eeprom()
     assert len(image) == 64 and bytes(image) == bytes(range(64))
 
 
+def test_module_slot_ignores_latch_bounce():
+    """A latch that flickers shorter than `stable` polls does not change present()."""
+    latch = FakePin(1)
+    module = slot.ModuleSlot(latch, FakeI2C(), stable=3)
+    seen = []
+    for level in (0, 0, 1, 0, 1, 0, 0, 1):
+        latch.level = level
+        seen.append(module.present())
+    assert seen == [False] * 8
+
+
+def test_module_slot_latched_at_boot_is_present_at_once():
+    """A module already latched when the board starts is present on the first poll."""
+    assert slot.ModuleSlot(FakePin(0), FakeI2C()).present()
+
+
 def test_module_slot_returns_none_when_the_eeprom_does_not_answer():
-    """An I2C error (module absent or bouncing) gives None, not an exception."""
+    """An I2C error on every try (module absent) gives None, not an exception."""
     bus = FakeI2C()
     module = slot.ModuleSlot(FakePin(0), bus)
     assert module.read_eeprom() is None
+
+
+def test_module_slot_retries_a_read_that_fails_once():
+    """One failed read (contacts settling) is retried and the image still comes back."""
+    bus = FakeI2C()
+    bus.add(0x50, 256, fill=0x5A)
+    real = bus.readfrom_mem_into
+    calls = []
+
+    def flaky(addr, reg, buf):
+        calls.append(addr)
+        if len(calls) == 1:
+            raise OSError(5)
+        real(addr, reg, buf)
+
+    bus.readfrom_mem_into = flaky
+    image = slot.ModuleSlot(FakePin(0), bus).read_eeprom()
+    assert bytes(image) == b"\x5a" * 64 and len(calls) == 2
+
+
+def test_module_image_parses_through_the_firmware_core():
+    """An image written by fsm.module.encode into the EEPROM reads back and parses to the same data."""
+    from fsm import module as module_mod
+
+    data = module_mod.ModuleData(123456, 900, 1000, 50000, 80, 215, 700)
+    bus = FakeI2C()
+    bus.add(0x50, 256, fill=0xFF)
+    img = module_mod.encode(data)
+    bus.mem[0x50][0:len(img)] = img
+    parsed = module_mod.parse(slot.ModuleSlot(FakePin(0), bus).read_eeprom())
+    assert parsed is not None and parsed.serial == 123456 and parsed.ref_area == 50000
 
 
 # ---- buttons -------------------------------------------------------------------------------------------------
@@ -437,7 +484,7 @@ def test_buzzer_plays_a_pattern_from_the_timer():
     pwm, timer = FakePWM(), FakeTimer()
     bz = buzzer.Buzzer(pwm, timer, 2700)
     assert pwm.frequency == 2700 and pwm.duties == [0]
-    bz.beep(buzzer.DOUBLE)
+    bz.beep(buzzer.PROMPT)
     assert pwm.duties[-1] == 32768 and bz.playing()
     periods = []
     while timer.armed:
@@ -445,6 +492,14 @@ def test_buzzer_plays_a_pattern_from_the_timer():
     assert periods == [80, 80, 80]
     assert pwm.duties[1:] == [32768, 0, 32768, 0]
     assert not bz.playing()
+
+
+def test_buzzer_ids_are_the_state_machines_beep_patterns():
+    """The buzzer's pattern ids are the values fsm.machine sends."""
+    from fsm import machine
+
+    assert (buzzer.KEY, buzzer.PROMPT, buzzer.RETEST, buzzer.ERROR) == (
+        machine.BEEP_KEY, machine.BEEP_PROMPT, machine.BEEP_RETEST, machine.BEEP_ERROR)
 
 
 def test_buzzer_refuses_unknown_patterns():

@@ -257,3 +257,31 @@ def test_wiring_matches_the_esp32_machine_api(tmp_path):
     ours = [line for line in proc.stdout.splitlines() if line.startswith(str(wiring))]
     assert "checked 1 source file" in proc.stdout or "Success" in proc.stdout, proc.stdout + proc.stderr
     assert ours == []
+
+
+def test_button_sampler_task_catches_a_press_between_runtime_polls(board):
+    """The board's sampler task polls the buttons, so a 30 ms press between two runtime polls is reported."""
+    wiring, _ = board
+    hw = wiring.build()
+    pins = hw.buttons._ok
+    slept = []
+
+    class _Sleep:
+        def __await__(self):
+            yield
+
+    def sleep_ms(ms):
+        slept.append(ms)
+        return _Sleep()
+
+    task = wiring.sample_buttons(hw.buttons, sleep_ms)
+    assert hw.buttons.pressed() == 0
+    pins.level = 0
+    for _ in range(3):                 # 30 ms held at a 10 ms period
+        task.send(None)
+    pins.level = 1
+    for _ in range(3):
+        task.send(None)
+    task.close()
+    assert slept == [wiring.BUTTON_SAMPLE_MS] * 6
+    assert hw.buttons.pressed() == drivers.OK

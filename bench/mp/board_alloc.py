@@ -185,7 +185,7 @@ def main():
         disp.show(text_a if state[0] else text_b)
 
     def beep():
-        bz.beep(buzzer.DOUBLE)
+        bz.beep(buzzer.PROMPT)
         while btimer.cb is not None:
             btimer.fire()
 

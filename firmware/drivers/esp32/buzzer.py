@@ -4,15 +4,15 @@ from micropython import const
 
 import drivers
 
-# Pattern ids: the values fsm.board.BEEP_* should carry.
-SHORT = const(1)     # key click, confirmation
-DOUBLE = const(2)    # sample accepted / PASS
-LONG = const(3)      # FAIL, lockout
-REMIND = const(4)    # rolling-retest reminder
-ERROR = const(5)     # abort prompt, wrong code
+# Pattern ids: the values of fsm.machine.BEEP_* (1..4); 5 is spare for the board's own use.
+KEY = const(1)       # key click: one short beep
+PROMPT = const(2)    # "blow now", sample accepted: two short beeps
+RETEST = const(3)    # rolling-retest reminder: three beeps
+ERROR = const(4)     # abort prompt, failed test, wrong code: one long beep
+ALERT = const(5)     # spare: three long beeps
 
 # Each pattern: on, off, on, off, ... durations in 10 ms units; the last tone ends the pattern.
-_PATTERNS = (b"", b"\x05", b"\x08\x08\x08", b"\x32", b"\x0a\x0a\x0a\x0a\x0a", b"\x14\x05\x14\x05\x14")
+_PATTERNS = (b"", b"\x05", b"\x08\x08\x08", b"\x0a\x0a\x0a\x0a\x0a", b"\x32", b"\x14\x05\x14\x05\x14")
 _HALF = const(32768)
 
 
@@ -29,7 +29,7 @@ class Buzzer(drivers.Buzzer):
         pwm.freq(freq)
 
     def beep(self, pattern):
-        """Play a short pattern (SHORT, DOUBLE, LONG, REMIND, ERROR); a new one replaces one playing."""
+        """Play a short pattern (KEY, PROMPT, RETEST, ERROR, ALERT); a new one replaces one playing."""
         if not 0 < pattern < len(_PATTERNS):
             raise ValueError("beep pattern")
         self._timer.deinit()

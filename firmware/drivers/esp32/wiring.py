@@ -72,6 +72,7 @@ PUMP_TIMER = const(1)          # hardware timer ending the solenoid pulse
 LIGHTS_FLASH_HZ = const(1)
 BUZZER_HZ = const(2700)
 BUZZER_TIMER = const(0)        # hardware timer stepping the beep patterns
+BUTTON_SAMPLE_MS = const(10)   # button sampler period: 2 stable samples = 20 ms debounce
 
 # UARTs. The camera's is built here; the modem's and the service port's belong to their drivers' authors,
 # who build them with modem_uart() / service_uart() below.
@@ -144,3 +145,17 @@ def build(camera_fs=None):
         modem=None,
         service_port=None,
     )
+
+
+async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS):
+    """Sample the buttons every period_ms, so presses shorter than the runtime's poll are not lost."""
+    while True:
+        buttons.poll()
+        await sleep_ms(period_ms)
+
+
+def tasks(hw):
+    """The board's background coroutines, for Runtime.run(ticks_ms, tasks)."""
+    import asyncio
+
+    return (sample_buttons(hw.buttons, asyncio.sleep_ms),)
