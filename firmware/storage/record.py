@@ -84,10 +84,14 @@ def encode_into(buf, off, prev_hash, seq, wall, rtype, a, b, c, photo):
     if not 0 <= photo <= _U32MAX:
         photo = _sat(photo, 0, _U32MAX)
         flags |= 8
-    struct.pack_into(FMT, buf, off, seq & _U32MAX, _sat(wall, 0, _U32MAX), a, b, c, photo, rtype & 0xFF,
-                     VERSION, flags, prev_hash[:LINK])
+    if not 0 <= seq <= _U32MAX:
+        raise ValueError("seq out of range")
+    if not 0 <= wall <= _U32MAX:
+        wall = _sat(wall, 0, _U32MAX)  # a clock before 2024 or after 2160: keep the record, pin the time
+    # "8s" takes the first 8 bytes of the 32-byte hash: no slice to allocate
+    struct.pack_into(FMT, buf, off, seq, wall, a, b, c, photo, rtype & 0xFF, VERSION, flags, prev_hash)
     mv = memoryview(buf)
-    struct.pack_into("<I", buf, off + _BODY, binascii.crc32(mv[off:off + _BODY]) & _U32MAX)
+    struct.pack_into("<I", buf, off + _BODY, binascii.crc32(mv[off:off + _BODY]))
 
 
 def encode(prev_hash, seq, wall, rtype, a=0, b=0, c=0, photo=0):
@@ -103,7 +107,7 @@ def check(buf, off=0):
         return BAD_LENGTH
     mv = memoryview(buf)
     crc = struct.unpack_from("<I", buf, off + _BODY)[0]
-    if binascii.crc32(mv[off:off + _BODY]) & _U32MAX != crc:
+    if binascii.crc32(mv[off:off + _BODY]) != crc:
         return BAD_CRC
     if buf[off + 25] != VERSION:
         return BAD_VERSION

@@ -1,0 +1,188 @@
+"""Storage: bytes per record, records written per second on MicroPython beside CPython, flash write amplification.
+
+Command: .venv/bin/python bench/storage.py   (writes bench/results/storage.txt)
+
+- bytes per record: the record encoding plus its share of the segment header, as stored in the segment file.
+- records/s: FlashLog.append (encode, CRC, SHA-256 chain, commit) on
+    MicroPython 1.27 (WebAssembly, under Node) with drivers.flash.VfsFlash on its in-memory filesystem,
+    CPython with the same VfsFlash on a temporary directory, and
+    CPython with host_sim.flash.LfsFlash: real littlefs on the simulated NOR flash (Python block device).
+  Also the encode+chain step alone, and heap bytes allocated per append on MicroPython.
+- write amplification: flash bytes programmed and blocks erased per record, counted by the simulated chip, with
+  the board's littlefs geometry (block 4096, prog 32, cache 128) and the default 101-record segments.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import host_sim  # noqa: E402,F401  (firmware on sys.path)
+from drivers.flash import VfsFlash  # noqa: E402
+from host_sim.flash import BLOCK_SIZE, LfsFlash  # noqa: E402
+from storage import record  # noqa: E402
+from storage.log import FlashLog  # noqa: E402
+from storage.state import FileState  # noqa: E402
+
+N = 3000
+
+# Run on MicroPython: prints "name value" lines.
+MP_SCRIPT = """
+import gc, os, time
+from drivers.flash import VfsFlash
+from storage import record
+from storage.log import FlashLog
+from storage.state import FileState
+N = %d
+try:
+    os.mkdir('/bench_fs')
+except OSError:
+    pass
+fl = VfsFlash('/bench_fs')
+log = FlashLog(fl, retention=0)
+t0 = time.ticks_ms()
+for i in range(N):
+    log.append(1000 + i, 8, i, -i, i * 3, 0)
+dt = time.ticks_diff(time.ticks_ms(), t0)
+print('append_per_s', N * 1000 // max(dt, 1))
+h = record.GENESIS
+buf = bytearray(40)
+t0 = time.ticks_ms()
+for i in range(N):
+    record.encode_into(buf, 0, h, i, 1000, 8, i, -i, 3, 0)
+    h = record.chain(h, buf)
+dt = time.ticks_diff(time.ticks_ms(), t0)
+print('encode_chain_per_s', N * 1000 // max(dt, 1))
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+for i in range(200):
+    log.append(5000 + i, 8, i, 0, 0, 0)
+a1 = gc.mem_alloc()
+gc.enable()
+print('alloc_per_append', (a1 - a0) // 200)
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+for i in range(200):
+    record.encode_into(buf, 0, h, i, 1000, 8, i, -i, 3, 0)
+a1 = gc.mem_alloc()
+gc.enable()
+print('alloc_per_encode_into', (a1 - a0) // 200)
+st = FileState(fl)
+data = bytes(300)
+t0 = time.ticks_ms()
+for i in range(300):
+    st.save(data)
+dt = time.ticks_diff(time.ticks_ms(), t0)
+print('state_save_per_s', 300 * 1000 // max(dt, 1))
+print('verify_ok', log.verify()[0])
+""" % N
+
+
+def micropython():
+    """Run MP_SCRIPT on MicroPython and parse its numbers."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(MP_SCRIPT)
+        path = f.name
+    try:
+        proc = subprocess.run(["node", str(ROOT / "tools" / "mpy" / "run.mjs"), path], capture_output=True,
+                              text=True, timeout=600, cwd=ROOT)
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
+        raise SystemExit("MicroPython run failed:\n" + proc.stderr)
+    out = {}
+    for line in proc.stdout.split("\n"):
+        if line.strip():
+            k, v = line.split()
+            out[k] = v
+    return out
+
+
+def rate(log, n, wall=1000):
+    """Appends per second for n records."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        log.append(wall + i, 8, i, -i, i * 3, 0)
+    return n / (time.perf_counter() - t0)
+
+
+def cpython():
+    """CPython numbers: VfsFlash on a temp dir, LfsFlash on the simulated chip, and write amplification."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["vfs_append_per_s"] = rate(FlashLog(VfsFlash(tmp), retention=0), N)
+    fl = LfsFlash.fresh(512)
+    log = FlashLog(fl, retention=0)
+    dev = fl.dev
+    p0, e0 = dev.prog_bytes, dev.erases
+    out["lfs_append_per_s"] = rate(log, N)
+    out["prog_bytes_per_record"] = (dev.prog_bytes - p0) / N
+    out["erases_per_record"] = (dev.erases - e0) / N
+    out["flash_bytes_per_record"] = ((dev.prog_bytes - p0) + (dev.erases - e0) * BLOCK_SIZE) / N
+    h = record.GENESIS
+    buf = bytearray(record.SIZE)
+    t0 = time.perf_counter()
+    for i in range(N):
+        record.encode_into(buf, 0, h, i, 1000, 8, i, -i, 3, 0)
+        h = record.chain(h, buf)
+    out["encode_chain_per_s"] = N / (time.perf_counter() - t0)
+    st = FileState(fl)
+    p0, e0 = dev.prog_bytes, dev.erases
+    for _ in range(100):
+        st.save(bytes(300))
+    out["state_flash_bytes_per_save"] = ((dev.prog_bytes - p0) + (dev.erases - e0) * BLOCK_SIZE) / 100
+    out["verify_ok"] = log.verify()[0]
+    return out
+
+
+def main():
+    """Measure, print and write bench/results/storage.txt."""
+    mp = micropython()
+    cp = cpython()
+    per_record = record.SIZE + record.HEADER_SIZE / 101
+    lines = [
+        "# storage (event log and state on flash)",
+        "# command: .venv/bin/python bench/storage.py",
+        "",
+        "bytes per record on flash:            %.1f  (%d-byte record + 1/101 of a %d-byte segment header)"
+        % (per_record, record.SIZE, record.HEADER_SIZE),
+        "",
+        "records appended per second (encode, CRC-32, SHA-256 chain, commit to a file):",
+        "  MicroPython 1.27 (wasm), VfsFlash on its in-memory fs: %8d" % int(mp["append_per_s"]),
+        "  CPython, VfsFlash on a tmp directory:                   %8d" % cp["vfs_append_per_s"],
+        "  CPython, littlefs on the simulated NOR flash:           %8d" % cp["lfs_append_per_s"],
+        "encode+chain only, records per second: MicroPython %d, CPython %d"
+        % (int(mp["encode_chain_per_s"]), cp["encode_chain_per_s"]),
+        "heap bytes allocated per append on MicroPython: %s (encode_into alone: %s)"
+        % (mp["alloc_per_append"], mp["alloc_per_encode_into"]),
+        "state saves per second on MicroPython (300-byte state, temp + rename): %s" % mp["state_save_per_s"],
+        "",
+        "write amplification on littlefs (block 4096, prog 32, cache 128; %d appends, 101-record segments):" % N,
+        "  bytes programmed per record:  %8.0f" % cp["prog_bytes_per_record"],
+        "  blocks erased per record:     %8.3f" % cp["erases_per_record"],
+        "  flash bytes written per record (programmed + 4096 per erase): %.0f  = %.0fx the %d-byte record"
+        % (cp["flash_bytes_per_record"], cp["flash_bytes_per_record"] / record.SIZE, record.SIZE),
+        "  flash bytes written per 300-byte state save: %.0f" % cp["state_flash_bytes_per_save"],
+        "  why: littlefs commits an append by copying the file's partly filled last block to a fresh block",
+        "  (copy-on-write), so each record costs about half a block of programming plus one erase.",
+        "  wear: 100 records a day spread by littlefs over ~100 free blocks is ~1 erase per block a day,",
+        "  far inside NOR flash's 100,000 cycles.",
+        "",
+        "chain verifies after the runs: MicroPython %s, CPython %s" % (mp["verify_ok"], cp["verify_ok"]),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    out = ROOT / "bench" / "results" / "storage.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
