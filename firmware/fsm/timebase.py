@@ -13,7 +13,7 @@ _TICKS_MAX = const(0x3FFFFFFF)
 _TICKS_HALF = const(0x20000000)
 DAY = const(86400)
 # days from 0000-03-01 to 2024-01-01 in the proleptic Gregorian calendar (the civil-date algorithm's origin)
-_EPOCH_DAYS = const(739251)
+_EPOCH_DAYS = const(739191)
 
 
 def diff(a, b):
