@@ -265,3 +265,13 @@ def test_ticks_diff_is_micropythons_modular_difference(a, b):
 
     half = 1 << 29
     assert vehicle.ticks_diff(a, b) == (a - b + half) % (1 << 30) - half
+
+
+@given(st.dates(min_value=datetime.date(2000, 1, 1), max_value=datetime.date(2199, 12, 31)))
+def test_rtc_calendar_agrees_with_the_firmware_timebase(d):
+    """The RTC driver and fsm.timebase number the days the same way (2024-01-01 is day 0)."""
+    from fsm import timebase
+
+    day = ds3231.days_from_civil(d.year, d.month, d.day) - ds3231.EPOCH_DAYS
+    assert day == timebase.days_from_civil(d.year, d.month, d.day)
+    assert ds3231.civil_from_days(day + ds3231.EPOCH_DAYS) == tuple(timebase.civil_from_days(day))
