@@ -2,6 +2,7 @@
 
 import sys
 
+from fsm import timebase
 from micropython import const
 
 from service import ilgroup, smp
@@ -24,38 +25,13 @@ def known(op, cmd):
     return (cmd == PARAMS or cmd == INFO) and op == smp.OP_READ
 
 
-_EPOCH = const(739191)  # days from 0000-03-01 to 2024-01-01 in the proleptic Gregorian calendar
-
-
-def days_from_civil(y, m, d):
-    """Device day (2024-01-01 is day 0) of a calendar date."""
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - _EPOCH
-
-
-def civil_from_days(day):
-    """(year, month, day) of a device day."""
-    z = day + _EPOCH
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    m = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (1 if m <= 2 else 0), m, doy - (153 * mp + 2) // 5 + 1
-
-
 def _2(n):
     return ("0" + str(n)) if n < 10 else str(n)
 
 
 def format_wall(wall):
     """ISO 8601 UTC text (no zone suffix, as Zephyr prints it) of device seconds."""
-    y, m, d = civil_from_days(wall // 86400)
+    y, m, d = timebase.civil_from_days(wall // 86400)
     s = wall % 86400
     return "%d-%s-%sT%s:%s:%s" % (y, _2(m), _2(d), _2(s // 3600), _2(s // 60 % 60), _2(s % 60))  # noqa: UP031 (MicroPython)
 
@@ -94,8 +70,8 @@ def parse_wall(text):
             offset = -offset
     else:
         raise ValueError("bad zone")
-    day = days_from_civil(y, mo, d)
-    if civil_from_days(day) != (y, mo, d):
+    day = timebase.days_from_civil(y, mo, d)
+    if timebase.civil_from_days(day) != (y, mo, d):
         raise ValueError("no such date")
     wall = day * 86400 + h * 3600 + mi * 60 + s - offset
     if wall < 0 or wall > 0xFFFFFFFF:
