@@ -104,8 +104,8 @@ class SyncService:
             raise Problem(422, "invalid", "body device_id differs from the header")
         # replay: the nonce is new (checked before any other write so a replay changes nothing)
         ins = self._insert(SyncNonce).values(handset_id=device_id, nonce=nonce, ts=ts)
-        res = session.execute(ins.on_conflict_do_nothing())
-        if res.rowcount == 0:  # type: ignore[attr-defined]
+        fresh = session.execute(ins.on_conflict_do_nothing().returning(SyncNonce.ts)).first()
+        if fresh is None:
             raise Problem(409, "replay", "this request was seen before")
         self._requests += 1
         if self._requests % _PRUNE_EVERY == 0:
