@@ -1,7 +1,8 @@
 """A small CBOR codec (RFC 8949) for SMP payloads, written for MicroPython.
 
-Encodes None, bool, int (-2**64 .. 2**64-1), bytes, str, list/tuple and dict in the preferred (shortest)
-form, the same bytes `cbor2.dumps` gives. Decodes those plus floats, undefined and indefinite-length
+Encodes None, bool, int (-2**64 .. 2**64-1), bytes, str, list/tuple and dict in the canonical form
+(shortest heads, map keys sorted by their encoding, shorter first): the same bytes as
+`cbor2.dumps(value, canonical=True)` and as the `smp` package's requests. Decodes those plus floats, undefined and indefinite-length
 items; rejects tags, reserved values, trailing bytes and nesting deeper than `_DEPTH`, raising
 `CborError`. Nothing here raises anything else on bad input.
 """
@@ -79,10 +80,19 @@ def encode_into(out, value, depth=0):
         for item in value:
             encode_into(out, item, depth + 1)
     elif isinstance(value, dict):
-        _head(out, 5, len(value))
-        for key in value:
-            encode_into(out, key, depth + 1)
-            encode_into(out, value[key], depth + 1)
+        # keys in canonical order (shorter encoding first, then bytewise), because MicroPython's dicts do not
+        # keep insertion order: the same map gives the same bytes on both interpreters
+        keys = list(value)
+        pairs = []
+        for i in range(len(keys)):
+            kb = bytearray()
+            encode_into(kb, keys[i], depth + 1)
+            pairs.append((len(kb), bytes(kb), i))
+        pairs.sort()
+        _head(out, 5, len(pairs))
+        for _n, kb, i in pairs:
+            out.extend(kb)
+            encode_into(out, value[keys[i]], depth + 1)
     else:
         raise CborError("cannot encode this type")
 

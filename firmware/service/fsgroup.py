@@ -35,7 +35,10 @@ def known(op, cmd):
 
 
 def _state_bytes(svc):
-    return json.dumps(svc.handset.status()).encode()
+    """status() as JSON with sorted keys (MicroPython's json.dumps follows its unordered dicts)."""
+    st = svc.handset.status()
+    keys = sorted(st)
+    return ("{" + ", ".join(json.dumps(k) + ": " + json.dumps(st[k]) for k in keys) + "}").encode()
 
 
 def _open(svc, name):

@@ -1,0 +1,130 @@
+"""A whole technician session through the service port's SMP server (framing in and out, CBOR, HMAC login,
+access rules, FS download, refusals) on a small stand-in handset: identical wire bytes on both interpreters."""
+
+try:
+    import host_sim  # noqa: F401  (firmware on sys.path under CPython)
+except ImportError:
+    pass
+
+import binascii
+import struct
+
+from fsm import authority, crypto, records
+from service import auth, cbor, frame
+from service.server import Service
+
+
+class Handset:
+    """The state machine's service surface, reduced to what this script needs."""
+
+    def __init__(self):
+        self.device_id = 4242
+        self.secret = bytes(range(32))
+        self.wall = 90000000
+        self.log = Log()
+        self.locked = True
+
+    def keys(self):
+        return (b"", b"", crypto.derive(self.secret, crypto.LABEL_TECH))
+
+    def record(self, rtype, a=0, b=0, c=0):
+        return self.log.append(self.wall, rtype, a, b, c)
+
+    def technician(self, now, tech_id, action, a=0, b=0, c=0):
+        if action == authority.TECH_CLEAR and self.locked:
+            self.locked = False
+            self.record(records.CLEAR, records.LOCK_VIOLATION, records.SRC_TECH, tech_id)
+            return authority.RC_APPLIED
+        return authority.RC_REFUSED
+
+    def status(self):
+        return {"lockout": self.locked, "wall": self.wall, "log_next_seq": self.log.next_seq(),
+                "display": ["VIOLATION", "LOCKOUT"]}
+
+
+class Log:
+    """Records as 12-byte rows; the export is their concatenation."""
+
+    def __init__(self):
+        self.rows = bytearray()
+
+    def append(self, wall, rtype, a, b, c):
+        self.rows.extend(struct.pack(">IHhhh", wall, rtype, a, b, c & 0x7FFF))
+        return len(self.rows) // 12
+
+    def next_seq(self):
+        return len(self.rows) // 12 + 1
+
+    def export_size(self):
+        return len(self.rows)
+
+    def export_read(self, off, n):
+        return bytes(self.rows[off:off + n])
+
+
+_n = [0]
+
+
+def entropy(n):
+    _n[0] += 1
+    return bytes((_n[0] * 7 + i) & 0xFF for i in range(n))
+
+
+def packet(op, group, cmd, body, seq):
+    payload = cbor.encode(body)
+    return struct.pack(">BBHHBB", 8 | op, 0, len(payload), group, seq, cmd) + payload
+
+
+def exchange(svc, now, pkt, label):
+    """Send one framed request; print and return the decoded response body."""
+    lines = svc.feed(now, b"".join(frame.encode(pkt)))
+    out = []
+    frame.Decoder(4096).feed(b"".join(lines), out)
+    wire = b"".join(lines)
+    print(label, len(lines), len(wire), binascii.hexlify(wire[:48]).decode())
+    if not out:
+        print("  (no answer)")
+        return None
+    body = cbor.decode(out[0][1][8:])
+    print("  ", binascii.hexlify(out[0][1][:8]).decode(), sorted(body) if isinstance(body, dict) else body)
+    return body
+
+
+def main():
+    """Run a session: denied request, login, status, clear, download, logout, a replay and garbage."""
+    h = Handset()
+    svc = Service(h, h.log, entropy, buf_size=256)
+    now = 0x3FFFF000  # just before the tick counter wraps
+    exchange(svc, now, packet(0, 0, 6, {}, 1), "params")
+    exchange(svc, now, packet(2, 0, 0, {"d": "hi"}, 2), "echo")
+    exchange(svc, now, packet(0, 100, 1, {}, 3), "status-denied")
+    challenge = exchange(svc, now, packet(0, 100, 0, {}, 4), "challenge")
+    tech_key = h.keys()[2]
+    expires = h.wall + 3600
+    key = auth.token_key(tech_key, h.device_id, 9, expires)
+    answer = {"tech_id": 9, "expires": expires, "mac": auth.answer(key, challenge["nonce"])}
+    exchange(svc, now + 10, packet(2, 100, 0, answer, 5), "login")
+    print("  tech", svc.auth.tech_id)
+    exchange(svc, now + 20, packet(0, 100, 1, {}, 6), "status")
+    exchange(svc, now + 30, packet(2, 100, 5, {}, 7), "clear")
+    exchange(svc, now + 40, packet(2, 100, 5, {}, 8), "clear-again")
+    got = bytearray()
+    seq = 9
+    while True:
+        body = exchange(svc, now + 50, packet(0, 8, 0, {"off": len(got), "name": "/log/events.bin"}, seq), "dl")
+        seq += 1
+        got += body["data"]
+        if len(got) >= h.log.export_size() or not body["data"]:
+            break
+    print("download", len(got), got == bytes(h.log.rows))
+    body = exchange(svc, now + 60, packet(0, 8, 0, {"off": 0, "name": "/state.json"}, seq), "state")
+    print("  ", body["data"].decode())
+    exchange(svc, now + 70, packet(2, 100, 9, {}, seq + 1), "logout")
+    exchange(svc, now + 80, packet(2, 100, 0, answer, seq + 2), "replay")
+    exchange(svc, now + 90, packet(2, 0, 0, {"d": "x" * 400}, seq + 3), "oversize")
+    print("garbage", svc.feed(now, b"\x06\x09AAAA\n\x04\x14!!\n" + bytes(range(256))), svc.errors)
+    for i in range(1, h.log.next_seq()):
+        print("log", binascii.hexlify(h.log.rows[(i - 1) * 12:i * 12]).decode())
+
+
+main()
