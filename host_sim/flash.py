@@ -146,14 +146,17 @@ class LfsFile:
     Its methods raise OSError, as a MicroPython file on VfsLfs2 does.
     """
 
-    def __init__(self, fs: LittleFS, path: str, mode: str) -> None:
+    def __init__(self, fs: LittleFS, path: str, mode: str, dev: SimFlash | None = None) -> None:
         self._fs = fs.fs
+        self._dev = dev
         self.path = path
         self._fh = self._do(lfs.file_open, path, mode, fs.filename_encoding)
         self.closed = False
 
     def _do(self, fn, *args):
         """One littlefs call with its error as OSError."""
+        if self._dev is not None and self._dev.dead:
+            raise OSError(errno.EIO, "power is off", self.path)
         try:
             return fn(self._fs, *args)
         except LittleFSError as e:
@@ -215,7 +218,13 @@ class LfsFlash:
         return cls(SimFlash(blocks, cut_at=cut_at), format=True)
 
     def _call(self, fn, path, *args):
-        """Run one littlefs call, mapping its errors to OSError."""
+        """Run one littlefs call, mapping its errors to OSError.
+
+        After the power cut nothing reaches littlefs any more: on a board the CPU stops with the power, and
+        littlefs is not made to carry on after a failed program (it asserts on its half-flushed cache).
+        """
+        if getattr(self.dev, "dead", False):
+            raise OSError(errno.EIO, "power is off", path)
         try:
             return fn(path, *args)
         except LittleFSError as e:
@@ -227,12 +236,12 @@ class LfsFlash:
 
     def open(self, path, mode):
         """An unbuffered littlefs file (LfsFile); the caller closes it."""
-        return self._call(lambda p: LfsFile(self.fs, p, mode), path)
+        return self._call(lambda p: LfsFile(self.fs, p, mode, self.dev), path)
 
     def read(self, path, off=0, n=-1):
         """Up to n bytes from off (all when n < 0)."""
         def go(p):
-            with LfsFile(self.fs, p, "rb") as f:
+            with LfsFile(self.fs, p, "rb", self.dev) as f:
                 if off:
                     f.seek(off)
                 return f.read() if n < 0 else f.read(n)
@@ -241,7 +250,7 @@ class LfsFlash:
     def readinto(self, path, off, buf):
         """Fill buf with the bytes at off; the count read."""
         def go(p):
-            with LfsFile(self.fs, p, "rb") as f:
+            with LfsFile(self.fs, p, "rb", self.dev) as f:
                 if off:
                     f.seek(off)
                 return f.readinto(buf)
@@ -250,14 +259,14 @@ class LfsFlash:
     def write(self, path, data):
         """Create or replace path with data; committed on return."""
         def go(p):
-            with LfsFile(self.fs, p, "wb") as f:
+            with LfsFile(self.fs, p, "wb", self.dev) as f:
                 f.write(data)
         self._call(go, path)
 
     def append(self, path, data):
         """Add data at the end of path; committed on return."""
         def go(p):
-            with LfsFile(self.fs, p, "ab") as f:
+            with LfsFile(self.fs, p, "ab", self.dev) as f:
                 f.write(data)
         self._call(go, path)
 
