@@ -108,3 +108,79 @@ class WireHandset:
             assert wire.verify_response(self.key, self.device_id, headers[wire.H_NONCE], 200,
                                         {k.lower(): v for k, v in r.headers.items()}, r.content)
         return r, r.json()
+
+
+class SyncedSim:
+    """A simulated handset (real firmware, host_sim) provisioned by the companion, with its sync client
+    talking through a MemoryModem (faults and tampering injectable) to `handler` (default: real HTTP)."""
+
+    def __init__(self, office_or_url, handset, handler=None, start_wall=None, seed=3, chunk=32):
+        from companion.app.core import timebase
+        from host_sim.handset import SimHandset
+        from host_sim.http_modem import MemoryModem, http_handler
+
+        url = office_or_url if isinstance(office_or_url, str) else office_or_url.http.base_url
+        url = str(url).replace("/api/v1", "").rstrip("/")
+        self.device_id = handset["device_id"]
+        self.secret = bytes.fromhex(handset["secret"])
+        wall = timebase.device_now() if start_wall is None else start_wall
+        self.sim = SimHandset(device_id=self.device_id, provision=False, start_wall=wall, seed=seed)
+        self.logged = []  # every committed record, kept here because the log frees acknowledged ones
+        trace_record = self.sim.trace.record
+
+        def keep(rec, _inner=trace_record):
+            self.logged.append(rec)
+            _inner(rec)
+
+        self.sim.trace.record = keep
+        self.sim.fsm.provision(self.sim.ticks(), self.device_id, self.secret)
+        self.modem = MemoryModem(handler or http_handler(url))
+        self.seed = seed
+        self.chunk = chunk
+        self._client = None
+        self._for = None
+
+    @property
+    def client(self):
+        """The sync client of the current boot (a new boot gets a new client, as on a board)."""
+        from sync.client import SyncClient
+
+        if self._for is not self.sim.fsm:
+            self._for = self.sim.fsm
+            self._client = SyncClient(self.sim.fsm, self.modem, seed=self.seed, chunk=self.chunk)
+        return self._client
+
+    @property
+    def fsm(self):
+        """The running state machine."""
+        return self.sim.fsm
+
+    def sync(self):
+        """One exchange now; the client's outcome."""
+        from host_sim.http_modem import sync_now
+
+        return sync_now(self.client, self.modem, self.sim.ticks())
+
+    def settle(self, limit=200):
+        """Sync, letting simulated time pass, until the client has nothing more to send soon."""
+        outcomes = []
+        for _ in range(limit):
+            outcomes.append(self.sync())
+            if self.client.wait_ms(self.sim.ticks()) > 5000:
+                return outcomes
+            self.sim.run(max(self.client.wait_ms(self.sim.ticks()), 50))
+        raise AssertionError("sync did not settle: " + repr(outcomes[-10:]))
+
+    def violation_lockout(self):
+        """Three power cuts longer than the limit: three violations, an immediate violation lockout."""
+        for _ in range(3):
+            self.sim.power_cut()
+            self.sim.run(16 * 60 * 1000)
+            self.sim.power_on()
+            self.sim.run(1000)
+        assert self.fsm.vlock, "no violation lockout"
+        return self.fsm.lockout_id
+
+    def records(self, rtype=None):
+        """Every record the handset logged this far (from the trace), optionally of one type."""
+        return [r for r in self.logged if rtype is None or r[2] == rtype]
