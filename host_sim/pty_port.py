@@ -3,7 +3,7 @@ the technician CLI) to connect to as if it were a USB-serial cable.
 
 `PtyPort` implements the firmware's `drivers.serialport.SerialPort` on the pty master: a client opening the
 slave (`port.path`) is "a cable plugged in"; when every client has closed it the master reports a hang-up,
-which the service port sees as a disconnect. With `baud` set, writes are paced to that line rate (10 bits a
+which the service port sees as a disconnect. With `baud` set, both directions are paced to that line rate (10 bits a
 byte), so throughput measured through the pty is what a real UART would give.
 
 `PtyService` runs the firmware's SMP server (`service.server.Service`) and its pump (`service.task.pump`) on
@@ -69,6 +69,9 @@ class PtyPort(SerialPort):
             raise
         buf[: len(data)] = data
         self.bytes_in += len(data)
+        if self.baud:
+            # the bytes could not have arrived faster than the line carries them
+            time.sleep(len(data) * 10 / self.baud)
         return len(data)
 
     def write(self, data: Any) -> None:
@@ -146,8 +149,12 @@ class PtyService:
         while not self._stop.is_set():
             try:
                 with self.lock:
-                    n = task.pump(svc, self.port, self.clock(), buf)
-                    if svc.reset_requested:
+                    n, lines = task.pump(svc, self.port, self.clock(), buf)
+                # the line is paced outside the lock, as a UART sends while the firmware runs on
+                for line in lines:
+                    self.port.write(line)
+                if svc.reset_requested:
+                    with self.lock:
                         svc.reset_requested = False
                         svc.end_session()
                         if self.reset is not None:

@@ -2,7 +2,8 @@
 
 The runtime starts `serve(service, port, clock, reset)`; clock() gives ticks in ms (time.ticks_ms on a
 board, the simulator's virtual clock on the host) and reset() restarts the handset after an OS reset
-command has been answered.
+command has been answered. Answers go out one line (at most 127 bytes, ~11 ms at 115200 baud) at a time
+with a yield in between, so a long download never holds up the state machine's polls.
 """
 
 import asyncio
@@ -14,27 +15,29 @@ _CHUNK = const(256)
 
 
 def pump(service, port, now_ms, buf):
-    """One turn: report the link, read what arrived, answer it. Returns the bytes read."""
+    """One turn: report the link, read what arrived; returns (bytes read, wire lines to send)."""
     connected = port.connected()
     service.link(now_ms, connected)
     if not connected:
-        return 0
+        return 0, ()
     n = port.readinto(buf)
-    if n:
-        for line in service.feed(now_ms, memoryview(buf)[:n]):
-            port.write(line)
-    return n
+    if not n:
+        return 0, ()
+    return n, service.feed(now_ms, memoryview(buf)[:n])
 
 
 async def serve(service, port, clock, reset=None):
     """Run the service port forever."""
     buf = bytearray(_CHUNK)
     while True:
-        n = pump(service, port, clock(), buf)
+        n, lines = pump(service, port, clock(), buf)
+        for line in lines:
+            port.write(line)
+            await asyncio.sleep(0)
         if service.reset_requested:
             service.reset_requested = False
             service.end_session()
             if reset is not None:
                 reset()
-        # keep reading at once while bytes stream in; otherwise yield to the state machine
+        # keep reading at once while bytes stream in; otherwise give the state machine the processor
         await asyncio.sleep(0 if n == _CHUNK else _POLL_MS / 1000)
