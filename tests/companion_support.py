@@ -162,13 +162,15 @@ class SyncedSim:
         return sync_now(self.client, self.modem, self.sim.ticks())
 
     def settle(self, limit=200):
-        """Sync, letting simulated time pass, until the client has nothing more to send soon."""
+        """Sync, letting simulated time pass (through backoff after failures), until a sync succeeded and the
+        client has nothing more to send soon."""
         outcomes = []
         for _ in range(limit):
             outcomes.append(self.sync())
-            if self.client.wait_ms(self.sim.ticks()) > 5000:
+            wait = self.client.wait_ms(self.sim.ticks())
+            if outcomes[-1] == 0 and wait > 5000:  # sync.client.OK and nothing more to send soon
                 return outcomes
-            self.sim.run(max(self.client.wait_ms(self.sim.ticks()), 50))
+            self.sim.run(max(wait, 50))
         raise AssertionError("sync did not settle: " + repr(outcomes[-10:]))
 
     def violation_lockout(self):
@@ -184,3 +186,19 @@ class SyncedSim:
     def records(self, rtype=None):
         """Every record the handset logged this far (from the trace), optionally of one type."""
         return [r for r in self.logged if rtype is None or r[2] == rtype]
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_backend(request, tmp_path):
+    """Settings for a database of its own for one test (for tests that run companion processes)."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = "sqlite:///" + str(tmp_path / "companion.db")
+        else:
+            reason = testing.pg_unavailable_reason()
+            if reason:
+                pytest.skip(reason)
+            url = stack.enter_context(testing.fresh_pg_database("pytest"))
+        yield testing.settings_for(url, testing.test_master_keys())

@@ -186,7 +186,10 @@ def queue_command(session: Session, settings: Settings, h: Handset, kind: str, a
     if dedupe is not None:
         found = session.scalar(select(Command).where(Command.handset_id == h.id,
                                                            Command.dedupe == dedupe))
-        if found is not None:
+        if found is not None and found.status in ("expired", "refused"):
+            found.dedupe = None  # it never took effect: a new payment queues a new command
+            session.flush()
+        elif found is not None:
             return found
     if kind == "policy":
         if not isinstance(arg, dict) or "version" not in arg:

@@ -25,6 +25,7 @@ SOON_MS = const(200)  # follow-up when more log, acks or commands wait
 CHUNK = const(32)  # records per request (the companion accepts up to 64)
 CLOCK_TOLERANCE_S = const(60)  # correct the clock from the signed server time beyond this
 MAX_ACKS = const(32)
+TIMEOUT_MS = const(60000)  # an answer later than this is not used: a held-back answer must not set the clock
 
 # outcomes of handle_response
 OK = const(0)
@@ -70,6 +71,7 @@ class SyncClient:
         self.last_outcome = -1
         self._at = None  # tick of the next sync; None = now
         self._nonce = ""
+        self._sent_ms = 0
         self._sent_acks = 0
         self._chain_seq = 0  # chain hash after record _chain_seq, for logs that keep no encoded bytes
         self._chain = record.GENESIS
@@ -140,6 +142,7 @@ class SyncClient:
         }
         body = wire.encode(doc).encode()
         self._nonce = nonce
+        self._sent_ms = now_ms
         self._sent_acks = len(acks)
         headers = wire.sign_request(keys[0], im.device_id, im.wall + self.offset, nonce, body)
         return wire.METHOD, wire.PATH, headers, body
@@ -177,6 +180,11 @@ class SyncClient:
                 return SKEW
             return self.failed(now_ms)
         key = keys[0]
+        if timebase.diff(now_ms, self._sent_ms) > TIMEOUT_MS:
+            im.record(records.SYNC, authority.SYNC_REFUSED, 0, wire.WHY_LATE)
+            self.failed(now_ms)
+            self.last_outcome = REFUSED
+            return REFUSED
         if not wire.verify_response(key, im.device_id, nonce, status, headers, body):
             im.record(records.SYNC, authority.SYNC_REFUSED, 0, wire.WHY_SIGNATURE)
             self.failed(now_ms)

@@ -49,6 +49,7 @@ WHY_MALFORMED = const(2)  # signed but not a response we understand
 WHY_FORGED = const(3)  # a command's MAC does not verify
 WHY_DEVICE = const(4)  # a command for another device
 WHY_EXPIRED = const(5)  # a command past its expiry
+WHY_LATE = const(6)  # an answer that arrived after the client's timeout (held back on the way)
 
 
 def digest(body):
