@@ -137,7 +137,7 @@ def _oserror(e: LittleFSError, path: str) -> OSError:
     """The OSError MicroPython would raise for a littlefs error code."""
     code = {-2: errno.ENOENT, -17: errno.EEXIST, -28: errno.ENOSPC, -20: errno.ENOTDIR,
             -21: errno.EISDIR, -39: errno.ENOTEMPTY, -22: errno.EINVAL}.get(e.code, errno.EIO)
-    return OSError(code, "littlefs error %d" % e.code, path)
+    return OSError(code, f"littlefs error {e.code}", path)
 
 
 class LfsFile:
@@ -192,7 +192,7 @@ class LfsFile:
             self.closed = True
             self._do(lfs.file_close, self._fh)
 
-    def __enter__(self) -> "LfsFile":
+    def __enter__(self) -> LfsFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -213,7 +213,7 @@ class LfsFlash:
             raise _oserror(e, "/") from None
 
     @classmethod
-    def fresh(cls, blocks: int = BLOCKS, cut_at: int = 0) -> "LfsFlash":
+    def fresh(cls, blocks: int = BLOCKS, cut_at: int = 0) -> LfsFlash:
         """A formatted, mounted, empty filesystem on a new chip."""
         return cls(SimFlash(blocks, cut_at=cut_at), format=True)
 

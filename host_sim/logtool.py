@@ -18,12 +18,13 @@ import datetime
 import json
 import sys
 
-import host_sim  # noqa: F401  (firmware on sys.path)
 from fsm.records import NAMES
 from storage import record
 
+import host_sim  # noqa: F401  (firmware on sys.path)
+
 SIZE = record.SIZE
-EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 # byte ranges of the record fields (see storage/record.py)
 FIELDS = ((0, 4, "seq"), (4, 8, "wall"), (8, 12, "a"), (12, 16, "b"), (16, 20, "c"), (20, 24, "photo"),
           (24, 25, "type"), (25, 26, "version"), (26, 28, "flags"), (28, 36, "link"), (36, 40, "crc"))
@@ -105,7 +106,7 @@ class Reader:
             self.problem(seg, 8, first, "segment header does not continue the chain")
             self.hash = prev
         if self.next_seq and first != self.next_seq:
-            self.problem(seg, 4, first, "sequence gap: expected %d, segment starts at %d" % (self.next_seq, first))
+            self.problem(seg, 4, first, f"sequence gap: expected {self.next_seq}, segment starts at {first}")
         self.next_seq = first
         n = (len(data) - record.HEADER_SIZE) // SIZE
         if (len(data) - record.HEADER_SIZE) % SIZE:
@@ -129,7 +130,7 @@ class Reader:
                 pos, was, want = fix
                 self.problem(seg, off + pos, seq_expected, "edited byte", reason=record.REASONS[why],
                              record_offset=pos, field=field_of(pos), found=was, expected=want)
-                status = "EDITED byte %d (%s)" % (pos, field_of(pos))
+                status = f"EDITED byte {pos} ({field_of(pos)})"
                 fixed = bytearray(rec)
                 fixed[pos] = want
                 chain_rec = bytes(fixed)
@@ -141,7 +142,7 @@ class Reader:
             chain_rec = rec
         seq, wall, rtype, a, b, c, photo, flags, _link = record.fields(rec)
         if status == "ok" and seq != seq_expected:
-            self.problem(seg, off, seq_expected, "sequence gap: expected %d, found %d" % (seq_expected, seq))
+            self.problem(seg, off, seq_expected, f"sequence gap: expected {seq_expected}, found {seq}")
             status = "BAD: sequence"
         if chain_rec is not None and self.hash is not None:
             self.hash = record.chain(self.hash, chain_rec)
@@ -150,7 +151,7 @@ class Reader:
         self.next_seq = seq_expected + 1
         self.records.append({
             "seq": seq, "wall": wall, "time": (EPOCH + datetime.timedelta(seconds=wall)).strftime("%Y-%m-%d %H:%M:%S"),
-            "type": rtype, "name": NAMES.get(rtype, "?%d" % rtype), "a": a, "b": b, "c": c, "photo": photo,
+            "type": rtype, "name": NAMES.get(rtype, f"?{rtype}"), "a": a, "b": b, "c": c, "photo": photo,
             "flags": flags, "status": status, "file": seg.name, "offset": off,
             "image_offset": seg.base + off if seg.base >= 0 else None})
 
@@ -199,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.image, "rb") as f:
             data = f.read()
     except OSError as e:
-        print("log: cannot read %s: %s" % (args.image, e.strerror), file=sys.stderr)
+        print(f"log: cannot read {args.image}: {e.strerror}", file=sys.stderr)
         return 2
     try:
         rd, acked = read_log(data, args.raw)
     except (OSError, ValueError) as e:
-        print("log: %s is not a readable flash image: %s" % (args.image, e), file=sys.stderr)
+        print(f"log: {args.image} is not a readable flash image: {e}", file=sys.stderr)
         return 2
     summary = {"records": len(rd.records), "first": rd.records[0]["seq"] if rd.records else None,
                "last": rd.records[-1]["seq"] if rd.records else None, "acked": acked if acked >= 0 else None,
@@ -218,23 +219,22 @@ def main(argv: list[str] | None = None) -> int:
             out.write(json.dumps(p) + "\n")
         out.write(json.dumps({"summary": summary}) + "\n")
     else:
-        out.write("%8s  %-19s  %-12s  %11s  %11s  %11s  %8s  %s\n"
-                  % ("seq", "time (UTC)", "type", "a", "b", "c", "photo", "status"))
+        out.write(f"{'seq':>8}  {'time (UTC)':<19}  {'type':<12}  {'a':>11}  {'b':>11}  {'c':>11}  {'photo':>8}  status\n")
         for r in rd.records:
-            out.write("%8d  %-19s  %-12s  %11d  %11d  %11d  %8d  %s\n"
-                      % (r["seq"], r["time"], r["name"], r["a"], r["b"], r["c"], r["photo"], r["status"]))
-        out.write("%d records, seq %s..%s, acknowledged up to %s, chain %s\n"
-                  % (summary["records"], summary["first"], summary["last"], summary["acked"],
-                     "verifies" if summary["chain_ok"] else "BROKEN"))
+            out.write(f"{r['seq']:8d}  {r['time']:<19}  {r['name']:<12}  {r['a']:11d}  {r['b']:11d}  {r['c']:11d}  "
+                      f"{r['photo']:8d}  {r['status']}\n")
+        verdict = "verifies" if summary["chain_ok"] else "BROKEN"
+        out.write(f"{summary['records']} records, seq {summary['first']}..{summary['last']}, "
+                  f"acknowledged up to {summary['acked']}, chain {verdict}\n")
         for p in rd.problems:
-            where = "%s+%d" % (p["file"], p["offset"])
+            where = f"{p['file']}+{p['offset']}"
             if p["image_offset"] is not None:
-                where += " (image offset %d / 0x%x)" % (p["image_offset"], p["image_offset"])
+                where += f" (image offset {p['image_offset']} / 0x{p['image_offset']:x})"
             extra = ""
             if p["problem"] == "edited byte":
-                extra = ": byte %d of the record (%s) is 0x%02x, the chain says 0x%02x" % (
-                    p["record_offset"], p["field"], p["found"], p["expected"])
-            print("log: seq %d at %s: %s%s" % (p["seq"], where, p["problem"], extra), file=sys.stderr)
+                extra = (f": byte {p['record_offset']} of the record ({p['field']}) is 0x{p['found']:02x}, "
+                         f"the chain says 0x{p['expected']:02x}")
+            print(f"log: seq {p['seq']} at {where}: {p['problem']}{extra}", file=sys.stderr)
     return 1 if rd.problems else 0
 
 

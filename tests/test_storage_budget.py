@@ -3,11 +3,11 @@
 import math
 
 import pytest
-
 from fsm import records as R
-from host_sim.flash import BLOCK_SIZE, BLOCKS, LfsFlash
 from storage import record
 from storage.log import FlashLog
+
+from host_sim.flash import BLOCK_SIZE, BLOCKS, LfsFlash
 
 # A typical drive, record by record, from the record types in fsm/records.py: a start test, two rolling
 # retests (first at 5-15 min, then every 15-45 min of a ~40 min drive), one aborted blow, and the state changes
@@ -49,7 +49,7 @@ def test_a_year_without_upload_fits_on_the_real_filesystem():
     """A year of typical records written through FlashLog into the 2 MiB image fits, beside the firmware."""
     fl = LfsFlash.fresh(PARTITION_BLOCKS)
     for i in range(FIRMWARE_BLOCKS - 2):  # firmware files: one block each, the worst packing
-        fl.write("/fw%02d.mpy" % i, bytes(BLOCK_SIZE - 100))
+        fl.write(f"/fw{i:02d}.mpy", bytes(BLOCK_SIZE - 100))
     log = FlashLog(fl)
     wall = 0
     day = DRIVES_PER_DAY * DRIVE + DAILY
@@ -61,7 +61,6 @@ def test_a_year_without_upload_fits_on_the_real_filesystem():
         wall += 86400
     assert not log.nearly_full()
     used = fl.fs.used_block_count
-    print("\nyear of records: %d, blocks used %d of %d (firmware %d)" % (n, used, PARTITION_BLOCKS,
-                                                                       FIRMWARE_BLOCKS - 2))
+    print(f"\nyear of records: {n}, blocks used {used} of {PARTITION_BLOCKS} (firmware {FIRMWARE_BLOCKS - 2})")
     assert used <= PARTITION_BLOCKS - 16  # room left for state copies and copy-on-write
     assert log.verify()[:2] == (True, n)

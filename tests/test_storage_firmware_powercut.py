@@ -15,13 +15,13 @@ count did not go back; a state that had been saved loads; the firmware runs on w
 import pathlib
 
 import pytest
-
 from fsm import records as R
+from storage.log import FlashLog
+from storage.state import FileState
+
 from host_sim import scenario
 from host_sim.flash import LfsFlash, SimFlash, apply, tear
 from host_sim.handset import SimHandset
-from storage.log import FlashLog
-from storage.state import FileState
 
 BLOCKS = 64
 SEG = 8  # small segments: the workloads rotate segments several times
@@ -134,31 +134,31 @@ def check_cut(image, cut, sc, base_ops):
     fl = LfsFlash(SimFlash(image=bytes(image)))
     log = FlashLog(fl, seg_records=SEG, retention=0)
     ok, last, _h, bad = log.verify()
-    assert ok, "cut %d: chain broken at seq %d" % (cut, bad)
+    assert ok, f"cut {cut}: chain broken at seq {bad}"
     last_committed = committed[-1][1][0] if committed else 0
-    assert last in (last_committed, last_committed + 1), "cut %d: log ends at %d, committed %d" % (
-        cut, last, last_committed)
+    assert last in (last_committed, last_committed + 1), (
+        f"cut {cut}: log ends at {last}, committed {last_committed}")
     for _ops, rec in committed:
         if rec[0] >= log.first_seq():
-            assert log.read(rec[0]) == rec, "cut %d: record %d changed" % (cut, rec[0])
+            assert log.read(rec[0]) == rec, f"cut {cut}: record {rec[0]} changed"
     state = FileState(fl)
     if any(s <= done for s in sc.saves):
-        assert state.load() is not None, "cut %d: a saved state was lost" % cut
+        assert state.load() is not None, f"cut {cut}: a saved state was lost"
     vlock, temp_end, used, violations = expected_after(committed)
     wall = committed[-1][1][1] if committed else sc.start_wall
     sim = SimHandset(seed=sc.seed, start_wall=wall, ambient_dc=sc.ambient, with_module=sc.with_module,
                      tick_start=sc.tick_start, log=log, state=state)
     m = sim.fsm
-    assert not sim.runtime.failed, "cut %d: the firmware failed to boot" % cut
+    assert not sim.runtime.failed, f"cut {cut}: the firmware failed to boot"
     if vlock:
-        assert m.vlock or m.state_lock, "cut %d: a violation lockout was lost" % cut
+        assert m.vlock or m.state_lock, f"cut {cut}: a violation lockout was lost"
     if temp_end and not m.state_lock:
-        assert m.temp_until >= temp_end or m.wall >= temp_end, "cut %d: a temporary lockout was lost" % cut
+        assert m.temp_until >= temp_end or m.wall >= temp_end, f"cut {cut}: a temporary lockout was lost"
     if used:
-        assert m.code_counter > used, "cut %d: used code %d could be used again" % (cut, used)
+        assert m.code_counter > used, f"cut {cut}: used code {used} could be used again"
     if not m.state_lock:
-        assert m.violations >= violations, "cut %d: violations went from %d to %d" % (cut, violations,
-                                                                                      m.violations)
+        assert m.violations >= violations, (
+            f"cut {cut}: violations went from {violations} to {m.violations}")
     sim.run(3000)
     assert not sim.runtime.failed and log.verify()[0]
 
@@ -183,8 +183,8 @@ def test_firmware_survives_a_cut_at_every_flash_operation(name, capsys):
         exercised += 1
     assert bytes(image) == sc.dev.image()  # the journal replays to exactly the chip the run left
     with capsys.disabled():
-        print("\nfirmware power-cut test (%s): %d cut points exercised of %d program/erase operations, "
-              "%d records, %d state saves" % (name, exercised, total, len(sc.records), len(sc.saves)))
+        print(f"\nfirmware power-cut test ({name}): {exercised} cut points exercised of {total} program/erase "
+              f"operations, {len(sc.records)} records, {len(sc.saves)} state saves")
     assert exercised == total
 
 
@@ -231,5 +231,5 @@ def test_real_cuts_under_the_firmware_match_the_rebuilt_chip():
                 assert sc.failures  # the run after the cut no longer goes as scripted
             rebuilt = bytearray(image)
             tear(rebuilt, journal[cut - 1])
-            assert bytes(rebuilt) == sc.dev.image(), "cut %d" % cut
+            assert bytes(rebuilt) == sc.dev.image(), f"cut {cut}"
         apply(image, journal[cut - 1])

@@ -1,11 +1,11 @@
 """The flash event log: append, rotation, acknowledgement, retention, capacity, export, recovery."""
 
 import pytest
-
 from fsm import records as R
-from host_sim.flash import LfsFlash, SimFlash
 from storage import memory, record
 from storage.log import FlashLog
+
+from host_sim.flash import LfsFlash, SimFlash
 
 DAY = 86400
 
@@ -117,7 +117,7 @@ def test_nearly_full_when_unacknowledged_records_reach_capacity_minus_reserve():
 def test_nearly_full_counts_records_held_by_retention():
     """Acknowledged records that retention still holds count toward capacity until they may go."""
     log = _log(capacity=20, reserve=5, retention=DAY)
-    for i in range(16):
+    for _i in range(16):
         log.append(100, R.STATE)
     log.acknowledge(16, now=100)
     assert log.nearly_full()

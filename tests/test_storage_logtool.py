@@ -4,12 +4,12 @@ import binascii
 import json
 
 import pytest
-
 from fsm import records as R
-from host_sim import logtool
-from host_sim.flash import LfsFlash, SimFlash
 from storage import record
 from storage.log import FlashLog
+
+from host_sim import logtool
+from host_sim.flash import LfsFlash, SimFlash
 
 SEG = 8
 
@@ -39,7 +39,7 @@ def test_table_lists_every_record_with_type_names(tmp_path, capsys):
     assert logtool.main([_write(tmp_path, image)]) == 0
     out = capsys.readouterr().out
     assert "RESULT" in out and "LOCKOUT" in out and "chain verifies" in out
-    assert "%d records, seq 9..30, acknowledged up to 9" % len(want) in out
+    assert f"{len(want)} records, seq 9..30, acknowledged up to 9" in out
 
 
 def test_json_lines_round_trip_the_records(tmp_path, capsys):
@@ -55,7 +55,7 @@ def test_json_lines_round_trip_the_records(tmp_path, capsys):
 def _locate(image, log, seq):
     """Image offset of record seq (its segment file's data found in the raw image)."""
     first = log._segs[log._find(seq)]
-    data = log.flash.read("/log/%08x" % first)
+    data = log.flash.read(f"/log/{first:08x}")
     assert image.count(data) == 1
     return image.find(data) + record.HEADER_SIZE + (seq - first) * record.SIZE
 
@@ -86,7 +86,7 @@ def test_edit_exits_nonzero_and_names_the_position(tmp_path, capsys):
     bad[at] ^= 0x10
     assert logtool.main([_write(tmp_path, bytes(bad))]) == 1
     err = capsys.readouterr().err
-    assert "seq 20" in err and "image offset %d" % at in err and "(a)" in err
+    assert "seq 20" in err and f"image offset {at}" in err and "(a)" in err
 
 
 def test_rewritten_record_with_fixed_crc_breaks_the_chain(tmp_path):

@@ -12,12 +12,12 @@ is exactly the last completed save or the one in flight, and the log takes a new
 import random
 
 import pytest
-
 from fsm import records as R
-from host_sim.flash import LfsFlash, SimFlash
 from storage import record
 from storage.log import FlashLog
 from storage.state import FileState, PairState, _pack
+
+from host_sim.flash import LfsFlash, SimFlash
 
 SEG = 6  # small segments so the workload rotates and frees many times
 BLOCKS = 48
@@ -147,7 +147,7 @@ def check_after_cut(dev, tr, cut, pair):
     done = cut - 1  # operations that completed before the torn one
     committed = [r for r in tr.records if r[0] <= done]
     ok, last, _h, bad = log.verify()
-    assert ok, "chain broken at seq %d after a cut at op %d" % (bad, cut)
+    assert ok, f"chain broken at seq {bad} after a cut at op {cut}"
     last_committed = committed[-1][1] if committed else 0
     assert log.next_seq() - 1 in (last_committed, last_committed + 1), "lost or invented records"
     acked_done = max([a[2] for a in tr.acks if a[1] <= done] or [0])
@@ -156,7 +156,7 @@ def check_after_cut(dev, tr, cut, pair):
     assert log.first_seq() <= log.acked() + 1, "an unacknowledged record was freed"
     for _ops, seq, want in committed:
         if seq >= log.first_seq():
-            assert log.read(seq) == want, "record %d changed by a cut at op %d" % (seq, cut)
+            assert log.read(seq) == want, f"record {seq} changed by a cut at op {cut}"
     if log.next_seq() - 1 == last_committed + 1:  # the append in flight landed whole: it must be the right one
         inflight = [r for r in tr.records if r[1] == last_committed + 1]
         assert log.read(last_committed + 1) == inflight[0][2]
@@ -166,7 +166,7 @@ def check_after_cut(dev, tr, cut, pair):
     if nxt:
         allowed.append(nxt[0][2])
     got = st.load()
-    assert got in allowed, "state after a cut at op %d is neither the old nor the new copy" % cut
+    assert got in allowed, f"state after a cut at op {cut} is neither the old nor the new copy"
     seq = log.append(999999, R.BOOT, 1, -1, 0)  # the log goes on after recovery
     assert seq == last + 1 and log.verify()[0]
     return log
@@ -184,13 +184,14 @@ def test_every_cut_point_keeps_committed_records_and_state(pair, capsys):
     exercised = 0
     for cut in range(1, total + 1):
         dev, tr2, finished = _run(image, cut, pair)
-        assert not finished and dev.dead, "the cut at op %d did not stop the workload" % cut
+        assert not finished and dev.dead, f"the cut at op {cut} did not stop the workload"
         assert tr2.records == [r for r in tr.records if r[0] < cut]  # same run as the reference up to the cut
         check_after_cut(dev, tr, cut, pair)
         exercised += 1
     with capsys.disabled():
-        print("\npower-cut test (%s): %d cut points exercised of %d program/erase operations, %d records"
-              % ("pair" if pair else "rename", exercised, total, len(tr.records)))
+        kind = "pair" if pair else "rename"
+        print(f"\npower-cut test ({kind}): {exercised} cut points exercised of {total} program/erase operations, "
+              f"{len(tr.records)} records")
     assert exercised == total
 
 
@@ -258,7 +259,7 @@ def test_records_are_bit_identical_to_the_encoder():
     first = log.first_seq()
     prev = log.export_read(8, 32)
     data = log.raw(first, log.next_seq() - first)
-    for i, (_ops, seq, want) in enumerate(r for r in tr.records if r[1] >= first):
+    for i, (_ops, _seq, want) in enumerate(r for r in tr.records if r[1] >= first):
         enc = record.encode(prev, *want[:7])
         assert data[i * record.SIZE:(i + 1) * record.SIZE] == enc
         prev = record.chain(prev, enc)
@@ -288,7 +289,7 @@ def test_journal_replay_rebuilds_exactly_the_chip_a_real_cut_leaves(torn):
             rebuilt = bytearray(cur)
             if torn:
                 tear(rebuilt, journal[cut - 1])
-            assert bytes(rebuilt) == dev.image(), "cut %d" % cut
+            assert bytes(rebuilt) == dev.image(), f"cut {cut}"
             checked += 1
         apply(cur, journal[cut - 1])
     assert bytes(cur) == dev0.image() and checked > 50

@@ -29,7 +29,7 @@ _DAY = const(86400)
 
 def _name(root, first):
     """Segment file path for a segment starting at seq first."""
-    return "%s/%08x" % (root, first)
+    return "%s/%08x" % (root, first)  # noqa: UP031  (MicroPython style: no f-strings in firmware)
 
 
 class FlashLog:
