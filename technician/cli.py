@@ -210,6 +210,23 @@ def clock(
     console.print(f"handset clock set to {rsp.wall} device seconds")
 
 
+@app.command()
+def provision(
+    ctx: typer.Context,
+    device_id: Annotated[int, typer.Option(help="Device id the companion assigned")],
+    secret: Annotated[str, typer.Option(help="The handset secret from the companion, 64 hex digits")],
+) -> None:
+    """Give a new (unprovisioned) handset its id and secret; refused once it has one."""
+    try:
+        raw = bytes.fromhex(secret)
+    except ValueError:
+        raise _fail("--secret must be hex") from None
+    if len(raw) != 32:
+        raise _fail("--secret must be 32 bytes (64 hex digits)")
+    rsp = session(ctx, lambda c: tc.call(c, p.Provision(device_id=device_id, secret=raw)), needs_login=False)
+    console.print(f"handset provisioned as device {rsp.device_id}")
+
+
 def main() -> None:
     """Console entry point."""
     app()

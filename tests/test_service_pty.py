@@ -187,3 +187,39 @@ def test_smpmgr_reset_power_cycles_the_handset_and_ends_the_session(handset, tmp
     with handset.lock:
         assert handset.sim.fsm.status()["lockout"] is True
         assert handset.service.auth.tech_id == 0
+
+
+def test_technician_cli_policy_clock_and_module(handset, tmp_path):
+    """The CLI applies a policy, sets the clock and records a module; the handset logs each with the tech id."""
+    fsm = handset.sim.fsm
+    mark = handset.log.next_seq()
+    with handset.lock:
+        version = fsm.policy.version + 1
+        wall = fsm.wall + 120
+        expiry = fsm.wall // 86400 + 365
+    r = tech(handset, tmp_path, "policy", f"version={version}", "fail_brac=30", "warn_brac=15")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = tech(handset, tmp_path, "clock", "--wall", str(wall))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = tech(handset, tmp_path, "module", "--serial", "5150", "--expiry", str(expiry))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = tech(handset, tmp_path, "policy", "version=1", "fail_brac=30")  # version must go up: refused
+    assert r.returncode == 1 and "REFUSED" in r.stdout
+    with handset.lock:
+        assert (fsm.policy.version, fsm.policy.fail_brac, fsm.policy.warn_brac) == (version, 30, 15)
+        assert wall <= fsm.wall < wall + 30
+    got = [r[2:5] for r in records_since(handset, mark)]
+    from service import ilgroup
+    for action in (ilgroup.SVC_POLICY, ilgroup.SVC_CLOCK, records.SVC_MODULE):
+        assert (records.SERVICE, action, 61) in got
+
+
+def test_smpmgr_plugin_commands(handset, tmp_path):
+    """The smpmgr plugin shows the status and downloads and verifies the log, each in its own session."""
+    base = [SMPMGR, PLUGIN, "--port", handset.path, "interlock", "--token", str(handset.token)]
+    r = run(base + ["status"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "'lockout': True" in r.stdout
+    r = run(base + ["log", str(tmp_path / "plugin.bin")], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "chain verified" in r.stdout and check_log((tmp_path / "plugin.bin").read_bytes()).ok
