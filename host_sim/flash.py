@@ -315,3 +315,40 @@ def open_image(path: str) -> LfsFlash:
     with open(path, "rb") as f:
         data = f.read()
     return LfsFlash(SimFlash(image=data))
+
+
+class FlashImage:
+    """A simulated chip kept in an image file: loaded when the file exists, formatted otherwise.
+
+    For the simulator: `img = FlashImage(path); log, state = img.storage()`; hand log and state to SimHandset;
+    `img.save()` writes the chip back, ready for `python -m host_sim log PATH` or for a board's vfs partition.
+    """
+
+    def __init__(self, path: str | None = None, blocks: int = BLOCKS) -> None:
+        self.path = path
+        data = None
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                data = None
+        if data is None:
+            self.flash = LfsFlash.fresh(blocks)
+        else:
+            self.flash = LfsFlash(SimFlash(image=data))
+
+    def storage(self, **params):
+        """The firmware's event log and state store on this chip (storage.on_flash)."""
+        from storage import on_flash
+
+        return on_flash(self.flash, **params)
+
+    def save(self, path: str | None = None) -> str:
+        """Write the chip to path (default: the file it came from); returns the path."""
+        target = path or self.path
+        if target is None:
+            raise ValueError("no image path given")
+        with open(target, "wb") as f:
+            f.write(self.flash.dev.image())
+        return target

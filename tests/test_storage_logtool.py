@@ -2,6 +2,7 @@
 
 import binascii
 import json
+import pathlib
 
 import pytest
 from fsm import records as R
@@ -145,3 +146,32 @@ def test_image_from_the_simulator_chip_class_is_read(tmp_path):
     rd, acked = logtool.read_log(image, raw=False)
     assert rd.hash == log.head()[1] and acked == 9 and not rd.problems
     assert LfsFlash(SimFlash(image=image)).listdir("/log")
+
+
+def test_simulator_run_on_a_flash_image_reads_back(tmp_path, capsys):
+    """A scenario run by the simulator on a flash image file is read back whole by `log IMAGE`."""
+    from host_sim import scenario
+    from host_sim.flash import FlashImage
+    from host_sim.handset import SimHandset
+
+    path = str(tmp_path / "handset.img")
+    img = FlashImage(path)
+    log, state = img.storage()
+
+    class OnFlash(scenario.Scenario):
+        def handset(self):
+            if self.sim is None:
+                self.sim = SimHandset(seed=self.seed, start_wall=self.start_wall, log=log, state=state)
+            return self.sim
+
+    sc = OnFlash("clear_by_code")
+    sc.run_text((pathlib.Path(__file__).parent / "scenarios" / "clear_by_code.scn").read_text())
+    assert not sc.failures
+    img.save()
+    assert logtool.main([path, "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    recs = [(r["seq"], r["wall"], r["type"], r["a"], r["b"], r["c"], r["photo"]) for r in lines if "seq" in r]
+    assert recs == [log.read(s) for s in range(1, log.next_seq())]
+    assert any(r["name"] == "CLEAR" for r in lines if "name" in r)
+    again = FlashImage(path).storage()[0]
+    assert again.head() == log.head()
