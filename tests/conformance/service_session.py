@@ -37,6 +37,10 @@ class Handset:
             return authority.RC_APPLIED
         return authority.RC_REFUSED
 
+    def set_time(self, now, wall, source):
+        self.record(records.CLOCK, 1, wall - self.wall, source)
+        self.wall = wall
+
     def status(self):
         return {"lockout": self.locked, "wall": self.wall, "log_next_seq": self.log.next_seq(),
                 "display": ["VIOLATION", "LOCKOUT"]}
@@ -106,6 +110,11 @@ def main():
     exchange(svc, now + 10, packet(2, 100, 0, answer, 5), "login")
     print("  tech", svc.auth.tech_id)
     exchange(svc, now + 20, packet(0, 100, 1, {}, 6), "status")
+    print("  ", exchange(svc, now + 21, packet(0, 0, 4, {}, 60), "datetime"))
+    exchange(svc, now + 22, packet(2, 0, 4, {"datetime": "2026-11-07T17:30:05.25+01:00"}, 61), "set-datetime")
+    print("   wall", h.wall)
+    exchange(svc, now + 23, packet(2, 0, 4, {"datetime": "2026-02-29T00:00:00"}, 62), "bad-datetime")
+    print("  ", exchange(svc, now + 24, packet(0, 0, 7, {"format": "s"}, 63), "info"))
     exchange(svc, now + 30, packet(2, 100, 5, {}, 7), "clear")
     exchange(svc, now + 40, packet(2, 100, 5, {}, 8), "clear-again")
     got = bytearray()
