@@ -99,8 +99,8 @@ def session(ctx: typer.Context, job: Callable[[SMPClient], Awaitable[Any]], need
 def status(ctx: typer.Context) -> None:
     """Show the handset's state."""
     st = session(ctx, lambda c: tc.call(c, p.Status()))
-    for key, value in st.status.items():
-        console.print(f"{key:>18}  {value}")
+    for key in sorted(st.status):
+        console.print(f"{key:>18}  {st.status[key]}")
 
 
 @app.command()
@@ -187,8 +187,8 @@ def policy(
         raise _fail(f"bad policy: {e}") from None
     if not new:
         rsp = session(ctx, lambda c: tc.call(c, p.PolicyRead()))
-        for key, value in rsp.policy.items():
-            console.print(f"{key:>22}  {value}")
+        for key in sorted(rsp.policy):
+            console.print(f"{key:>22}  {rsp.policy[key]}")
         return
     rsp = session(ctx, lambda c: tc.call(c, p.PolicyWrite(policy=new)))
     console.print(f"policy version {rsp.policy_version} in force")

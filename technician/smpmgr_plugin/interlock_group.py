@@ -62,6 +62,9 @@ def _run(ctx: typer.Context, job: Any, logout: bool = True) -> Any:
     except tc.ServiceError as e:
         rprint(f"[red]{e}[/red]")
         raise typer.Exit(code=1) from None
+    except ValueError as e:  # smpmgr's serial default caps requests near 169 bytes
+        rprint(f"[red]{e}[/red] (give smpmgr a larger --line-buffers, e.g. 16)")
+        raise typer.Exit(code=1) from None
 
 
 @app.callback()
