@@ -98,3 +98,24 @@ def test_task_serves_requests_and_resets_after_answering():
     assert got[1] == {"rc": 11} and got[-1] == {}
     assert resets == [len(got)]  # the reset came after the reset's answer was on the wire
     assert b.svc.auth.tech_id == 0
+
+
+def test_start_builds_the_server_after_boot():
+    """task.start reads the runtime's state machine only when it first runs, then serves the port."""
+    b = Bench()
+
+    class Runtime:
+        fsm = None
+
+    rt = Runtime()
+    uart = FakeUart()
+
+    async def main():
+        t = asyncio.ensure_future(task.start(rt, b.log, UartPort(uart), b.sim.ticks, lambda n: bytes(n)))
+        rt.fsm = b.h  # boot happens before the task's first turn
+        uart.rx += b"".join(frame.encode(p.Status().BYTES))
+        await asyncio.sleep(0.05)
+        t.cancel()
+
+    asyncio.run(main())
+    assert answers(uart.tx) == [{"rc": 11}]

@@ -41,3 +41,11 @@ async def serve(service, port, clock, reset=None):
                 reset()
         # keep reading at once while bytes stream in; otherwise give the state machine the processor
         await asyncio.sleep(0 if n == _CHUNK else _POLL_MS / 1000)
+
+
+async def start(runtime, log, port, clock, entropy, reset=None):
+    """The service-port task for Runtime.run's task list: builds the server once the runtime has booted
+    (tasks first run at the loop's first sleep, after boot), then serves forever."""
+    from service.server import Service
+
+    await serve(Service(runtime.fsm, log, entropy), port, clock, reset)
