@@ -35,7 +35,7 @@ def handset(tmp_path):
     port.token = tmp_path / "tech.json"
     yield port
     port.stop()
-    assert port.port.crashed is None
+    assert port.port.crashed is None and port.service.faults == 0
 
 
 def run(args, cwd, stdin=None, timeout=60):

@@ -28,7 +28,9 @@ EPOCH = datetime.datetime(2024, 1, 1)
 
 @pytest.fixture
 def b():
-    return Bench()
+    bench = Bench()
+    yield bench
+    assert bench.svc.faults == 0  # no handler ever raised
 
 
 PROTECTED = [p.Status(), p.Calibrate(zero=1, ref=2, brac=80), p.Module(serial=5, expiry=900), p.Service(),
@@ -186,6 +188,7 @@ def test_refused_changes_are_group_errors(b):
     assert rc(b.req(p.Module(serial=77, expiry=1))) == p.InterlockErr.REFUSED  # expiry in the past
     assert rc(b.req(p.Calibrate(zero=500, ref=100, brac=80))) == smp.EINVAL
     assert rc(b.req(p.Module(serial=0, expiry=5))) == smp.EINVAL
+    assert rc(b.req(p.ClockWrite(wall=2**31))) == smp.EINVAL
     after = b.h.status()
     assert {k: v for k, v in after.items() if k != "log_next_seq"} == \
         {k: v for k, v in before.items() if k != "log_next_seq"}

@@ -51,6 +51,7 @@ SVC_RESET = const(23)  # c = 0
 _READS = (AUTH, STATUS, POLICY, CLOCK)
 _WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
 _U32 = const(0xFFFFFFFF)
+WALL_MAX = const(0x7FFFFFFF)  # the clock fits a log record's signed 32-bit field (until 2092)
 
 
 def known(op, cmd):
@@ -144,7 +145,7 @@ def handle(svc, now_ms, op, cmd, req):
     if cmd == CLOCK:
         if op == smp.OP_READ:
             return {"wall": h.wall}
-        wall = _int(req, "wall")
+        wall = _int(req, "wall", 1, WALL_MAX)
         if wall is None:
             return smp.EINVAL
         return set_clock(svc, now_ms, wall, {"wall": wall})

@@ -74,7 +74,7 @@ def parse_wall(text):
     if timebase.civil_from_days(day) != (y, mo, d):
         raise ValueError("no such date")
     wall = day * 86400 + h * 3600 + mi * 60 + s - offset
-    if wall < 0 or wall > 0xFFFFFFFF:
+    if wall < 1 or wall > ilgroup.WALL_MAX:
         raise ValueError("out of range")
     return wall
 

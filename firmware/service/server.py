@@ -45,6 +45,7 @@ class Service:
         self._refusals = 0
         self._suppressed = 0
         self.errors = 0  # malformed or refused frames, for diagnostics
+        self.faults = 0  # exceptions caught around a handler (a bug: never expected)
 
     # ----- transport side
 
@@ -102,7 +103,11 @@ class Service:
             return None  # a response or a reserved op: answering could start a loop between two servers
         if version > smp.V2:
             return smp.response(smp.V2, op, flags, group, seq, cmd, {"rc": smp.ETOONEW})
-        result = self._dispatch(now_ms, version, op, group, cmd, length, packet)
+        try:
+            result = self._dispatch(now_ms, version, op, group, cmd, length, packet)
+        except Exception:  # noqa: BLE001 -- a bug must not take the port down; the tests require faults == 0
+            self.faults += 1
+            result = smp.EUNKNOWN
         if isinstance(result, dict):
             try:
                 rsp = smp.response(version, op, flags, group, seq, cmd, result)
