@@ -41,6 +41,7 @@ class Service:
         self.download = None  # (name, length, snapshot bytes or None) of the download in progress
         self._pending = []
         self._gone_at = -1  # tick when the cable went away; -1 = connected
+        self._gone = False  # the disconnect has ended the session
         self._window = -1  # tick the refusal window started; -1 = none yet
         self._refusals = 0
         self._suppressed = 0
@@ -71,10 +72,12 @@ class Service:
         """Report the port's connection state; a disconnect longer than DISCONNECT_MS ends the session."""
         if connected:
             self._gone_at = -1
+            self._gone = False
             return
         if self._gone_at < 0:
             self._gone_at = now_ms
-        elif timebase.diff(now_ms, self._gone_at) >= DISCONNECT_MS and (self.auth.tech_id or self.download):
+        elif not self._gone and timebase.diff(now_ms, self._gone_at) >= DISCONNECT_MS:
+            self._gone = True  # once per disconnect: session, challenge and partial input all go
             self.end_session()
             self.decoder.reset()
 
