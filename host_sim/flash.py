@@ -20,8 +20,11 @@ from littlefs import LittleFS, LittleFSError, UserContext, lfs
 
 BLOCK_SIZE = 4096
 BLOCKS = 512  # 2 MiB: the esp32 4 MiB layout's `vfs` partition
-LFS_CONFIG = {"block_size": BLOCK_SIZE, "read_size": 32, "prog_size": 32, "cache_size": 128,
-              "lookahead_size": 32, "block_cycles": 100}
+READ_SIZE = 32
+PROG_SIZE = 32
+CACHE_SIZE = 128  # min(block, 4 * max(read, prog)), as MicroPython computes it
+LOOKAHEAD_SIZE = 32
+BLOCK_CYCLES = 100
 _IO = -5  # LFS_ERR_IO
 
 
@@ -204,7 +207,9 @@ class LfsFlash:
 
     def __init__(self, dev: SimFlash, format: bool = False) -> None:
         self.dev = dev
-        self.fs = LittleFS(context=dev, mount=False, block_count=dev.blocks, **LFS_CONFIG)
+        self.fs = LittleFS(context=dev, mount=False, block_size=BLOCK_SIZE, block_count=dev.blocks,
+                           read_size=READ_SIZE, prog_size=PROG_SIZE, cache_size=CACHE_SIZE,
+                           lookahead_size=LOOKAHEAD_SIZE, block_cycles=BLOCK_CYCLES)
         try:
             if format:
                 self.fs.format()
