@@ -26,7 +26,9 @@ from host_sim.handset import SimHandset
 BLOCKS = 64
 SEG = 8  # small segments: the workloads rotate segments several times
 SCENARIOS = pathlib.Path(__file__).parent / "scenarios"
-WORKLOADS = ["code_single_use", "fail_lockouts", "retest_missed", "power_cut"]
+# (scenario, records per segment): small segments rotate often; 101 is the board's one-block segment
+WORKLOADS = [("code_single_use", SEG), ("fail_lockouts", SEG), ("retest_missed", SEG), ("power_cut", SEG),
+             ("retest_missed", 101)]
 
 
 class StampedLog:
@@ -85,8 +87,9 @@ class StampedState:
 class FlashScenario(scenario.Scenario):
     """A scenario whose handset keeps its log and state on the simulated flash, journalling every operation."""
 
-    def __init__(self, name, base):
+    def __init__(self, name, base, seg=SEG):
         super().__init__(name)
+        self.seg = seg
         self.dev = SimFlash(image=base)
         self.dev.journal = []
         self.records = []
@@ -98,7 +101,7 @@ class FlashScenario(scenario.Scenario):
             fl = LfsFlash(self.dev)
             self.sim = SimHandset(seed=self.seed, start_wall=self.start_wall, ambient_dc=self.ambient,
                                   with_module=self.with_module, tick_start=self.tick_start,
-                                  log=StampedLog(FlashLog(fl, seg_records=SEG, retention=0), self.dev,
+                                  log=StampedLog(FlashLog(fl, seg_records=self.seg, retention=0), self.dev,
                                                  self.records),
                                   state=StampedState(FileState(fl), self.dev, self.saves))
         return self.sim
@@ -132,7 +135,7 @@ def check_cut(image, cut, sc, base_ops):
     done = base_ops + cut - 1
     committed = [r for r in sc.records if r[0] <= done]
     fl = LfsFlash(SimFlash(image=bytes(image)))
-    log = FlashLog(fl, seg_records=SEG, retention=0)
+    log = FlashLog(fl, seg_records=sc.seg, retention=0)
     ok, last, _h, bad = log.verify()
     assert ok, f"cut {cut}: chain broken at seq {bad}"
     last_committed = committed[-1][1][0] if committed else 0
@@ -163,11 +166,11 @@ def check_cut(image, cut, sc, base_ops):
     assert not sim.runtime.failed and log.verify()[0]
 
 
-@pytest.mark.parametrize("name", WORKLOADS)
-def test_firmware_survives_a_cut_at_every_flash_operation(name, capsys):
+@pytest.mark.parametrize("name,seg", WORKLOADS, ids=lambda v: str(v))
+def test_firmware_survives_a_cut_at_every_flash_operation(name, seg, capsys):
     """At every program/erase of a scenario, a power cut loses no lockout, used code or committed record."""
     base = LfsFlash.fresh(BLOCKS).dev.image()
-    sc = FlashScenario(name, base)
+    sc = FlashScenario(name, base, seg)
     sc.run_text((SCENARIOS / (name + ".scn")).read_text())
     assert not sc.failures, sc.failures
     journal = sc.dev.journal
@@ -183,8 +186,8 @@ def test_firmware_survives_a_cut_at_every_flash_operation(name, capsys):
         exercised += 1
     assert bytes(image) == sc.dev.image()  # the journal replays to exactly the chip the run left
     with capsys.disabled():
-        print(f"\nfirmware power-cut test ({name}): {exercised} cut points exercised of {total} program/erase "
-              f"operations, {len(sc.records)} records, {len(sc.saves)} state saves")
+        print(f"\nfirmware power-cut test ({name}, {seg}-record segments): {exercised} cut points exercised "
+              f"of {total} program/erase operations, {len(sc.records)} records, {len(sc.saves)} state saves")
     assert exercised == total
 
 

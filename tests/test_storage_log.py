@@ -1,5 +1,7 @@
 """The flash event log: append, rotation, acknowledgement, retention, capacity, export, recovery."""
 
+import struct
+
 import pytest
 from fsm import records as R
 from storage import memory, record
@@ -206,3 +208,17 @@ def test_edited_segment_fails_verify():
     data[40 + 40 + 9] ^= 1
     log.flash.write("/log/00000006", bytes(data))
     assert log.verify()[::3] == (False, 7)
+
+
+def test_bad_input_is_refused_and_changes_nothing():
+    """A record type out of range, a non-integer value or a negative export offset is refused cleanly."""
+    log = _log()
+    log.append(1, R.BOOT)
+    head = log.head()
+    with pytest.raises(ValueError):
+        log.append(2, 300)
+    with pytest.raises((TypeError, ValueError, struct.error)):
+        log.append(2, R.STATE, None)
+    with pytest.raises(ValueError):
+        log.export_read(-1, 10)
+    assert log.head() == head and _reopen(log).head() == head and log.verify()[:2] == (True, 1)

@@ -112,6 +112,8 @@ class FlashLog:
 
     def append(self, wall, rtype, a=0, b=0, c=0, photo=0):
         """Commit one record and return its seq; OSError (nothing changed) when the flash refuses."""
+        if not 0 <= rtype <= 255:
+            raise ValueError("record type out of range")
         seq = self._next
         if not self._segs or self._count >= self.seg_records:
             buf = self._first
@@ -266,6 +268,8 @@ class FlashLog:
 
     def export_read(self, off, n):
         """Up to n bytes at off of the export pinned by export_size(); b"" past the end or once freed."""
+        if off < 0 or n < 0:
+            raise ValueError("negative offset or length")
         if not self._xhdr:
             self.export_size()
         out = b""
