@@ -78,6 +78,7 @@ class Interlock(Authority):
         self.policy = policy or Policy()
         self.screen = Screen()
         self._shown = bytearray(32)
+        self._state_buf = bytearray(persist.SIZE)
         self.test = breath.BreathTest(self.policy)
         self.entry = entry.CodeEntry(self.policy.code_digits)
         self.menu = menu.Menu()
@@ -235,7 +236,7 @@ class Interlock(Authority):
     def _flush(self):
         if self._dirty:
             self._dirty = False
-            self.store.save(persist.pack(self))
+            self.store.save(persist.pack(self, self._state_buf))
 
     def _log(self, rtype, a=0, b=0, c=0, photo=0):
         return self.log.append(self.wall, rtype, a, b, c, photo)

@@ -23,6 +23,8 @@ _FAILS = 3
 _HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_FAILS + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
+# field-group offsets used by pack(); checked against the format at import
+assert struct.calcsize(">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIIIIII") == 124
 
 F_VLOCK = 1
 F_PROVISIONED = 2
@@ -30,24 +32,38 @@ F_RETEST = 4  # a retest was pending when the state was saved
 F_ALARM = 8
 
 
-def pack(m):
-    """Bytes of the persisted fields of Interlock m."""
+_HEAD_SIZE = struct.calcsize(_HEAD)
+_ZERO_SECRET = b"\x00" * 32
+
+
+def pack(m, buf=None):
+    """The persisted fields of Interlock m, packed into buf (a bytearray of SIZE, reused) or a new one.
+
+    Written field group by field group with explicit arguments, so a save allocates nothing.
+    """
+    if buf is None:
+        buf = bytearray(SIZE)
     flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0)
-    args = [
-        MAGIC, FORMAT, flags, m.device_id, m.secret or b"\x00" * 32,
-        m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind, 0, 0, 0,
-        m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter, m.code_wait_until,
-        m.payment_due, m.service_due, m.inspection_due, m.module_expiry,
-        m.desired_version, m.last_command_seq, m.last_alive, m.last_sync, m.restart_until,
-        m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version,
-    ]
-    args.append(m.fail_streak)
-    args.append(m.fail_lock_end)
-    args.append(0)
-    args.extend(m.abort_times)
-    args.extend(m.policy.values())
-    return struct.pack(_FMT, *args)
+    struct.pack_into(">2sBBI32sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.device_id,
+                     m.secret or _ZERO_SECRET, m.lock_cause, m.violations, m.codes_used, m.code_fails,
+                     m.temp_kind, 0, 0, 0)
+    struct.pack_into(">IIIIIHHHH", buf, 48, m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter,
+                     m.code_wait_until, m.payment_due, m.service_due, m.inspection_due, m.module_expiry)
+    struct.pack_into(">IIIIIIIII", buf, 76, m.desired_version, m.last_command_seq, m.last_alive, m.last_sync,
+                     m.restart_until, m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version)
+    struct.pack_into(">III", buf, 112, m.fail_streak, m.fail_lock_end, 0)
+    off = 124
+    ring = m.abort_times
+    for i in range(_ABORTS):
+        struct.pack_into(">I", buf, off, ring[i])
+        off += 4
+    pol = m.policy
+    names = policy_mod.NAMES
+    for i in range(policy_mod.COUNT):
+        struct.pack_into(">i", buf, off, getattr(pol, names[i]))
+        off += 4
+    return buf
 
 
 def unpack(data, m):

@@ -17,13 +17,28 @@ _EPOCH_DAYS = const(739191)
 
 
 def diff(a, b):
-    """a - b in ticks, correct across wrap-around (like time.ticks_diff)."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
+    """a - b in ticks, correct across wrap-around (like time.ticks_diff).
+
+    Written so no intermediate leaves the small-int range of a 32-bit port (|x| < 2**30): a bigint here
+    would allocate on every poll.
+    """
+    d = a - b
+    if d >= _TICKS_HALF:
+        return d - _TICKS_MAX - 1
+    if d < -_TICKS_HALF:
+        return d + _TICKS_MAX + 1
+    return d
 
 
 def add(t, delta):
-    """t + delta in ticks (like time.ticks_add)."""
-    return (t + delta) & _TICKS_MAX
+    """t + delta in ticks (like time.ticks_add), for |delta| below half a period; never leaves small ints."""
+    if delta >= 0:
+        if t > _TICKS_MAX - delta:
+            return t - (_TICKS_MAX - delta) - 1
+        return t + delta
+    if t < -delta:
+        return t + delta + _TICKS_MAX + 1
+    return t + delta
 
 
 def days_from_civil(y, m, d):

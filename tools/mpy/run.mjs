@@ -13,8 +13,10 @@ const root = path.resolve(here, "..", "..");
 
 let args = process.argv.slice(2);
 let heapsize = 8 * 1024 * 1024;
-if (args[0] === "--heap") {
-  heapsize = parseInt(args[1], 10);
+let loopFunc = null;
+while (args[0] === "--heap" || args[0] === "--loop") {
+  if (args[0] === "--heap") heapsize = parseInt(args[1], 10);
+  else loopFunc = args[1];
   args = args.slice(2);
 }
 if (args.length < 1) {
@@ -81,7 +83,22 @@ const boot = [
 mp.runPython(boot);
 let code = 0;
 try {
-  mp.runPython("exec(open(" + JSON.stringify(target) + ").read(), {'__name__': '__main__'})");
+  mp.runPython("__g = {'__name__': '__main__'}");
+  mp.runPython("exec(open(" + JSON.stringify(target) + ").read(), __g)");
+  if (loopFunc) {
+    // --loop FUNC: call FUNC() from the top level until it returns None. Between calls the collector runs
+    // (the WebAssembly port can only free garbage when no Python frame is live), so the sampled
+    // gc.mem_alloc() is the live heap; its peak minus the first sample is printed at the end.
+    mp.runPython("import gc\ngc.collect()\n__base = gc.mem_alloc()\n__peak = 0");
+    for (;;) {
+      mp.runPython("__r = __g[" + JSON.stringify(loopFunc) + "]()");
+      mp.runPython("gc.collect()\n__peak = max(__peak, gc.mem_alloc() - __base)");
+      mp.runPython("__done = 1 if __r is None else 0");
+      if (mp.globals.get("__done") === 1) break;
+    }
+    flush();
+    mp.runPython("print('peak_live_heap_bytes', __peak)");
+  }
 } catch (e) {
   flush();
   process.stderr.write(String(e && e.message ? e.message : e) + "\n");
