@@ -4,21 +4,20 @@ desired state, open commands and the log acknowledgement, all in one transaction
 import base64
 import binascii
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from companion.app.core import logchain, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
-from companion.app.models import Command, Handset, LogRecord, SyncNonce
+from companion.app.models import Command, Handset, SyncNonce
 from companion.app.schemas import SyncRequest
 
 _NONCE = re.compile(r"^[0-9a-f]{16,64}$")
@@ -28,6 +27,40 @@ _RC_STATUS = {wire.RC_APPLIED: "applied", wire.RC_STALE: "refused", wire.RC_REFU
               wire.RC_EXPIRED: "expired"}
 _H = Handset.__table__
 _PRUNE_EVERY = 1000
+
+
+class _Row(NamedTuple):
+    id: int
+    key_id: str
+    secret_nonce: bytes
+    secret_ct: bytes
+    desired_version: int
+    payment_due_day: int
+    service_due_day: int
+    inspection_due_day: int
+    expected_module: int
+    policy: Any
+    log_seq: int
+    log_hash: str
+    log_error: str
+
+
+class _Sql:
+    """The hot path's statements in the driver's parameter style (sqlite3 "?", psycopg "%s")."""
+
+    def __init__(self, sqlite: bool):
+        p = "?" if sqlite else "%s"
+        self.select = ("SELECT " + ", ".join(_Row._fields) + " FROM handsets WHERE id = " + p
+                       + ("" if sqlite else " FOR UPDATE"))
+        self.nonce = ("INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES (" + ", ".join([p] * 3)
+                      + ") ON CONFLICT DO NOTHING RETURNING ts")
+        self.log = ("INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) VALUES ("
+                    + ", ".join([p] * 9) + ") ON CONFLICT DO NOTHING")
+        self.open = ("SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = " + p
+                     + " AND status IN ('queued', 'delivered') ORDER BY seq")
+        self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
+                       + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
+                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p)
 
 
 class SyncResult:
@@ -54,7 +87,7 @@ class SyncService:
     def __init__(self, settings: Settings, keyring: Keyring):
         self.settings = settings
         self.keyring = keyring
-        self._insert = sqlite_insert if settings.is_sqlite else pg_insert
+        self._sql = _Sql(settings.is_sqlite)
         self._requests = 0
 
     def authenticate_headers(self, headers: Mapping[str, str], body: bytes) -> tuple[int, int, str, str]:
@@ -77,10 +110,13 @@ class SyncService:
         """Process one request (raises Problem on anything wrong; nothing is committed then)."""
         st = self.settings
         device_id, ts, nonce, sig = self.authenticate_headers(headers, body)
-        q = select(_H).where(_H.c.id == device_id)
-        if not st.is_sqlite:
-            q = q.with_for_update()
-        row = (session.execute(q)).first()
+        sql = self._sql
+        # the hot path talks to the driver directly (SQLAlchemy's statement building costs more than the
+        # database work here); the rare paths below use the ORM on the same connection and transaction
+        cur = session.connection().connection.cursor()
+        cur.execute(sql.select, (device_id,))
+        found = cur.fetchone()
+        row = _Row(*found) if found is not None else None
         if row is None:
             raise Problem(401, "unauthenticated", "unknown device or bad signature")
         try:
@@ -103,39 +139,43 @@ class SyncService:
         if req.device_id != device_id:
             raise Problem(422, "invalid", "body device_id differs from the header")
         # replay: the nonce is new (checked before any other write so a replay changes nothing)
-        ins = self._insert(SyncNonce).values(handset_id=device_id, nonce=nonce, ts=ts)
-        fresh = session.execute(ins.on_conflict_do_nothing().returning(SyncNonce.ts)).first()
+        cur.execute(sql.nonce, (device_id, nonce, ts))
+        fresh = cur.fetchone()
         if fresh is None:
             raise Problem(409, "replay", "this request was seen before")
         self._requests += 1
         if self._requests % _PRUNE_EVERY == 0:
             session.execute(delete(SyncNonce).where(SyncNonce.ts < now - st.NONCE_KEEP_S))
-        values: dict[str, Any] = {}
         # command acknowledgements
         if req.acks:
             self._acks(session, device_id, req.acks)
         # log upload
         log_ack, log_hash, log_error = row.log_seq, row.log_hash, row.log_error
         if req.log is not None:
-            log_ack, log_hash, log_error = self._log(session, device_id, row.log_seq, row.log_hash,
-                                                           req.log.first, req.log.data)
-            values.update(log_seq=log_ack, log_hash=log_hash, log_error=log_error)
+            log_ack, log_hash, log_error = self._log(cur, device_id, row.log_seq, row.log_hash,
+                                                     req.log.first, req.log.data)
         # open commands
-        commands, more = self._commands(session, device_id, req.last_command_seq, now, pk.sync)
+        cur.execute(sql.open, (device_id,))
+        open_rows = cur.fetchall()
+        commands, more = [], False
+        if open_rows:
+            commands, more = self._commands(session, device_id, open_rows, req.last_command_seq, now,
+                                            pk.sync)
         # reported state
         status = req.status
         lockout_id = status.get("lockout_id")
         if not status.get("lockout") or not isinstance(lockout_id, int) or not 0 <= lockout_id < 2**32:
             lockout_id = 0
-        values.update(reported=status, reported_version=req.desired_version,
-                      last_command_seq=req.last_command_seq, lockout_id=lockout_id,
-                      syncs=_H.c.syncs + 1, last_sync_at=dt.datetime.now(dt.UTC))
-        session.execute(update(_H).where(_H.c.id == device_id).values(**values))
+        stamp = dt.datetime.now(dt.UTC)
+        cur.execute(sql.update, (json.dumps(status), req.desired_version, req.last_command_seq, lockout_id,
+                                 stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if st.is_sqlite else stamp,
+                                 log_ack, log_hash, log_error, device_id))
         desired = None
         if req.desired_version < row.desired_version:
+            policy = json.loads(row.policy) if isinstance(row.policy, str) else row.policy
             desired = {"version": row.desired_version, "payment_due_day": row.payment_due_day,
                        "service_due_day": row.service_due_day, "inspection_due_day": row.inspection_due_day,
-                       "expected_module": row.expected_module, "policy": row.policy or None}
+                       "expected_module": row.expected_module, "policy": policy or None}
         session.commit()
         out = {"v": 1, "device_id": device_id, "nonce": nonce, "time": now, "desired": desired,
                "commands": commands, "more": more, "log_ack": log_ack, "log_hash": log_hash or "",
@@ -152,7 +192,7 @@ class SyncService:
                                       Command.status.in_(_OPEN))
                 .values(status=status, rc=rc, acked_at=now))
 
-    def _log(self, session: Session, device_id: int, head: int, head_hash: str, first: int,
+    def _log(self, cur: Any, device_id: int, head: int, head_hash: str, first: int,
                    data_b64: str) -> tuple[int, str, str]:
         """Store the new, chain-verified records of a chunk; (highest contiguous seq, its hash, error)."""
         try:
@@ -177,28 +217,23 @@ class SyncService:
             rows = []
             for i in range(good):
                 seq, wall, rtype, a, b, c, photo = logchain.decode(new, i)
-                rows.append({"handset_id": device_id, "seq": seq, "wall": wall, "rtype": rtype, "a": a,
-                             "b": b, "c": c, "photo": photo, "raw": new[i * size:(i + 1) * size]})
-            session.execute(self._insert(LogRecord).values(rows).on_conflict_do_nothing())
+                rows.append((device_id, seq, wall, rtype, a, b, c, photo, new[i * size:(i + 1) * size]))
+            cur.executemany(self._sql.log, rows)
             return last_seq, logchain.hexhash(last_hash), "" if ok else why
         return head, head_hash, "" if ok else why
 
-    def _commands(self, session: Session, device_id: int, applied_seq: int, now: int,
-                        key: bytes) -> tuple[list[dict[str, Any]], bool]:
-        """The open commands the handset has not applied, oldest first, each with its MAC; marks them
+    def _commands(self, session: Session, device_id: int, rows: list[Any], applied_seq: int, now: int,
+                  key: bytes) -> tuple[list[dict[str, Any]], bool]:
+        """The open commands (rows) the handset has not applied, oldest first, each with its MAC; marks them
         delivered and marks expired ones expired."""
-        rows = (session.execute(
-            select(Command.id, Command.seq, Command.kind, Command.arg, Command.expires)
-            .where(Command.handset_id == device_id, Command.status.in_(_OPEN))
-            .order_by(Command.seq))).all()
-        if not rows:
-            return [], False
         out: list[dict[str, Any]] = []
         expired: list[int] = []
         send: list[int] = []
         limit = self.settings.MAX_COMMANDS_PER_RESPONSE
         more = False
         for cid, seq, kind, arg, expires in rows:
+            if isinstance(arg, str):
+                arg = json.loads(arg)  # SQLite hands JSON back as text
             if expires <= now:
                 expired.append(cid)
             elif seq > applied_seq:

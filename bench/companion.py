@@ -1,0 +1,227 @@
+"""Companion throughput: sync requests per second and p50/p99 latency from a fleet of simulated handsets
+(each with its own key and its own hash-chained log) against a real companion on SQLite and on PostgreSQL,
+beside the trivial health endpoint of the same server in the same run. Load generator on the same machine.
+
+    .venv/bin/python bench/companion.py [--handsets 200] [--seconds 8] [--concurrency 48] [--workers 2]
+
+Each sync is a full exchange: HMAC-checked request with nonce and timestamp, reported state, 4 new log
+records (chain verified, batched insert), open commands, signed answer, one transaction. Requests are signed
+before the timed phase (signing is the handset's work, not the companion's). Results go to
+bench/results/companion.txt.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import host_sim  # noqa: E402,F401  (firmware on sys.path)
+from companion import testing  # noqa: E402
+from companion.app.core import keys as ckeys  # noqa: E402
+from companion.app.core import timebase, wire  # noqa: E402
+
+RECORDS_PER_SYNC = 4
+
+
+def _status(device_id, seq, wall):
+    """A reported state shaped like fsm status()."""
+    return {"state": "OFF", "display": ["", ""], "lockout": False, "lockout_id": 0, "lock_cause": 0,
+            "violations": 0, "recall_deadline": 0, "temp_lock_until": 0, "payment_due": 1065, "service_due": 0,
+            "inspection_due": 0, "policy_version": 0, "desired_version": 1, "module_serial": 1001,
+            "module_expiry": 1421, "last_command_seq": 0, "log_next_seq": seq, "log_acked": seq - 1,
+            "wall": wall, "device_id": device_id, "provisioned": True, "firmware": "0.1.0"}
+
+
+def make_requests(fleet, per_handset, host):
+    """For each handset, per_handset signed sync requests in order (raw HTTP/1.1 bytes, keep-alive)."""
+    from storage import record
+
+    now = timebase.device_now()
+    out = []
+    for device_id, secret in fleet:
+        key = ckeys.derive(secret, ckeys.LABEL_SYNC)
+        h = record.GENESIS
+        seq = 1
+        reqs = []
+        for _ in range(per_handset):
+            data = bytearray()
+            first = seq
+            for _ in range(RECORDS_PER_SYNC):
+                enc = record.encode(h, seq, now, 4, seq & 1, 0, 0, 0)
+                h = record.chain(h, enc)
+                data += enc
+                seq += 1
+            doc = {"v": 1, "device_id": device_id, "status": _status(device_id, seq, now), "desired_version": 1,
+                   "last_command_seq": 0, "acks": [],
+                   "log": {"first": first, "data": base64.b64encode(bytes(data)).decode()}}
+            body = wire.encode(doc)
+            nonce = os.urandom(8).hex()
+            d = wire.digest(body)
+            sig = wire.request_mac(key, "POST", wire.PATH, device_id, now, nonce, d)
+            head = ("POST " + wire.PATH + " HTTP/1.1\r\nhost: " + host + "\r\ncontent-type: application/json\r\n"
+                    "content-length: " + str(len(body)) + "\r\nx-device-id: " + str(device_id) +
+                    "\r\nx-timestamp: " + str(now) + "\r\nx-nonce: " + nonce + "\r\nx-content-sha256: " + d +
+                    "\r\nx-signature: " + sig + "\r\n\r\n")
+            reqs.append(head.encode() + body)
+        out.append(reqs)
+    return out
+
+
+async def _one(reader, writer, req):
+    writer.write(req)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    i = head.lower().find(b"content-length:")
+    n = int(head[i + 15:head.index(b"\r\n", i)]) if i >= 0 else 0
+    if n:
+        await reader.readexactly(n)
+    return status
+
+
+async def _load(port, queues, seconds, concurrency):
+    """Run the queues (lists of requests; each list in order) for seconds; (latencies, statuses)."""
+    lat = []
+    statuses = {}
+    deadline = time.perf_counter() + seconds
+    mine = [queues[i::concurrency] for i in range(concurrency)]
+
+    async def worker(qs):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        pos = [0] * len(qs)
+        k = 0
+        try:
+            while time.perf_counter() < deadline and qs:
+                j = k % len(qs)
+                k += 1
+                if pos[j] >= len(qs[j]):
+                    if all(p >= len(q) for p, q in zip(pos, qs, strict=True)):
+                        return
+                    continue
+                req = qs[j][pos[j]]
+                pos[j] += 1
+                t0 = time.perf_counter()
+                st = await _one(reader, writer, req)
+                lat.append(time.perf_counter() - t0)
+                statuses[st] = statuses.get(st, 0) + 1
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(q) for q in mine if q))
+    return lat, statuses, time.perf_counter() - t0
+
+
+def _generator(port, queues, seconds, concurrency, conn):
+    """Child process: the load generator (uvloop when available)."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    lat, statuses, elapsed = asyncio.run(_load(port, queues, seconds, concurrency))
+    conn.send((lat, statuses, elapsed))
+    conn.close()
+
+
+def run_load(port, queues, seconds, concurrency):
+    """Run the load generator in its own process; its numbers."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_generator, args=(port, queues, seconds, concurrency, child))
+    p.start()
+    lat, statuses, elapsed = parent.recv()
+    p.join()
+    lat.sort()
+    n = len(lat)
+    return {"requests": n, "rps": n / elapsed, "p50_ms": 1000 * lat[n // 2] if n else 0,
+            "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if n else 0,
+            "mean_ms": 1000 * statistics.fmean(lat) if n else 0, "statuses": statuses}
+
+
+def bench_backend(name, url, args):
+    """Provision the fleet, then measure health and sync on one backend."""
+    settings = testing.settings_for(url, testing.test_master_keys(), DB_POOL_SIZE=args.concurrency)
+    srv = testing.ServerProcess(settings, workers=args.workers).start()
+    try:
+        office = testing.Backoffice(srv.url)
+        fleet = []
+        for _ in range(args.handsets):
+            hs = office.handset()
+            fleet.append((hs["device_id"], bytes.fromhex(hs["secret"])))
+        office.close()
+        host = "127.0.0.1:" + str(srv.port)
+        health = ("GET /api/v1/utils/health HTTP/1.1\r\nhost: " + host + "\r\n\r\n").encode()
+        # warm-up (connections, caches, key derivation per handset)
+        run_load(srv.port, make_requests(fleet, 2, host), 2, args.concurrency)
+        trivial = run_load(srv.port, [[health] * 100000], args.seconds, 1)
+        trivial_c = run_load(srv.port, [[health] * 20000 for _ in range(args.concurrency)], args.seconds,
+                             args.concurrency)
+        per = int(args.seconds * 4000 / len(fleet)) + 4
+        reqs = make_requests(fleet, per, host)
+        sync = run_load(srv.port, reqs, args.seconds, args.concurrency)
+        return {"backend": name, "health_1conn": trivial, "health": trivial_c, "sync": sync}
+    finally:
+        srv.stop()
+
+
+def main():
+    """Run the bench on SQLite and (if reachable) PostgreSQL; print and write the results."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--handsets", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--concurrency", type=int, default=48)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--only", choices=("sqlite", "postgres"))
+    args = p.parse_args()
+    import tempfile
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only != "postgres":
+            results.append(bench_backend("sqlite", "sqlite:///" + tmp + "/bench.db", args))
+    reason = testing.pg_unavailable_reason()
+    if args.only != "sqlite":
+        if reason:
+            results.append({"backend": "postgres", "skipped": reason})
+        else:
+            with testing.fresh_pg_database("bench") as url:
+                results.append(bench_backend("postgres", url, args))
+    cmd = ".venv/bin/python bench/companion.py " + " ".join(sys.argv[1:])
+    lines = ["# companion sync throughput (bench/companion.py)", "command: " + cmd.strip(),
+             "machine: %d cores; companion `python -m companion serve --workers %d`; load generator in the same "
+             "box (1 process, %d keep-alive connections); fleet of %d handsets, each its own key and chained "
+             "log; %d log records per sync; %.0f s per phase" % (os.cpu_count() or 0, args.workers,
+                                                                  args.concurrency, args.handsets,
+                                                                  RECORDS_PER_SYNC, args.seconds), ""]
+    for r in results:
+        if "skipped" in r:
+            lines.append(r["backend"] + ": skipped (" + r["skipped"] + ")")
+            continue
+        s, h = r["sync"], r["health"]
+        lines.append("%-8s sync   %7.0f req/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, statuses %s)" % (
+            r["backend"], s["rps"], s["p50_ms"], s["p99_ms"], s["requests"], json.dumps(s["statuses"])))
+        lines.append("%-8s health %7.0f req/s  p50 %6.1f ms  p99 %6.1f ms  (same connections)" % (
+            r["backend"], h["rps"], h["p50_ms"], h["p99_ms"]))
+        lines.append("%-8s health %7.0f req/s on one connection" % (r["backend"], r["health_1conn"]["rps"]))
+        lines.append("%-8s sync / trivial endpoint = %.2f" % (r["backend"], s["rps"] / h["rps"]))
+        if r["backend"] == "postgres":
+            ok = s["rps"] >= 1500 and s["p99_ms"] < 100
+            lines.append("postgres target (>= 1500 syncs/s, p99 < 100 ms): " + ("met" if ok else "NOT met"))
+        lines.append("")
+    text = "\n".join(lines).rstrip() + "\n"
+    print(text)
+    (ROOT / "bench" / "results" / "companion.txt").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
