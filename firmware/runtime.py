@@ -9,6 +9,7 @@ from fsm.inputs import Inputs
 from fsm.machine import Interlock
 
 _ERROR_TEXT = b"SYSTEM ERROR    CALL SERVICE    "
+BUS_ERROR_LIMIT = 3  # consecutive failed driver reads before the runtime gives up and fails safe
 
 
 class Outputs:
@@ -67,6 +68,7 @@ class Runtime:
         self.failed = False
         self._module_present = False
         self._rtc_due = 0
+        self._bus_errors = 0
 
     def boot(self, now):
         """Power-up: read the RTC and the module, then let the state machine load its state."""
@@ -82,6 +84,17 @@ class Runtime:
             return
         try:
             self._read(now)
+        except OSError as exc:
+            # a bus glitch (I2C NAK, CRC error) skips one poll; several in a row are a fault
+            self._bus_errors += 1
+            if self._bus_errors >= BUS_ERROR_LIMIT:
+                self._fail_safe(exc)
+            return
+        except Exception as exc:  # noqa: BLE001
+            self._fail_safe(exc)
+            return
+        self._bus_errors = 0
+        try:
             self.fsm.step(now, self.inputs)
         except Exception as exc:  # noqa: BLE001
             self._fail_safe(exc)

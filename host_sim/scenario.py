@@ -12,6 +12,7 @@ Actions:
   remote clear [lockout=N] [seq=N]    desired [version=N] [payment=DATE] [service=DATE] [inspection=DATE]
   policy NAME=V ...          tech clear | tech service [due=DATE] | tech time DATE [HH:MM]
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
+  say "TEXT"                          a narration line in the trace (the demo prints it)
 Expectations (a failure is printed and counted, the run goes on):
   expect display "LINE1" ["LINE2"]    expect relay|horn|engine on|off    expect state NAME
   expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log`)
@@ -168,7 +169,7 @@ class Scenario:
             raise ScenarioError("unknown command " + cmd)
         sim = self.handset()
         sim.trace.add("> " + " ".join(t))
-        if cmd != "expect" and cmd != "wait" and cmd != "wait-for":
+        if cmd != "expect" and cmd != "wait" and cmd != "wait-for" and cmd != "say":
             sim.wake()
         handler(sim, args)
 
@@ -190,6 +191,9 @@ class Scenario:
         self.tick_start = int(args[0])
 
     # ---- actions --------------------------------------------------------------------------------
+
+    def _do_say(self, sim, args):
+        sim.trace.add("SAY " + " ".join(args))
 
     def _do_key(self, sim, args):
         sim.world.key(args[0] == "on")

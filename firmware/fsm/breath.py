@@ -29,6 +29,7 @@ _BASELINE = const(8)  # samples averaged for the fuel-cell baseline
 _SAMPLE_MS = const(50)  # area unit: counts x 50 ms
 _SOFTER_MS = const(500)  # sustained over-flow before "BLOW SOFTER"
 _HEAT_BAND = const(10)  # heater hysteresis, deci-degrees
+_READY_BAND = const(20)  # a test may start this far below the target once warmed up
 
 
 class BreathTest:
@@ -66,7 +67,8 @@ class BreathTest:
         self._started = now
         self._heat_from = cell_temp
         self.progress = 0
-        self.phase = READY if cell_temp >= self.policy.heat_target_dc else HEAT
+        # the heater holds the cell in a band around the target; anywhere in it is warm enough to test
+        self.phase = READY if cell_temp >= self.policy.heat_target_dc - _READY_BAND else HEAT
         self._last = now
 
     def stop(self):
