@@ -8,8 +8,11 @@ would. `LfsFlash` implements the verbs of `firmware/drivers/flash.py` over `litt
 firmware's storage code runs unchanged; after a cut its verbs raise OSError(EIO).
 
 The geometry is the one MicroPython's esp32 port gives `VfsLfs2` (see drivers/flash.py): block 4096, read 32,
-prog 32, cache 128, lookahead 32, block_cycles 100, littlefs on-disk version 2.1, so an image written here
-mounts on a board (write it to the `vfs` partition) and a board's partition dump opens here.
+prog 32, cache 128, lookahead 32, block_cycles 100, littlefs on-disk version 2.1 (littlefs-python 0.19 wraps
+littlefs 2.11; MicroPython's lib/littlefs is the lfs2-prefixed littlefs 2.8+, also on-disk 2.1, and a port
+built with LFS2_MULTIVERSION=0x00020000 would write 2.0, which this side reads too), so an image written here
+mounts on a board (write it to the `vfs` partition) and a board's partition dump opens here. Not yet checked
+against a dump from real hardware: the WebAssembly MicroPython used here has no VfsLfs2.
 """
 
 from __future__ import annotations
