@@ -12,7 +12,7 @@ from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.keyring import Keyring
-from companion.app.sync import SyncService
+from companion.app.sync import PgFastPath, SyncService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,9 +24,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.AUTO_MIGRATE:
             await asyncio.to_thread(migrate.upgrade, settings)
         app.state.db = Database(settings)
+        app.state.pg_sync = None
+        if not settings.is_sqlite and settings.SYNC_ASYNCPG:
+            app.state.pg_sync = PgFastPath(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
+            await app.state.pg_sync.start()
         try:
             yield
         finally:
+            if app.state.pg_sync is not None:
+                await app.state.pg_sync.close()
             app.state.db.close()
 
     app = FastAPI(title=settings.PROJECT_NAME, openapi_url=settings.API_V1_STR + "/openapi.json",

@@ -1,5 +1,11 @@
 """The sync endpoint's work: authenticate the handset, take its report, acks and log chunk, answer with the
-desired state, open commands and the log acknowledgement, all in one transaction, then sign the answer."""
+desired state, open commands and the log acknowledgement, all in one transaction, then sign the answer.
+
+The protocol steps are pure methods of SyncService; two stores run them against the database:
+`SyncService.handle` (a blocking DB-API connection: SQLite, or PostgreSQL through psycopg) and `PgFastPath`
+(PostgreSQL through an asyncpg pool, in three round trips plus commit, for throughput). Both talk to the
+driver directly: SQLAlchemy's statement building costs more than the database work on this path.
+"""
 
 import base64
 import binascii
@@ -10,22 +16,18 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from companion.app.core import logchain, timebase, wire
 from companion.app.core.config import Settings
-from companion.app.core.keyring import Keyring
+from companion.app.core.keyring import Keyring, PurposeKeys
 from companion.app.core.problems import Problem
-from companion.app.models import Command, Handset, SyncNonce
 from companion.app.schemas import SyncRequest
 
 _NONCE = re.compile(r"^[0-9a-f]{16,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_OPEN = ("queued", "delivered")
 _RC_STATUS = {wire.RC_APPLIED: "applied", wire.RC_STALE: "refused", wire.RC_REFUSED: "refused",
               wire.RC_EXPIRED: "expired"}
-_H = Handset.__table__
 _PRUNE_EVERY = 1000
 
 
@@ -45,30 +47,35 @@ class _Row(NamedTuple):
     log_error: str
 
 
-class _Sql:
-    """The hot path's statements in the driver's parameter style (sqlite3 "?", psycopg "%s")."""
-
-    def __init__(self, sqlite: bool):
-        p = "?" if sqlite else "%s"
-        self.select = ("SELECT " + ", ".join(_Row._fields) + " FROM handsets WHERE id = " + p
-                       + ("" if sqlite else " FOR UPDATE"))
-        self.nonce = ("INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES (" + ", ".join([p] * 3)
-                      + ") ON CONFLICT DO NOTHING RETURNING ts")
-        self.log = ("INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) VALUES ("
-                    + ", ".join([p] * 9) + ") ON CONFLICT DO NOTHING")
-        self.open = ("SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = " + p
-                     + " AND status IN ('queued', 'delivered') ORDER BY seq")
-        self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
-                       + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
-                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p)
+_COLUMNS = ", ".join(_Row._fields)
 
 
 class SyncResult:
-    """The signed answer: status, body bytes and signature header."""
+    """The signed answer: body bytes and signature header."""
 
     def __init__(self, body: bytes, signature: str):
         self.body = body
         self.signature = signature
+
+
+class Plan:
+    """What one verified request changes: filled by SyncService.plan, written by a store."""
+
+    def __init__(self, row: _Row, req: SyncRequest, keys: PurposeKeys, now: int, nonce: str):
+        self.row = row
+        self.req = req
+        self.keys = keys
+        self.now = now
+        self.nonce = nonce
+        self.log_rows: list[tuple[Any, ...]] = []
+        self.log_ack, self.log_hash, self.log_error = row.log_seq, row.log_hash, row.log_error
+        status = req.status
+        lockout_id = status.get("lockout_id")
+        if not status.get("lockout") or not isinstance(lockout_id, int) or not 0 <= lockout_id < 2**32:
+            lockout_id = 0
+        self.lockout_id = lockout_id
+        self.reported = json.dumps(status)
+        self.acks = [(seq, _RC_STATUS.get(rc, "refused"), rc) for seq, rc in req.acks]
 
 
 def _header_int(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int:
@@ -82,13 +89,15 @@ def _header_int(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int:
 
 
 class SyncService:
-    """Handles one sync request at a time per handset (the handset row is locked for the transaction)."""
+    """The protocol: header checks, signature, clock window, body, log chunk, commands, the signed answer."""
 
     def __init__(self, settings: Settings, keyring: Keyring):
         self.settings = settings
         self.keyring = keyring
         self._sql = _Sql(settings.is_sqlite)
-        self._requests = 0
+        self.requests = 0
+
+    # -- pure steps -------------------------------------------------------------------------------
 
     def authenticate_headers(self, headers: Mapping[str, str], body: bytes) -> tuple[int, int, str, str]:
         """(device id, timestamp, nonce, signature) from well-formed headers whose digest matches body."""
@@ -100,34 +109,25 @@ class SyncService:
             raise Problem(401, "unauthenticated", "missing or malformed nonce (16-64 lowercase hex digits)")
         if not _HEX64.match(sig):
             raise Problem(401, "unauthenticated", "missing or malformed signature")
-        body_digest = wire.digest(body)
         claimed = headers.get(wire.H_DIGEST)
-        if claimed is not None and claimed.lower() != body_digest:
+        if claimed is not None and claimed.lower() != wire.digest(body):
             raise Problem(401, "unauthenticated", "body digest does not match the body")
         return device_id, ts, nonce, sig
 
-    def handle(self, session: Session, headers: Mapping[str, str], body: bytes) -> SyncResult:
-        """Process one request (raises Problem on anything wrong; nothing is committed then)."""
-        st = self.settings
-        device_id, ts, nonce, sig = self.authenticate_headers(headers, body)
-        sql = self._sql
-        # the hot path talks to the driver directly (SQLAlchemy's statement building costs more than the
-        # database work here); the rare paths below use the ORM on the same connection and transaction
-        cur = session.connection().connection.cursor()
-        cur.execute(sql.select, (device_id,))
-        found = cur.fetchone()
-        row = _Row(*found) if found is not None else None
-        if row is None:
+    def plan(self, found: Any, device_id: int, ts: int, nonce: str, sig: str, body: bytes) -> Plan:
+        """Verify the request against the handset row; the plan of its writes (raises Problem)."""
+        if found is None:
             raise Problem(401, "unauthenticated", "unknown device or bad signature")
+        row = _Row(*found)
         try:
-            pk = self.keyring.purpose(row.id, row.key_id, row.secret_nonce, row.secret_ct)
+            pk = self.keyring.purpose(row.id, row.key_id, bytes(row.secret_nonce), bytes(row.secret_ct))
         except Exception as exc:  # a row we cannot decrypt: the handset cannot be served, but no 500
             raise Problem(401, "unauthenticated", "the handset's key is not available") from exc
         want = wire.request_mac(pk.sync, "POST", wire.PATH, device_id, ts, nonce, wire.digest(body))
         if not wire.equal(want, sig):
             raise Problem(401, "unauthenticated", "unknown device or bad signature")
         now = timebase.device_now()
-        if abs(ts - now) > st.SYNC_WINDOW_S:
+        if abs(ts - now) > self.settings.SYNC_WINDOW_S:
             raise Problem(401, "clock-skew", "request timestamp is outside the accepted window",
                           server_time=now)
         try:
@@ -138,63 +138,13 @@ class SyncService:
                                   for e in exc.errors()[:5]]) from exc
         if req.device_id != device_id:
             raise Problem(422, "invalid", "body device_id differs from the header")
-        # replay: the nonce is new (checked before any other write so a replay changes nothing)
-        cur.execute(sql.nonce, (device_id, nonce, ts))
-        fresh = cur.fetchone()
-        if fresh is None:
-            raise Problem(409, "replay", "this request was seen before")
-        self._requests += 1
-        if self._requests % _PRUNE_EVERY == 0:
-            session.execute(delete(SyncNonce).where(SyncNonce.ts < now - st.NONCE_KEEP_S))
-        # command acknowledgements
-        if req.acks:
-            self._acks(session, device_id, req.acks)
-        # log upload
-        log_ack, log_hash, log_error = row.log_seq, row.log_hash, row.log_error
+        plan = Plan(row, req, pk, now, nonce)
         if req.log is not None:
-            log_ack, log_hash, log_error = self._log(cur, device_id, row.log_seq, row.log_hash,
-                                                     req.log.first, req.log.data)
-        # open commands
-        cur.execute(sql.open, (device_id,))
-        open_rows = cur.fetchall()
-        commands, more = [], False
-        if open_rows:
-            commands, more = self._commands(session, device_id, open_rows, req.last_command_seq, now,
-                                            pk.sync)
-        # reported state
-        status = req.status
-        lockout_id = status.get("lockout_id")
-        if not status.get("lockout") or not isinstance(lockout_id, int) or not 0 <= lockout_id < 2**32:
-            lockout_id = 0
-        stamp = dt.datetime.now(dt.UTC)
-        cur.execute(sql.update, (json.dumps(status), req.desired_version, req.last_command_seq, lockout_id,
-                                 stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if st.is_sqlite else stamp,
-                                 log_ack, log_hash, log_error, device_id))
-        desired = None
-        if req.desired_version < row.desired_version:
-            policy = json.loads(row.policy) if isinstance(row.policy, str) else row.policy
-            desired = {"version": row.desired_version, "payment_due_day": row.payment_due_day,
-                       "service_due_day": row.service_due_day, "inspection_due_day": row.inspection_due_day,
-                       "expected_module": row.expected_module, "policy": policy or None}
-        session.commit()
-        out = {"v": 1, "device_id": device_id, "nonce": nonce, "time": now, "desired": desired,
-               "commands": commands, "more": more, "log_ack": log_ack, "log_hash": log_hash or "",
-               "log_error": log_error}
-        payload = wire.encode(out)
-        return SyncResult(payload, wire.response_mac(pk.sync, device_id, nonce, 200, payload))
+            self._chunk(plan, req.log.first, req.log.data)
+        return plan
 
-    def _acks(self, session: Session, device_id: int, acks: list[tuple[int, int]]) -> None:
-        now = dt.datetime.now(dt.UTC)
-        for seq, rc in acks:
-            status = _RC_STATUS.get(rc, "refused")
-            session.execute(
-                update(Command).where(Command.handset_id == device_id, Command.seq == seq,
-                                      Command.status.in_(_OPEN))
-                .values(status=status, rc=rc, acked_at=now))
-
-    def _log(self, cur: Any, device_id: int, head: int, head_hash: str, first: int,
-                   data_b64: str) -> tuple[int, str, str]:
-        """Store the new, chain-verified records of a chunk; (highest contiguous seq, its hash, error)."""
+    def _chunk(self, plan: Plan, first: int, data_b64: str) -> None:
+        """The new, chain-verified records of a chunk, and the log ack after them."""
         try:
             data = base64.b64decode(data_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -203,52 +153,198 @@ class SyncService:
         if len(data) % size:
             raise Problem(422, "invalid", "log data is not a whole number of records")
         count = len(data) // size
-        if count > self.settings.MAX_LOG_CHUNK:
-            raise Problem(413, "too-large", f"log chunk holds more than {self.settings.MAX_LOG_CHUNK} records")
+        limit = self.settings.MAX_LOG_CHUNK
+        if count > limit:
+            raise Problem(413, "too-large", f"log chunk holds more than {limit} records")
+        head, head_hash = plan.row.log_seq, plan.row.log_hash
         if first > head + 1:
-            return head, head_hash, "gap"  # out of order: the handset resends from our ack
+            plan.log_error = "gap"  # out of order: the handset resends from our ack
+            return
         skip = head + 1 - first
         if skip >= count:
-            return head, head_hash, ""  # a retry of records already stored: nothing to do
+            plan.log_error = ""  # a retry of records already stored: nothing to do
+            return
         new = data[skip * size:]
         prev = bytes.fromhex(head_hash) if head_hash else logchain.GENESIS
         ok, last_seq, last_hash, good, why = logchain.verify_chunk(new, prev, head + 1)
+        plan.log_error = "" if ok else why
         if good:
-            rows = []
+            did = plan.row.id
             for i in range(good):
                 seq, wall, rtype, a, b, c, photo = logchain.decode(new, i)
-                rows.append((device_id, seq, wall, rtype, a, b, c, photo, new[i * size:(i + 1) * size]))
-            cur.executemany(self._sql.log, rows)
-            return last_seq, logchain.hexhash(last_hash), "" if ok else why
-        return head, head_hash, "" if ok else why
+                plan.log_rows.append((did, seq, wall, rtype, a, b, c, photo, new[i * size:(i + 1) * size]))
+            plan.log_ack, plan.log_hash = last_seq, logchain.hexhash(last_hash)
 
-    def _commands(self, session: Session, device_id: int, rows: list[Any], applied_seq: int, now: int,
-                  key: bytes) -> tuple[list[dict[str, Any]], bool]:
-        """The open commands (rows) the handset has not applied, oldest first, each with its MAC; marks them
-        delivered and marks expired ones expired."""
+    def commands(self, plan: Plan, rows: list[Any]) -> tuple[list[dict[str, Any]], list[int], list[int], bool]:
+        """(commands to send with MACs, ids to mark delivered, ids that expired, more waiting)."""
         out: list[dict[str, Any]] = []
         expired: list[int] = []
         send: list[int] = []
         limit = self.settings.MAX_COMMANDS_PER_RESPONSE
         more = False
+        did = plan.row.id
+        applied_seq = plan.req.last_command_seq
         for cid, seq, kind, arg, expires in rows:
             if isinstance(arg, str):
-                arg = json.loads(arg)  # SQLite hands JSON back as text
-            if expires <= now:
+                arg = json.loads(arg)  # the drivers hand JSON back as text
+            if expires <= plan.now:
                 expired.append(cid)
             elif seq > applied_seq:
                 if len(out) >= limit:
                     more = True
                     continue
                 send.append(cid)
-                out.append({"id": cid, "device_id": device_id, "seq": seq, "kind": kind, "arg": arg,
+                out.append({"id": cid, "device_id": did, "seq": seq, "kind": kind, "arg": arg,
                             "expires": expires,
-                            "mac": wire.command_mac(key, device_id, cid, seq, kind, arg, expires)})
+                            "mac": wire.command_mac(plan.keys.sync, did, cid, seq, kind, arg, expires)})
+        return out, send, expired, more
+
+    def answer(self, plan: Plan, commands: list[dict[str, Any]], more: bool) -> SyncResult:
+        """The signed answer."""
+        row = plan.row
+        desired = None
+        if plan.req.desired_version < row.desired_version:
+            policy = json.loads(row.policy) if isinstance(row.policy, str) else row.policy
+            desired = {"version": row.desired_version, "payment_due_day": row.payment_due_day,
+                       "service_due_day": row.service_due_day, "inspection_due_day": row.inspection_due_day,
+                       "expected_module": row.expected_module, "policy": policy or None}
+        out = {"v": 1, "device_id": row.id, "nonce": plan.nonce, "time": plan.now, "desired": desired,
+               "commands": commands, "more": more, "log_ack": plan.log_ack, "log_hash": plan.log_hash or "",
+               "log_error": plan.log_error}
+        payload = wire.encode(out)
+        return SyncResult(payload, wire.response_mac(plan.keys.sync, row.id, plan.nonce, 200, payload))
+
+    def prune_due(self) -> bool:
+        """True once every so many requests: time to forget nonces older than the window allows."""
+        self.requests += 1
+        return self.requests % _PRUNE_EVERY == 0
+
+    # -- the blocking store (SQLite; PostgreSQL through psycopg) ----------------------------------
+
+    def handle(self, session: Session, headers: Mapping[str, str], body: bytes) -> SyncResult:
+        """Process one request on the session's connection (raises Problem; nothing is committed then)."""
+        device_id, ts, nonce, sig = self.authenticate_headers(headers, body)
+        sql = self._sql
+        cur = session.connection().connection.cursor()
+        cur.execute(sql.select, (device_id,))
+        plan = self.plan(cur.fetchone(), device_id, ts, nonce, sig, body)
+        # replay: the nonce is new (the first write, so a replay changes nothing)
+        cur.execute(sql.nonce, (device_id, nonce, ts))
+        if cur.fetchone() is None:
+            raise Problem(409, "replay", "this request was seen before")
+        if self.prune_due():
+            cur.execute(sql.prune, (plan.now - self.settings.NONCE_KEEP_S,))
         stamp = dt.datetime.now(dt.UTC)
-        if expired:
-            session.execute(update(Command).where(Command.id.in_(expired)).values(status="expired"))
-        if send:
-            session.execute(update(Command).where(Command.id.in_(send))
-                                  .values(status="delivered", deliveries=Command.deliveries + 1,
-                                          delivered_at=stamp))
-        return out, more
+        when: Any = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if self.settings.is_sqlite else stamp
+        for seq, status, rc in plan.acks:
+            cur.execute(sql.ack, (status, rc, when, device_id, seq))
+        if plan.log_rows:
+            cur.executemany(sql.log, plan.log_rows)
+        cur.execute(sql.open, (device_id,))
+        commands, send, expired, more = self.commands(plan, cur.fetchall())
+        for cid in expired:
+            cur.execute(sql.expire, (cid,))
+        for cid in send:
+            cur.execute(sql.deliver, (when, cid))
+        req = plan.req
+        cur.execute(sql.update, (plan.reported, req.desired_version, req.last_command_seq, plan.lockout_id,
+                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id))
+        session.commit()
+        return self.answer(plan, commands, more)
+
+
+class _Sql:
+    """The statements in a driver's parameter style (sqlite3 "?", psycopg "%s", asyncpg "$n")."""
+
+    def __init__(self, sqlite: bool):
+        p = "?" if sqlite else "%s"
+        self.select = "SELECT " + _COLUMNS + " FROM handsets WHERE id = " + p + ("" if sqlite else " FOR UPDATE")
+        self.nonce = ("INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES (" + ", ".join([p] * 3)
+                      + ") ON CONFLICT DO NOTHING RETURNING ts")
+        self.prune = "DELETE FROM sync_nonces WHERE ts < " + p
+        self.ack = ("UPDATE commands SET status = " + p + ", rc = " + p + ", acked_at = " + p
+                    + " WHERE handset_id = " + p + " AND seq = " + p + " AND status IN ('queued', 'delivered')")
+        self.log = ("INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) VALUES ("
+                    + ", ".join([p] * 9) + ") ON CONFLICT DO NOTHING")
+        self.open = ("SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = " + p
+                     + " AND status IN ('queued', 'delivered') ORDER BY seq")
+        self.expire = "UPDATE commands SET status = 'expired' WHERE id = " + p
+        self.deliver = ("UPDATE commands SET status = 'delivered', deliveries = deliveries + 1, delivered_at = "
+                        + p + " WHERE id = " + p)
+        self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
+                       + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
+                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p)
+
+
+# asyncpg: the handset row and the nonce in one round trip; the log rows, the report and the open commands
+# in a second; then commit
+_PG_FIRST = (
+    "WITH n AS (INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING "
+    "RETURNING 1) SELECT " + _COLUMNS + ", (SELECT count(*) FROM n) AS fresh FROM handsets WHERE id = $1 "
+    "FOR UPDATE")
+_PG_SECOND = (
+    "WITH l AS (INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) "
+    "SELECT $1, s, w, t, a, b, c, p, r FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[]) AS x(s, w, t, a, b, c, p, r) "
+    "ON CONFLICT DO NOTHING), "
+    "u AS (UPDATE handsets SET reported = $10::json, reported_version = $11, last_command_seq = $12, "
+    "lockout_id = $13, syncs = syncs + 1, last_sync_at = $14, log_seq = $15, log_hash = $16, log_error = $17 "
+    "WHERE id = $1) "
+    "SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = $1 AND status IN ('queued', 'delivered') "
+    "ORDER BY seq")
+_PG_ACK = ("UPDATE commands SET status = $1, rc = $2, acked_at = $3 WHERE handset_id = $4 AND seq = $5 "
+           "AND status IN ('queued', 'delivered')")
+_PG_EXPIRE = "UPDATE commands SET status = 'expired' WHERE id = ANY($1::int[])"
+_PG_DELIVER = ("UPDATE commands SET status = 'delivered', deliveries = deliveries + 1, delivered_at = $1 "
+               "WHERE id = ANY($2::int[])")
+
+
+class PgFastPath:
+    """The sync exchange on PostgreSQL through an asyncpg pool (no thread hop, prepared statements)."""
+
+    def __init__(self, service: SyncService, dsn: str, size: int):
+        self.service = service
+        self.dsn = dsn
+        self.size = size
+        self.pool: Any = None
+
+    async def start(self) -> None:
+        """Open the pool."""
+        import asyncpg
+
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def handle(self, headers: Mapping[str, str], body: bytes) -> SyncResult:
+        """Process one request (raises Problem; nothing is committed then)."""
+        svc = self.service
+        device_id, ts, nonce, sig = svc.authenticate_headers(headers, body)
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchrow(_PG_FIRST, device_id, nonce, ts)
+            plan = svc.plan(tuple(found)[:-1] if found is not None else None, device_id, ts, nonce, sig, body)
+            if not found["fresh"]:
+                raise Problem(409, "replay", "this request was seen before")
+            stamp = dt.datetime.now(dt.UTC)
+            for seq, status, rc in plan.acks:
+                await conn.execute(_PG_ACK, status, rc, stamp, device_id, seq)
+            cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
+            for r in plan.log_rows:
+                for i in range(8):
+                    cols[i].append(r[i + 1])
+            req = plan.req
+            rows = await conn.fetch(_PG_SECOND, device_id, *cols, plan.reported, req.desired_version,
+                                    req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
+                                    plan.log_error)
+            commands, send, expired, more = svc.commands(plan, [tuple(r) for r in rows])
+            if expired:
+                await conn.execute(_PG_EXPIRE, expired)
+            if send:
+                await conn.execute(_PG_DELIVER, stamp, send)
+        if svc.prune_due():
+            async with self.pool.acquire() as conn:
+                await conn.execute("DELETE FROM sync_nonces WHERE ts < $1", plan.now - svc.settings.NONCE_KEEP_S)
+        return svc.answer(plan, commands, more)

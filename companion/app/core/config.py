@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     TECH_TOKEN_DEFAULT_S: int = 8 * 3600
     TECH_TOKEN_MAX_S: int = 24 * 3600
     DB_POOL_SIZE: int = Field(default=10, ge=1)
+    # PostgreSQL: run the sync exchange on an asyncpg pool (False: the same psycopg path as everything else)
+    SYNC_ASYNCPG: bool = True
 
     @model_validator(mode="after")
     def _no_defaults_outside_local(self) -> "Settings":
@@ -72,6 +74,12 @@ class Settings(BaseSettings):
         if url.startswith("sqlite+aiosqlite://"):
             return "sqlite://" + url[len("sqlite+aiosqlite://"):]
         return url
+
+    @property
+    def plain_postgres_url(self) -> str:
+        """DATABASE_URL as libpq/asyncpg take it (postgresql://...)."""
+        url = self.async_database_url
+        return "postgresql://" + url.split("://", 1)[1]
 
     @property
     def is_sqlite(self) -> bool:

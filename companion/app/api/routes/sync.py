@@ -61,7 +61,11 @@ async def sync(request: Request, db: DbDep, settings: SettingsDep, service: Sync
         if len(body) > limit:
             raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
     headers = dict(request.headers)
-    result = await run_in_threadpool(_handle, db, service, headers, body)
+    fast = request.app.state.pg_sync
+    if fast is not None:
+        result = await fast.handle(headers, body)
+    else:
+        result = await run_in_threadpool(_handle, db, service, headers, body)
     return Response(result.body, media_type="application/json", headers={wire.H_SIG: result.signature})
 
 
