@@ -292,6 +292,23 @@ _PG_SECOND = (
     "WHERE id = $1) "
     "SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = $1 AND status IN ('queued', 'delivered') "
     "ORDER BY seq")
+# the common case (no acknowledgements to record) in two round trips without an explicit transaction:
+# read the row, then one statement that takes the nonce, and only if it was new and the log head is still the
+# one the chunk was verified against, stores the records and the report; it returns the open commands
+_PG_ROW = "SELECT " + _COLUMNS + " FROM handsets WHERE id = $1"
+_PG_ONE = (
+    "WITH n AS (INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES ($1, $18, $19) ON CONFLICT DO NOTHING "
+    "RETURNING 1), "
+    "u AS (UPDATE handsets SET reported = $10::json, reported_version = $11, last_command_seq = $12, "
+    "lockout_id = $13, syncs = syncs + 1, last_sync_at = $14, log_seq = $15, log_hash = $16, log_error = $17 "
+    "WHERE id = $1 AND log_seq = $20 AND EXISTS (SELECT 1 FROM n) RETURNING 1), "
+    "l AS (INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) "
+    "SELECT $1, s, w, t, a, b, c, p, r FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[]) AS x(s, w, t, a, b, c, p, r) "
+    "WHERE EXISTS (SELECT 1 FROM u) ON CONFLICT DO NOTHING) "
+    "SELECT (SELECT count(*) FROM n) AS fresh, (SELECT count(*) FROM u) AS done, "
+    "c.id, c.seq, c.kind, c.arg, c.expires FROM (SELECT 1) AS one LEFT JOIN commands c ON c.handset_id = $1 "
+    "AND c.status IN ('queued', 'delivered') ORDER BY c.seq")
 _PG_ACK = ("UPDATE commands SET status = $1, rc = $2, acked_at = $3 WHERE handset_id = $4 AND seq = $5 "
            "AND status IN ('queued', 'delivered')")
 _PG_EXPIRE = "UPDATE commands SET status = 'expired' WHERE id = ANY($1::int[])"
@@ -312,7 +329,11 @@ class PgFastPath:
         """Open the pool."""
         import asyncpg
 
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+        async def keep(_conn: Any) -> None:
+            # the connections change no session state, so the default reset round trip is not needed
+            return None
+
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size, reset=keep)
 
     async def close(self) -> None:
         """Close the pool."""
@@ -323,7 +344,45 @@ class PgFastPath:
         """Process one request (raises Problem; nothing is committed then)."""
         svc = self.service
         device_id, ts, nonce, sig = svc.authenticate_headers(headers, body)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
+            found = await conn.fetchrow(_PG_ROW, device_id)
+            plan = svc.plan(found, device_id, ts, nonce, sig, body)
+            if plan.acks:
+                return await self._transaction(conn, device_id, ts, nonce, sig, body)
+            cols = self._columns(plan)
+            req = plan.req
+            stamp = dt.datetime.now(dt.UTC)
+            rows = await conn.fetch(_PG_ONE, device_id, *cols, plan.reported, req.desired_version,
+                                    req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
+                                    plan.log_error, nonce, ts, plan.row.log_seq)
+            if not rows[0]["fresh"]:
+                raise Problem(409, "replay", "this request was seen before")
+            if not rows[0]["done"]:
+                # another exchange of this handset moved its log head meanwhile; its retry will do
+                raise Problem(409, "busy", "another exchange of this handset is in progress; retry")
+            open_rows = [tuple(r)[2:] for r in rows if r["id"] is not None]
+            commands, send, expired, more = svc.commands(plan, open_rows)
+            if expired:
+                await conn.execute(_PG_EXPIRE, expired)
+            if send:
+                await conn.execute(_PG_DELIVER, stamp, send)
+            if svc.prune_due():
+                await conn.execute("DELETE FROM sync_nonces WHERE ts < $1", plan.now - svc.settings.NONCE_KEEP_S)
+        return svc.answer(plan, commands, more)
+
+    @staticmethod
+    def _columns(plan: Plan) -> list[list[Any]]:
+        cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
+        for r in plan.log_rows:
+            for i in range(8):
+                cols[i].append(r[i + 1])
+        return cols
+
+    async def _transaction(self, conn: Any, device_id: int, ts: int, nonce: str, sig: str,
+                           body: bytes) -> SyncResult:
+        """The exchange with acknowledgements: one transaction with the handset row locked."""
+        svc = self.service
+        async with conn.transaction():
             found = await conn.fetchrow(_PG_FIRST, device_id, nonce, ts)
             plan = svc.plan(tuple(found)[:-1] if found is not None else None, device_id, ts, nonce, sig, body)
             if not found["fresh"]:
@@ -331,10 +390,7 @@ class PgFastPath:
             stamp = dt.datetime.now(dt.UTC)
             for seq, status, rc in plan.acks:
                 await conn.execute(_PG_ACK, status, rc, stamp, device_id, seq)
-            cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
-            for r in plan.log_rows:
-                for i in range(8):
-                    cols[i].append(r[i + 1])
+            cols = self._columns(plan)
             req = plan.req
             rows = await conn.fetch(_PG_SECOND, device_id, *cols, plan.reported, req.desired_version,
                                     req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
@@ -344,7 +400,4 @@ class PgFastPath:
                 await conn.execute(_PG_EXPIRE, expired)
             if send:
                 await conn.execute(_PG_DELIVER, stamp, send)
-        if svc.prune_due():
-            async with self.pool.acquire() as conn:
-                await conn.execute("DELETE FROM sync_nonces WHERE ts < $1", plan.now - svc.settings.NONCE_KEEP_S)
         return svc.answer(plan, commands, more)
