@@ -186,6 +186,7 @@ def main():
     import tempfile
 
     results = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "postgres":
             results.append(bench_backend("sqlite", "sqlite:///" + tmp + "/bench.db", args))
@@ -197,24 +198,27 @@ def main():
             with testing.fresh_pg_database("bench") as url:
                 results.append(bench_backend("postgres", url, args))
     cmd = ".venv/bin/python bench/companion.py " + " ".join(sys.argv[1:])
+    load = os.getloadavg()
     lines = ["# companion sync throughput (bench/companion.py)", "command: " + cmd.strip(),
-             "machine: %d cores; companion `python -m companion serve --workers %d`; load generator in the same "
-             "box (1 process, %d keep-alive connections); fleet of %d handsets, each its own key and chained "
-             "log; %d log records per sync; %.0f s per phase" % (os.cpu_count() or 0, args.workers,
-                                                                  args.concurrency, args.handsets,
-                                                                  RECORDS_PER_SYNC, args.seconds), ""]
+             f"machine: {os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load[0]:.1f} after "
+             "the run (other work on the box counts against these numbers)",
+             f"setup: companion `python -m companion serve --workers {args.workers}`; load generator on the same "
+             f"box (1 process, {args.concurrency} keep-alive connections); fleet of {args.handsets} handsets, "
+             f"each its own key and chained log; {RECORDS_PER_SYNC} log records per sync; "
+             f"{args.seconds:.0f} s per phase", ""]
     for r in results:
+        name = r["backend"]
         if "skipped" in r:
-            lines.append(r["backend"] + ": skipped (" + r["skipped"] + ")")
+            lines.append(name + ": skipped (" + r["skipped"] + ")")
             continue
         s, h = r["sync"], r["health"]
-        lines.append("%-8s sync   %7.0f req/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, statuses %s)" % (
-            r["backend"], s["rps"], s["p50_ms"], s["p99_ms"], s["requests"], json.dumps(s["statuses"])))
-        lines.append("%-8s health %7.0f req/s  p50 %6.1f ms  p99 %6.1f ms  (same connections)" % (
-            r["backend"], h["rps"], h["p50_ms"], h["p99_ms"]))
-        lines.append("%-8s health %7.0f req/s on one connection" % (r["backend"], r["health_1conn"]["rps"]))
-        lines.append("%-8s sync / trivial endpoint = %.2f" % (r["backend"], s["rps"] / h["rps"]))
-        if r["backend"] == "postgres":
+        lines.append(f"{name:<8} sync   {s['rps']:7.0f} req/s  p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms"
+                     f"  ({s['requests']} requests, statuses {json.dumps(s['statuses'])})")
+        lines.append(f"{name:<8} health {h['rps']:7.0f} req/s  p50 {h['p50_ms']:6.1f} ms  p99 {h['p99_ms']:6.1f} ms"
+                     "  (same connections, same server)")
+        lines.append(f"{name:<8} health {r['health_1conn']['rps']:7.0f} req/s on one connection")
+        lines.append(f"{name:<8} sync / trivial endpoint = {s['rps'] / h['rps']:.2f}")
+        if name == "postgres":
             ok = s["rps"] >= 1500 and s["p99_ms"] < 100
             lines.append("postgres target (>= 1500 syncs/s, p99 < 100 ms): " + ("met" if ok else "NOT met"))
         lines.append("")

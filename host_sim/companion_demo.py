@@ -4,13 +4,14 @@ reaches the companion, the reset fee is paid through the API, and the remote cle
 import tempfile
 
 from fsm import records
+
 from host_sim.handset import SimHandset
 from host_sim.http_modem import MemoryModem, http_handler, sync_now
 
 
 def _screen(sim):
     first, second = sim.fsm.status()["display"]
-    return "[%-16s|%-16s]" % (first, second)
+    return f"[{first:<16}|{second:<16}]"
 
 
 class _Demo:
@@ -28,9 +29,10 @@ class _Demo:
 
 def run(out):
     """Run the remote-clear demo, writing to out; returns 0 when every step happened as it should."""
+    from sync.client import OK, SyncClient
+
     from companion import testing
     from companion.app.core import timebase
-    from sync.client import OK, SyncClient
 
     d = _Demo(out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -41,8 +43,8 @@ def run(out):
             acc = office.account(schedule="monthly", first_due="2026-12-01")
             hs = office.handset(acc["id"], serial="DEMO-0001")
             device = hs["device_id"]
-            d.say("back office: account %d (monthly, next due %s), handset %d provisioned with a fresh secret"
-                  % (acc["id"], acc["next_due"], device))
+            d.say(f"back office: account {acc['id']} (monthly, next due {acc['next_due']}), handset {device} "
+                  "provisioned with a fresh secret")
             # a few hours back: the three power cuts below move the handset's clock forward
             sim = SimHandset(device_id=device, provision=False, start_wall=timebase.device_now() - 3 * 17 * 60)
             sim.fsm.provision(sim.ticks(), device, bytes.fromhex(hs["secret"]))
@@ -71,21 +73,21 @@ def run(out):
                     if (outcome == OK and client.wait_ms(sim.ticks()) > 5000) or n > 20:
                         break
                     sim.run(max(client.wait_ms(sim.ticks()), 50))
-                d.show("%s: %d exchange(s), log acknowledged through seq %d" % (label, n, sim.fsm.log.acked()))
+                d.show(f"{label}: {n} exchange(s), log acknowledged through seq {sim.fsm.log.acked()}")
                 return outcome
 
             sync_all("sync (key off)")
             view = office.handset_view(device)
-            d.show("companion sees: lockout id %d, state %s" % (view["lockout_id"], view["reported"]["state"]))
+            d.show(f"companion sees: lockout id {view['lockout_id']}, state {view['reported']['state']}")
             pay = office.pay(acc["id"], "reset_fee", 7500, device_id=device, reference="demo-fee")
             cmd = pay["command"]
-            d.say("back office: reset fee paid -> remote clear #%d (seq %d) for lockout %d: %s"
-                  % (cmd["id"], cmd["seq"], cmd["arg"], cmd["status"]))
+            d.say(f"back office: reset fee paid -> remote clear #{cmd['id']} (seq {cmd['seq']}) for lockout "
+                  f"{cmd['arg']}: {cmd['status']}")
             sim.run(60 * 1000)
             client.key_off(sim.ticks())
             outcome = sync_now(client, modem, sim.ticks())
             status = office.call("GET", "/commands/" + str(cmd["id"]))["status"]
-            d.say("handset syncs: clear %s; handset lockout now %s" % (status, sim.fsm.vlock))
+            d.say(f"handset syncs: clear {status}; handset lockout now {sim.fsm.vlock}")
             sync_all("follow-up sync")
             status = office.call("GET", "/commands/" + str(cmd["id"]))["status"]
             d.show("portal: clear " + status)
@@ -95,8 +97,8 @@ def run(out):
             d.show("key on: " + _screen(sim) + "  (a breath test is still required)")
             clears = [r for r in office.call("GET", "/handsets/" + str(device) + "/log", params={"limit": 1000})
                       if r["rtype"] == records.CLEAR]
-            d.show("uploaded log: CLEAR record source %d (remote), lockout %d"
-                   % (clears[-1]["b"], clears[-1]["c"]) if clears else "uploaded log: no CLEAR record yet")
+            d.show(f"uploaded log: CLEAR record source {clears[-1]['b']} (remote), lockout {clears[-1]['c']}"
+                   if clears else "uploaded log: no CLEAR record yet")
             office.close()
             ok = outcome == OK and status == "applied" and not sim.fsm.vlock
             d.say("remote clear " + ("applied" if ok else "NOT applied"))

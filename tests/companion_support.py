@@ -85,8 +85,9 @@ class WireHandset:
     def request(self, status=None, log=None, acks=(), desired_version=0, last_command_seq=0, ts=None,
                 nonce=None, body=None):
         """(headers, body) of a signed sync request."""
-        from companion.app.core import timebase
         from sync import wire
+
+        from companion.app.core import timebase
 
         if body is None:
             doc = {"v": 1, "device_id": self.device_id, "status": status or {"state": "OFF", "lockout": False},

@@ -6,10 +6,12 @@ import struct
 import uuid
 
 import pytest
+from fsm import codes, crypto
 
 from companion.app.core import timebase
-from fsm import codes, crypto
-from tests.companion_support import WireHandset, api, backend, server  # noqa: F401  (fixtures)
+from tests.companion_support import WireHandset
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 PROBLEM = "application/problem+json"
 

@@ -6,11 +6,12 @@ import struct
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from fsm import codes, crypto
 
 from companion.app.core import keys
-from fsm import codes, crypto
-from tests.companion_support import api, backend, server  # noqa: F401  (fixtures)
 from tests.interpreters import ROOT, micropython_available, run_cpython, run_micropython
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 SCRIPT = ROOT / "tests" / "conformance" / "sync_keys.py"
 

@@ -11,7 +11,9 @@ from sync import client as sc
 
 from companion import testing
 from host_sim.http_modem import DROP_RESPONSE, http_handler
-from tests.companion_support import SyncedSim, fresh_backend  # noqa: F401  (fixtures)
+from tests.companion_support import SyncedSim
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 
 def _chain(recs):

@@ -7,7 +7,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from companion import testing
-from tests.companion_support import backend, server  # noqa: F401  (fixtures)
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 EXAMPLES = 12  # per operation and mode: about 450 requests per backend, a few seconds
 

@@ -5,13 +5,15 @@ import asyncio
 import uuid
 
 import pytest
-
-from companion.app.core import timebase as ctb
 from fsm import authority, records
-from host_sim.http_modem import DROP_REQUEST, ModemError
 from sync import client as sc
 from sync import wire
-from tests.companion_support import SyncedSim, backend, office, server  # noqa: F401  (fixtures)
+
+from companion.app.core import timebase as ctb
+from host_sim.http_modem import DROP_REQUEST, ModemError
+from tests.companion_support import SyncedSim
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 
 

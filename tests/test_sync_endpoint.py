@@ -6,11 +6,13 @@ import os
 import uuid
 
 import pytest
-
-from companion.app.core import timebase
 from storage import record
 from sync import wire
-from tests.companion_support import WireHandset, api, backend, server  # noqa: F401  (fixtures)
+
+from companion.app.core import timebase
+from tests.companion_support import WireHandset
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
 
 @pytest.fixture

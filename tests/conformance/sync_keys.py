@@ -29,7 +29,7 @@ def main():
                               25000 + i)
         token = crypto.hmac_sha256(tech, b"TT" + struct.pack(">III", device, 40 + i, 91000000 + i * 3600))
         print(" ".join((crypto.hexlify(s), crypto.hexlify(sync), crypto.hexlify(unlock), crypto.hexlify(tech),
-                        str(device), "{:08d}".format(code), crypto.hexlify(token))))
+                        str(device), "{:08d}".format(code), crypto.hexlify(token))))  # noqa: UP032
 
 
 main()
