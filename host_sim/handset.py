@@ -95,8 +95,12 @@ class SimHandset:
         self.runtime = Runtime(self.hw, TracedLog(self.log, self.trace), self.state,
                                seed=self.seed * 7919 + self.boots)
         self.runtime.boot(self.ticks())
-        if self._provision and self.runtime.fsm.secret is None:
-            self.runtime.fsm.provision(self.ticks(), self.device_id, self.secret)
+        if self._provision and self.runtime.fsm.secret is None and not self.runtime.failed:
+            # the factory step a technician does over the service port; a dead flash refuses it
+            try:
+                self.runtime.fsm.provision(self.ticks(), self.device_id, self.secret)
+            except OSError:
+                self.runtime.failed = True
         self.next_poll = self.world.t
 
     def power_cut(self):

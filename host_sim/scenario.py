@@ -116,8 +116,9 @@ def _number(text, scale=1):
 class Scenario:
     """Runs scenario lines; collects the trace and any failed expectations."""
 
-    def __init__(self, name="scenario"):
+    def __init__(self, name="scenario", storage=None):
         self.name = name
+        self.storage = storage  # (log, state) to run on, e.g. a flash image's; in memory when None
         self.seed = 1
         self.start_wall = DEFAULT_WALL
         self.ambient = 200
@@ -131,8 +132,10 @@ class Scenario:
     def handset(self):
         """The SimHandset, created at the first action with the set-up given so far."""
         if self.sim is None:
+            log, state = self.storage if self.storage is not None else (None, None)
             self.sim = SimHandset(seed=self.seed, start_wall=self.start_wall, ambient_dc=self.ambient,
-                                  with_module=self.with_module, tick_start=self.tick_start)
+                                  with_module=self.with_module, tick_start=self.tick_start, log=log,
+                                  state=state)
         return self.sim
 
     def fail(self, text):
@@ -394,12 +397,12 @@ class Scenario:
         self.fail("no %s record %s since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), self._log_mark))
 
 
-def run_file(path):
-    """Run a scenario file; returns the Scenario."""
+def run_file(path, storage=None):
+    """Run a scenario file (on the given (log, state), else in memory); returns the Scenario."""
     with open(path) as f:
         text = f.read()
     name = path.split("/")[-1]
-    sc = Scenario(name)
+    sc = Scenario(name, storage)
     sc.run_text(text)
     if sc.sim is None:
         sc.handset()

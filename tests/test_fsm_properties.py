@@ -9,6 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from drivers import LEFT, OK, RIGHT
 from fsm import authority, codes, records
 from fsm.machine import S_RESTART, S_START
+from host_sim.flash import FlashImage
 from host_sim.handset import SimHandset
 from host_sim.world import default_module
 from tests import strategies as S
@@ -19,9 +20,14 @@ EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
 class HandsetMachine(RuleBasedStateMachine):
     """A driver, a vehicle, a technician and the companion doing anything they can to one handset."""
 
+    def storage(self):
+        """Log and state store for the handset (in memory here; on simulated littlefs in the subclass)."""
+        return None, None
+
     @initialize(seed=S.seeds, tick_start=S.tick_starts, ambient=S.ambients)
     def start(self, seed, tick_start, ambient):
-        self.sim = SimHandset(seed=seed, tick_start=tick_start, ambient_dc=ambient)
+        log, state = self.storage()
+        self.sim = SimHandset(seed=seed, tick_start=tick_start, ambient_dc=ambient, log=log, state=state)
         self.sim.fsm.apply_policy(self.sim.ticks(), {"version": 1, "recall_s": 3600}, records.SRC_TECH)
         self.engine = False
         self.clear_expected = False
@@ -260,7 +266,20 @@ class HandsetMachine(RuleBasedStateMachine):
             assert not self.sim.runtime.failed
 
 
+class FlashHandsetMachine(HandsetMachine):
+    """The same world, with the event log and state on a simulated littlefs chip (issue: flash storage)."""
+
+    def storage(self):
+        """FlashLog and FileState on a fresh simulated chip."""
+        return FlashImage().storage()
+
+
 HandsetMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=25, deadline=None,
+    max_examples=EXAMPLES, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestHandsetInvariants = HandsetMachine.TestCase
+
+FlashHandsetMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+TestHandsetInvariantsOnFlash = FlashHandsetMachine.TestCase

@@ -143,3 +143,18 @@ def test_runtime_fails_safe_on_an_unexpected_exception(exc):
     last = sim.log.read(sim.log.next_seq() - 1)
     assert last[2] == records.FAULT and last[3] == 2
     assert sim.runtime.failed
+
+
+def test_run_on_a_flash_image_then_read_its_log(tmp_path):
+    """`run --flash IMAGE` keeps the log on a littlefs image that the log reader decodes and verifies."""
+    image = tmp_path / "handset.img"
+    out = _run("run", "--flash", str(image), "tests/scenarios/retest_failed.scn")
+    assert out.returncode == 0, out.stderr
+    log = _run("log", str(image))
+    assert log.returncode == 0, log.stderr
+    assert "chain verifies" in log.stdout
+    assert "RETEST" in log.stdout and "VIOLATION" in log.stdout
+    # a second run appends to the same image: boot after the first run's records, chain still whole
+    again = _run("run", "--flash", str(image), "tests/scenarios/pass_start.scn")
+    assert again.returncode == 0, again.stdout[-500:]
+    assert "chain verifies" in _run("log", str(image)).stdout

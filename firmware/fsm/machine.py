@@ -85,7 +85,7 @@ class Interlock(Authority):
         self.prng = Prng(seed)
         self.abort_times = [0] * 10
         self._init_persistent()
-        self.state = S_OFF
+        self.state = 0  # none until boot enters OFF, so every boot logs its first STATE record
         self.poll_ms = POLL_IDLE
         self.wall = 0
         self._wall_tick = 0
@@ -168,6 +168,11 @@ class Interlock(Authority):
         if corrupt:
             self._init_persistent()
             self.state_lock = True
+        if fresh:
+            # first boot: save a state before the first record, so a cut right after it is not "corrupt"
+            self.last_alive = rtc_wall
+            self._dirty = True
+            self._flush()
         if log_seq > 0:
             self._replay(log_seq)
         gap = -1
@@ -419,6 +424,8 @@ class Interlock(Authority):
         photo = self._photo(PHOTO_REQUEST)
         self._log(records.TEST_REQUEST, 1, 0, 0, photo)
         self.test.start(now, self._cell_temp)
+        if self.test.phase == breath.READY:
+            self.board.beep(BEEP_PROMPT)
 
     # ---- state handlers ----------------------------------------------------------------------
 
@@ -568,16 +575,11 @@ class Interlock(Authority):
             return
         if self.state == S_START:
             if timebase.diff(now, self._state_since) >= self.policy.start_window_s * 1000:
-                self._route_after_window(now)
+                self._start_test(now)
         elif not self.restart_until or self.wall >= self.restart_until:
             self.restart_until = 0
             self._dirty = True
-            self._route_after_window(now)
-
-    def _route_after_window(self, now):
-        self._enter(S_TEST)
-        self._log(records.TEST_REQUEST, 1, 0, 0, self._photo(PHOTO_REQUEST))
-        self.test.start(now, self._cell_temp)
+            self._start_test(now)
 
     def _schedule_retest(self, now, first):
         p = self.policy
