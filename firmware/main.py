@@ -1,12 +1,12 @@
 """Board entry point: wire the board, open the flash storage, run the handset."""
 
+import asyncio
 import os
 import time
 
-import asyncio
+import storage
 from drivers.esp32 import wiring
 from drivers.flash import VfsFlash
-import storage
 from runtime import Runtime
 
 
