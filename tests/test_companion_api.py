@@ -9,7 +9,7 @@ import pytest
 from fsm import codes, crypto
 
 from companion.app.core import timebase
-from tests.companion_support import WireHandset
+from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 

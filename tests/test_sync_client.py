@@ -11,7 +11,7 @@ from sync import wire
 
 from companion.app.core import timebase as ctb
 from host_sim.http_modem import DROP_REQUEST, ModemError
-from tests.companion_support import SyncedSim
+from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 

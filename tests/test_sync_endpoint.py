@@ -10,7 +10,7 @@ from storage import record
 from sync import wire
 
 from companion.app.core import timebase
-from tests.companion_support import WireHandset
+from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
 
