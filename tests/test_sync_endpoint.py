@@ -164,3 +164,23 @@ def test_desired_state_sent_until_applied(api, handset):
     _, doc = handset.sync(api, desired_version=2)
     assert doc["desired"] is None
     assert _view(api, handset)["reported_version"] == 2
+
+
+@pytest.mark.postgres
+def test_psycopg_store_on_postgres_behaves_the_same():
+    """With SYNC_ASYNCPG off, PostgreSQL syncs go through the blocking psycopg store with the same results."""
+    from companion import testing
+
+    reason = testing.pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    checks = (test_signed_request_gets_signed_answer, test_refusals_change_nothing,
+              test_log_upload_is_idempotent_ordered_and_chained, test_rewritten_log_breaks_the_chain,
+              test_commands_carry_macs_and_follow_acks, test_desired_state_sent_until_applied)
+    with testing.fresh_pg_database("pytest") as url:
+        settings = testing.settings_for(url, testing.test_master_keys(), SYNC_ASYNCPG=False)
+        with testing.ServerThread(settings) as srv, srv.client() as api:
+            assert srv.app.state.pg_sync is None
+            for check in checks:
+                hs = api.post("/api/v1/handsets", json={"serial": "P-" + uuid.uuid4().hex[:12]}).json()
+                check(api, WireHandset(hs["device_id"], hs["secret"]))

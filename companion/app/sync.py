@@ -241,7 +241,7 @@ class SyncService:
         if plan.log_rows:
             cur.executemany(sql.log, plan.log_rows)
         cur.execute(sql.open, (device_id,))
-        commands, send, expired, more = self.commands(plan, cur.fetchall())
+        commands, send, expired, more = self.commands(plan, list(cur.fetchall()))
         for cid in expired:
             cur.execute(sql.expire, (cid,))
         for cid in send:
@@ -327,7 +327,7 @@ class PgFastPath:
 
     async def start(self) -> None:
         """Open the pool."""
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         async def keep(_conn: Any) -> None:
             # the connections change no session state, so the default reset round trip is not needed
