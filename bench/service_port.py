@@ -90,6 +90,27 @@ def measured(records_n: int, baud: int | None) -> tuple[int, float, bool]:
     return len(data), secs, tc.check_log(data).ok
 
 
+def micropython_alloc() -> list[str]:
+    """bench/mp/service_alloc.py on real MicroPython (WebAssembly port): heap bytes per answer."""
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None:
+        return ["MicroPython: skipped (node is not installed)"]
+    out = subprocess.run(["node", "tools/mpy/run.mjs", "bench/mp/service_alloc.py"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return ["MicroPython: run failed: " + out.stderr.strip()[-300:]]
+    vals = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+    answers = vals["answers"].split()
+    n, wire, ms = int(answers[0]), int(answers[2]), int(answers[4])
+    return ["MicroPython 1.27 (WebAssembly port), download of 3650 records through take()/next_line():",
+            f"  heap allocated per download answer (max, gc disabled): {vals['answer_alloc_bytes_max']} B "
+            f"(about 2 KB of it is the chunk read from the log); per echo: {vals['echo_alloc_bytes']} B",
+            f"  {n} answers, {wire} wire bytes in {ms} ms = {ms / n:.1f} ms per answer on this interpreter "
+            f"(the line needs {wire / n / RAW * 1000:.0f} ms per answer at {BAUD} baud)"]
+
+
 def main() -> None:
     lines = [f"command: .venv/bin/python bench/service_port.py   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              f"line: {BAUD} baud 8N1 = {RAW:.0f} B/s raw, {B64:.0f} payload B/s base64 limit; "
@@ -117,6 +138,8 @@ def main() -> None:
     lines.append(f"measured unpaced (pty at memory speed), a whole year ({size} B): {secs:.1f} s = "
                  f"{size / secs / 1000:.0f} kB/s; chain ok: {ok}  (the server keeps up with the line "
                  f"{size / secs / B64:.0f}x over)")
+    lines.append("")
+    lines.extend(micropython_alloc())
     text = "\n".join(lines) + "\n"
     print(text, end="")
     OUT.write_text(text)

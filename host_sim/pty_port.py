@@ -149,9 +149,15 @@ class PtyService:
         while not self._stop.is_set():
             try:
                 with self.lock:
-                    n, lines = task.pump(svc, self.port, self.clock(), buf)
-                # the line is paced outside the lock, as a UART sends while the firmware runs on
-                for line in lines:
+                    n = task.pump(svc, self.port, self.clock(), buf)
+                while True:
+                    with self.lock:
+                        line = svc.next_line(self.clock())
+                        if line is not None:
+                            line = bytes(line)
+                    if line is None:
+                        break
+                    # paced outside the lock, as a UART sends while the firmware runs on
                     self.port.write(line)
                 if svc.reset_requested:
                     with self.lock:

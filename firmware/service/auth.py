@@ -10,8 +10,9 @@ A session ends on logout, idle timeout, token expiry, disconnect and reset.
 
 import struct
 
-from fsm import crypto, timebase
 from micropython import const
+
+from fsm import crypto, timebase
 
 NONCE_LEN = const(16)
 CHALLENGE_MS = const(30000)  # a challenge must be answered within this

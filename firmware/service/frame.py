@@ -8,7 +8,6 @@ frames are dropped) without ever holding more than `limit` decoded bytes.
 """
 
 import binascii
-import struct
 
 from micropython import const
 
@@ -68,26 +67,83 @@ def b64_valid(s):
     return True
 
 
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64_into(src, i, end, out, o):
+    """Base64 of src[i:end] written into out at o (no allocation); returns the end offset in out."""
+    a = _ALPHABET
+    while i + 3 <= end:
+        v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2]
+        out[o] = a[v >> 18]
+        out[o + 1] = a[(v >> 12) & 63]
+        out[o + 2] = a[(v >> 6) & 63]
+        out[o + 3] = a[v & 63]
+        i += 3
+        o += 4
+    r = end - i
+    if r:
+        v = src[i] << 16
+        if r == 2:
+            v |= src[i + 1] << 8
+        out[o] = a[v >> 18]
+        out[o + 1] = a[(v >> 12) & 63]
+        out[o + 2] = a[(v >> 6) & 63] if r == 2 else 61
+        out[o + 3] = 61
+        o += 4
+    return o
+
+
+class Encoder:
+    """Turns one SMP packet at a time into wire lines, in buffers allocated once."""
+
+    def __init__(self, limit):
+        self._raw = bytearray(limit + 4)  # length, packet, CRC
+        self._line = bytearray(LINE_MAX)
+        self._mv = memoryview(self._line)
+        self._n = 0
+        self._pos = 0
+
+    def load(self, packet):
+        """Start sending packet (at most limit bytes); its lines then come from line()."""
+        n = len(packet)
+        raw = self._raw
+        raw[0] = (n + 2) >> 8
+        raw[1] = (n + 2) & 0xFF
+        raw[2:n + 2] = packet
+        crc = crc16(packet)
+        raw[n + 2] = crc >> 8
+        raw[n + 3] = crc & 0xFF
+        self._n = n + 4
+        self._pos = 0
+
+    def line(self):
+        """The next wire line (a view valid until the next call), or None once the packet is out."""
+        pos = self._pos
+        if pos >= self._n:
+            return None
+        out = self._line
+        out[0] = 0x06 if pos == 0 else 0x04
+        out[1] = 0x09 if pos == 0 else 0x14
+        end = pos + _RAW_PER_LINE
+        if end > self._n:
+            end = self._n
+        k = b64_into(self._raw, pos, end, out, 2)
+        out[k] = 10
+        self._pos = end
+        return self._mv[:k + 1]
+
+
 def encode(packet):
     """The wire lines (a list of bytes, each at most 127 long) that carry one SMP packet."""
-    n = len(packet)
-    raw = bytearray(n + 4)
-    struct.pack_into(">H", raw, 0, n + 2)
-    raw[2:n + 2] = packet
-    struct.pack_into(">H", raw, n + 2, crc16(packet))
+    enc = Encoder(len(packet))
+    enc.load(packet)
     lines = []
-    mv = memoryview(raw)
-    pos = 0
-    marker = b"\x06\x09"
-    while pos < len(raw):
-        chunk = mv[pos:pos + _RAW_PER_LINE]
-        b64 = binascii.b2a_base64(chunk)
-        if b64[-1] == 10:
-            b64 = b64[:-1]
-        lines.append(marker + b64 + b"\n")
-        marker = b"\x04\x14"
-        pos += _RAW_PER_LINE
-    return lines
+    while True:
+        line = enc.line()
+        if line is None:
+            return lines
+        lines.append(bytes(line))
 
 
 def wire_size(packet_len):

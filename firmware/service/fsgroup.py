@@ -8,9 +8,9 @@ the end under the client. Each answer fills the port's buffer (MCUmgr buf_size).
 
 import json
 
-from fsm import records
 from micropython import const
 
+from fsm import records
 from service import smp
 
 LOG_FILE = "/log/events.bin"

@@ -5,9 +5,9 @@ Every change goes through the state machine's technician API, which checks it an
 id travels with it. Refusals are SMP v2 errors of this group (v1 clients get the nearest common code).
 """
 
-from fsm import authority, records
 from micropython import const
 
+from fsm import authority, records
 from service import auth, smp
 
 AUTH = const(0)  # read: {} -> {"nonce"}; write: {"tech_id", "expires", "mac"} -> {"tech_id", "expires"}

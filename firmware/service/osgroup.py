@@ -2,9 +2,9 @@
 
 import sys
 
-from fsm import timebase
 from micropython import const
 
+from fsm import timebase
 from service import ilgroup, smp
 
 ECHO = const(0)

@@ -1,6 +1,7 @@
 """The service-port SMP server: framing in, access rules, group dispatch, framing out.
 
-Transport-neutral: `feed(now_ms, data)` takes serial bytes and returns the wire lines to send back;
+Serial: `take(data)` consumes received bytes and `next_line(now_ms)` gives the wire lines to send, one at a
+time, handling each request when the answer before it is out (`feed` does both, returning a list).
 `handle(now_ms, packet)` takes one SMP packet (BLE and UDP carry packets with no framing) and returns the
 response packet or None. Time comes in as an argument (ticks in ms); the handset is the state machine
 object (fsm.machine.Interlock API) and `log` the event log with export_size() and export_read(off, n).
@@ -10,11 +11,11 @@ provisioning while the handset has no key yet); everything else gets ACCESSDENIE
 Every change a technician makes is logged with the technician's id.
 """
 
-from fsm import records, timebase
 from micropython import const
 
+from fsm import records, timebase
 from service import auth, cbor, fsgroup, ilgroup, osgroup, smp
-from service.frame import OVERSIZE, Decoder, encode
+from service.frame import OVERSIZE, Decoder, Encoder
 
 BUF_SIZE = const(2048)  # decoded reassembly buffer (MCUmgr buf_size): frame length + packet + CRC
 BUF_COUNT = const(1)
@@ -37,6 +38,8 @@ class Service:
         self.firmware = firmware
         self.auth = auth.Auth(entropy)
         self.decoder = Decoder(self.limit)
+        self.encoder = Encoder(self.limit)
+        self._tx = bytearray(self.limit + 64)  # every response is built here (its allocation is reused)
         self.reset_requested = False  # set by OS reset; the runtime resets after the reply is sent
         self.download = None  # (name, length, snapshot bytes or None) of the download in progress
         self._pending = []
@@ -48,25 +51,43 @@ class Service:
         self.errors = 0  # malformed or refused frames, for diagnostics
         self.faults = 0  # exceptions caught around a handler (a bug: never expected)
 
-    # ----- transport side
+    # ----- transport side (serial)
 
-    def feed(self, now_ms, data):
-        """Consume serial bytes; return the list of wire lines to write back."""
-        pending = self._pending
-        self.decoder.feed(data, pending)
-        lines = []
-        for kind, packet in pending:
+    def take(self, data):
+        """Consume serial bytes; complete requests wait for next_line()."""
+        self.decoder.feed(data, self._pending)
+
+    def next_line(self, now_ms):
+        """The next wire line to send (a view, valid until the next call), or None when all is answered.
+
+        Requests are handled one at a time, each when the answer before it is out, in buffers allocated once.
+        """
+        while True:
+            line = self.encoder.line()
+            if line is not None:
+                return line
+            if not self._pending:
+                return None
+            kind, packet = self._pending.pop(0)
             if kind == 0:
-                rsp = self.handle(now_ms, packet)
+                rsp = self._respond(now_ms, packet)
             elif kind == OVERSIZE:
                 rsp = self._oversize(packet)
             else:
                 self.errors += 1
                 rsp = None  # bad CRC or framing: nothing in it can be trusted, not even the sequence
             if rsp is not None:
-                lines.extend(encode(rsp))
-        del pending[:]
-        return lines
+                self.encoder.load(rsp)
+
+    def feed(self, now_ms, data):
+        """take() and every line next_line() then gives, as a list of bytes (for hosts and tests)."""
+        self.take(data)
+        lines = []
+        while True:
+            line = self.next_line(now_ms)
+            if line is None:
+                return lines
+            lines.append(bytes(line))
 
     def link(self, now_ms, connected):
         """Report the port's connection state; a disconnect longer than DISCONNECT_MS ends the session."""
@@ -80,6 +101,7 @@ class Service:
             self._gone = True  # once per disconnect: session, challenge and partial input all go
             self.end_session()
             self.decoder.reset()
+            del self._pending[:]
 
     def end_session(self):
         """End the session now (disconnect, reset, logout, a new login)."""
@@ -91,12 +113,17 @@ class Service:
         version, op, flags, _n, group, seq, cmd = smp.parse_header(head)
         if op != smp.OP_READ and op != smp.OP_WRITE:
             return None
-        return smp.response(version, op, flags, group, seq, cmd, {"rc": smp.EMSGSIZE})
+        return smp.response_into(self._tx, version, op, flags, group, seq, cmd, {"rc": smp.EMSGSIZE})
 
-    # ----- packet side
+    # ----- packet side (any transport)
 
     def handle(self, now_ms, packet):
-        """The response packet for one SMP request packet, or None when it gets no answer."""
+        """The response packet (bytes) for one SMP request packet, or None when it gets no answer (BLE, UDP)."""
+        rsp = self._respond(now_ms, packet)
+        return None if rsp is None else bytes(rsp)
+
+    def _respond(self, now_ms, packet):
+        """The response in the reusable transmit buffer, or None."""
         if len(packet) < smp.HEADER:
             self.errors += 1
             return None
@@ -104,8 +131,9 @@ class Service:
         if op != smp.OP_READ and op != smp.OP_WRITE:
             self.errors += 1
             return None  # a response or a reserved op: answering could start a loop between two servers
+        tx = self._tx
         if version > smp.V2:
-            return smp.response(smp.V2, op, flags, group, seq, cmd, {"rc": smp.ETOONEW})
+            return smp.response_into(tx, smp.V2, op, flags, group, seq, cmd, {"rc": smp.ETOONEW})
         try:
             result = self._dispatch(now_ms, version, op, group, cmd, length, packet)
         except Exception:  # noqa: BLE001 -- a bug must not take the port down; the tests require faults == 0
@@ -113,16 +141,17 @@ class Service:
             result = smp.EUNKNOWN
         if isinstance(result, dict):
             try:
-                rsp = smp.response(version, op, flags, group, seq, cmd, result)
+                smp.response_into(tx, version, op, flags, group, seq, cmd, result)
+                if len(tx) <= self.limit:
+                    return tx
             except cbor.CborError:
-                rsp = None
-            if rsp is not None and len(rsp) <= self.limit:
-                return rsp
+                pass
             result = smp.EMSGSIZE
         if result != smp.OK:
             self.errors += 1
         v1_map = ilgroup.V1_MAP if group == smp.G_INTERLOCK else fsgroup.V1_MAP if group == smp.G_FS else None
-        return smp.response(version, op, flags, group, seq, cmd, smp.error_body(version, group, result, v1_map))
+        return smp.response_into(tx, version, op, flags, group, seq, cmd,
+                                 smp.error_body(version, group, result, v1_map))
 
     def _dispatch(self, now_ms, version, op, group, cmd, length, packet):
         if length != len(packet) - smp.HEADER:

@@ -55,14 +55,23 @@ def parse_header(packet):
     return (b0 >> 3) & 3, b0 & 7, flags, length, group, seq, cmd
 
 
-def response(version, op, flags, group, seq, cmd, body):
-    """The response packet for a request header and a CBOR-encodable body map."""
-    payload = cbor.encode(body)
-    out = bytearray(HEADER + len(payload))
-    struct.pack_into(">BBHHBB", out, 0, ((version & 3) << 3) | ((op + 1) & 7), flags, len(payload), group,
+_HEAD0 = bytes(HEADER)
+
+
+def response_into(out, version, op, flags, group, seq, cmd, body):
+    """Write the response packet for a request header and a CBOR-encodable body map into the bytearray out
+    (emptied first; its allocation is reused) and return out. CborError if body cannot be encoded."""
+    out[:] = b""
+    out.extend(_HEAD0)
+    cbor.encode_into(out, body)
+    struct.pack_into(">BBHHBB", out, 0, ((version & 3) << 3) | ((op + 1) & 7), flags, len(out) - HEADER, group,
                      seq, cmd)
-    out[HEADER:] = payload
-    return bytes(out)
+    return out
+
+
+def response(version, op, flags, group, seq, cmd, body):
+    """The response packet (bytes) for a request header and a CBOR-encodable body map."""
+    return bytes(response_into(bytearray(), version, op, flags, group, seq, cmd, body))
 
 
 def error_body(version, group, result, v1_map=None):

@@ -1,9 +1,9 @@
 """The service port's asyncio task: move bytes between the port and the SMP server.
 
-The runtime starts `serve(service, port, clock, reset)`; clock() gives ticks in ms (time.ticks_ms on a
-board, the simulator's virtual clock on the host) and reset() restarts the handset after an OS reset
-command has been answered. Answers go out one line (at most 127 bytes, ~11 ms at 115200 baud) at a time
-with a yield in between, so a long download never holds up the state machine's polls.
+The runtime starts `serve(service, port, clock, reset)` (or `start(...)` from its task list); clock() gives
+ticks in ms (time.ticks_ms on a board, the simulator's virtual clock on the host) and reset() restarts the
+handset after an OS reset command has been answered. Answers go out one line (at most 127 bytes, ~11 ms at
+115200 baud) at a time with a yield in between, so a long download never holds up the state machine.
 """
 
 import asyncio
@@ -15,23 +15,26 @@ _CHUNK = const(256)
 
 
 def pump(service, port, now_ms, buf):
-    """One turn: report the link, read what arrived; returns (bytes read, wire lines to send)."""
+    """Report the link and take what arrived; returns the number of bytes read."""
     connected = port.connected()
     service.link(now_ms, connected)
     if not connected:
-        return 0, ()
+        return 0
     n = port.readinto(buf)
-    if not n:
-        return 0, ()
-    return n, service.feed(now_ms, memoryview(buf)[:n])
+    if n:
+        service.take(memoryview(buf)[:n])
+    return n
 
 
 async def serve(service, port, clock, reset=None):
     """Run the service port forever."""
     buf = bytearray(_CHUNK)
     while True:
-        n, lines = pump(service, port, clock(), buf)
-        for line in lines:
+        n = pump(service, port, clock(), buf)
+        while True:
+            line = service.next_line(clock())
+            if line is None:
+                break
             port.write(line)
             await asyncio.sleep(0)
         if service.reset_requested:
