@@ -75,6 +75,7 @@ class Interlock(Authority):
         self.board = board
         self.log = log
         self.store = state
+        self._stamps = hasattr(state, "stamp")  # the store keeps the heartbeat apart from the state
         self.policy = policy or Policy()
         self.screen = Screen()
         self._shown = bytearray(32)
@@ -175,6 +176,10 @@ class Interlock(Authority):
             self._flush()
         if log_seq > 0:
             self._replay(log_seq)
+        if self._stamps:
+            stamp = self.store.last_stamp()
+            if stamp > self.last_alive:
+                self.last_alive = stamp
         gap = -1
         if self.last_alive:
             if rtc_wall < self.last_alive:
@@ -680,7 +685,10 @@ class Interlock(Authority):
         if self.wall >= self._next_alive:
             self.last_alive = self.wall
             self._next_alive = self.wall + self.policy.alive_s
-            self._dirty = True
+            if self._stamps:
+                self.store.stamp(self.wall)  # a tiny write, not a state rewrite
+            else:
+                self._dirty = True
         if self.temp_until and self.wall >= self.temp_until:
             self.temp_until = 0
             self._log(records.CLEAR, self.temp_kind, records.SRC_TIMER, 0)

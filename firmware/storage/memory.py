@@ -50,6 +50,7 @@ class MemoryState:
 
     def __init__(self):
         self._data = None
+        self._stamp = 0
 
     def load(self):
         """The last saved bytes, or None."""
@@ -58,4 +59,12 @@ class MemoryState:
     def save(self, data):
         """Keep a copy of data."""
         self._data = bytes(data)
+
+    def stamp(self, wall):
+        """Note the handset was alive at wall."""
+        self._stamp = wall
+
+    def last_stamp(self):
+        """The last stamp, or 0."""
+        return self._stamp
 

@@ -71,6 +71,7 @@ class FileState:
         self.path = path
         self.tmp = path + ".tmp"
         self._gen = -1
+        self._stamp = bytearray(8)
 
     def load(self):
         """The last saved bytes, or None when missing or corrupt."""
@@ -94,6 +95,24 @@ class FileState:
         self.flash.write(self.tmp, _pack(gen, data))
         self.flash.rename(self.tmp, self.path)
         self._gen = gen
+
+    def stamp(self, wall):
+        """Note that the handset was alive at device time wall, in an 8-byte file of its own.
+
+        The heartbeat behind the power-gap measurement comes every minute; rewriting the whole state for it
+        cost a block erase each time. A file this small lives inline in littlefs metadata, and a write
+        commits at close, whole or not at all.
+        """
+        struct.pack_into("<II", self._stamp, 0, wall & 0xFFFFFFFF, ~wall & 0xFFFFFFFF)
+        self.flash.write(self.path + ".alive", self._stamp)
+
+    def last_stamp(self):
+        """Device time of the last stamp, or 0 when there is none (or it does not check)."""
+        buf = _read(self.flash, self.path + ".alive")
+        if buf is None or len(buf) != 8:
+            return 0
+        wall, inv = struct.unpack("<II", buf)
+        return wall if wall == ~inv & 0xFFFFFFFF else 0
 
 
 class PairState:
