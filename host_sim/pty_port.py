@@ -236,10 +236,9 @@ class SimServicePort:
 
 def flash_sim(**kw: Any) -> tuple[Any, Any]:
     """A SimHandset whose event log is a FlashLog on a fresh simulated littlefs flash: (sim, log)."""
-    from storage.log import FlashLog
-
     from host_sim.flash import LfsFlash
     from host_sim.handset import SimHandset
+    from storage.log import FlashLog
 
     log = FlashLog(LfsFlash.fresh())
     return SimHandset(log=log, **kw), log

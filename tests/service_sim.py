@@ -7,10 +7,9 @@ import struct
 from typing import Any
 
 from fsm import records
-from service.server import Service
-
 from host_sim.pty_port import flash_sim
 from host_sim.scenario import Scenario
+from service.server import Service
 from technician.token import Token, mint
 
 # one violation locks at once: the quickest way to a VIOLATION LOCKOUT for the clear command

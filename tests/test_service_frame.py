@@ -5,8 +5,9 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service import frame
 from smp import packet as smppacket
+
+from service import frame
 
 LIMIT = 2044
 

@@ -3,12 +3,12 @@
 import functools
 import struct
 
-from fsm import records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from service import cbor, frame, smp
 from smpclient.requests.os_management import EchoWrite
 
+from fsm import records
+from service import cbor, frame, smp
 from technician import protocol as p
 from tests.service_sim import Bench
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import serial
-from fsm import records
 from smpclient.requests.os_management import EchoWrite
 
+from fsm import records
 from host_sim.pty_port import SimServicePort
 from technician.client import check_log
 from technician.token import mint

@@ -5,9 +5,6 @@ import json
 import struct
 
 import pytest
-from fsm import authority, records
-from service import auth, cbor, frame, ilgroup, smp
-from service.server import BUF_SIZE, DISCONNECT_MS, Service
 from smpclient.requests.file_management import FileDownload, FileHashChecksum, FileStatus, FileUpload
 from smpclient.requests.os_management import (
     DateTimeRead,
@@ -18,6 +15,9 @@ from smpclient.requests.os_management import (
     ResetWrite,
 )
 
+from fsm import authority, records
+from service import auth, cbor, frame, ilgroup, smp
+from service.server import BUF_SIZE, DISCONNECT_MS, Service
 from technician import protocol as p
 from technician.client import check_log
 from technician.token import mint
@@ -318,3 +318,16 @@ def test_constants_match_the_client_package():
     assert authority.RC_APPLIED != authority.RC_REFUSED
     assert Service  # imported for its BUF_SIZE
     assert Counter()(16) != Counter()(8)
+
+
+def test_requests_queue_is_bounded(b):
+    """A burst of requests queues at most a few behind the answer being sent; the rest are dropped."""
+    burst = b"".join(b"".join(frame.encode(EchoWrite(d=str(i)).BYTES)) for i in range(50))
+    b.svc.take(burst)
+    lines = []
+    while (line := b.svc.next_line(b.now)) is not None:
+        lines.append(bytes(line))
+    out = []
+    frame.Decoder(4096).feed(b"".join(lines), out)
+    assert [cbor.decode(pkt[8:])["r"] for _k, pkt in out] == ["0", "1", "2", "3"]
+    assert b.req(EchoWrite(d="after")).r == "after"

@@ -5,9 +5,9 @@ disconnect, wrong or replayed login since)."""
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
 from service import auth, smp
 from service.server import DISCONNECT_MS
-
 from technician import protocol as p
 from tests.service_sim import Bench, rc
 

@@ -2,10 +2,10 @@
 
 import asyncio
 
-from drivers.serialport import UartPort
-from service import cbor, frame, task
 from smpclient.requests.os_management import EchoWrite, ResetWrite
 
+from drivers.serialport import UartPort
+from service import cbor, frame, task
 from technician import protocol as p
 from tests.service_sim import Bench
 

@@ -109,7 +109,7 @@ def handle(svc, now_ms, op, cmd, req):
             return smp.EINVAL
         return {"r": d}
     if cmd == PARAMS:
-        return {"buf_size": svc.buf_size, "buf_count": 1}
+        return {"buf_size": svc.buf_size, "buf_count": 1}  # one reassembly buffer: requests in turn
     if cmd == INFO:
         return _info(svc, req.get("format"))
     if cmd == DATETIME:

@@ -18,7 +18,7 @@ from service import auth, cbor, fsgroup, ilgroup, osgroup, smp
 from service.frame import OVERSIZE, Decoder, Encoder
 
 BUF_SIZE = const(2048)  # decoded reassembly buffer (MCUmgr buf_size): frame length + packet + CRC
-BUF_COUNT = const(1)
+_MAX_PENDING = const(4)  # requests queued behind the answer being sent; more are dropped (flood)
 DISCONNECT_MS = const(500)  # the cable must be gone this long before the session ends (debounce)
 _REFUSALS_PER_WINDOW = const(8)  # refusal records per window; more are counted, not logged one by one
 _REFUSAL_WINDOW_MS = const(60000)
@@ -55,7 +55,11 @@ class Service:
 
     def take(self, data):
         """Consume serial bytes; complete requests wait for next_line()."""
-        self.decoder.feed(data, self._pending)
+        pending = self._pending
+        self.decoder.feed(data, pending)
+        if len(pending) > _MAX_PENDING:
+            self.errors += len(pending) - _MAX_PENDING
+            del pending[_MAX_PENDING:]
 
     def next_line(self, now_ms):
         """The next wire line to send (a view, valid until the next call), or None when all is answered.
