@@ -16,6 +16,7 @@ def main():
     log, state = storage.on_flash(VfsFlash())
     seed = int.from_bytes(os.urandom(4), "big")
     runtime = Runtime(hw, log, state, seed=seed)
+    wiring.wake_on_inputs(runtime.wake)
     asyncio.run(runtime.run(time.ticks_ms, wiring.tasks(hw)))
 
 

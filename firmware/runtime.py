@@ -69,6 +69,7 @@ class Runtime:
         self._module_present = False
         self._rtc_due = 0
         self._bus_errors = 0
+        self._flag = None
 
     def boot(self, now):
         """Power-up: read the RTC and the module, then let the state machine load its state."""
@@ -138,13 +139,31 @@ class Runtime:
         except Exception:  # noqa: BLE001
             pass
 
+    def wake(self, _pin=None):
+        """An input changed (a pin interrupt calls this): poll now, not at the end of the idle interval."""
+        flag = self._flag
+        if flag is not None:
+            flag.set()
+
     async def run(self, ticks_ms, tasks=()):
-        """The board's loop: poll at the interval the state machine asks for; other tasks run between."""
+        """The board's loop: poll at the interval the state machine asks for, or at once when woken."""
         import asyncio
 
+        # ThreadSafeFlag may be set from an interrupt handler; CPython's Event stands in on the host
+        flag = asyncio.ThreadSafeFlag() if hasattr(asyncio, "ThreadSafeFlag") else asyncio.Event()
+        self._flag = flag
         for task in tasks:
             asyncio.create_task(task)
         self.boot(ticks_ms())
         while True:
             self.poll(ticks_ms())
-            await asyncio.sleep_ms(self.fsm.poll_ms if not self.failed else 1000)
+            interval = self.fsm.poll_ms if not self.failed else 1000
+            try:
+                if hasattr(asyncio, "wait_for_ms"):
+                    await asyncio.wait_for_ms(flag.wait(), interval)
+                else:
+                    await asyncio.wait_for(flag.wait(), interval / 1000)
+            except asyncio.TimeoutError:
+                pass
+            if hasattr(flag, "clear"):
+                flag.clear()

@@ -58,6 +58,7 @@ class _Machine:
     def __init__(self):
         self.created = []
         self.bus = FakeI2C()
+        self.irqs = {}
         for addr, size in ((0x48, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
             self.bus.add(addr, size)
         self.bus.frames[0x25] = [_sdp_frame()]
@@ -65,7 +66,7 @@ class _Machine:
         self.module = mod = types.ModuleType("machine")
 
         class Pin:
-            IN, OUT, PULL_UP, PULL_DOWN, IRQ_RISING = 1, 3, 2, 4, 1
+            IN, OUT, PULL_UP, PULL_DOWN, IRQ_RISING, IRQ_FALLING = 1, 3, 2, 4, 1, 2
 
             def __init__(self, gpio, mode=None, pull=None, value=None):
                 self.gpio, self.mode, self.pull, self.level = gpio, mode, pull, value
@@ -80,6 +81,7 @@ class _Machine:
 
             def irq(self, handler=None, trigger=None):
                 self.handler = handler
+                m.irqs[self.gpio] = (handler, trigger)
 
         class PWM:
             def __init__(self, pin, freq=None, duty_u16=None):
@@ -285,3 +287,18 @@ def test_button_sampler_task_catches_a_press_between_runtime_polls(board):
     task.close()
     assert slept == [wiring.BUTTON_SAMPLE_MS] * 6
     assert hw.buttons.pressed() == drivers.OK
+
+
+def test_inputs_the_runtime_sleeps_through_wake_it(board):
+    """Ignition, the three buttons, the handset link and the module latch call the runtime's wake on any edge."""
+    wiring, fake = board
+    wiring.build()
+    woken = []
+    wiring.wake_on_inputs(woken.append)
+    pins = {wiring.PIN_IGNITION, wiring.PIN_LEFT, wiring.PIN_OK, wiring.PIN_RIGHT, wiring.PIN_LINK, wiring.PIN_LATCH}
+    assert pins <= set(fake.irqs)
+    for gpio in pins:
+        handler, trigger = fake.irqs[gpio]
+        assert trigger == 1 | 2
+        handler(gpio)
+    assert len(woken) == len(pins)

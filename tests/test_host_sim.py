@@ -158,3 +158,31 @@ def test_run_on_a_flash_image_then_read_its_log(tmp_path):
     again = _run("run", "--flash", str(image), "tests/scenarios/pass_start.scn")
     assert again.returncode == 0, again.stdout[-500:]
     assert "chain verifies" in _run("log", str(image)).stdout
+
+
+def test_runtime_loop_polls_at_the_asked_interval_and_wakes_on_input():
+    """The asyncio loop sleeps the state machine's poll interval, and wake() makes it poll at once."""
+    import asyncio
+    import time
+
+    sim = SimHandset()
+    runtime = sim.runtime
+    polls = []
+    real_poll = runtime.poll
+
+    def counting_poll(now):
+        polls.append(time.monotonic())
+        real_poll(now)
+
+    runtime.poll = counting_poll
+
+    async def scenario():
+        loop_task = asyncio.create_task(runtime.run(sim.ticks))
+        await asyncio.sleep(0.3)
+        assert len(polls) == 1  # ignition off: the idle interval is 5 s
+        runtime.wake()
+        await asyncio.sleep(0.05)
+        assert len(polls) == 2
+        loop_task.cancel()
+
+    asyncio.run(scenario())

@@ -154,6 +154,14 @@ async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS):
         await sleep_ms(period_ms)
 
 
+def wake_on_inputs(callback):
+    """Call callback(pin) on any edge of the inputs the runtime sleeps through: ignition, buttons, handset
+    link and module latch (Runtime.wake), so the idle poll can be long without missing a key turn."""
+    Pin = machine.Pin
+    for pin in (PIN_IGNITION, PIN_LEFT, PIN_OK, PIN_RIGHT, PIN_LINK, PIN_LATCH):
+        Pin(pin).irq(trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING, handler=callback)
+
+
 def tasks(hw):
     """The board's background coroutines, for Runtime.run(ticks_ms, tasks)."""
     import asyncio
