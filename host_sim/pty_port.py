@@ -234,6 +234,48 @@ class SimServicePort:
         self.stop()
 
 
+class UdpService:
+    """The same SMP server answering SMP packets over UDP (no serial framing), as a networked board would;
+    smpclient's UDP transport talks to port 1337."""
+
+    def __init__(self, handset: Any, log: Any, *, lock: threading.Lock | None = None,
+                 clock: Callable[[], int] = ticks_ms, port: int = 1337, host: str = "127.0.0.1",
+                 entropy: Callable[[int], bytes] = os.urandom) -> None:
+        import socket
+
+        self.service = Service(handset, log, entropy)
+        self.lock = lock or threading.Lock()
+        self.clock = clock
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.05)
+        self.address = self.sock.getsockname()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="service-udp", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                rsp = self.service.handle(self.clock(), data)
+            if rsp is not None:
+                self.sock.sendto(rsp, peer)
+
+    def __enter__(self) -> UdpService:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
 def flash_sim(**kw: Any) -> tuple[Any, Any]:
     """A SimHandset whose event log is a FlashLog on a fresh simulated littlefs flash: (sim, log)."""
     from host_sim.flash import LfsFlash

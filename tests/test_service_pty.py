@@ -223,3 +223,23 @@ def test_smpmgr_plugin_commands(handset, tmp_path):
     r = run(base + ["log", str(tmp_path / "plugin.bin")], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "chain verified" in r.stdout and check_log((tmp_path / "plugin.bin").read_bytes()).ok
+
+
+def test_technician_cli_over_udp(tmp_path):
+    """The CLI's UDP transport reaches the same server (SMP packets without serial framing)."""
+    from host_sim.pty_port import UdpService
+
+    sim, log = locked_sim()
+    tok = mint(sim.fsm.keys()[2], sim.fsm.device_id, 62, sim.fsm.wall + 3600)
+    (tmp_path / "tech.json").write_text(json.dumps(tok.to_json()))
+    try:
+        server = UdpService(sim.fsm, log, clock=sim.ticks)
+    except OSError as e:
+        if e.errno in (98, 13):  # smpclient's UDP port 1337 is taken on this machine
+            pytest.skip("UDP port 1337 is in use")
+        raise
+    with server:
+        r = run([sys.executable, "-m", "technician", "--udp", "127.0.0.1", "--token", str(tmp_path / "tech.json"),
+                 "clear"], ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sim.fsm.status()["lockout"] is False
