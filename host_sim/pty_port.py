@@ -7,7 +7,8 @@ which the service port sees as a disconnect. With `baud` set, both directions ar
 byte), so throughput measured through the pty is what a real UART would give.
 
 `PtyService` runs the firmware's SMP server (`service.server.Service`) and its pump (`service.task.pump`) on
-a thread, under a lock the simulation shares, in real time.
+a thread, under a lock the simulation shares, in real time; `SimServicePort` adds a simulated handset that
+runs in real time (`python -m host_sim.pty_port` starts one); `UdpService` answers the same server over UDP.
 """
 
 from __future__ import annotations
