@@ -6,6 +6,8 @@
                                             with --flash, on a littlefs image file (created if missing)
     python -m host_sim demo                 a scripted drive, shown as the driver sees it
     python -m host_sim log IMAGE [--json]   decode and verify a flash image's event log
+    python -m host_sim service-port [...]   a simulated handset in real time with its service port on a
+                                            pseudo-terminal (see host_sim/pty_port.py)
 """
 
 import sys
@@ -51,6 +53,10 @@ def main(argv):
         from host_sim import logtool
 
         return logtool.main(rest)
+    if cmd == "service-port":
+        from host_sim import pty_port
+
+        return pty_port.main(rest)
     if cmd in ("interactive", "play"):
         from host_sim import interactive
 

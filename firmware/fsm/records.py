@@ -103,4 +103,7 @@ SVC_LOGIN_REFUSED = const(5)
 SVC_PROVISION = const(6)
 SVC_DOWNLOAD = const(7)
 SVC_MODULE = const(8)
+SVC_POLICY = const(21)  # a technician pushed a policy; c = the version now in force
+SVC_CLOCK = const(22)  # a technician set the clock; c = device time set
+SVC_RESET = const(23)  # a technician reset the handset
 

@@ -44,9 +44,9 @@ _LOGIN_RC = {
 }
 
 # SERVICE record actions (a=) for technician changes made outside `technician()`; b = technician id
-SVC_POLICY = const(21)  # c = policy version now in force
-SVC_CLOCK = const(22)  # c = wall set
-SVC_RESET = const(23)  # c = 0
+SVC_POLICY = records.SVC_POLICY
+SVC_CLOCK = records.SVC_CLOCK
+SVC_RESET = records.SVC_RESET
 
 _READS = (AUTH, STATUS, POLICY, CLOCK)
 _WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
