@@ -61,14 +61,16 @@ class SyncResult:
 class Plan:
     """What one verified request changes: filled by SyncService.plan, written by a store."""
 
-    def __init__(self, row: _Row, req: SyncRequest, keys: PurposeKeys, now: int, nonce: str):
-        self.row = row
+    def __init__(self, device_id: int, head: tuple[int, str, str], req: SyncRequest, keys: PurposeKeys,
+                 now: int, nonce: str):
+        self.device_id = device_id
+        self.head = head  # (log seq, log hash, log error) the chunk is checked against
         self.req = req
         self.keys = keys
         self.now = now
         self.nonce = nonce
         self.log_rows: list[tuple[Any, ...]] = []
-        self.log_ack, self.log_hash, self.log_error = row.log_seq, row.log_hash, row.log_error
+        self.log_ack, self.log_hash, self.log_error = head
         status = req.status
         lockout_id = status.get("lockout_id")
         if not status.get("lockout") or not isinstance(lockout_id, int) or not 0 <= lockout_id < 2**32:
@@ -76,6 +78,11 @@ class Plan:
         self.lockout_id = lockout_id
         self.reported = json.dumps(status)
         self.acks = [(seq, _RC_STATUS.get(rc, "refused"), rc) for seq, rc in req.acks]
+
+
+# the desired-state columns, in the order answer() takes them
+DESIRED = ("desired_version", "payment_due_day", "service_due_day", "inspection_due_day", "expected_module",
+           "policy")
 
 
 def _header_int(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int:
@@ -114,15 +121,24 @@ class SyncService:
             raise Problem(401, "unauthenticated", "body digest does not match the body")
         return device_id, ts, nonce, sig
 
+    def keys_of(self, row: _Row) -> PurposeKeys:
+        """The handset's purpose keys from its row (401 when they cannot be had: never a 500)."""
+        try:
+            return self.keyring.purpose(row.id, row.key_id, bytes(row.secret_nonce), bytes(row.secret_ct))
+        except Exception as exc:
+            raise Problem(401, "unauthenticated", "the handset's key is not available") from exc
+
     def plan(self, found: Any, device_id: int, ts: int, nonce: str, sig: str, body: bytes) -> Plan:
         """Verify the request against the handset row; the plan of its writes (raises Problem)."""
         if found is None:
             raise Problem(401, "unauthenticated", "unknown device or bad signature")
         row = _Row(*found)
-        try:
-            pk = self.keyring.purpose(row.id, row.key_id, bytes(row.secret_nonce), bytes(row.secret_ct))
-        except Exception as exc:  # a row we cannot decrypt: the handset cannot be served, but no 500
-            raise Problem(401, "unauthenticated", "the handset's key is not available") from exc
+        return self.verify(self.keys_of(row), (row.log_seq, row.log_hash, row.log_error), device_id, ts, nonce,
+                           sig, body)
+
+    def verify(self, pk: PurposeKeys, head: tuple[int, str, str], device_id: int, ts: int, nonce: str,
+               sig: str, body: bytes) -> Plan:
+        """Check signature, clock window and body with the handset's keys; the plan against its log head."""
         want = wire.request_mac(pk.sync, "POST", wire.PATH, device_id, ts, nonce, wire.digest(body))
         if not wire.equal(want, sig):
             raise Problem(401, "unauthenticated", "unknown device or bad signature")
@@ -138,7 +154,7 @@ class SyncService:
                                   for e in exc.errors()[:5]]) from exc
         if req.device_id != device_id:
             raise Problem(422, "invalid", "body device_id differs from the header")
-        plan = Plan(row, req, pk, now, nonce)
+        plan = Plan(device_id, head, req, pk, now, nonce)
         if req.log is not None:
             self._chunk(plan, req.log.first, req.log.data)
         return plan
@@ -156,7 +172,7 @@ class SyncService:
         limit = self.settings.MAX_LOG_CHUNK
         if count > limit:
             raise Problem(413, "too-large", f"log chunk holds more than {limit} records")
-        head, head_hash = plan.row.log_seq, plan.row.log_hash
+        head, head_hash = plan.head[0], plan.head[1]
         if first > head + 1:
             plan.log_error = "gap"  # out of order: the handset resends from our ack
             return
@@ -169,7 +185,7 @@ class SyncService:
         ok, last_seq, last_hash, good, why = logchain.verify_chunk(new, prev, head + 1)
         plan.log_error = "" if ok else why
         if good:
-            did = plan.row.id
+            did = plan.device_id
             for i in range(good):
                 seq, wall, rtype, a, b, c, photo = logchain.decode(new, i)
                 plan.log_rows.append((did, seq, wall, rtype, a, b, c, photo, new[i * size:(i + 1) * size]))
@@ -182,7 +198,7 @@ class SyncService:
         send: list[int] = []
         limit = self.settings.MAX_COMMANDS_PER_RESPONSE
         more = False
-        did = plan.row.id
+        did = plan.device_id
         applied_seq = plan.req.last_command_seq
         for cid, seq, kind, arg, expires in rows:
             if isinstance(arg, str):
@@ -199,20 +215,20 @@ class SyncService:
                             "mac": wire.command_mac(plan.keys.sync, did, cid, seq, kind, arg, expires)})
         return out, send, expired, more
 
-    def answer(self, plan: Plan, commands: list[dict[str, Any]], more: bool) -> SyncResult:
-        """The signed answer."""
-        row = plan.row
+    def answer(self, plan: Plan, desired_row: Any, commands: list[dict[str, Any]], more: bool) -> SyncResult:
+        """The signed answer; desired_row holds the DESIRED columns as they are now."""
+        version, pay, service, inspection, module, policy = desired_row
         desired = None
-        if plan.req.desired_version < row.desired_version:
-            policy = json.loads(row.policy) if isinstance(row.policy, str) else row.policy
-            desired = {"version": row.desired_version, "payment_due_day": row.payment_due_day,
-                       "service_due_day": row.service_due_day, "inspection_due_day": row.inspection_due_day,
-                       "expected_module": row.expected_module, "policy": policy or None}
-        out = {"v": 1, "device_id": row.id, "nonce": plan.nonce, "time": plan.now, "desired": desired,
+        if plan.req.desired_version < version:
+            if isinstance(policy, str):
+                policy = json.loads(policy)  # the drivers hand JSON back as text
+            desired = {"version": version, "payment_due_day": pay, "service_due_day": service,
+                       "inspection_due_day": inspection, "expected_module": module, "policy": policy or None}
+        out = {"v": 1, "device_id": plan.device_id, "nonce": plan.nonce, "time": plan.now, "desired": desired,
                "commands": commands, "more": more, "log_ack": plan.log_ack, "log_hash": plan.log_hash or "",
                "log_error": plan.log_error}
         payload = wire.encode(out)
-        return SyncResult(payload, wire.response_mac(plan.keys.sync, row.id, plan.nonce, 200, payload))
+        return SyncResult(payload, wire.response_mac(plan.keys.sync, plan.device_id, plan.nonce, 200, payload))
 
     def prune_due(self) -> bool:
         """True once every so many requests: time to forget nonces older than the window allows."""
@@ -227,7 +243,8 @@ class SyncService:
         sql = self._sql
         cur = session.connection().connection.cursor()
         cur.execute(sql.select, (device_id,))
-        plan = self.plan(cur.fetchone(), device_id, ts, nonce, sig, body)
+        found = cur.fetchone()
+        plan = self.plan(found, device_id, ts, nonce, sig, body)
         # replay: the nonce is new (the first write, so a replay changes nothing)
         cur.execute(sql.nonce, (device_id, nonce, ts))
         if cur.fetchone() is None:
@@ -250,7 +267,8 @@ class SyncService:
         cur.execute(sql.update, (plan.reported, req.desired_version, req.last_command_seq, plan.lockout_id,
                                  when, plan.log_ack, plan.log_hash, plan.log_error, device_id))
         session.commit()
-        return self.answer(plan, commands, more)
+        row = _Row(*tuple(found or ()))
+        return self.answer(plan, [getattr(row, name) for name in DESIRED], commands, more)
 
 
 class _Sql:
@@ -292,23 +310,25 @@ _PG_SECOND = (
     "WHERE id = $1) "
     "SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = $1 AND status IN ('queued', 'delivered') "
     "ORDER BY seq")
-# the common case (no acknowledgements to record) in two round trips without an explicit transaction:
-# read the row, then one statement that takes the nonce, and only if it was new and the log head is still the
-# one the chunk was verified against, stores the records and the report; it returns the open commands
+# the common case (no acknowledgements to record), in ONE round trip without an explicit transaction, when
+# this process already knows the handset's keys (its secret never changes) and its log head: take the nonce
+# only if the log head is still the one the chunk was verified against; then store the report (returning the
+# desired state as it is now) and the records; answer with the open commands
 _PG_ROW = "SELECT " + _COLUMNS + " FROM handsets WHERE id = $1"
 _PG_ONE = (
-    "WITH n AS (INSERT INTO sync_nonces (handset_id, nonce, ts) VALUES ($1, $18, $19) ON CONFLICT DO NOTHING "
-    "RETURNING 1), "
+    "WITH h AS (SELECT 1 FROM handsets WHERE id = $1 AND log_seq = $20), "
+    "n AS (INSERT INTO sync_nonces (handset_id, nonce, ts) SELECT $1, $18, $19 WHERE EXISTS (SELECT 1 FROM h) "
+    "ON CONFLICT DO NOTHING RETURNING 1), "
     "u AS (UPDATE handsets SET reported = $10::json, reported_version = $11, last_command_seq = $12, "
     "lockout_id = $13, syncs = syncs + 1, last_sync_at = $14, log_seq = $15, log_hash = $16, log_error = $17 "
-    "WHERE id = $1 AND log_seq = $20 AND EXISTS (SELECT 1 FROM n) RETURNING 1), "
+    "WHERE id = $1 AND log_seq = $20 AND EXISTS (SELECT 1 FROM n) RETURNING " + ", ".join(DESIRED) + "), "
     "l AS (INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) "
     "SELECT $1, s, w, t, a, b, c, p, r FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
     "$6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[]) AS x(s, w, t, a, b, c, p, r) "
     "WHERE EXISTS (SELECT 1 FROM u) ON CONFLICT DO NOTHING) "
-    "SELECT (SELECT count(*) FROM n) AS fresh, (SELECT count(*) FROM u) AS done, "
-    "c.id, c.seq, c.kind, c.arg, c.expires FROM (SELECT 1) AS one LEFT JOIN commands c ON c.handset_id = $1 "
-    "AND c.status IN ('queued', 'delivered') ORDER BY c.seq")
+    "SELECT (SELECT count(*) FROM h) AS head_ok, (SELECT count(*) FROM n) AS fresh, u.*, "
+    "c.id, c.seq, c.kind, c.arg, c.expires FROM (SELECT 1) AS one LEFT JOIN u ON true "
+    "LEFT JOIN commands c ON c.handset_id = $1 AND c.status IN ('queued', 'delivered') ORDER BY c.seq")
 _PG_ACK = ("UPDATE commands SET status = $1, rc = $2, acked_at = $3 WHERE handset_id = $4 AND seq = $5 "
            "AND status IN ('queued', 'delivered')")
 _PG_EXPIRE = "UPDATE commands SET status = 'expired' WHERE id = ANY($1::int[])"
@@ -324,6 +344,8 @@ class PgFastPath:
         self.dsn = dsn
         self.size = size
         self.pool: Any = None
+        self.keys: dict[int, PurposeKeys] = {}  # a handset's secret never changes (rotation re-encrypts it)
+        self.heads: dict[int, tuple[int, str, str]] = {}  # last log head this process wrote or read
 
     async def start(self) -> None:
         """Open the pool."""
@@ -345,8 +367,17 @@ class PgFastPath:
         svc = self.service
         device_id, ts, nonce, sig = svc.authenticate_headers(headers, body)
         async with self.pool.acquire() as conn:
-            found = await conn.fetchrow(_PG_ROW, device_id)
-            plan = svc.plan(found, device_id, ts, nonce, sig, body)
+            pk = self.keys.get(device_id)
+            head = self.heads.get(device_id)
+            if pk is None or head is None:
+                found = await conn.fetchrow(_PG_ROW, device_id)
+                if found is None:
+                    raise Problem(401, "unauthenticated", "unknown device or bad signature")
+                row = _Row(*found)
+                pk = svc.keys_of(row)
+                head = (row.log_seq, row.log_hash, row.log_error)
+            plan = svc.verify(pk, head, device_id, ts, nonce, sig, body)
+            self.keys[device_id] = pk  # only after the request proved the device holds the key
             if plan.acks:
                 return await self._transaction(conn, device_id, ts, nonce, sig, body)
             cols = self._columns(plan)
@@ -354,13 +385,19 @@ class PgFastPath:
             stamp = dt.datetime.now(dt.UTC)
             rows = await conn.fetch(_PG_ONE, device_id, *cols, plan.reported, req.desired_version,
                                     req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
-                                    plan.log_error, nonce, ts, plan.row.log_seq)
-            if not rows[0]["fresh"]:
+                                    plan.log_error, nonce, ts, head[0])
+            first = rows[0]
+            if not first["head_ok"]:
+                # another process (or exchange) moved the log head: take the locked path with a fresh row
+                self.heads.pop(device_id, None)
+                return await self._transaction(conn, device_id, ts, nonce, sig, body)
+            if not first["fresh"]:
                 raise Problem(409, "replay", "this request was seen before")
-            if not rows[0]["done"]:
-                # another exchange of this handset moved its log head meanwhile; its retry will do
+            if first["desired_version"] is None:
+                self.heads.pop(device_id, None)
                 raise Problem(409, "busy", "another exchange of this handset is in progress; retry")
-            open_rows = [tuple(r)[2:] for r in rows if r["id"] is not None]
+            self.heads[device_id] = (plan.log_ack, plan.log_hash, plan.log_error)
+            open_rows = [tuple(r)[8:] for r in rows if r["id"] is not None]
             commands, send, expired, more = svc.commands(plan, open_rows)
             if expired:
                 await conn.execute(_PG_EXPIRE, expired)
@@ -368,7 +405,7 @@ class PgFastPath:
                 await conn.execute(_PG_DELIVER, stamp, send)
             if svc.prune_due():
                 await conn.execute("DELETE FROM sync_nonces WHERE ts < $1", plan.now - svc.settings.NONCE_KEEP_S)
-        return svc.answer(plan, commands, more)
+        return svc.answer(plan, [first[name] for name in DESIRED], commands, more)
 
     @staticmethod
     def _columns(plan: Plan) -> list[list[Any]]:
@@ -400,4 +437,6 @@ class PgFastPath:
                 await conn.execute(_PG_EXPIRE, expired)
             if send:
                 await conn.execute(_PG_DELIVER, stamp, send)
-        return svc.answer(plan, commands, more)
+        self.heads[device_id] = (plan.log_ack, plan.log_hash, plan.log_error)
+        row = _Row(*tuple(found)[:-1])
+        return svc.answer(plan, [getattr(row, name) for name in DESIRED], commands, more)

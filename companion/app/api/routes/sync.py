@@ -5,7 +5,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from companion.app.api.deps import DbDep, SettingsDep, SyncDep
 from companion.app.core import wire
 from companion.app.core.db import Database
 from companion.app.core.problems import Problem
@@ -49,9 +48,11 @@ _AUTH_HEADERS: list[dict[str, Any]] = [
                    "requestBody": {"required": True, "content": {"application/json": {
                        "schema": _BODY_SCHEMA}}}},
 )
-async def sync(request: Request, db: DbDep, settings: SettingsDep, service: SyncDep) -> Response:
+async def sync(request: Request) -> Response:
     """One sync exchange: report, acknowledgements and log chunk in; desired state, commands, log ack out."""
-    limit = settings.MAX_BODY_BYTES
+    # no dependencies on this route: it is the hot path, and resolving them costs more than the HMAC
+    state = request.app.state
+    limit = state.settings.MAX_BODY_BYTES
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
@@ -60,12 +61,12 @@ async def sync(request: Request, db: DbDep, settings: SettingsDep, service: Sync
         body += chunk
         if len(body) > limit:
             raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
-    headers = dict(request.headers)
-    fast = request.app.state.pg_sync
+    headers = request.headers
+    fast = state.pg_sync
     if fast is not None:
         result = await fast.handle(headers, body)
     else:
-        result = await run_in_threadpool(_handle, db, service, headers, body)
+        result = await run_in_threadpool(_handle, state.db, state.sync, dict(headers), body)
     return Response(result.body, media_type="application/json", headers={wire.H_SIG: result.signature})
 
 
