@@ -2,7 +2,7 @@
 (each with its own key and its own hash-chained log) against a real companion on SQLite and on PostgreSQL,
 beside the trivial health endpoint of the same server in the same run. Load generator on the same machine.
 
-    .venv/bin/python bench/companion.py [--handsets 200] [--seconds 8] [--concurrency 48] [--workers 2]
+    .venv/bin/python bench/companion.py [--handsets 200] [--seconds 8] [--concurrency 24] [--workers 2]
 
 Each sync is a full exchange: HMAC-checked request with nonce and timestamp, reported state, 4 new log
 records (chain verified, batched insert), open commands, signed answer, one transaction. Requests are signed
@@ -179,7 +179,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--handsets", type=int, default=200)
     p.add_argument("--seconds", type=float, default=8)
-    p.add_argument("--concurrency", type=int, default=48)
+    p.add_argument("--concurrency", type=int, default=24)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--only", choices=("sqlite", "postgres"))
     args = p.parse_args()
