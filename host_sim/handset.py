@@ -47,6 +47,14 @@ class TracedLog:
         """Highest acknowledged."""
         return self.inner.acked()
 
+    def first_seq(self):
+        """Oldest record held."""
+        return self.inner.first_seq()
+
+    def __getattr__(self, name):
+        # export_read, raw, head, ...: whatever else the wrapped log offers (sync and service port use them)
+        return getattr(self.inner, name)
+
     def nearly_full(self):
         """Near capacity."""
         return self.inner.nearly_full()

@@ -47,11 +47,14 @@ class Authority:
 
     def provision(self, now, device_id, secret):
         """Install the handset secret; refused once provisioned."""
-        if self.secret is not None or len(secret) != 32 or device_id <= 0:
+        # a handset that held a secret once (the log proves it) is never provisioned again in the field: a
+        # corrupt state must not turn it into a blank one that anyone with a cable can take over
+        if self.secret is not None or self.provisioned_before or len(secret) != 32 or device_id <= 0:
             self._log(records.SERVICE, records.SVC_PROVISION, 0, 0)
             return False
         self.secret = bytes(secret)
         self.device_id = device_id
+        self.provisioned_before = True
         self._keys = None
         self._log(records.SERVICE, records.SVC_PROVISION, 1, device_id)
         self._dirty = True
@@ -143,7 +146,10 @@ class Authority:
                 self._log(records.CLEAR, records.LOCK_STATE, records.SRC_TECH, tech_id)
             if self.vlock:
                 self.clear_violation(records.SRC_TECH, tech_id)
-            self.temp_until = 0
+            if self.temp_until:
+                self._log(records.CLEAR, self.temp_kind, records.SRC_TECH, tech_id)
+                self.temp_until = 0
+                self.temp_kind = 0
             self._route(now)
         elif action == records.SVC_RECORD:
             day = self.wall // timebase.DAY

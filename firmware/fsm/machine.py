@@ -105,8 +105,6 @@ class Interlock(Authority):
         self._notice = 0
         self._notice_until = 0
         self._result_kind = 0
-        self._retest_at = 0
-        self._retest_armed = False
         self._retest_deadline = 0
         self._retest_missed = False
         self._beep_at = 0
@@ -119,8 +117,10 @@ class Interlock(Authority):
         self._cell_temp = 200
         self._sample_photo = 0
         self._fail_shown_until = 0
+        self._fail_shown = False
+        self._booting = False
+        self._boot_gap = -1
         self._fail_brac = 0
-        self.state_lock = False
         self.storage_lock = False
         self.fault = 0
 
@@ -151,7 +151,11 @@ class Interlock(Authority):
         self.last_sync = 0
         self.restart_until = 0
         self.retest_pending = False
+        self.retest_due = 0  # device time of the next rolling retest (0: none scheduled)
         self.alarm_at_save = False
+        self.was_driving = False  # the engine ran (after a permitted start) when the state was saved
+        self.state_lock = False  # the saved state was found corrupt: locked for service
+        self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
         self.fail_lock_end = 0
 
@@ -162,13 +166,17 @@ class Interlock(Authority):
         self._now = now
         self._wall_tick = now
         self.wall = rtc_wall
+        self._rtc_seen = rtc_wall
         data = self.store.load()
         fresh = data is None and self.log.next_seq() == 1
         log_seq = persist.unpack(data, self) if data is not None else -1
         corrupt = log_seq < 0 and not fresh
         if corrupt:
+            # fail safe: locked for service, and what the held log proves (lockouts, counters, used codes,
+            # an earlier provisioning) is rebuilt from it
             self._init_persistent()
             self.state_lock = True
+            log_seq = self.log.first_seq()
         if fresh:
             # first boot: save a state before the first record, so a cut right after it is not "corrupt"
             self.last_alive = rtc_wall
@@ -181,25 +189,26 @@ class Interlock(Authority):
             if stamp > self.last_alive:
                 self.last_alive = stamp
         gap = -1
-        if self.last_alive:
-            if rtc_wall < self.last_alive:
-                # the clock went back across the power cut: keep time moving forward, log the jump
-                self.wall = self.last_alive
-                self._log(records.CLOCK, 2, rtc_wall - self.last_alive, 0)
-                self.board.set_clock(self.wall)
-            else:
-                gap = rtc_wall - self.last_alive
+        back = self.last_alive and rtc_wall < self.last_alive
+        if back:
+            # the clock went back across the power cut (reset or wound back): time keeps moving forward from
+            # the last sign of life, and the gap is unknown, which counts as a long one
+            self.wall = self.last_alive
+            self._log(records.CLOCK, 2, rtc_wall - self.last_alive, 0)
+            self.board.set_clock(self.wall)
+        elif self.last_alive:
+            gap = rtc_wall - self.last_alive
         self._log(records.BOOT, menu.FIRMWARE_VERSION, gap, 1 if corrupt else 0)
         if corrupt:
             self._log(records.LOCKOUT, records.LOCK_STATE, 0, 0)
-        if gap >= self.policy.power_cut_s:
+        if gap >= self.policy.power_cut_s or back:
             self._log(records.POWER_GAP, gap, self.policy.power_cut_s)
             self._violation(records.VIO_POWER_CUT)
-        if self.retest_pending:
-            # power was cut while a retest was pending: a refusal
-            self.retest_pending = False
-            self._log(records.RETEST, records.RT_REFUSED)
-            self._violation(records.VIO_REFUSED_RETEST)
+        if self.violations >= self.policy.violations_lock and not self.vlock:
+            # the cut fell between a violation and the lockout it caused
+            self._violation_lock(0)
+        self._booting = True
+        self._boot_gap = gap
         self.last_alive = self.wall
         self._next_alive = self.wall + self.policy.alive_s
         self.board.relay(False)
@@ -208,9 +217,38 @@ class Interlock(Authority):
         self._dirty = True
         self._flush()
 
+    def _after_boot(self, now, inp):
+        """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means."""
+        self._booting = False
+        blip = 0 <= self._boot_gap < self.policy.free_restart_s
+        if inp.ignition and inp.engine and self.was_driving and blip:
+            # a short blip while driving: carry on; an interrupted retest is asked again, the alarm resumes
+            self._ign = True
+            self._engine = True
+            self._log(records.IGNITION, 1)
+            self._log(records.ENGINE, 1)
+            if self.retest_pending:
+                self._begin_retest(now)
+                if self.alarm_at_save:
+                    self._retest_missed = True
+                    self._alarm(True)
+            else:
+                self._enter(S_DRIVING)
+        else:
+            if self.retest_pending and not self.alarm_at_save:
+                # the retest asked for before the cut was never taken: a refusal
+                self._log(records.RETEST, records.RT_REFUSED)
+                self._violation(records.VIO_REFUSED_RETEST)
+            if self.alarm_at_save:
+                self._log(records.ALARM, 0)  # the alarm ended with the cut and the engine stopped
+            self.retest_pending = False
+        self.alarm_at_save = False
+        self._dirty = True
+
     def _replay(self, from_seq):
         """Re-apply safety records logged after the saved state was written (the log comes first)."""
         seq = from_seq
+        p = self.policy
         while True:
             rec = self.log.read(seq)
             if rec is None:
@@ -220,7 +258,13 @@ class Interlock(Authority):
                 self.vlock = True
                 self.lockout_id = seq
                 self.lock_cause = c
-            elif rtype == records.LOCKOUT and (a == records.LOCK_TEMP or a == records.LOCK_ABORT):
+            elif rtype == records.LOCKOUT and a == records.LOCK_TEMP:
+                self.fail_streak = self.fail_streak + 1 if (
+                    self.fail_streak and wall - self.fail_lock_end <= p.fail_window_s) else 1
+                self.fail_lock_end = wall + b
+                self.temp_until = wall + b
+                self.temp_kind = a
+            elif rtype == records.LOCKOUT and a == records.LOCK_ABORT:
                 self.temp_until = wall + b
                 self.temp_kind = a
             elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
@@ -230,17 +274,26 @@ class Interlock(Authority):
             elif rtype == records.VIOLATION:
                 self.violations = b
                 self.recall_deadline = c
+            elif rtype == records.RESULT and c == 1 and b != records.FAIL:
+                self.fail_streak = 0
+            elif rtype == records.ABORT:
+                self._push_abort(wall)
             elif rtype == records.CODE and a == 1:
                 if c >= self.code_counter:
                     self.code_counter = c + 1
-                self.codes_used += 1
+                self.codes_used = _inc(self.codes_used)
             elif rtype == records.CODE and a == 0:
-                self.code_fails += 1
+                self.code_fails = _inc(self.code_fails)
                 self.code_wait_until = wall + c
-            elif rtype == records.RETEST and b == 1:
-                self.retest_pending = True
             elif rtype == records.RETEST:
-                self.retest_pending = False
+                if b == 1:
+                    self.retest_pending = True
+                elif a != records.RT_MISSED and a != records.RT_FAIL:
+                    self.retest_pending = False
+            elif rtype == records.ALARM:
+                self.alarm_at_save = a == 1
+            elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
+                self.provisioned_before = True
             seq += 1
 
     def _flush(self):
@@ -281,6 +334,8 @@ class Interlock(Authority):
                 self.board.set_clock(self.wall)
 
     def _edges(self, now, inp):
+        if self._booting:
+            self._after_boot(now, inp)
         if inp.connected != self._connected:
             self._connected = inp.connected
             self._log(records.HANDSET, 1 if inp.connected else 0, 1 if self._engine else 0)
@@ -299,6 +354,7 @@ class Interlock(Authority):
                 self._ignition_off()
         if inp.engine != self._engine:
             self._engine = inp.engine
+            self._dirty = True
             self._log(records.ENGINE, 1 if inp.engine else 0)
             if inp.engine:
                 self._engine_started(now)
@@ -336,6 +392,7 @@ class Interlock(Authority):
         self._route(now)
 
     def _ignition_off(self):
+        self.was_driving = False
         if self.state == S_RETEST and not self._retest_missed:
             # key off while a retest is asked for: a refusal
             self._log(records.RETEST, records.RT_REFUSED)
@@ -353,10 +410,16 @@ class Interlock(Authority):
         if state == S_START or state == S_RESTART:
             self.restart_until = 0
             self._dirty = True
-            if state == S_START or not self._retest_armed:
+            if state == S_START or not self.retest_due:
+                # a free restart keeps the retest schedule it had: stalling does not reset the clock
                 self._schedule_retest(now, True)
+            self.was_driving = True
             self._enter(S_DRIVING)
-        elif state != S_RETEST and state != S_DRIVING:
+        elif state == S_RETEST:
+            # the engine was stopped for the retest and started without a pass: the relay was bypassed
+            self._log(records.BYPASS, 0, state)
+            self._violation(records.VIO_BYPASS)
+        elif state != S_DRIVING:
             # started without a start permission: the relay was bypassed
             self._log(records.BYPASS, 0, state)
             self._violation(records.VIO_BYPASS)
@@ -425,6 +488,7 @@ class Interlock(Authority):
         self._start_test(now)
 
     def _start_test(self, now):
+        self._notice = 0
         self._enter(S_TEST)
         photo = self._photo(PHOTO_REQUEST)
         self._log(records.TEST_REQUEST, 1, 0, 0, photo)
@@ -485,6 +549,8 @@ class Interlock(Authority):
         if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
             self._open_menu(S_TEST)
             return
+        if self._notice and timebase.diff(now, self._notice_until) >= 0:
+            self._notice = 0
         ev = self.test.step(now, inp)
         self._breath_event(now, ev, 1)
 
@@ -502,35 +568,49 @@ class Interlock(Authority):
             self._result(now, kind)
         elif ev == breath.EV_FAULT:
             self.fault = 1
-            self._log(records.FAULT, 1, self._cell_temp)
+            self._log(records.FAULT, 1, self._cell_temp, kind)
             self.board.beep(BEEP_ERROR)
-            self._enter(S_FAULT)
+            if kind == 2:
+                # a retest goes on (and its window keeps running): the heater tries again
+                self.test.start(now, self._cell_temp)
+            else:
+                self._enter(S_FAULT)
 
     def _abort(self, now, kind):
         reason = self.test.abort
         self._notice = reason
         self._notice_until = timebase.add(now, self.policy.notice_ms)
         self.board.beep(BEEP_ERROR)
-        ring = self.abort_times
-        ring_n = self.policy.aborts_lock if self.policy.aborts_lock < len(ring) else len(ring)
-        for i in range(len(ring) - 1, 0, -1):
-            ring[i] = ring[i - 1]
-        ring[0] = self.wall
-        window = self.wall - self.policy.abort_window_s
-        count = 0
-        for i in range(ring_n):
-            if ring[i] and ring[i] > window:
-                count += 1
+        count = self._push_abort(self.wall)
         self._log(records.ABORT, reason, count)
         self._dirty = True
         if kind == 1 and count >= self.policy.aborts_lock:
+            ring = self.abort_times
             for i in range(len(ring)):
                 ring[i] = 0
             self._temp_lock(records.LOCK_ABORT, self.policy.abort_lock_s, reason)
 
+    def _push_abort(self, wall):
+        """Remember an abort; returns the aborts within the policy's window."""
+        ring = self.abort_times
+        for i in range(len(ring) - 1, 0, -1):
+            ring[i] = ring[i - 1]
+        ring[0] = wall
+        n = self.policy.aborts_lock if self.policy.aborts_lock < len(ring) else len(ring)
+        window = wall - self.policy.abort_window_s
+        count = 0
+        for i in range(n):
+            if ring[i] and ring[i] > window:
+                count += 1
+        return count
+
     def _result(self, now, kind):
         module = self._module
-        value = self.test.finish(module, self._cell_temp) if module is not None else 0
+        if module is None:
+            # the module left during the analysis: there is no measurement, and no result to record
+            self.test.stop()
+            return
+        value = self.test.finish(module, self._cell_temp)
         p = self.policy
         verdict = records.PASS if value < p.warn_brac else (records.WARN if value < p.fail_brac else records.FAIL)
         self._result_kind = verdict
@@ -592,21 +672,24 @@ class Interlock(Authority):
             s = self.prng.between(p.retest_first_min_s, p.retest_first_max_s)
         else:
             s = self.prng.between(p.retest_next_min_s, p.retest_next_max_s)
-        self._retest_at = timebase.add(now, s * 1000)
-        self._retest_armed = True
+        # device time, persisted: neither a stall nor a power cut moves the next retest
+        self.retest_due = self.wall + s
+        self._dirty = True
 
     def _on_driving(self, now):
         """Engine running: wait for the next rolling retest."""
         if not self._engine:
             self._route(now)
             return
-        if self._retest_armed and timebase.diff(now, self._retest_at) >= 0:
+        if self.retest_due and self.wall >= self.retest_due:
             self._begin_retest(now)
 
     def _begin_retest(self, now):
-        self._retest_armed = False
+        self.retest_due = 0
         self.retest_pending = True
         self._retest_missed = False
+        self._notice = 0
+        self._fail_shown = False
         self._retest_deadline = timebase.add(now, self.policy.retest_window_s * 1000)
         self._beep_at = now
         photo = self._photo(PHOTO_RETEST)
@@ -626,6 +709,14 @@ class Interlock(Authority):
             self._log(records.RETEST, records.RT_MISSED)
             self._violation(records.VIO_MISSED_RETEST)
             self._alarm(True)
+        if self._notice and timebase.diff(now, self._notice_until) >= 0:
+            self._notice = 0
+        if self._fail_shown and timebase.diff(now, self._fail_shown_until) >= 0:
+            self._fail_shown = False
+        if self._module is None:
+            # no module, no measurement: the prompt stays, the window keeps running
+            self.test.stop()
+            return
         if self.test.phase == breath.DONE or self.test.phase == breath.IDLE:
             self.test.start(now, inp.cell_temp)
         ev = self.test.step(now, inp)
@@ -641,6 +732,7 @@ class Interlock(Authority):
             self._fail_brac = self.test.result
             self.test.start(now, self._cell_temp)
             self._fail_shown_until = timebase.add(now, self.policy.result_ms)
+            self._fail_shown = True
             return
         self._log(records.RETEST, records.RT_PASS if verdict == records.PASS else records.RT_WARN)
         self.retest_pending = False
@@ -664,7 +756,7 @@ class Interlock(Authority):
 
     def _violation(self, cause):
         """Count a violation; start the early-recall countdown, or lock out at the policy's limit."""
-        self.violations += 1
+        self.violations = _inc(self.violations)
         if not self.recall_deadline and not self.vlock:
             self.recall_deadline = self.wall + self.policy.recall_s
         self._log(records.VIOLATION, cause, self.violations, self.recall_deadline)
@@ -749,7 +841,7 @@ class Interlock(Authority):
         self._notice_until = timebase.add(now, p.notice_ms)
         if counter:
             self.code_counter = counter + 1
-            self.codes_used += 1
+            self.codes_used = _inc(self.codes_used)
             self._log(records.CODE, 1, self._code_action, counter)
             self._dirty = True
             self._code_msg = 1
@@ -758,7 +850,7 @@ class Interlock(Authority):
             else:
                 self._extend_service(p.code_service_days, records.SRC_CODE, counter)
             return
-        self.code_fails += 1
+        self.code_fails = _inc(self.code_fails)
         wait = entry.wait_after(self.code_fails, p.code_free_tries)
         self.code_wait_until = self.wall + wait
         self._log(records.CODE, 0, self._code_action, wait)
@@ -888,7 +980,9 @@ class Interlock(Authority):
     def _render_test(self, now, s):
         t = self.test
         retest = self.state == S_RETEST
-        if self._notice and timebase.diff(now, self._notice_until) < 0 and t.phase == breath.READY:
+        if retest and self._module is None:
+            s.text(0, 0, b"INSERT MODULE")
+        elif self._notice and t.phase == breath.READY:
             s.text(0, 0, _ABORT_TEXT[self._notice])
         elif retest and self._fail_showing(now):
             col = s.text(0, 0, b"FAIL ")
@@ -912,7 +1006,7 @@ class Interlock(Authority):
             self._notice_line(s, 1)
 
     def _fail_showing(self, now):
-        return self._result_kind == records.FAIL and timebase.diff(now, self._fail_shown_until) < 0
+        return self._fail_shown
 
     def _notice_line(self, s, line):
         """The most urgent reminder: recall countdown, payment, module expiry, service."""
@@ -956,6 +1050,11 @@ class Interlock(Authority):
         else:
             s.text(0, 0, b"ENTER CODE")
             self.entry.render(s, 1)
+
+
+def _inc(counter):
+    """counter + 1, held at 255: the persisted counters are single bytes."""
+    return counter + 1 if counter < 255 else 255
 
 
 _ABORT_TEXT = (b"", b"BLOW LONGER", b"BLOW HARDER", b"BLOW SOFTER", b"DON'T INHALE", b"BREATH TOO COLD",

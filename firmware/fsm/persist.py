@@ -19,7 +19,7 @@ _FAILS = 3
 # payment due, service due, inspection due, module expiry,
 # desired version, last command seq, last alive, last sync, restart-window end, expected module,
 # log next seq at save, module serial, policy version,
-# fail streak, last fail-lock end, reserved, abort times x10, policy values
+# fail streak, last fail-lock end, next retest due, abort times x10, policy values
 _HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_FAILS + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
@@ -30,6 +30,9 @@ F_VLOCK = 1
 F_PROVISIONED = 2
 F_RETEST = 4  # a retest was pending when the state was saved
 F_ALARM = 8
+F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a technician clears it
+F_DRIVING = 32  # the engine ran after a permitted start
+F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
 
 
 _HEAD_SIZE = struct.calcsize(_HEAD)
@@ -44,7 +47,9 @@ def pack(m, buf=None):
     if buf is None:
         buf = bytearray(SIZE)
     flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
-        F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0)
+        F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
+        F_STATE_LOCK if m.state_lock else 0) | (F_DRIVING if m.was_driving else 0) | (
+        F_PROVISIONED_BEFORE if m.provisioned_before else 0)
     struct.pack_into(">2sBBI32sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.device_id,
                      m.secret or _ZERO_SECRET, m.lock_cause, m.violations, m.codes_used, m.code_fails,
                      m.temp_kind, 0, 0, 0)
@@ -52,7 +57,7 @@ def pack(m, buf=None):
                      m.code_wait_until, m.payment_due, m.service_due, m.inspection_due, m.module_expiry)
     struct.pack_into(">IIIIIIIII", buf, 76, m.desired_version, m.last_command_seq, m.last_alive, m.last_sync,
                      m.restart_until, m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version)
-    struct.pack_into(">III", buf, 112, m.fail_streak, m.fail_lock_end, 0)
+    struct.pack_into(">III", buf, 112, m.fail_streak, m.fail_lock_end, m.retest_due)
     off = 124
     ring = m.abort_times
     for i in range(_ABORTS):
@@ -75,6 +80,9 @@ def unpack(data, m):
     m.vlock = bool(flags & F_VLOCK)
     m.retest_pending = bool(flags & F_RETEST)
     m.alarm_at_save = bool(flags & F_ALARM)
+    m.state_lock = bool(flags & F_STATE_LOCK)
+    m.was_driving = bool(flags & F_DRIVING)
+    m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
     m.device_id = v[3]
     m.secret = v[4] if flags & F_PROVISIONED else None
     (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind) = v[5:10]
@@ -88,6 +96,7 @@ def unpack(data, m):
     i = 31
     m.fail_streak = v[i]
     m.fail_lock_end = v[i + 1]
+    m.retest_due = v[i + 2]
     i += _FAILS
     for k in range(_ABORTS):
         m.abort_times[k] = v[i + k]

@@ -10,6 +10,7 @@ EventLog
     acked() -> int                               highest acknowledged sequence number (0 = none)
     nearly_full() -> bool                        unacknowledged records are near capacity: lock for service
     read(seq) -> (seq, wall, rtype, a, b, c, photo) or None
+    first_seq() -> int                           sequence number of the oldest record held
 
 StateStore
     load() -> bytes or None                      None when missing or corrupt (the caller fails safe)

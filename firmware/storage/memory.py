@@ -29,6 +29,10 @@ class MemoryLog:
                 del self._records[:drop]
                 self._first += drop
 
+    def first_seq(self):
+        """Sequence number of the oldest record held."""
+        return self._first
+
     def acked(self):
         """Highest acknowledged sequence number."""
         return self._acked

@@ -1,0 +1,63 @@
+"""Boot after damage: a corrupt state stays locked across reboots, keeps what the log proves, refuses takeover."""
+
+from fsm import records
+from host_sim.handset import sim_secret
+from host_sim.scenario import Scenario
+
+_LOCKED = """
+policy recall_s=3600
+key on
+wait-for "BLOW" within 10s
+hotwire
+key off
+wait 2h
+key on
+expect display "VIOLATION" "LOCKOUT"
+key off
+power cut
+"""
+
+
+def _corrupted():
+    sc = Scenario("recovery")
+    sc.run_text(_LOCKED)
+    sc.sim.state._data = b"\xff" * 40  # the stored state is unreadable (worn block, bit rot, tamper)
+    return sc
+
+
+def test_corrupt_state_locks_for_service_across_reboots():
+    """A corrupt state shows SERVICE REQUIRED, and still does after further power cycles."""
+    sc = _corrupted()
+    sc.run_text('power on\nkey on\nexpect display "SERVICE REQUIRED" "CALL SERVICE"\nkey off\npower cut\n'
+                'wait 5s\npower on\nkey on\nexpect display "SERVICE REQUIRED" "CALL SERVICE"\nexpect relay off\n')
+    assert not sc.failures, sc.failures
+    assert sc.sim.fsm.state_lock
+
+
+def test_corrupt_state_keeps_what_the_log_proves():
+    """The violation lockout and its id, the violation count and the used-code counter come back from the log."""
+    sc = Scenario("recovery")
+    sc.run_text(_LOCKED.replace("key off\npower cut\n", "press OK\ncode clear\nwait 4s\nhotwire\nkey off\n"
+                                "wait 2h\nkey on\nkey off\npower cut\n"))
+    before = sc.sim.fsm if sc.sim.fsm is not None else None
+    assert before is None  # power is cut
+    sc.sim.state._data = b"\x00" * 10
+    sc.run_text("power on\n")
+    fsm = sc.sim.fsm
+    assert fsm.vlock and fsm.lockout_id > 0
+    assert fsm.code_counter == 2  # counter 1 was used before the damage
+    assert fsm.state_lock
+    lockouts = [fsm.log.read(s) for s in range(1, fsm.log.next_seq())]
+    assert any(r[2] == records.LOCKOUT and r[3] == records.LOCK_STATE for r in lockouts)
+
+
+def test_corrupt_state_refuses_a_new_secret():
+    """A handset that was provisioned once cannot be provisioned again after its state is lost."""
+    sc = _corrupted()
+    sc.run_text("power on\n")
+    fsm = sc.sim.fsm
+    assert fsm.secret is None
+    assert not fsm.provision(sc.sim.ticks(), 4242, sim_secret(4242))
+    assert fsm.secret is None
+    last = fsm.log.read(fsm.log.next_seq() - 1)
+    assert last[2] == records.SERVICE and last[3] == records.SVC_PROVISION and last[4] == 0
