@@ -7,12 +7,14 @@ The protocol steps are pure methods of SyncService; two stores run them against 
 driver directly: SQLAlchemy's statement building costs more than the database work on this path.
 """
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -343,30 +345,62 @@ class PgFastPath:
         self.service = service
         self.dsn = dsn
         self.size = size
-        self.pool: Any = None
+        self.idle: asyncio.Queue[Any] | None = None
+        self.opened = 0
+        self.closing = False
         self.keys: dict[int, PurposeKeys] = {}  # a handset's secret never changes (rotation re-encrypts it)
         self.heads: dict[int, tuple[int, str, str]] = {}  # last log head this process wrote or read
 
     async def start(self) -> None:
-        """Open the pool."""
-        import asyncpg  # type: ignore[import-untyped]
-
-        async def keep(_conn: Any) -> None:
-            # the connections change no session state, so the default reset round trip is not needed
-            return None
-
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size, reset=keep)
+        """Get ready to connect (connections open on first use, up to `size`)."""
+        self.idle = asyncio.Queue()
+        self.opened = 0
 
     async def close(self) -> None:
-        """Close the pool."""
-        if self.pool is not None:
-            await self.pool.close()
+        """Close the idle connections (busy ones close when their request ends)."""
+        self.closing = True
+        while self.idle is not None and not self.idle.empty():
+            conn = self.idle.get_nowait()
+            if conn is not None:
+                await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A connection of this path's own small pool (a queue: cheaper than asyncpg's pool per request);
+        a connection that saw an unexpected error is dropped rather than reused."""
+        import asyncpg  # type: ignore[import-untyped]
+
+        assert self.idle is not None
+        if self.idle.empty() and self.opened < self.size:
+            self.opened += 1
+            conn = None  # a free slot: connect below
+        else:
+            conn = await self.idle.get()  # a connection, or None for a slot whose connection was dropped
+        if conn is None:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except BaseException:
+                self.idle.put_nowait(None)  # keep the slot for the next request
+                raise
+        healthy = False
+        try:
+            yield conn
+            healthy = True
+        except Problem:
+            healthy = True  # a refused request: the transaction (if any) was rolled back cleanly
+            raise
+        finally:
+            if healthy and not conn.is_closed() and not self.closing:
+                self.idle.put_nowait(conn)
+            else:
+                conn.terminate()
+                self.idle.put_nowait(None)
 
     async def handle(self, headers: Mapping[str, str], body: bytes) -> SyncResult:
         """Process one request (raises Problem; nothing is committed then)."""
         svc = self.service
         device_id, ts, nonce, sig = svc.authenticate_headers(headers, body)
-        async with self.pool.acquire() as conn:
+        async with self.connection() as conn:
             pk = self.keys.get(device_id)
             head = self.heads.get(device_id)
             if pk is None or head is None:
