@@ -8,6 +8,7 @@ in the same state write. A violation lockout ends here only through `clear_viola
 from micropython import const
 
 from fsm import crypto, records, timebase
+from fsm.states import STATE_NAMES
 
 # sync command kinds
 CMD_CLEAR = const(1)
@@ -191,8 +192,6 @@ class Authority:
 
     def status(self):
         """The reported state, for sync and the service port."""
-        from fsm.machine import STATE_NAMES  # noqa: circular at import time only
-
         m = self._module
         return {
             "state": STATE_NAMES[self.state],

@@ -14,58 +14,44 @@ Gate states (`INSERT MODULE`, `MODULE EXP`, `VIOLATION LOCKOUT`, ...) are re-eva
 state where the engine is off, so the relay can only be on in START or RESTART with no gate closed.
 """
 
-from micropython import const
 
 from drivers import LEFT, OK, RIGHT
-from fsm import breath, entry, menu, persist, records, timebase
+from fsm import breath, entry, menu, persist, records, timebase, view
 from fsm.authority import Authority
 from fsm.policy import Policy
 from fsm.prng import Prng
 from fsm.screen import Screen
-
-# states
-S_OFF = const(1)
-S_DISCONNECTED = const(2)
-S_SERVICE_LOCK = const(3)
-S_VIOLATION = const(4)
-S_TEMP_LOCK = const(5)
-S_NO_MODULE = const(6)
-S_MODULE_EXP = const(7)
-S_INSPECTION = const(8)
-S_PAYMENT = const(9)
-S_TEST = const(10)
-S_RESULT = const(11)
-S_START = const(12)
-S_RESTART = const(13)
-S_DRIVING = const(14)
-S_RETEST = const(15)
-S_CODE = const(16)
-S_MENU = const(17)
-S_FAULT = const(18)
-
-STATE_NAMES = (
-    "", "OFF", "DISCONNECTED", "SERVICE_LOCK", "VIOLATION", "TEMP_LOCK", "NO_MODULE", "MODULE_EXP",
-    "INSPECTION", "PAYMENT", "TEST", "RESULT", "START", "RESTART", "DRIVING", "RETEST", "CODE", "MENU",
-    "FAULT",
+from fsm.states import (  # noqa: F401  (the states are part of this module's interface)
+    BEEP_ERROR,
+    BEEP_KEY,
+    BEEP_PROMPT,
+    BEEP_RETEST,
+    PHOTO_REQUEST,
+    PHOTO_RETEST,
+    PHOTO_SAMPLE,
+    POLL_FAST,
+    POLL_IDLE,
+    POLL_NORMAL,
+    S_CODE,
+    S_DISCONNECTED,
+    S_DRIVING,
+    S_FAULT,
+    S_INSPECTION,
+    S_MENU,
+    S_MODULE_EXP,
+    S_NO_MODULE,
+    S_OFF,
+    S_PAYMENT,
+    S_RESTART,
+    S_RESULT,
+    S_RETEST,
+    S_SERVICE_LOCK,
+    S_START,
+    S_TEMP_LOCK,
+    S_TEST,
+    S_VIOLATION,
+    STATE_NAMES,
 )
-
-# poll intervals the runtime is asked for
-POLL_FAST = const(50)
-POLL_NORMAL = const(250)
-POLL_IDLE = const(5000)  # ignition off: inputs that matter wake the loop (pin interrupts)
-
-# buzzer patterns
-BEEP_KEY = const(1)
-BEEP_PROMPT = const(2)
-BEEP_RETEST = const(3)
-BEEP_ERROR = const(4)
-
-# camera reasons
-PHOTO_REQUEST = const(1)
-PHOTO_SAMPLE = const(2)
-PHOTO_RETEST = const(3)
-
-_NEVER = const(0)
 
 
 class Interlock(Authority):
@@ -314,7 +300,7 @@ class Interlock(Authority):
         self._edges(now, inp)
         self._handle(now, inp)
         self._long_timers()
-        self._render(now)
+        view.render(self, now)
         self._flush()
 
     def _advance_wall(self, now, rtc):
@@ -916,146 +902,6 @@ class Interlock(Authority):
     def _photo(self, reason):
         return self.board.photo(reason) if self.policy.camera else 0
 
-    # ---- display -------------------------------------------------------------------------------
-
-    def _render(self, now):
-        s = self.screen
-        s.clear()
-        state = self.state
-        if state == S_OFF or state == S_DISCONNECTED:
-            pass
-        elif state == S_TEST or state == S_RETEST:
-            self._render_test(now, s)
-        elif state == S_RESULT:
-            self._render_verdict(s)
-        elif state == S_START:
-            self._render_verdict(s)
-            col = s.text(1, 0, b"START ")
-            s.mmss(1, col, self.policy.start_window_s - timebase.diff(now, self._state_since) // 1000)
-        elif state == S_RESTART:
-            s.text(0, 0, b"RESTART OK")
-            s.mmss(1, 0, self.restart_until - self.wall)
-        elif state == S_DRIVING:
-            s.text(0, 0, b"DRIVE SAFELY")
-            self._notice_line(s, 1)
-        elif state == S_VIOLATION:
-            s.message(b"VIOLATION LOCKOUT")
-        elif state == S_TEMP_LOCK:
-            col = s.text(0, 0, b"LOCK ")
-            s.mmss(0, col, self.temp_until - self.wall)
-            s.text(1, 0, b"TOO MANY ABORTS" if self.temp_kind == records.LOCK_ABORT else b"FAILED TEST")
-        elif state == S_NO_MODULE:
-            s.text(0, 0, b"INSERT MODULE")
-        elif state == S_MODULE_EXP:
-            s.text(0, 0, b"MODULE EXP")
-            s.text(1, 0, b"REPLACE MODULE")
-        elif state == S_INSPECTION:
-            s.text(0, 0, b"INSPECTION DUE")
-            s.text(1, 0, b"CALL SERVICE")
-        elif state == S_PAYMENT:
-            s.text(0, 0, b"PAYMENT DUE")
-            s.text(1, 0, b"PAY TO UNLOCK")
-        elif state == S_SERVICE_LOCK:
-            s.text(0, 0, b"SERVICE REQUIRED")
-            s.text(1, 0, b"LOG FULL" if self.storage_lock and not self.state_lock else b"CALL SERVICE")
-        elif state == S_CODE:
-            self._render_code(s)
-        elif state == S_MENU:
-            self.menu.render(s, self)
-        elif state == S_FAULT:
-            s.text(0, 0, b"HEATER FAULT")
-            s.text(1, 0, b"CALL SERVICE")
-        if s.buf != self._shown:
-            self._shown, s.buf = s.buf, self._shown
-            self.board.show(self._shown)
-
-    def _render_verdict(self, s):
-        kind = self._result_kind
-        if kind == records.PASS:
-            s.text(0, 0, b"PASS")
-        else:
-            col = s.text(0, 0, b"WARN " if kind == records.WARN else b"FAIL ")
-            s.brac(0, col, self.test.result)
-
-    def _render_test(self, now, s):
-        t = self.test
-        retest = self.state == S_RETEST
-        if retest and self._module is None:
-            s.text(0, 0, b"INSERT MODULE")
-        elif self._notice and t.phase == breath.READY:
-            s.text(0, 0, _ABORT_TEXT[self._notice])
-        elif retest and self._fail_showing(now):
-            col = s.text(0, 0, b"FAIL ")
-            s.brac(0, col, self._fail_brac)
-        elif t.phase == breath.HEAT:
-            col = s.text(0, 0, b"HEATING ")
-            s.number(0, col, t.progress, 2, False)
-            s.text(0, col + 2, b"%")
-        elif t.phase == breath.ANALYZE:
-            s.text(0, 0, b"ANALYZING")
-        elif t.phase == breath.BLOW:
-            s.text(0, 0, b"BLOWING")
-        else:
-            s.text(0, 0, b"RETEST - BLOW" if retest else b"BLOW")
-        if retest:
-            if self._retest_missed:
-                s.text(1, 0, b"MISSED TEST" if not self._fail_showing(now) else b"ALARM ON")
-            else:
-                s.mmss(1, 0, timebase.diff(self._retest_deadline, now) // 1000)
-        else:
-            self._notice_line(s, 1)
-
-    def _fail_showing(self, now):
-        return self._fail_shown
-
-    def _notice_line(self, s, line):
-        """The most urgent reminder: recall countdown, payment, module expiry, service."""
-        if self.recall_deadline:
-            col = s.text(line, 0, b"LOCKOUT IN ")
-            hours = (self.recall_deadline - self.wall + 3599) // 3600
-            col = s.digits(line, col, hours)
-            s.text(line, col, b"H")
-            return True
-        day = self.wall // timebase.DAY
-        if self.payment_due and day >= self.payment_due:
-            s.text(line, 0, b"PAYMENT DUE")
-            return True
-        if self._module is not None and self._module.expiry_day - day <= self.policy.module_warn_days:
-            col = s.text(line, 0, b"MODULE DUE ")
-            col = s.digits(line, col, self._module.expiry_day - day)
-            s.text(line, col, b"D")
-            return True
-        due = self._inspection_day()
-        if due and due - day <= self.policy.service_remind_days:
-            col = s.text(line, 0, b"SERVICE IN ")
-            col = s.digits(line, col, due - day if due > day else 0)
-            s.text(line, col, b"D")
-            return True
-        return False
-
-    def _render_code(self, s):
-        if self._code_msg == 1:
-            s.text(0, 0, b"CODE ACCEPTED")
-        elif self._code_msg == 2:
-            s.text(0, 0, b"WRONG CODE")
-            if self.code_wait_until > self.wall:
-                col = s.text(1, 0, b"WAIT ")
-                s.mmss(1, col, self.code_wait_until - self.wall)
-        elif not self.policy.codes_per_period:
-            s.text(0, 0, b"CODES DISABLED")
-        elif self.wall < self.code_wait_until:
-            s.text(0, 0, b"ENTER CODE")
-            col = s.text(1, 0, b"WAIT ")
-            s.mmss(1, col, self.code_wait_until - self.wall)
-        else:
-            s.text(0, 0, b"ENTER CODE")
-            self.entry.render(s, 1)
-
-
 def _inc(counter):
     """counter + 1, held at 255: the persisted counters are single bytes."""
     return counter + 1 if counter < 255 else 255
-
-
-_ABORT_TEXT = (b"", b"BLOW LONGER", b"BLOW HARDER", b"BLOW SOFTER", b"DON'T INHALE", b"BREATH TOO COLD",
-               b"HUM STRONGER", b"NO SAMPLE")
