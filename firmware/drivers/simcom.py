@@ -15,7 +15,7 @@ from micropython import const
 from drivers.modem import Modem, ModemError
 
 _LINE = const(256)
-_ACTION_MS = const(60000)
+_ACTION_MS = const(45000)  # below the sync client's 60 s answer timeout
 
 
 class SimcomModem(Modem):
