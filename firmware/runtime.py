@@ -15,9 +15,9 @@ BUS_ERROR_LIMIT = 3  # consecutive failed driver reads before the runtime gives 
 class Outputs:
     """The board verbs the state machine calls, over a Hardware set of drivers."""
 
-    def __init__(self, hw):
+    def __init__(self, hw, inputs):
         self.hw = hw
-        self._photo = 0
+        self.inputs = inputs
 
     def relay(self, on):
         """Close or open the starter relay."""
@@ -51,6 +51,17 @@ class Outputs:
         """Draw a breath sample into the fuel cell."""
         self.hw.pump.draw()
 
+    def write_module(self, image):
+        """Write the module's EEPROM (a technician's calibration); True when it took."""
+        try:
+            ok = self.hw.module.write_eeprom(image)
+        except OSError:
+            return False
+        if ok:
+            # what the slot now holds is what the next polls report
+            self.inputs.module = module_mod.parse(image)
+        return ok
+
     def set_clock(self, wall):
         """Write device time back to the RTC."""
         self.hw.rtc.set(wall)
@@ -62,7 +73,7 @@ class Runtime:
     def __init__(self, hw, log, state, policy=None, seed=1):
         self.hw = hw
         self.inputs = Inputs()
-        self.outputs = Outputs(hw)
+        self.outputs = Outputs(hw, self.inputs)
         self.fsm = Interlock(self.outputs, log, state, policy, seed)
         self.log = log
         self.failed = False

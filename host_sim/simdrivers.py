@@ -92,6 +92,13 @@ class SimModuleSlot(drivers.ModuleSlot):
         """EEPROM image."""
         return self.world.module
 
+    def write_eeprom(self, image):
+        """A technician writes the module (only while one is inserted)."""
+        if self.world.module is None:
+            return False
+        self.world.module = bytes(image)
+        return True
+
 
 class SimButtons(drivers.Buttons):
     """Buttons the scenario or the person pressed."""

@@ -75,6 +75,10 @@ class ModuleSlot:
         """The module's EEPROM image (bytes, see fsm.module), or None if it cannot be read."""
         raise NotImplementedError
 
+    def write_eeprom(self, image):
+        """Write a new image (a technician's calibration); True when it reads back identical."""
+        raise NotImplementedError
+
 
 class Buttons:
     """LEFT, OK and RIGHT, debounced by the driver."""

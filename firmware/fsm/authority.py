@@ -8,6 +8,8 @@ in the same state write. A violation lockout ends here only through `clear_viola
 from micropython import const
 
 from fsm import crypto, records, timebase
+from fsm import module as module_mod
+from fsm.module import ModuleData
 from fsm.states import STATE_NAMES
 
 # sync command kinds
@@ -165,11 +167,15 @@ class Authority:
             self.code_wait_until = 0
             self._log(records.SERVICE, records.SVC_RECORD, tech_id, due)
         elif action == records.SVC_CALIBRATE:
-            if self._module is None or b <= a or c <= 0:
+            m = self._module
+            if m is None or b <= a or c <= 0:
                 return RC_REFUSED
-            self._module.zero_area = a
-            self._module.ref_area = b
-            self._module.ref_brac = c
+            cal = ModuleData(m.serial, m.expiry_day, a, b, c, self._cell_temp, self.wall // timebase.DAY)
+            # the calibration lives on the module: written there first, used only once it took
+            if not self.board.write_module(module_mod.encode(cal)):
+                self._log(records.SERVICE, records.SVC_CALIBRATE, tech_id, 0)
+                return RC_REFUSED
+            self._module = cal
             self._log(records.SERVICE, records.SVC_CALIBRATE, tech_id, b - a)
         elif action == records.SVC_MODULE:
             if a <= 0 or b <= self.wall // timebase.DAY:

@@ -8,6 +8,8 @@ import drivers
 SIZE = const(64)
 # Reads tried before giving up: the first may meet contacts still settling.
 _TRIES = const(3)
+_PAGE = const(8)  # the 24C02 writes at most one 8-byte page per write cycle
+_WRITE_POLLS = const(20)  # acknowledge polls (about 1 ms each) while a write cycle runs
 
 
 class ModuleSlot(drivers.ModuleSlot):
@@ -17,9 +19,10 @@ class ModuleSlot(drivers.ModuleSlot):
     contacts have settled by then.
     """
 
-    def __init__(self, latch, i2c, addr=0x50, active_low=True, stable=3):
+    def __init__(self, latch, i2c, addr=0x50, active_low=True, stable=3, sleep_ms=None):
         if stable < 1:
             raise ValueError("stable")
+        self._sleep = sleep_ms or (lambda ms: None)
         self._latch = latch
         self._i2c = i2c
         self._addr = addr
@@ -62,3 +65,30 @@ class ModuleSlot(drivers.ModuleSlot):
             except OSError:
                 pass
         return None
+
+    def write_eeprom(self, image):
+        """Write image page by page, waiting out each write cycle; True when it reads back identical."""
+        page = bytearray(_PAGE)
+        for off in range(0, len(image), _PAGE):
+            n = min(_PAGE, len(image) - off)
+            for i in range(n):
+                page[i] = image[off + i]
+            if not self._write_page(off, page if n == _PAGE else page[:n]):
+                return False
+        got = self.read_eeprom()
+        if got is None:
+            return False
+        for i in range(len(image)):
+            if got[i] != image[i]:
+                return False
+        return True
+
+    def _write_page(self, off, data):
+        for _ in range(_WRITE_POLLS):
+            try:
+                # the chip does not acknowledge while its previous write cycle runs: retry until it does
+                self._i2c.writeto_mem(self._addr, off, data)
+                return True
+            except OSError:
+                self._sleep(1)
+        return False

@@ -128,7 +128,7 @@ def build(camera_fs=None):
         hum=hum.HumDetect(adc(PIN_HUM)),
         heater=heater.Heater(heat_pin, block),
         ambient=ds3231.Ambient(i2c, ADDR_RTC),
-        module=slot.ModuleSlot(button(PIN_LATCH), i2c, ADDR_MODULE),
+        module=slot.ModuleSlot(button(PIN_LATCH), i2c, ADDR_MODULE, sleep_ms=time.sleep_ms),
         buttons=buttons.Buttons(button(PIN_LEFT), button(PIN_OK), button(PIN_RIGHT)),
         display=hd44780.Display(i2c, ADDR_LCD, time.sleep_ms),
         relay=rel,
