@@ -318,6 +318,38 @@ def test_module_slot_reads_the_eeprom_image_and_latch():
     assert len(image) == 64 and bytes(image) == bytes(range(64))
 
 
+def test_module_slot_writes_the_image_in_pages_and_verifies_it():
+    """write_eeprom() writes 8-byte pages, retries while the chip is busy, and checks the read-back."""
+    bus = FakeI2C()
+    bus.add(0x50, 256)
+    busy = [2]
+    plain = bus.writeto_mem
+
+    def writeto_mem(addr, reg, buf):
+        if busy[0]:
+            busy[0] -= 1  # the previous write cycle still runs: no acknowledge
+            raise OSError(19)
+        plain(addr, reg, buf)
+
+    bus.writeto_mem = writeto_mem
+    slept = []
+    module = slot.ModuleSlot(FakePin(0), bus, sleep_ms=slept.append)
+    image = bytes(range(100, 132))
+    assert module.write_eeprom(image)
+    assert bytes(bus.mem[0x50][:32]) == image
+    assert [w[1] for w in bus.writes] == [0, 8, 16, 24] and all(len(w[2]) == 8 for w in bus.writes)
+    assert slept == [1, 1]
+
+
+def test_module_slot_write_fails_when_the_chip_never_answers():
+    """A module that stops answering mid-write reports failure."""
+    bus = FakeI2C()
+    bus.add(0x50, 256)
+    module = slot.ModuleSlot(FakePin(0), bus)
+    bus.down.add(0x50)
+    assert not module.write_eeprom(bytes(32))
+
+
 def test_module_slot_ignores_latch_bounce():
     """A latch that flickers shorter than `stable` polls does not change present()."""
     latch = FakePin(1)
