@@ -4,7 +4,6 @@ reaches the companion, the reset fee is paid through the API, and the remote cle
 import tempfile
 
 from fsm import records
-
 from host_sim.handset import SimHandset
 from host_sim.http_modem import MemoryModem, http_handler, sync_now
 
@@ -29,10 +28,9 @@ class _Demo:
 
 def run(out):
     """Run the remote-clear demo, writing to out; returns 0 when every step happened as it should."""
-    from sync.client import OK, SyncClient
-
     from companion import testing
     from companion.app.core import timebase
+    from sync.client import OK, SyncClient
 
     d = _Demo(out)
     with tempfile.TemporaryDirectory() as tmp:

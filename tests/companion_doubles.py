@@ -1,9 +1,8 @@
 """Test doubles of the companion, sync and end-to-end tests: a wire-level handset and a simulated handset
 with its sync client (product-quality helpers, documented like the rest)."""
 
-from storage.memory import MemoryLog
-
 import host_sim  # noqa: F401  (firmware on sys.path)
+from storage.memory import MemoryLog
 
 
 class WireHandset:
@@ -42,9 +41,8 @@ class WireHandset:
     def request(self, status=None, log=None, acks=(), desired_version=0, last_command_seq=0, ts=None,
                 nonce=None, body=None):
         """(headers, body) of a signed sync request."""
-        from sync import wire
-
         from companion.app.core import timebase
+        from sync import wire
 
         if body is None:
             doc = {"v": 1, "device_id": self.device_id, "status": status or {"state": "OFF", "lockout": False},

@@ -6,9 +6,9 @@ import struct
 import uuid
 
 import pytest
-from fsm import codes, crypto
 
 from companion.app.core import timebase
+from fsm import codes, crypto
 from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

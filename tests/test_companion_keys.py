@@ -6,9 +6,9 @@ import struct
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from fsm import codes, crypto
 
 from companion.app.core import keys
+from fsm import codes, crypto
 from tests.interpreters import ROOT, micropython_available, run_cpython, run_micropython
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

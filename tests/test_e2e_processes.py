@@ -5,12 +5,12 @@ import random
 import threading
 
 import pytest
-from fsm import authority, records
-from storage import record
-from sync import client as sc
 
 from companion import testing
+from fsm import authority, records
 from host_sim.http_modem import DROP_RESPONSE, http_handler
+from storage import record
+from sync import client as sc
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

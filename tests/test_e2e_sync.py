@@ -9,10 +9,9 @@ test_e2e_processes.py.)
 import datetime as dt
 
 from fsm import authority, records
+from host_sim.http_modem import DROP_RESPONSE
 from sync import client as sc
 from sync import wire
-
-from host_sim.http_modem import DROP_RESPONSE
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

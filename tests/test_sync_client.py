@@ -5,12 +5,12 @@ import asyncio
 import uuid
 
 import pytest
-from fsm import authority, records
-from sync import client as sc
-from sync import wire
 
 from companion.app.core import timebase as ctb
+from fsm import authority, records
 from host_sim.http_modem import DROP_REQUEST, ModemError
+from sync import client as sc
+from sync import wire
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

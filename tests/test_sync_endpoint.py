@@ -6,10 +6,10 @@ import os
 import uuid
 
 import pytest
-from storage import record
-from sync import wire
 
 from companion.app.core import timebase
+from storage import record
+from sync import wire
 from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

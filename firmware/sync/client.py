@@ -11,11 +11,11 @@ offline month must not fill the log); authentication failures are.
 
 import binascii
 
+from micropython import const
+
 from fsm import authority, records, timebase
 from fsm.prng import Prng
-from micropython import const
 from storage import record
-
 from sync import wire
 
 PERIOD_MS = const(1800000)  # periodic sync: every 30 min (and at key-off)

@@ -15,8 +15,9 @@ Bodies are built with `encode`, which sorts keys, so both interpreters produce t
 import hashlib
 import json
 
-from fsm import crypto
 from micropython import const
+
+from fsm import crypto
 
 VERSION = const(1)
 PATH = "/api/v1/sync"
