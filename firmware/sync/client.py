@@ -7,6 +7,10 @@ command is checked (MAC, device, expiry) and handed to the state machine, which 
 most once. Failures back off exponentially with jitter from the firmware's own PRNG, forever: the handset
 enforces and logs with no network for as long as it takes, and transport failures are not logged (an
 offline month must not fill the log); authentication failures are.
+
+Wiring (one client per boot, beside the runtime loop):
+    client = SyncClient(runtime.fsm, SimcomModem(uart, "http://companion.example"))
+    asyncio.create_task(client.run())     # watches the state for key-off; client.key_off(now) also works
 """
 
 import binascii
