@@ -82,3 +82,14 @@ def test_provisioning_happens_once():
     assert sim.fsm.secret == sim_secret(1001)
     assert not sim.fsm.provision(sim.ticks(), 1001, sim_secret(7))
     assert sim.fsm.secret == sim_secret(1001)
+
+
+def test_a_clear_for_a_lockout_already_cleared_is_stale_not_applied():
+    """A remote clear that arrives after a code cleared its lockout reports stale, so the portal does not say
+    the clear was applied."""
+    sim = _sim()
+    fsm = sim.fsm
+    fsm.vlock, fsm.lockout_id = True, 40
+    fsm.clear_violation(records.SRC_CODE, 1)
+    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_CLEAR, 40) == authority.RC_STALE
+    assert fsm.last_command_seq == 1

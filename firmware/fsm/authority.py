@@ -73,7 +73,9 @@ class Authority:
         if kind == CMD_CLEAR:
             if self.vlock and arg == self.lockout_id:
                 self.clear_violation(records.SRC_REMOTE, arg)
-            elif self.vlock:
+            elif not self.vlock and arg == self.lockout_id and arg:
+                rc = RC_STALE  # that lockout was already cleared (by a code or a technician): nothing done
+            else:
                 rc = RC_REFUSED
         elif kind == CMD_SERVICE_EXTEND:
             if isinstance(arg, int) and 0 < arg <= 90:
