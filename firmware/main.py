@@ -1,11 +1,12 @@
 """Board entry point: wire the board, open the flash storage, run the handset, its sync and its service port."""
 
+import asyncio
 import os
 import time
 
-import asyncio
-import config
 import machine
+
+import config
 import storage
 from drivers.esp32 import wiring
 from drivers.flash import VfsFlash

@@ -174,7 +174,7 @@ class Runtime:
                     await asyncio.wait_for_ms(flag.wait(), interval)
                 else:
                     await asyncio.wait_for(flag.wait(), interval / 1000)
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError:  # noqa: UP041 -- MicroPython has no builtin TimeoutError
                 pass
             if hasattr(flag, "clear"):
                 flag.clear()

@@ -18,10 +18,9 @@ import datetime
 import json
 import sys
 
+import host_sim  # noqa: F401  (firmware on sys.path)
 from fsm.records import NAMES
 from storage import record
-
-import host_sim  # noqa: F401  (firmware on sys.path)
 
 SIZE = record.SIZE
 EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)

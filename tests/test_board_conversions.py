@@ -5,9 +5,10 @@ import math
 import struct
 
 import pytest
-from drivers.esp32 import ads1115, ds3231, ntc, sdp810
 from hypothesis import given
 from hypothesis import strategies as st
+
+from drivers.esp32 import ads1115, ds3231, ntc, sdp810
 
 _EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 _UNIX_DAY0 = datetime.date(1970, 1, 1).toordinal()

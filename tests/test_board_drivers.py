@@ -1,7 +1,8 @@
 """ESP32 board drivers on CPython over fake buses and pins: the logic each driver adds to its chip."""
 
-import drivers
 import pytest
+
+import drivers
 from drivers.esp32 import (
     ads1115,
     alarm,

@@ -5,8 +5,9 @@ import sys
 import time
 import types
 
-import drivers
 import pytest
+
+import drivers
 
 
 class FakeI2C:

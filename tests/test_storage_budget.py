@@ -3,11 +3,11 @@
 import math
 
 import pytest
+
 from fsm import records as R
+from host_sim.flash import BLOCK_SIZE, BLOCKS, LfsFlash
 from storage import record
 from storage.log import FlashLog
-
-from host_sim.flash import BLOCK_SIZE, BLOCKS, LfsFlash
 
 # A typical drive, record by record, from the record types in fsm/records.py: a start test, two rolling
 # retests (first at 5-15 min, then every 15-45 min of a ~40 min drive), one aborted blow, and the state changes

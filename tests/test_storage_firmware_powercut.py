@@ -15,13 +15,13 @@ count did not go back; a state that had been saved loads; the firmware runs on w
 import pathlib
 
 import pytest
-from fsm import records as R
-from storage.log import FlashLog
-from storage.state import FileState
 
+from fsm import records as R
 from host_sim import scenario
 from host_sim.flash import LfsFlash, SimFlash, apply, tear
 from host_sim.handset import SimHandset
+from storage.log import FlashLog
+from storage.state import FileState
 
 BLOCKS = 64
 SEG = 8  # small segments: the workloads rotate segments several times

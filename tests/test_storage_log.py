@@ -3,11 +3,11 @@
 import struct
 
 import pytest
+
 from fsm import records as R
+from host_sim.flash import LfsFlash, SimFlash
 from storage import memory, record
 from storage.log import FlashLog
-
-from host_sim.flash import LfsFlash, SimFlash
 
 DAY = 86400
 

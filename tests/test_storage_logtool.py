@@ -5,12 +5,12 @@ import json
 import pathlib
 
 import pytest
-from fsm import records as R
-from storage import record
-from storage.log import FlashLog
 
+from fsm import records as R
 from host_sim import logtool
 from host_sim.flash import LfsFlash, SimFlash
+from storage import record
+from storage.log import FlashLog
 
 SEG = 8
 

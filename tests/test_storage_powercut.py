@@ -12,12 +12,12 @@ is exactly the last completed save or the one in flight, and the log takes a new
 import random
 
 import pytest
+
 from fsm import records as R
+from host_sim.flash import LfsFlash, SimFlash
 from storage import record
 from storage.log import FlashLog
 from storage.state import FileState, PairState, _pack
-
-from host_sim.flash import LfsFlash, SimFlash
 
 SEG = 6  # small segments so the workload rotates and frees many times
 BLOCKS = 48

@@ -6,6 +6,7 @@ import hashlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from storage import record
 
 I32 = st.integers(-(2**31), 2**31 - 1)

@@ -1,9 +1,9 @@
 """The persistent state store: atomic save, checked load, fail-safe None."""
 
 import pytest
-from storage.state import FileState, PairState
 
 from host_sim.flash import LfsFlash, SimFlash
+from storage.state import FileState, PairState
 
 STORES = [FileState, PairState]
 
