@@ -9,6 +9,7 @@ except ImportError:
 import binascii
 
 from drivers.esp32 import ads1115, ds3231, ntc, sdp810
+from fsm import timebase
 
 
 def _walls():
@@ -30,8 +31,8 @@ def main():
     for wall in _walls():
         ds3231.encode(wall, buf)
         print("rtc", wall, binascii.hexlify(buf).decode(), ds3231.decode(buf))
-    for z in (-719468, -1, 0, 19723, 2932896, -2932897):
-        print("civil", z, ds3231.civil_from_days(z), ds3231.days_from_civil(*ds3231.civil_from_days(z)))
+    for z in (-738885, -1, 0, 1057, 64645, 2913173):
+        print("civil", z, timebase.civil_from_days(z), timebase.days_from_civil(*timebase.civil_from_days(z)))
     for q in range(-512, 512, 37):
         raw = (q & 0x3FF) << 6
         print("die", q, ds3231.temp_deci(raw >> 8, raw & 0xFF))

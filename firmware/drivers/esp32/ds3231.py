@@ -6,6 +6,7 @@ The chip keeps UTC; its temperature sensor doubles as the ambient thermometer (c
 from micropython import const
 
 import drivers
+from fsm import timebase
 
 _REG_TIME = const(0x00)
 _REG_STATUS = const(0x0F)
@@ -14,35 +15,8 @@ _OSF = const(0x80)             # oscillator stopped: the time is not to be trust
 _H12 = const(0x40)             # hours register in 12-hour mode
 _PM = const(0x20)
 _CENTURY = const(0x80)         # month register: years 2100..2199
-# days_from_civil(2024, 1, 1): the device epoch counted from 1970-01-01.
-EPOCH_DAYS = const(19723)
 # The chip counts years 2000..2199.
 MAX_WALL = const(5554051199)   # 2199-12-31T23:59:59Z in device seconds
-
-
-def days_from_civil(y, m, d):
-    """Days from 1970-01-01 to the proleptic Gregorian date y-m-d (integer era arithmetic)."""
-    if m <= 2:
-        y -= 1
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def civil_from_days(z):
-    """(y, m, d) of the day z days after 1970-01-01."""
-    z += 719468
-    era = (z if z >= 0 else z - 146096) // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y, m, d
 
 
 def bcd(value):
@@ -83,7 +57,7 @@ def decode(buf):
     year = 2000 + unbcd(buf[6]) + (100 if buf[5] & _CENTURY else 0)
     if sec > 59 or minute > 59 or hour > 23 or not 1 <= month <= 12 or not 1 <= day <= days_in_month(year, month):
         raise ValueError("rtc time")
-    days = days_from_civil(year, month, day) - EPOCH_DAYS
+    days = timebase.days_from_civil(year, month, day)
     return ((days * 24 + hour) * 60 + minute) * 60 + sec
 
 
@@ -92,7 +66,7 @@ def encode(wall, buf):
     if not 0 <= wall <= MAX_WALL:
         raise ValueError("rtc wall out of range")
     days, rem = divmod(wall, 86400)
-    y, m, d = civil_from_days(days + EPOCH_DAYS)
+    y, m, d = timebase.civil_from_days(days)
     buf[0] = bcd(rem % 60)
     buf[1] = bcd(rem // 60 % 60)
     buf[2] = bcd(rem // 3600)

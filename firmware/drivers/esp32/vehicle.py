@@ -8,25 +8,12 @@ Its optocoupled pulses are counted by a pin interrupt; the rate over a short win
 from micropython import const
 
 import drivers
+from fsm.timebase import diff as ticks_diff
 
-# MicroPython's ticks_ms() wraps at 2**30; differences are taken modulo that, as time.ticks_diff does.
-# Every value here stays below 2**30, a 32-bit port's small-int limit: arithmetic never allocates.
-_TICKS_HALF = const(0x20000000)
+# Pulse counts wrap at 2**30, the same period as ticks, so every value stays a small int (no allocation).
 _COUNT_MASK = const(0x3FFFFFFF)
 # A window longer than this (the runtime stalled, or stopped polling) is dropped rather than judged.
 _STALE_MS = const(10000)
-
-
-def ticks_diff(a, b):
-    """a - b for tick counters that wrap at 2**30 (same result as time.ticks_diff)."""
-    d = a - b
-    if d >= _TICKS_HALF:
-        d -= _COUNT_MASK
-        d -= 1
-    elif d < -_TICKS_HALF:
-        d += _COUNT_MASK
-        d += 1
-    return d
 
 
 class Vehicle(drivers.Vehicle):
