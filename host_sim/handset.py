@@ -23,7 +23,7 @@ def sim_secret(device_id):
 
 
 class TracedLog:
-    """The event log with every committed record copied into the trace."""
+    """The event log with every committed record copied into the trace; everything else passes through."""
 
     def __init__(self, log, trace):
         self.inner = log
@@ -35,33 +35,9 @@ class TracedLog:
         self.trace.record((seq, wall, rtype, a, b, c, photo))
         return seq
 
-    def next_seq(self):
-        """Next sequence number."""
-        return self.inner.next_seq()
-
-    def acknowledge(self, seq):
-        """Acknowledge through seq."""
-        self.inner.acknowledge(seq)
-
-    def acked(self):
-        """Highest acknowledged."""
-        return self.inner.acked()
-
-    def first_seq(self):
-        """Oldest record held."""
-        return self.inner.first_seq()
-
     def __getattr__(self, name):
-        # export_read, raw, head, ...: whatever else the wrapped log offers (sync and service port use them)
+        # next_seq, read, acknowledge, raw, export_read, ...: the wrapped log's own
         return getattr(self.inner, name)
-
-    def nearly_full(self):
-        """Near capacity."""
-        return self.inner.nearly_full()
-
-    def read(self, seq):
-        """Record seq."""
-        return self.inner.read(seq)
 
 
 class SimHandset:
