@@ -43,9 +43,9 @@ class Outputs:
         """Send the 32-byte screen to the display."""
         self.hw.display.show(buf)
 
-    def photo(self, reason):
-        """Take a photo; its id goes in the log record."""
-        return self.hw.camera.capture(reason)
+    def photo(self, reason, photo_id):
+        """Take a photo named photo_id; the id goes in the log record (0 if none was taken)."""
+        return self.hw.camera.capture(reason, photo_id)
 
     def pump(self):
         """Draw a breath sample into the fuel cell."""

@@ -216,11 +216,11 @@ class SimCamera(drivers.Camera):
         self.world = world
         self.trace = trace
 
-    def capture(self, reason):
-        """Take a photo."""
-        pid = self.world.take_photo()
-        self.trace.add("PHOTO %d reason=%d" % (pid, reason))
-        return pid
+    def capture(self, reason, photo_id):
+        """Take a photo named photo_id."""
+        self.world.take_photo()
+        self.trace.add("PHOTO %d reason=%d" % (photo_id, reason))
+        return photo_id
 
 
 class SimPump(drivers.Pump):

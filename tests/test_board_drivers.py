@@ -765,12 +765,12 @@ class DirFS:
         return open(full, mode)
 
 
-def test_camera_without_fs_counts_photos_and_releases_the_frame():
-    """capture() freezes and resumes the frame and returns ids 1, 2, ..."""
+def test_camera_without_fs_takes_photos_by_id_and_releases_the_frame():
+    """capture() freezes and resumes the frame and returns the id it was given."""
     uart = FakeCamera(b"")
     cam = vc0706.Camera(uart)
-    assert cam.capture(0) == 1
-    assert cam.capture(0) == 2
+    assert cam.capture(0, 17) == 17
+    assert cam.capture(0, 18) == 18
     assert not uart.frozen
 
 
@@ -778,19 +778,19 @@ def test_camera_saves_the_jpeg_when_given_a_filesystem(tmp_path):
     """With an fs the whole frame (several chunks) lands in /photos/<id>.jpg."""
     jpeg = bytes(range(256)) * 7 + b"\xff\xd9"
     uart = FakeCamera(jpeg)
-    cam = vc0706.Camera(uart, DirFS(tmp_path), first_id=41)
-    assert cam.capture(1) == 41
+    cam = vc0706.Camera(uart, DirFS(tmp_path))
+    assert cam.capture(1, 41) == 41
     assert (tmp_path / "photos" / "41.jpg").read_bytes() == jpeg
     assert not uart.frozen
 
 
 def test_camera_that_does_not_answer_gives_zero():
-    """No reply means no photo: 0, and the id is not used up."""
+    """No reply means no photo: 0."""
     uart = FakeCamera(b"", alive=False)
     cam = vc0706.Camera(uart)
-    assert cam.capture(0) == 0
+    assert cam.capture(0, 5) == 0
     uart.alive = True
-    assert cam.capture(0) == 1
+    assert cam.capture(0, 5) == 5
 
 
 def test_board_drivers_implement_the_interfaces():

@@ -37,7 +37,7 @@ class RecordingBoard:
     def show(self, buf):
         self.actions.append("show " + bytes(buf[:16]).decode().rstrip() + "|" + bytes(buf[16:]).decode().rstrip())
 
-    def photo(self, reason):
+    def photo(self, reason, photo_id):
         self.actions.append("photo %d" % reason)
         return 0
 

@@ -44,7 +44,7 @@ class NullBoard:
     def show(self, buf):
         pass
 
-    def photo(self, reason):
+    def photo(self, reason, photo_id):
         return 0
 
     def pump(self):

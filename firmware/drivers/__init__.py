@@ -167,8 +167,12 @@ class Pump:
 class Camera:
     """Driver-facing camera, where policy requires one."""
 
-    def capture(self, reason):
-        """Take a photo; return its id (non-zero), or 0 if none was taken."""
+    def capture(self, reason, photo_id):
+        """Take a photo and keep it as photo_id; return photo_id, or 0 if none was taken.
+
+        The firmware passes the sequence number of the log record the photo belongs to, which is unique for
+        the life of the handset, so a photo's name survives reboots and ties it to its record.
+        """
         raise NotImplementedError
 
 

@@ -900,7 +900,8 @@ class Interlock(Authority):
             self.board.heater(on)
 
     def _photo(self, reason):
-        return self.board.photo(reason) if self.policy.camera else 0
+        # named after the record it goes with: unique for the life of the handset, across reboots
+        return self.board.photo(reason, self.log.next_seq()) if self.policy.camera else 0
 
 def _inc(counter):
     """counter + 1, held at 255: the persisted counters are single bytes."""

@@ -18,15 +18,12 @@ _ID_MAX = const(0x3FFFFFFF)     # ids stay small ints on a 32-bit port
 
 
 class Camera(drivers.Camera):
-    """VC0706 on `uart` (created by the wiring with a read timeout); ids count up from `first_id`."""
+    """VC0706 on `uart` (created by the wiring with a read timeout); photos kept as <photo_id>.jpg."""
 
-    def __init__(self, uart, fs=None, directory="/photos", first_id=1):
-        if not 0 < first_id <= _ID_MAX:
-            raise ValueError("first_id")
+    def __init__(self, uart, fs=None, directory="/photos"):
         self._uart = uart
         self._fs = fs
         self._dir = directory
-        self.next_id = first_id
         self._resp = bytearray(9)
         self._read = bytearray(16)
         self._read[0:5] = b"\x56\x00\x32\x0c\x00"
@@ -36,20 +33,16 @@ class Camera(drivers.Camera):
         self._chunk = bytearray(_CHUNK)
         self._chunk_mv = memoryview(self._chunk)
 
-    def capture(self, reason):
-        """Take a photo; return its id (non-zero), or 0 if the camera did not answer."""
-        if not self._command(_CMD_FBUF_CTRL, 5):
+    def capture(self, reason, photo_id):
+        """Take a photo kept as photo_id; return photo_id, or 0 if the camera did not answer."""
+        if not 0 < photo_id <= _ID_MAX or not self._command(_CMD_FBUF_CTRL, 5):
             return 0
         ok = True
-        photo = self.next_id
         if self._fs is not None:
-            ok = self._save(photo)
+            ok = self._save(photo_id)
         # Always release the frame, even after a failed copy, so the next capture sees a live image.
         self._command(_CMD_RESUME, 5)
-        if not ok:
-            return 0
-        self.next_id = photo + 1 if photo < _ID_MAX else 1
-        return photo
+        return photo_id if ok else 0
 
     def _drain(self):
         uart = self._uart
