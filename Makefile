@@ -41,6 +41,7 @@ bench: deps
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: deps
+	.venv/bin/mypy
 	.venv/bin/ruff check .
 
 clean:

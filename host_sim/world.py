@@ -46,15 +46,15 @@ def measured_area(brac, cell_temp=350, age_days=0, analysis_ms=4000, poll_ms=50)
     return area // 50
 
 
-_REFERENCE_AREA = []
+_REFERENCE_AREA = [0]  # computed on first use: the bench measurement of the reference standard
 
 
 def default_module(serial=1001, expiry_day=None, start_wall=0):
     """A module calibrated on the bench against the reference standard; expires in a year by default."""
     if expiry_day is None:
         expiry_day = start_wall // timebase.DAY + 365
-    if not _REFERENCE_AREA:
-        _REFERENCE_AREA.append(measured_area(REFERENCE_BRAC))
+    if not _REFERENCE_AREA[0]:
+        _REFERENCE_AREA[0] = measured_area(REFERENCE_BRAC)
     return module_mod.ModuleData(serial, expiry_day, 0, _REFERENCE_AREA[0], REFERENCE_BRAC, 350,
                                  start_wall // timebase.DAY)
 
