@@ -65,7 +65,8 @@ class HttpModem(Modem):
             conn.request(method, self.prefix + path, body=body, headers=headers)
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            # a dropped connection mid-answer (IncompleteRead, BadStatusLine) is a transport failure too
             raise ModemError(str(exc)) from exc
         finally:
             conn.close()
