@@ -94,66 +94,57 @@ def setup():
     return fsm, inp, now
 
 
+def polls(fsm, inp, now, count, dt):
+    """count polls dt ms apart; returns the tick after the last."""
+    for _ in range(count):
+        now = timebase.add(now, dt)
+        fsm.step(now, inp)
+    return now
+
+
+def measured(fsm, inp, now, count, dt):
+    """(bytes allocated, records written) over count polls, with the collector off."""
+    gc.collect()
+    seq = fsm.log.next_seq()
+    gc.disable()
+    before = alloc()
+    polls(fsm, inp, now, count, dt)
+    used = alloc() - before
+    gc.enable()
+    return used, fsm.log.next_seq() - seq
+
+
 def drive_to_driving(fsm, inp, now):
     """Key on, pass a test, crank: returns the tick at which the engine runs."""
     inp.ignition = True
-    for _ in range(10):
-        now = timebase.add(now, 50)
-        fsm.step(now, inp)
+    now = polls(fsm, inp, now, 10, 50)
     inp.flow = 400
     inp.breath_temp = 340
-    for _ in range(120):
-        now = timebase.add(now, 50)
-        fsm.step(now, inp)
+    now = polls(fsm, inp, now, 120, 50)
     inp.flow = 0
-    for _ in range(200):
-        now = timebase.add(now, 50)
-        fsm.step(now, inp)
+    now = polls(fsm, inp, now, 200, 50)
     inp.engine = True
-    now = timebase.add(now, 50)
-    fsm.step(now, inp)
-    return now
+    return polls(fsm, inp, now, 1, 50)
 
 
 def idle_alloc(n):
     fsm, inp, now = setup()
     now = drive_to_driving(fsm, inp, now)
     assert fsm.state == S_DRIVING
-    gc.collect()
-    seq = fsm.log.next_seq()
-    gc.disable()
-    before = alloc()
-    for _ in range(n):
-        now = timebase.add(now, 250)
-        fsm.step(now, inp)
-    used = alloc() - before
-    gc.enable()
-    return used, fsm.log.next_seq() - seq
+    return measured(fsm, inp, now, n, 250)
 
 
 def sample_alloc(n):
     fsm, inp, now = setup()
     inp.ignition = True
-    for _ in range(10):
-        now = timebase.add(now, 50)
-        fsm.step(now, inp)
+    now = polls(fsm, inp, now, 10, 50)
     inp.flow = 300
     inp.breath_temp = 340
-    now = timebase.add(now, 50)
-    fsm.step(now, inp)
+    now = polls(fsm, inp, now, 1, 50)
     # steady blowing below the sample volume: each poll is one breath-sample event
     fsm.policy.volume_ml = 5000
     fsm.policy.blow_ms = 15000
-    gc.collect()
-    seq = fsm.log.next_seq()
-    gc.disable()
-    before = alloc()
-    for _ in range(n):
-        now = timebase.add(now, 50)
-        fsm.step(now, inp)
-    used = alloc() - before
-    gc.enable()
-    return used, fsm.log.next_seq() - seq
+    return measured(fsm, inp, now, n, 50)
 
 
 _DRIVE = ((10, 50, 0, False), (120, 50, 400, False), (200, 50, 0, False), (1, 50, 0, True),
@@ -214,9 +205,7 @@ def speed(n):
     fsm, inp, now = setup()
     now = drive_to_driving(fsm, inp, now)
     t0 = clock_ms()
-    for _ in range(n):
-        now = timebase.add(now, 250)
-        fsm.step(now, inp)
+    polls(fsm, inp, now, n, 250)
     return n * 1000 // max(1, clock_ms() - t0)
 
 

@@ -108,7 +108,6 @@ class Interlock(Authority):
         self._boot_gap = -1
         self._fail_brac = 0
         self.storage_lock = False
-        self.fault = 0
 
     def _init_persistent(self):
         self.device_id = 0
@@ -485,6 +484,8 @@ class Interlock(Authority):
     # ---- state handlers ----------------------------------------------------------------------
 
     def _handle(self, now, inp):
+        if self._notice and timebase.diff(now, self._notice_until) >= 0:
+            self._notice = 0  # an abort prompt's time is up (cleared here, so it cannot return after a wrap)
         state = self.state
         buttons = inp.buttons
         # the heater keeps the cell warm whenever a test may come: ignition on and the handset plugged in
@@ -535,8 +536,6 @@ class Interlock(Authority):
         if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
             self._open_menu(S_TEST)
             return
-        if self._notice and timebase.diff(now, self._notice_until) >= 0:
-            self._notice = 0
         ev = self.test.step(now, inp)
         self._breath_event(now, ev, 1)
 
@@ -553,7 +552,6 @@ class Interlock(Authority):
         elif ev == breath.EV_RESULT:
             self._result(now, kind)
         elif ev == breath.EV_FAULT:
-            self.fault = 1
             self._log(records.FAULT, 1, self._cell_temp, kind)
             self.board.beep(BEEP_ERROR)
             if kind == 2:
@@ -695,8 +693,6 @@ class Interlock(Authority):
             self._log(records.RETEST, records.RT_MISSED)
             self._violation(records.VIO_MISSED_RETEST)
             self._alarm(True)
-        if self._notice and timebase.diff(now, self._notice_until) >= 0:
-            self._notice = 0
         if self._fail_shown and timebase.diff(now, self._fail_shown_until) >= 0:
             self._fail_shown = False
         if self._module is None:

@@ -69,7 +69,6 @@ SRC_CODE = const(1)
 SRC_REMOTE = const(2)
 SRC_TECH = const(3)
 SRC_TIMER = const(4)
-SRC_PASS = const(5)
 
 # violation causes
 VIO_MISSED_RETEST = const(1)
