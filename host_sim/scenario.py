@@ -10,7 +10,7 @@ Actions:
   rtc +S | rtc -S            (an unauthenticated clock change)
   code clear|service [counter=N] [hours-ago=H] [value=DIGITS]   (typed on the three buttons)
   remote clear [lockout=N] [seq=N]    desired [version=N] [payment=DATE] [service=DATE] [inspection=DATE]
-  policy NAME=V ...          tech clear | tech service [due=DATE] | tech time DATE [HH:MM]
+  policy NAME=V ...          tech clear [ID] | tech service [due=DATE] | tech time DATE [HH:MM]
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
   say "TEXT"                          a narration line in the trace (the demo prints it)
 Expectations (a failure is printed and counted, the run goes on):
@@ -343,7 +343,9 @@ class Scenario:
         fsm = sim.fsm
         now = sim.ticks()
         if args[0] == "clear":
-            rc = fsm.technician(now, 77, authority.TECH_CLEAR)
+            # `tech clear` names the lockout the status shows, as a technician does; `tech clear N` names N
+            lockout = int(args[1]) if len(args) > 1 else fsm.status()["lockout_id"]
+            rc = fsm.technician(now, 77, authority.TECH_CLEAR, lockout)
         elif args[0] == "service":
             o = _options(args[1:])
             rc = fsm.technician(now, 77, records.SVC_RECORD, day(o["due"]) if "due" in o else 0)

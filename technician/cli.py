@@ -162,9 +162,10 @@ def service(
 @app.command()
 def clear(
     ctx: typer.Context,
-    lockout_id: Annotated[int | None, typer.Option(help="Id of the lockout to clear")] = None,
+    lockout_id: Annotated[int, typer.Option(help="Id of the lockout to clear, as `status` shows it (0 for a "
+                                                 "state lock without a violation lockout)")],
 ) -> None:
-    """Clear a violation lockout (a breath test is still required afterwards)."""
+    """Clear the lockout the handset shows (a breath test is still required afterwards)."""
     session(ctx, lambda c: tc.call(c, p.Clear(lockout_id=lockout_id)))
     console.print("lockout cleared")
 

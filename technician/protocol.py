@@ -225,7 +225,7 @@ class Service(_Group, smpmsg.WriteRequest):
 
 
 class Clear(_Group, smpmsg.WriteRequest):
-    """Clear the violation lockout (optionally naming its id)."""
+    """Clear the lockout whose id the status shows (0, or absent, for a state lock with no violation lockout)."""
 
     _COMMAND_ID = Cmd.CLEAR
     _Response = ClearResponse

@@ -211,7 +211,7 @@ class HandsetMachine(RuleBasedStateMachine):
     def technician_clear(self):
         fsm = self.sim.fsm
         self.clear_expected = True
-        fsm.technician(self.sim.ticks(), 5, authority.TECH_CLEAR)
+        fsm.technician(self.sim.ticks(), 5, authority.TECH_CLEAR, fsm.status()["lockout_id"])
         self._act()
 
     @precondition(lambda self: self.sim.fsm is not None)

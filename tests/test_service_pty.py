@@ -113,7 +113,11 @@ def test_technician_cli_full_service_visit(handset, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = tech(handset, tmp_path, "service")
     assert r.returncode == 0, r.stdout + r.stderr
-    r = tech(handset, tmp_path, "clear")
+    with handset.lock:
+        lockout_id = fsm.status()["lockout_id"]
+    r = tech(handset, tmp_path, "clear", "--lockout-id", str(lockout_id + 1))  # not the one it shows
+    assert r.returncode == 1 and "REFUSED" in r.stdout, r.stdout + r.stderr
+    r = tech(handset, tmp_path, "clear", "--lockout-id", str(lockout_id))
     assert r.returncode == 0, r.stdout + r.stderr
 
     with handset.lock:
@@ -134,7 +138,7 @@ def test_cli_refuses_expired_and_foreign_tokens(handset, tmp_path):
     for tok, word in ((expired, "EXPIRED"), (foreign, "BAD_TOKEN")):
         path = tmp_path / f"{word}.json"
         path.write_text(json.dumps(tok.to_json()))
-        r = tech(handset, tmp_path, "clear", token=path)
+        r = tech(handset, tmp_path, "clear", "--lockout-id", "1", token=path)
         assert r.returncode == 1 and word in r.stdout, r.stdout + r.stderr
     with handset.lock:
         assert fsm.status()["lockout"] is True
@@ -240,6 +244,6 @@ def test_technician_cli_over_udp(tmp_path):
         raise
     with server:
         r = run([sys.executable, "-m", "technician", "--udp", "127.0.0.1", "--token", str(tmp_path / "tech.json"),
-                 "clear"], ROOT)
+                 "clear", "--lockout-id", str(sim.fsm.lockout_id)], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sim.fsm.status()["lockout"] is False

@@ -177,10 +177,26 @@ def test_technician_actions_change_the_handset_and_are_logged_with_the_id(b):
     assert any(r[2] == records.CLEAR and r[5] == 44 for r in b.since(mark))
 
 
+def test_clear_must_name_the_current_lockout(b):
+    """A technician clear naming no lockout, another lockout or a malformed id clears nothing; the right id clears."""
+    b.login()
+    lock_id = b.h.status()["lockout_id"]
+    assert lock_id
+    before = b.h.status()
+    for other in (None, 0, lock_id - 1, lock_id + 1, 2**32 - 1):
+        assert rc(b.req(p.Clear(lockout_id=other))) == p.InterlockErr.REFUSED, other
+    assert rc(b.req(p.Clear(lockout_id=2**32))) == smp.EINVAL
+    assert {k: v for k, v in b.h.status().items() if k != "log_next_seq"} == \
+        {k: v for k, v in before.items() if k != "log_next_seq"}
+    b.req(p.Clear(lockout_id=lock_id))
+    assert b.h.status()["lockout"] is False
+    assert rc(b.req(p.Clear(lockout_id=lock_id))) == p.InterlockErr.REFUSED  # already cleared
+
+
 def test_refused_changes_are_group_errors(b):
     """What the state machine refuses is REFUSED (v2) and changes nothing; bad arguments are EINVAL."""
     b.login()
-    b.req(p.Clear())
+    b.req(p.Clear(lockout_id=b.h.status()["lockout_id"]))
     before = b.h.status()
     assert rc(b.req(p.Clear())) == p.InterlockErr.REFUSED
     assert rc(b.req(p.PolicyWrite(policy={"version": 0}))) == p.InterlockErr.REFUSED

@@ -144,7 +144,11 @@ class Authority:
     def technician(self, now, tech_id, action, a=0, b=0, c=0):
         """A technician's action over the authenticated service port."""
         if action == TECH_CLEAR:
+            # a = the lockout the technician means (status() "lockout_id", 0 with no violation lockout): a
+            # clear that names another lockout, one cleared meanwhile or a newer one, clears nothing
             if not self.vlock and not self.state_lock:
+                return RC_REFUSED
+            if a != (self.lockout_id if self.vlock else 0):
                 return RC_REFUSED
             if self.state_lock:
                 self.state_lock = False

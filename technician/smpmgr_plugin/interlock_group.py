@@ -128,8 +128,8 @@ def service(ctx: typer.Context, due: Annotated[int | None, typer.Option()] = Non
 
 
 @app.command()
-def clear(ctx: typer.Context, lockout_id: Annotated[int | None, typer.Option()] = None) -> None:
-    """Clear a violation lockout."""
+def clear(ctx: typer.Context, lockout_id: Annotated[int, typer.Option()]) -> None:
+    """Clear the lockout with this id (as `status` shows it)."""
     _run(ctx, lambda c: tc.call(c, p.Clear(lockout_id=lockout_id)))
     rprint("lockout cleared")
 
