@@ -57,6 +57,8 @@ SPEC = (
     ("menu_timeout_ms", 15000, 3000, 60000),
 )
 
+VERSION_MAX = 0xFFFFFFFF  # the version is persisted as an unsigned 32-bit field
+
 NAMES = tuple(row[0] for row in SPEC)
 COUNT = len(SPEC)
 
@@ -93,6 +95,8 @@ class Policy:
         version = values.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version <= self.version:
             return "version must go up"
+        if version > VERSION_MAX:
+            return "version out of range"
         for key in values:
             if key != "version" and key not in NAMES:
                 return "unknown " + str(key)

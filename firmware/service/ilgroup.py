@@ -51,6 +51,8 @@ SVC_RESET = records.SVC_RESET
 _READS = (AUTH, STATUS, POLICY, CLOCK)
 _WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
 _U32 = const(0xFFFFFFFF)
+_I32 = const(0x7FFFFFFF)  # the module stores calibration areas as signed 32-bit fields
+_U16 = const(0xFFFF)  # days are stored as unsigned 16-bit fields
 WALL_MAX = const(0x7FFFFFFF)  # the clock fits a log record's signed 32-bit field (until 2092)
 
 
@@ -112,21 +114,22 @@ def handle(svc, now_ms, op, cmd, req):
     if cmd == STATUS:
         return {"status": h.status()}
     if cmd == CALIBRATE:
-        zero, ref, brac = _int(req, "zero"), _int(req, "ref"), _int(req, "brac", 1, 1000)
+        zero, ref, brac = _int(req, "zero", 0, _I32), _int(req, "ref", 0, _I32), _int(req, "brac", 1, 1000)
         if zero is None or ref is None or brac is None or ref <= zero:
             return smp.EINVAL
         return _applied(h.technician(now_ms, tech, records.SVC_CALIBRATE, zero, ref, brac))
     if cmd == MODULE:
-        serial, expiry = _int(req, "serial", 1), _int(req, "expiry", 1, 65535)
+        serial, expiry = _int(req, "serial", 1), _int(req, "expiry", 1, _U16)
         if serial is None or expiry is None:
             return smp.EINVAL
         return _applied(h.technician(now_ms, tech, records.SVC_MODULE, serial, expiry))
     if cmd == SERVICE:
-        due = _int(req, "due", 1, 65535, h.wall // 86400 + h.policy.service_days)
+        due = _int(req, "due", 1, _U16, h.wall // 86400 + h.policy.service_days)
         if due is None:
             return smp.EINVAL
         rc = h.technician(now_ms, tech, records.SVC_RECORD, due)
-        return {"due": due} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
+        # the day the handset recorded (a day not after today is replaced by the policy interval)
+        return {"due": h.service_due} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
     if cmd == CLEAR:
         lockout = _int(req, "lockout_id", 0, _U32, 0)
         if lockout is None:
