@@ -237,20 +237,23 @@ class SimServicePort:
 
 class UdpService:
     """The same SMP server answering SMP packets over UDP (no serial framing), as a networked board would;
-    smpclient's UDP transport talks to port 1337."""
+    smpclient's UDP transport talks to port 1337. Each source address is its own connection (peer): a session
+    opened from one address is not usable from another. Give `service` to share one server (and its sessions,
+    pacing and refusal log) with another transport, e.g. the pty of a SimServicePort."""
 
     def __init__(self, handset: Any, log: Any, *, lock: threading.Lock | None = None,
                  clock: Callable[[], int] = ticks_ms, port: int = 1337, host: str = "127.0.0.1",
-                 entropy: Callable[[int], bytes] = os.urandom) -> None:
+                 entropy: Callable[[int], bytes] = os.urandom, service: Service | None = None) -> None:
         import socket
 
-        self.service = Service(handset, log, entropy)
+        self.service = service if service is not None else Service(handset, log, entropy)
         self.lock = lock or threading.Lock()
         self.clock = clock
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
         self.sock.settimeout(0.05)
         self.address = self.sock.getsockname()
+        self.crashed: BaseException | None = None  # an exception out of the firmware (tests assert None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="service-udp", daemon=True)
 
@@ -259,22 +262,36 @@ class UdpService:
             try:
                 data, peer = self.sock.recvfrom(4096)
             except TimeoutError:
+                with self.lock:
+                    self.service.poll(self.clock())
                 continue
             except OSError:
                 return
-            with self.lock:
-                rsp = self.service.handle(self.clock(), data)
+            try:
+                with self.lock:
+                    rsp = self.service.handle(self.clock(), data, peer)
+            except Exception as e:  # the firmware must never raise here: record it for the tests
+                self.crashed = e
+                raise
             if rsp is not None:
                 self.sock.sendto(rsp, peer)
 
-    def __enter__(self) -> UdpService:
+    def start(self) -> UdpService:
+        """Start answering."""
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Stop answering and close the socket."""
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
+
+    def __enter__(self) -> UdpService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def flash_sim(**kw: Any) -> tuple[Any, Any]:

@@ -63,6 +63,12 @@ class Bench:
     def now(self) -> int:
         return self.sim.ticks()
 
+    @property
+    def tech_id(self) -> int:
+        """The technician logged in on the serial line (0 = no session)."""
+        s = self.svc.session_for()
+        return s.tech_id if s is not None else 0
+
     def run(self, ms: int) -> None:
         """Let simulated time pass."""
         self.sim.run(ms)
@@ -84,8 +90,10 @@ class Bench:
 
     def token(self, tech_id: int = 17, ttl: int = 3600, device_id: int | None = None,
               key: bytes | None = None) -> Token:
+        """A token that expires ttl seconds from now on the port's token clock (the handset's clock, unless a
+        technician set it back)."""
         return mint(key or self.h.keys()[2], self.h.device_id if device_id is None else device_id, tech_id,
-                    self.h.wall + ttl)
+                    self.svc.token_wall(self.now) + ttl)
 
     def login(self, tok: Token | None = None) -> Any:
         from technician import protocol as p

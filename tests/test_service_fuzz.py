@@ -27,7 +27,7 @@ def snapshot(b):
 
 def check_unchanged(b, before, mark):
     assert snapshot(b) == before
-    assert b.svc.auth.tech_id == 0 and b.svc.faults == 0
+    assert b.tech_id == 0 and b.svc.faults == 0
     for r in b.since(mark):  # the only records allowed: refusals of requests made without a session
         assert (r[2], r[3]) == (records.SERVICE, records.SVC_LOGIN_REFUSED), r
 

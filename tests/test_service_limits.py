@@ -41,7 +41,7 @@ def packet(group, cmd, body, op=smp.OP_WRITE):
 
 def ensure_login(b):
     """Log in again if a previous value ended the session (a clock set past the token, for example)."""
-    if b.svc.auth.tech_id:
+    if b.tech_id:
         return
     b.run(60_000)  # past any failed-login back-off
     rsp = b.login(b.token())

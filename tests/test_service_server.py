@@ -17,7 +17,15 @@ from smpclient.requests.os_management import (
 
 from fsm import authority, records
 from service import auth, cbor, frame, ilgroup, smp
-from service.server import BUF_SIZE, DISCONNECT_MS, Service
+from service.server import (
+    BACKOFF_MAX_MS,
+    BACKOFF_MS,
+    BUF_SIZE,
+    DISCONNECT_MS,
+    REFUSAL_WINDOW_MS,
+    REFUSALS_PER_WINDOW,
+    Service,
+)
 from technician import protocol as p
 from technician.client import check_log
 from technician.token import mint
@@ -88,6 +96,7 @@ def test_token_for_another_handset_is_refused(b):
     mark = b.log.next_seq()
     assert rc(b.login(b.token(device_id=b.h.device_id + 1))) == p.InterlockErr.BAD_TOKEN
     other, _ = locked_sim(lockout=False, device_id=2002)
+    b.run(BACKOFF_MS)  # the wait after a failed login
     assert rc(b.login(b.token(key=other.fsm.keys()[2]))) == p.InterlockErr.BAD_TOKEN
     assert [r[5] >> 24 for r in b.refusals(mark)] == [auth.R_BAD_MAC, auth.R_BAD_MAC]
     assert rc(b.req(p.Status())) == smp.EACCESSDENIED
@@ -317,11 +326,108 @@ def test_refusal_flood_is_rate_limited(b):
     mark = b.log.next_seq()
     for _ in range(100):
         b.req(p.Status())
-    assert len(b.refusals(mark)) == 8
+    assert len(b.refusals(mark)) == REFUSALS_PER_WINDOW + 1
     b.run(61_000)
     b.req(p.Status())
-    summary = b.refusals(mark)[8]
-    assert summary[4] == 92 and summary[5] >> 24 == auth.R_SUPPRESSED
+    summaries = [r for r in b.refusals(mark) if r[5] >> 24 == auth.R_SUPPRESSED]
+    assert [r[4] for r in summaries] == [1, 100 - REFUSALS_PER_WINDOW - 1]
+
+
+def test_refusal_flood_is_on_flash_at_once_and_counted_without_another_refusal(b):
+    """The first refusal past the limit writes a record at once (a power cut cannot hide the flood); the
+    window's count is written when the window ends, with no further refusal needed, and a reset writes it too."""
+    mark = b.log.next_seq()
+    for _ in range(REFUSALS_PER_WINDOW + 1):
+        b.req(p.Status())
+    [started] = [r for r in b.refusals(mark) if r[5] >> 24 == auth.R_SUPPRESSED]
+    assert started[4] == 1
+    for _ in range(40):
+        b.req(p.Status())
+    b.run(REFUSAL_WINDOW_MS)
+    b.svc.poll(b.now)  # the service task polls on every turn
+    assert [r[4] for r in b.refusals(mark) if r[5] >> 24 == auth.R_SUPPRESSED] == [1, 40]
+    mark = b.log.next_seq()
+    for _ in range(REFUSALS_PER_WINDOW + 6):
+        b.req(p.Status())
+    b.svc.end_session()  # what the task does before a reset
+    assert [r[4] for r in b.refusals(mark) if r[5] >> 24 == auth.R_SUPPRESSED] == [1, 5]
+
+
+def test_failed_logins_make_the_port_wait_before_checking_another_answer(b):
+    """After a wrong answer the port checks no answer, not even a right one, until its wait is over; the
+    answers refused unchecked are logged; a right answer after the wait logs in and ends the waiting."""
+    bad = b.token(device_id=b.h.device_id + 1)
+    mark = b.log.next_seq()
+    assert rc(b.login(bad)) == p.InterlockErr.BAD_TOKEN
+    assert rc(b.login()) == smp.EBUSY
+    b.run(BACKOFF_MS // 2)
+    assert rc(b.login()) == smp.EBUSY and b.tech_id == 0
+    b.run(BACKOFF_MS // 2)
+    assert b.login().tech_id == 17
+    assert [r[5] >> 24 for r in b.refusals(mark)] == [auth.R_BAD_MAC, auth.R_BACKOFF, auth.R_BACKOFF]
+    b.req(p.Logout())
+    assert rc(b.login(bad)) == p.InterlockErr.BAD_TOKEN
+    b.run(BACKOFF_MS)  # a success reset the count: one failure waits BACKOFF_MS again
+    assert b.login().tech_id == 17
+
+
+def test_failed_login_wait_doubles_to_its_cap(b):
+    """Consecutive wrong answers wait 1, 2, 4, ... s, never more than BACKOFF_MAX_MS: a brute force gets a few
+    answers a minute checked, however fast it sends."""
+    bad = b.token(device_id=b.h.device_id + 1)
+    checked = []
+    start = b.sim.world.t
+    while b.sim.world.t - start < 600_000:
+        r = rc(b.login(bad))
+        if r != smp.EBUSY:
+            assert r == p.InterlockErr.BAD_TOKEN
+            checked.append(b.sim.world.t - start)
+        b.run(100)
+    gaps = [y - x for x, y in zip(checked, checked[1:], strict=False)]
+    doubling = [min(BACKOFF_MS << i, BACKOFF_MAX_MS) for i in range(len(gaps))]
+    assert all(want <= got <= want + 200 for want, got in zip(doubling, gaps, strict=True)), (gaps, doubling)
+    assert len(checked) <= 600_000 // BACKOFF_MAX_MS + 6
+
+
+def test_token_cannot_outlive_its_lifetime_by_setting_the_clock_back(b):
+    """A session ends when its token's lifetime has passed in ticks, though its technician set the clock back a
+    day; the same token cannot log in again afterwards, nor after another day back."""
+    tok = b.token(ttl=3600)
+    b.login(tok)
+    assert b.req(p.ClockWrite(wall=b.h.wall - 86400)).wall
+    for _ in range(11):  # keep it from idling out
+        b.run(300_000)
+        assert b.req(p.Status()).status
+    b.run(300_000)
+    assert rc(b.req(p.Status())) == smp.EACCESSDENIED
+    assert b.h.wall < tok.expires  # the handset's clock alone would still accept the token
+    assert rc(b.login(tok)) == p.InterlockErr.EXPIRED
+    b.run(BACKOFF_MAX_MS)
+    later = b.token(ttl=600)
+    b.login(later)
+    b.req(p.ClockWrite(wall=b.h.wall - 86400))
+    b.req(p.Logout())
+    b.run(700_000)
+    assert rc(b.login(later)) == p.InterlockErr.EXPIRED
+
+
+def test_log_download_from_any_offset_is_logged(b):
+    """A download that starts at offset 1 (or any offset) writes a download record with the tech id; asking
+    for the next chunk of the same download does not write another."""
+    for i in range(100):
+        b.h.record(records.RESULT, i, records.PASS, 1)
+    for start in (1, 40, 2004):
+        b.login(b.token(tech_id=6))
+        mark = b.log.next_seq()
+        first = b.req(FileDownload(off=start, name="/log/events.bin"))
+        assert first.off == start and first.data
+        b.req(FileDownload(off=start + len(first.data), name="/log/events.bin"))
+        b.req(FileDownload(off=start, name="/log/events.bin"))  # the first chunk again (a lost answer)
+        got = [r[2:5] for r in b.since(mark)]
+        assert got == [(records.SERVICE, records.SVC_DOWNLOAD, 6)], (start, got)
+        b.req(FileDownload(off=first.off + 10**5, name="/log/events.bin"))  # beyond the end: nothing logged
+        assert [r[2:5] for r in b.since(mark)] == got
+        b.req(p.Logout())
 
 
 def test_constants_match_the_client_package():

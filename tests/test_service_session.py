@@ -1,13 +1,14 @@
 """Stateful property test of the service port's access rule: a protected command succeeds exactly while a
 session opened by a right answer to a fresh challenge is alive (no logout, idle timeout, token expiry,
-disconnect, wrong or replayed login since)."""
+disconnect, wrong or replayed login since), and an answer is checked only when the port is not waiting
+after failed logins."""
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from service import auth, smp
-from service.server import DISCONNECT_MS
+from service.server import BACKOFF_MAX_MS, BACKOFF_MS, DISCONNECT_MS
 from technician import protocol as p
 from tests.service_sim import Bench, rc
 
@@ -32,6 +33,8 @@ class ServiceSession(RuleBasedStateMachine):
         self.nonce = None
         self.nonce_at = 0
         self.old_answer = None
+        self.fails = 0  # consecutive wrong MACs
+        self.hold_until = 0  # sim ms until which answers are refused unchecked
 
     def _ms(self):
         return self.b.sim.world.t
@@ -54,15 +57,24 @@ class ServiceSession(RuleBasedStateMachine):
         else:
             req = p.Login(tech_id=9, expires=tok.expires, mac=tok.answer(self.nonce or bytes(16)))
         fresh = self.nonce is not None and self._ms() - self.nonce_at < auth.CHALLENGE_MS
-        ok = fresh and how == "right" and ttl > 0 and req is not self.old_answer
+        held = self._ms() < self.hold_until
+        right_mac = how == "right" and req is not self.old_answer
+        ok = fresh and right_mac and ttl > 0 and not held
         rsp = self.b.req(req)
         self.nonce = None
         self.session = ok
         if ok:
             assert rsp.tech_id == 9
             self.expires, self.last, self.old_answer = tok.expires, self._ms(), req
+            self.fails, self.hold_until = 0, 0
+        elif held:
+            assert rc(rsp) == smp.EBUSY, rsp
         else:
             assert rc(rsp) != 0
+            if fresh and not right_mac:
+                assert rc(rsp) == p.InterlockErr.BAD_TOKEN
+                self.fails += 1
+                self.hold_until = self._ms() + min(BACKOFF_MS << (self.fails - 1), BACKOFF_MAX_MS)
 
     @rule(cmd=st.sampled_from(["status", "clock", "policy"]))
     def protected(self, cmd):

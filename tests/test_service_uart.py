@@ -97,7 +97,7 @@ def test_task_serves_requests_and_resets_after_answering():
     got = answers(uart.tx)
     assert got[1] == {"rc": 11} and got[-1] == {}
     assert resets == [len(got)]  # the reset came after the reset's answer was on the wire
-    assert b.svc.auth.tech_id == 0
+    assert b.tech_id == 0
 
 
 def test_start_builds_the_server_after_boot():

@@ -3,7 +3,8 @@
 `/log/events.bin` is the log export (storage.record: a header, then the held records back to back, hash
 chained); `/state.json` is the reported state (`status()`) as JSON. A download starts at offset 0, which
 takes a snapshot of the length (and of the state text), so records appended while it runs do not move
-the end under the client. Each answer fills the port's buffer (MCUmgr buf_size).
+the end under the client. Each answer fills the port's buffer (MCUmgr buf_size). Every log download is
+logged with the technician's id, from whatever offset it starts.
 """
 
 import json
@@ -41,16 +42,24 @@ def _state_bytes(svc):
     return ("{" + ", ".join(json.dumps(k) + ": " + json.dumps(st[k]) for k in keys) + "}").encode()
 
 
-def _open(svc, name):
-    """(length, snapshot) of a file, logging a log download; None when there is no such file."""
+def _open(svc, sess, name, off):
+    """Start a download of name at off for the session: (size, snapshot), logging a log download; None when
+    off lies beyond the end (nothing is logged then)."""
     if name == LOG_FILE:
-        # logged first, so the download carries the evidence of itself
-        svc.logged(records.SVC_DOWNLOAD, svc.log.next_seq() - 1)
-        return svc.log.export_size(), None
-    if name == STATE_FILE:
-        data = _state_bytes(svc)
-        return len(data), data
-    return None
+        if off > svc.log.export_size():
+            return None
+        # logged first, so a download from the start carries the evidence of itself
+        svc.logged(sess, records.SVC_DOWNLOAD, svc.log.next_seq() - 1)
+        size, snap = svc.log.export_size(), None
+    else:
+        snap = _state_bytes(svc)
+        size = len(snap)
+        if off > size:
+            return None
+    sess.download = (name, size, snap)
+    sess.dl_start = off
+    sess.dl_next = off
+    return sess.download
 
 
 def chunk_size(svc):
@@ -58,11 +67,11 @@ def chunk_size(svc):
     return svc.limit - _REPLY_FIXED
 
 
-def handle(svc, now_ms, op, cmd, req):
-    """Serve one FS group request (see known())."""
+def handle(svc, sess, now_ms, op, cmd, req):
+    """Serve one FS group request (see known()) for the connection's session sess."""
     name = req.get("name")
     if cmd == CLOSE:
-        svc.download = None
+        sess.download = None
         return {}
     if not isinstance(name, str):
         return smp.EINVAL
@@ -77,15 +86,14 @@ def handle(svc, now_ms, op, cmd, req):
     off = req.get("off")
     if not isinstance(off, int) or isinstance(off, bool) or off < 0:
         return smp.EINVAL
-    dl = svc.download
-    if off == 0 or dl is None or dl[0] != name:
-        if off != 0 and name == LOG_FILE:
-            # resuming without the start: serve the current end, but do not log a new download
-            dl = (name, svc.log.export_size(), None)
-        else:
-            size, snap = _open(svc, name)
-            dl = (name, size, snap)
-        svc.download = dl
+    dl = sess.download
+    # the download in progress goes on while the client asks for its next chunk or repeats one (a lost
+    # answer); anything else (offset 0, another file, a jump) is a new download, and a log download is
+    # logged from whatever offset it starts
+    if off == 0 or dl is None or dl[0] != name or off < sess.dl_start or off > sess.dl_next:
+        dl = _open(svc, sess, name, off)
+        if dl is None:
+            return smp.group_err(_RC_OFFSET_LARGER)
     size = dl[1]
     if off > size:
         return smp.group_err(_RC_OFFSET_LARGER)
@@ -94,9 +102,8 @@ def handle(svc, now_ms, op, cmd, req):
         data = dl[2][off:off + n]
     else:
         data = svc.log.export_read(off, n) if n else b""
+    if off + n > sess.dl_next:
+        sess.dl_next = off + n
     if off == 0:
         return {"off": off, "data": data, "len": size}
-    if off + n >= size:
-        svc.download = None
     return {"off": off, "data": data}
-

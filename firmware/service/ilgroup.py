@@ -78,39 +78,46 @@ def _applied(rc):
     return {} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
 
 
-def set_clock(svc, now_ms, wall, reply):
+def set_clock(svc, sess, now_ms, wall, reply):
     """Set the device clock for the session's technician (also used by the OS group's datetime write)."""
     svc.handset.set_time(now_ms, wall, records.SRC_TECH)
-    svc.logged(SVC_CLOCK, wall)
+    svc.logged(sess, SVC_CLOCK, wall)
     return reply
 
 
-def _login(svc, now_ms, req):
+def _login(svc, sess, now_ms, req):
     tech_id = _int(req, "tech_id", 1)
     expires = _int(req, "expires")
     mac = req.get("mac")
     if tech_id is None or expires is None or not isinstance(mac, bytes):
         return smp.EINVAL
+    if svc.login_held(now_ms):
+        # failed logins before this one: the answer is not even checked until the wait is over
+        sess.end()
+        sess.drop_challenge()
+        svc.refused(now_ms, tech_id, auth.R_BACKOFF)
+        return smp.EBUSY
     h = svc.handset
     keys = h.keys()
     tech_key = keys[2] if keys is not None else None
-    svc.download = None
-    reason = svc.auth.login(now_ms, h.wall, tech_key, h.device_id, tech_id, expires, mac)
+    reason = sess.login(now_ms, svc.token_wall(now_ms), tech_key, h.device_id, tech_id, expires, mac)
+    if reason == 0 or reason == auth.R_BAD_MAC:
+        svc.login_result(now_ms, reason == 0)  # only a checked MAC is a guess worth pacing
     if reason:
         svc.refused(now_ms, tech_id, reason)
         return smp.group_err(_LOGIN_RC.get(reason, RC_UNKNOWN))
-    svc.logged(records.SVC_LOGIN, expires)
+    svc.logged(sess, records.SVC_LOGIN, expires)
     return {"tech_id": tech_id, "expires": expires}
 
 
-def handle(svc, now_ms, op, cmd, req):
-    """Serve one interlock group request (see known())."""
+def handle(svc, sess, now_ms, op, cmd, req):
+    """Serve one interlock group request (see known()) for the connection's session sess."""
     h = svc.handset
-    tech = svc.auth.tech_id
+    tech = sess.tech_id
     if cmd == AUTH:
         if op == smp.OP_READ:
-            return {"nonce": svc.auth.challenge(now_ms)}
-        return _login(svc, now_ms, req)
+            return {"nonce": sess.challenge(now_ms)}
+        return _login(svc, sess, now_ms, req)
     if cmd == STATUS:
         return {"status": h.status()}
     if cmd == CALIBRATE:
@@ -143,7 +150,7 @@ def handle(svc, now_ms, op, cmd, req):
             return smp.EINVAL
         if not h.apply_policy(now_ms, values, records.SRC_TECH):
             return smp.group_err(RC_REFUSED)
-        svc.logged(SVC_POLICY, h.policy.version)
+        svc.logged(sess, SVC_POLICY, h.policy.version)
         return {"policy_version": h.policy.version}
     if cmd == CLOCK:
         if op == smp.OP_READ:
@@ -151,7 +158,7 @@ def handle(svc, now_ms, op, cmd, req):
         wall = _int(req, "wall", 1, WALL_MAX)
         if wall is None:
             return smp.EINVAL
-        return set_clock(svc, now_ms, wall, {"wall": wall})
+        return set_clock(svc, sess, now_ms, wall, {"wall": wall})
     if cmd == PROVISION:
         device_id = _int(req, "device_id", 1)
         secret = req.get("secret")
@@ -160,6 +167,6 @@ def handle(svc, now_ms, op, cmd, req):
         if h.secret is not None or not h.provision(now_ms, device_id, secret):
             return smp.group_err(RC_PROVISIONED)
         return {"device_id": device_id}
-    # LOGOUT
-    svc.end_session()
+    # LOGOUT: this connection's session only
+    sess.end()
     return {}

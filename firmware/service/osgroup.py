@@ -101,8 +101,8 @@ def _info(svc, fmt):
     return {"output": " ".join(out)}
 
 
-def handle(svc, now_ms, op, cmd, req):
-    """Serve one OS group request (see known())."""
+def handle(svc, sess, now_ms, op, cmd, req):
+    """Serve one OS group request (see known()) for the connection's session sess."""
     if cmd == ECHO:
         d = req.get("d")
         if not isinstance(d, str):
@@ -122,8 +122,8 @@ def handle(svc, now_ms, op, cmd, req):
             wall = parse_wall(text)
         except ValueError:
             return smp.EINVAL
-        return ilgroup.set_clock(svc, now_ms, wall, {})
+        return ilgroup.set_clock(svc, sess, now_ms, wall, {})
     # RESET: answer first; the runtime resets once the reply is on the wire, and the session ends with it
-    svc.logged(ilgroup.SVC_RESET)
+    svc.logged(sess, ilgroup.SVC_RESET)
     svc.reset_requested = True
     return {}

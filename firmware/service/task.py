@@ -15,7 +15,8 @@ _CHUNK = const(256)
 
 
 def pump(service, port, now_ms, buf):
-    """Report the link and take what arrived; returns the number of bytes read."""
+    """Run the server's timers, report the cable and take what arrived; returns the number of bytes read."""
+    service.poll(now_ms)
     connected = port.connected()
     service.link(now_ms, connected)
     if not connected:

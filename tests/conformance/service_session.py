@@ -94,6 +94,42 @@ def exchange(svc, now, pkt, label):
     return body
 
 
+def ask(svc, now, peer, op, group, cmd, body, seq):
+    """One unframed request from a packet-transport peer; the decoded answer body."""
+    rsp = svc.handle(now, packet(op, group, cmd, body, seq), peer)
+    return None if rsp is None else cbor.decode(rsp[8:])
+
+
+def peers(h, now):
+    """Two UDP-like peers: sessions are per peer; failed logins pace the port; a clock set back ends nothing
+    early and extends nothing; a refusal flood is counted."""
+    svc = Service(h, h.log, entropy, buf_size=256)
+    a, b = ("10.0.0.1", 1337), ("10.0.0.2", 1337)
+    tech_key = h.keys()[2]
+    expires = h.wall + 600
+    key = auth.token_key(tech_key, h.device_id, 9, expires)
+    nonce = ask(svc, now, a, 0, 100, 0, {}, 1)["nonce"]
+    print("a login", sorted(ask(svc, now, a, 2, 100, 0, {"tech_id": 9, "expires": expires,
+                                                          "mac": auth.answer(key, nonce)}, 2).items()))
+    print("b status", ask(svc, now, b, 0, 100, 1, {}, 3))
+    nonce = ask(svc, now, b, 0, 100, 0, {}, 4)["nonce"]
+    print("b bad", ask(svc, now, b, 2, 100, 0, {"tech_id": 9, "expires": expires, "mac": bytes(32)}, 5))
+    print("a status", sorted(ask(svc, now + 5, a, 0, 100, 1, {}, 6)))
+    nonce = ask(svc, now + 10, b, 0, 100, 0, {}, 7)["nonce"]
+    print("b held", ask(svc, now + 10, b, 2, 100, 0, {"tech_id": 9, "expires": expires,
+                                                       "mac": auth.answer(key, nonce)}, 8))
+    print("a clock back", ask(svc, now + 20, a, 2, 100, 7, {"wall": h.wall - 1000}, 9), h.wall)
+    t = now + 20
+    for i in range(12):
+        t += 50000
+        body = ask(svc, t, a, 0, 100, 1, {}, 10 + i)
+        print("a after", (t - now) // 1000, "s", sorted(body))
+    for i in range(20):
+        ask(svc, t, b, 0, 100, 7, {}, 30 + i)
+    svc.poll(t + 61000)
+    print("sessions", [(s.used, s.tech_id) for s in svc.sessions])
+
+
 def main():
     """Run a session: denied request, login, status, clear, download, logout, a replay and garbage."""
     h = Handset()
@@ -108,7 +144,7 @@ def main():
     key = auth.token_key(tech_key, h.device_id, 9, expires)
     answer = {"tech_id": 9, "expires": expires, "mac": auth.answer(key, challenge["nonce"])}
     exchange(svc, now + 10, packet(2, 100, 0, answer, 5), "login")
-    print("  tech", svc.auth.tech_id)
+    print("  tech", svc.session_for().tech_id)
     exchange(svc, now + 20, packet(0, 100, 1, {}, 6), "status")
     print("  ", exchange(svc, now + 21, packet(0, 0, 4, {}, 60), "datetime"))
     exchange(svc, now + 22, packet(2, 0, 4, {"datetime": "2026-11-07T17:30:05.25+01:00"}, 61), "set-datetime")
@@ -132,6 +168,7 @@ def main():
     exchange(svc, now + 80, packet(2, 100, 0, answer, seq + 2), "replay")
     exchange(svc, now + 90, packet(2, 0, 0, {"d": "x" * 400}, seq + 3), "oversize")
     print("garbage", svc.feed(now, b"\x06\x09AAAA\n\x04\x14!!\n" + bytes(range(256))), svc.errors)
+    peers(h, now + 100)
     for i in range(1, h.log.next_seq()):
         print("log", binascii.hexlify(h.log.rows[(i - 1) * 12:i * 12]).decode())
 
