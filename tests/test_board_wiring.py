@@ -160,13 +160,18 @@ def test_no_gpio_is_used_twice_or_forbidden(board):
     """Each GPIO serves one purpose; flash, USB-serial and risky boot-strap pins are left alone."""
     wiring, fake = board
     wiring.build()
+    wiring.service_port()
     used = [e[1] for e in fake.created if e[0] == "Pin"]
     for name in ("MODEM_TX", "MODEM_RX"):
         used.append(getattr(wiring, name))
     assert len(used) == len(set(used)), sorted(used)
-    assert not set(used) & {0, 1, 3, 6, 7, 8, 9, 10, 11, 12}
+    assert not set(used) & {0, 1, 3, 6, 7, 8, 9, 10, 11}
     # GPIO 2 must be low at reset for serial download: only an output born low may use it.
     assert all(e[2] == 3 and e[4] == 0 for e in fake.created if e[0] == "Pin" and e[1] == 2)
+    # GPIO 12 (the flash-voltage strap, fixed in eFuse on these boards) is only the cable sense: an input
+    # with no pull-up, so it reads low at reset unless a cable is in
+    assert [e for e in fake.created if e[0] == "Pin" and e[1] == 12] == [("Pin", 12, 1, None, None)]
+    assert "set_flash_voltage 3.3V" in wiring.__doc__
 
 
 def test_analog_inputs_are_on_adc1_and_input_only_pins_get_no_pulls(board):
@@ -271,3 +276,98 @@ def test_inputs_the_runtime_sleeps_through_wake_it(board):
         assert trigger == 1 | 2
         handler(gpio)
     assert len(woken) == len(pins)
+
+
+def test_service_port_senses_the_cable_on_its_pin(board):
+    """service_port() gives the UART port with the VBUS sense on GPIO 12: connected while it reads high."""
+    wiring, fake = board
+    port = wiring.service_port()
+    assert ("UART", wiring.SERVICE_UART, None, None, wiring.SERVICE_BAUD) in fake.created
+    pin = port._sense
+    assert pin.gpio == wiring.PIN_SERVICE_VBUS
+    pin.level = 1
+    assert port.connected() is True
+    pin.level = 0
+    assert port.connected() is False
+
+
+def test_unplugging_the_service_cable_ends_the_session_on_the_board(board):
+    """On the board's port, the service task's pump ends a technician's session once the cable has been out
+    for DISCONNECT_MS; a shorter blip keeps it."""
+    from service import task
+    from service.server import DISCONNECT_MS
+    from technician import protocol as p
+    from tests.service_sim import Bench
+
+    wiring, _ = board
+    port = wiring.service_port()
+    pin = port._sense
+    b = Bench(lockout=False)
+    buf = bytearray(64)
+    pin.level = 1
+    b.login()
+    assert b.tech_id == 17
+
+    def pump_for(ms):
+        for _ in range(ms // 10):
+            task.pump(b.svc, port, b.now, buf)
+            b.run(10)
+
+    pin.level = 0
+    pump_for(DISCONNECT_MS - 100)
+    pin.level = 1
+    pump_for(100)
+    assert b.tech_id == 17 and b.req(p.Status()).status
+    pin.level = 0
+    pump_for(DISCONNECT_MS + 50)
+    assert b.tech_id == 0
+    pin.level = 1
+    pump_for(50)
+    assert b.req(p.Status()).rc == 11  # the next person at the port finds no session
+
+
+def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
+    """The board's main.py hands the service task the port built by wiring.service_port(), with its sense."""
+    import asyncio
+    import runpy
+    from pathlib import Path
+
+    import storage
+    from drivers import simcom
+    from drivers.serialport import UartPort
+    from service import task
+    from storage.memory import MemoryLog, MemoryState
+
+    wiring, _ = board
+    started = {}
+
+    def start(runtime, log, port, clock, entropy, reset=None):
+        started["port"] = port
+
+        async def idle():
+            return None
+
+        return idle()
+
+    def run(coro):
+        # the runtime's loop and the tasks it was given are never started: close them all
+        for t in coro.cr_frame.f_locals["tasks"]:
+            t.close()
+        coro.close()
+
+    class Modem:
+        def __init__(self, uart, base):
+            pass
+
+    monkeypatch.setattr(task, "start", start)
+    monkeypatch.setattr(asyncio, "run", run)
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(ms / 1000), raising=False)
+    monkeypatch.setattr(storage, "on_flash", lambda flash: (MemoryLog(), MemoryState()))
+    monkeypatch.setattr(simcom, "SimcomModem", Modem)
+    machine = sys.modules["machine"]
+    monkeypatch.setattr(machine, "reset", lambda: None, raising=False)
+    main = Path(__file__).resolve().parents[1] / "firmware" / "main.py"
+    runpy.run_path(str(main), run_name="board_main")
+    port = started["port"]
+    assert isinstance(port, UartPort) and port._sense is not None
+    assert port._sense.gpio == wiring.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE

@@ -1,10 +1,16 @@
 """THE wiring of the ESP32 handset board: every pin and bus in one place, and build() for the drivers.
 
-Board: ESP32-WROOM-32. Avoided on purpose: GPIO 6-11 (flash), 1/3 (USB serial, REPL), 0/12 (boot straps:
-a pull-down on 0 enters the bootloader, a pull-up on 12 selects 1.8 V flash). GPIO 2 is a strap too, but
-only as an output with a pull-down (the pump), which is the level the bootloader wants. Analog inputs sit on
-the input-only ADC1 pins 34, 36, 39 (ADC2 belongs to the radio). GPIO 5 (link sense) and 15 (camera RX) are
-straps for SDIO timing and boot-log output only: harmless at either level on this board.
+Board: ESP32-WROOM-32. Avoided on purpose: GPIO 6-11 (flash), 1/3 (USB serial, REPL), 0 (boot strap: a
+pull-down enters the bootloader). GPIO 2 is a strap too, but only as an output with a pull-down (the pump),
+which is the level the bootloader wants. Analog inputs sit on the input-only ADC1 pins 34, 36, 39 (ADC2
+belongs to the radio). GPIO 5 (link sense) and 15 (camera RX) are straps for SDIO timing and boot-log output
+only: harmless at either level on this board.
+
+GPIO 12 is the last free pin, and the service cable's sense. It is also the strap that selects the flash
+voltage (high = 1.8 V), so every board has its flash voltage fixed in eFuse before it first boots, once, at
+the factory: `espefuse.py --port PORT set_flash_voltage 3.3V`. After that the strap is not read and a cable
+plugged in at power-up is harmless. (Without the eFuse a board powered up with the cable in does not boot:
+relay open, which is safe, but a service call.)
 """
 
 import time
@@ -31,6 +37,7 @@ from drivers.esp32 import (
     vc0706,
     vehicle,
 )
+from drivers.serialport import UartPort
 
 # I2C bus 0, 100 kHz, 2.2 kOhm pull-ups to 3.3 V on the board. Devices on it (7-bit addresses):
 I2C_ID = const(0)
@@ -60,6 +67,9 @@ PIN_LATCH = const(33)          # module latch switch to ground, internal pull-up
 PIN_LINK = const(5)            # handset cable sense: the relay unit ties it to ground; internal pull-up
 PIN_IGNITION = const(35)       # ignition through divider + optocoupler, high = on (input only, no pulls)
 PIN_ALT_W = const(32)          # alternator W terminal through an optocoupler, pulses counted on rising edges
+PIN_SERVICE_VBUS = const(12)   # service USB connector's VBUS through 10 k / 20 k to ground: high while a
+                               # technician's cable is in (the divider holds it low otherwise; no pulls)
+SERVICE_VBUS_ACTIVE = const(1)
 
 # Outputs. Each has a 10 kOhm pull-down on the board so it stays off while the chip is in reset.
 PIN_RELAY = const(26)          # starter interlock relay driver, high = closed
@@ -97,6 +107,12 @@ def modem_uart():
 def service_uart():
     """The service port's UART (for the service-port driver; not created by build())."""
     return machine.UART(SERVICE_UART, baudrate=SERVICE_BAUD, timeout=0, rxbuf=512)
+
+
+def service_port():
+    """The technician's service port: its UART and the cable sense, so unplugging ends the session."""
+    sense = machine.Pin(PIN_SERVICE_VBUS, machine.Pin.IN)
+    return UartPort(service_uart(), sense, SERVICE_VBUS_ACTIVE)
 
 
 def build(camera_fs=None):
