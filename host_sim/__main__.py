@@ -6,8 +6,9 @@
                                             with --flash, on a littlefs image file (created if missing)
     python -m host_sim demo                 a scripted drive, shown as the driver sees it
     python -m host_sim log IMAGE [--json]   decode and verify a flash image's event log
-    python -m host_sim service-port [...]   a simulated handset in real time with its service port on a
-                                            pseudo-terminal (see host_sim/pty_port.py)
+    python -m host_sim service-port [--baud N] [--token FILE] [--udp [HOST:]PORT]
+                                            a simulated handset in real time with its service port on a
+                                            pseudo-terminal and, with --udp, on UDP too (host_sim/pty_port.py)
 """
 
 import sys

@@ -8,7 +8,8 @@ byte), so throughput measured through the pty is what a real UART would give.
 
 `PtyService` runs the firmware's SMP server (`service.server.Service`) and its pump (`service.task.pump`) on
 a thread, under a lock the simulation shares, in real time; `SimServicePort` adds a simulated handset that
-runs in real time (`python -m host_sim.pty_port` starts one); `UdpService` answers the same server over UDP.
+runs in real time (`python -m host_sim service-port` starts one); `UdpService` answers the same server over
+UDP, each source address a connection of its own (`service-port --udp [HOST:]PORT` adds it).
 """
 
 from __future__ import annotations
@@ -305,14 +306,24 @@ def flash_sim(**kw: Any) -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m host_sim.pty_port [--baud N]`: a simulated handset in real time, its service port on a pty."""
+    """`python -m host_sim service-port [--baud N] [--udp [HOST:]PORT]`: a simulated handset in real time, its
+    service port on a pty (the path is printed first) and, with --udp, the same server on UDP as well
+    (printed as `udp HOST:PORT`; port 0 picks a free one)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m host_sim.pty_port", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m host_sim service-port", description=main.__doc__)
     ap.add_argument("--baud", type=int, default=None, help="pace the port to this line rate (e.g. 115200)")
     ap.add_argument("--device-id", type=int, default=1001)
     ap.add_argument("--token", help="also write a 1-hour technician token (tech id 1) to this JSON file")
+    ap.add_argument("--udp", metavar="[HOST:]PORT", help="also answer SMP over UDP (127.0.0.1 unless HOST)")
     args = ap.parse_args(argv)
+    udp_at = None
+    if args.udp is not None:
+        host, _, port = args.udp.rpartition(":")
+        try:
+            udp_at = (host or "127.0.0.1", int(port))
+        except ValueError:
+            ap.error("--udp takes [HOST:]PORT")
     sim, log = flash_sim(device_id=args.device_id)
     if args.token:
         import json
@@ -324,11 +335,23 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(tok.to_json(), f)
     with SimServicePort(sim, log, baud=args.baud) as port:
         print(port.path, flush=True)
+        udp = None
+        if udp_at is not None:
+            try:
+                udp = UdpService(sim.fsm, log, lock=port.lock, clock=sim.ticks, host=udp_at[0], port=udp_at[1],
+                                 service=port.service).start()
+            except OSError as e:
+                print("cannot serve UDP on %s:%d: %s" % (udp_at[0], udp_at[1], e.strerror), flush=True)
+                return 1
+            print("udp %s:%d" % udp.address[:2], flush=True)
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+        finally:
+            if udp is not None:
+                udp.stop()
     return 0
 
 

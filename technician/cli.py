@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from smpclient import SMPClient
 
@@ -42,7 +43,7 @@ class Conn:
 
 
 def _fail(msg: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {msg}")
+    console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)  # one line, whatever the width
     return typer.Exit(code=1)
 
 
@@ -51,7 +52,8 @@ def options(
     ctx: typer.Context,
     port: Annotated[str | None, typer.Option(help="Serial port, e.g. /dev/ttyUSB0")] = None,
     ble: Annotated[str | None, typer.Option(help="BLE address of the handset")] = None,
-    udp: Annotated[str | None, typer.Option(help="IP address of the handset (UDP port 1337)")] = None,
+    udp: Annotated[str | None, typer.Option(help="IP address of the handset, HOST or HOST:PORT (UDP, port "
+                                               "1337 unless given)")] = None,
     token: Annotated[Path | None, typer.Option(help="Technician token JSON from the companion")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer")] = 2.5,
     baudrate: Annotated[int, typer.Option(help="Serial line rate")] = 115200,
@@ -71,28 +73,61 @@ def session(ctx: typer.Context, job: Callable[[SMPClient], Awaitable[Any]], need
             tok = Token.load(conn.token)
         except (OSError, ValueError) as e:
             raise _fail(str(e)) from None
+    tc.quiet_transport_logs()
     try:
         smp = tc.make_client(conn.port, conn.ble, conn.udp, conn.timeout, conn.baudrate)
     except tc.ServiceError as e:
         raise _fail(str(e)) from None
+    where = conn.port or conn.ble or conn.udp or ""
 
     async def go() -> Any:
-        await smp.connect()
+        await tc.connect(smp, where)
+        logged_in = False
         try:
             if tok is not None:
                 who = await tc.login(smp, tok)
+                logged_in = True
                 console.print(f"logged in as technician {who.tech_id}")
-            result = await job(smp)
-            if tok is not None:
-                await tc.call(smp, p.Logout())
-            return result
+            return await job(smp)
+        except tc.NoAnswer:
+            logged_in = False  # nobody to log out from
+            raise
         finally:
-            await smp.disconnect()
+            try:
+                if logged_in:
+                    # after a refused command too: the session must not outlive the command
+                    await tc.call(smp, p.Logout())
+            except tc.ServiceError:
+                pass
+            finally:
+                await smp.disconnect()
 
     try:
         return asyncio.run(go())
     except (tc.ServiceError, TimeoutError, OSError) as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e) or type(e).__name__) from None
+
+
+# status fields that hold a device day or device seconds (0 = none), shown as dates
+_DAY_FIELDS = ("payment_due", "service_due", "inspection_due", "module_expiry")
+_WALL_FIELDS = ("wall", "recall_deadline", "temp_lock_until")
+
+
+def show_value(key: str, value: Any) -> str:
+    """A status value as a technician reads it: dates as dates, times as UTC times."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key in _DAY_FIELDS:
+            return str(tc.day_to_date(value)) if value else "-"
+        if key in _WALL_FIELDS:
+            return tc.wall_to_text(value) if value else "-"
+    return str(value)
+
+
+def _date(option: str, text: str) -> int:
+    try:
+        return tc.date_to_day(text)
+    except ValueError as e:
+        raise _fail(f"{option}: {e}") from None
 
 
 @app.command()
@@ -100,7 +135,7 @@ def status(ctx: typer.Context) -> None:
     """Show the handset's state."""
     st = session(ctx, lambda c: tc.call(c, p.Status()))
     for key in sorted(st.status):
-        console.print(f"{key:>18}  {st.status[key]}")
+        console.print(f"{key:>18}  {show_value(key, st.status[key])}")
 
 
 @app.command()
@@ -142,21 +177,24 @@ def calibrate(
 def module(
     ctx: typer.Context,
     serial: Annotated[int, typer.Option(help="Module serial number")],
-    expiry: Annotated[int, typer.Option(help="Module expiry, device day (days since 2024-01-01)")],
+    expiry: Annotated[str, typer.Option(help="Module expiry date, YYYY-MM-DD")],
 ) -> None:
     """Record a sensor module install or replacement."""
-    session(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=expiry)))
-    console.print(f"module {serial} recorded, expires on day {expiry}")
+    day = _date("--expiry", expiry)
+    session(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=day)))
+    console.print(f"module {serial} recorded, expires on {tc.day_to_date(day)}")
 
 
 @app.command()
 def service(
     ctx: typer.Context,
-    due: Annotated[int | None, typer.Option(help="Next service, device day; default: the policy interval")] = None,
+    due: Annotated[str | None, typer.Option(help="Next service date, YYYY-MM-DD; default: the policy "
+                                                "interval")] = None,
 ) -> None:
     """Record a service visit (restarts the service interval)."""
-    rsp = session(ctx, lambda c: tc.call(c, p.Service(due=due)))
-    console.print(f"service recorded; next due on day {rsp.due}")
+    day = None if due is None else _date("--due", due)
+    rsp = session(ctx, lambda c: tc.call(c, p.Service(due=day)))
+    console.print(f"service recorded; next due on {tc.day_to_date(rsp.due)}")
 
 
 @app.command()
@@ -198,17 +236,26 @@ def policy(
 @app.command()
 def clock(
     ctx: typer.Context,
-    wall: Annotated[int | None, typer.Option(help="Device seconds to set; default: this computer's UTC")] = None,
+    at: Annotated[str | None, typer.Option(help="Date and time to set, YYYY-MM-DDTHH:MM:SS (UTC unless it "
+                                              "has an offset); default: this computer's clock")] = None,
+    wall: Annotated[int | None, typer.Option(help="Or device seconds since 2024-01-01T00:00Z")] = None,
     show: Annotated[bool, typer.Option("--show", help="Only show the handset's clock")] = False,
 ) -> None:
     """Set (or show) the handset's clock."""
     if show:
         rsp = session(ctx, lambda c: tc.call(c, p.ClockRead()))
-        console.print(f"handset clock: {rsp.wall} device seconds")
+        console.print(f"handset clock: {tc.wall_to_text(rsp.wall)}")
         return
+    if at is not None and wall is not None:
+        raise _fail("give --at or --wall, not both")
     target = tc.device_now() if wall is None else wall
+    if at is not None:
+        try:
+            target = tc.text_to_wall(at)
+        except ValueError as e:
+            raise _fail(f"--at: {e}") from None
     rsp = session(ctx, lambda c: tc.call(c, p.ClockWrite(wall=target)))
-    console.print(f"handset clock set to {rsp.wall} device seconds")
+    console.print(f"handset clock set to {tc.wall_to_text(rsp.wall)}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from smpclient.requests.os_management import EchoWrite
 
 from fsm import records
 from host_sim.pty_port import SimServicePort
-from technician.client import check_log
+from technician.client import check_log, day_to_date
 from technician.token import mint
 from tests.service_sim import locked_sim
 
@@ -155,20 +155,19 @@ def test_garbage_on_the_wire_changes_nothing(handset, tmp_path):
         s.write(b"\x06\x09" + b"Zm9v" * 60 + b"\n")  # overlong line
         s.write(b"\x06\x09AAAA!!!!\n\x04\x14AAAA\n")  # bad base64, stray continuation
         big = EchoWrite(d="x" * 5000).BYTES
-        from service import frame
+        from service import cbor, frame
         s.write(b"".join(frame.encode(big)))
         time.sleep(0.5)
         s.reset_input_buffer()
         echo = EchoWrite(d="still here")
         s.write(b"\n" + b"".join(frame.encode(echo.BYTES)))
-        deadline = time.time() + 3
-        got = b""
-        while b"still here" not in got and time.time() < deadline:
-            got += s.read(256)
-    assert b"still here" not in got  # base64 on the wire: decode it
-    out = []
-    frame.Decoder(4096).feed(got, out)
-    assert any(kind == 0 and b"still here" in pkt for kind, pkt in out)
+        deadline = time.time() + 5
+        decoder = frame.Decoder(4096)
+        out = []
+        while time.time() < deadline and not any(kind == 0 and pkt[6] == echo.header.sequence for kind, pkt in out):
+            decoder.feed(s.read(256), out)  # the answer is base64 on the wire: decode it as it comes
+    answers = [cbor.decode(pkt[8:]) for kind, pkt in out if kind == 0 and pkt[6] == echo.header.sequence]
+    assert answers == [{"r": "still here"}]
     with handset.lock:
         after = {k: v for k, v in handset.sim.fsm.status().items() if k not in ("wall", "log_next_seq",
                                                                               "display", "state")}
@@ -205,7 +204,7 @@ def test_technician_cli_policy_clock_and_module(handset, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = tech(handset, tmp_path, "clock", "--wall", str(wall))
     assert r.returncode == 0, r.stdout + r.stderr
-    r = tech(handset, tmp_path, "module", "--serial", "5150", "--expiry", str(expiry))
+    r = tech(handset, tmp_path, "module", "--serial", "5150", "--expiry", day_to_date(expiry).isoformat())
     assert r.returncode == 0, r.stdout + r.stderr
     r = tech(handset, tmp_path, "policy", "version=1", "fail_brac=30")  # version must go up: refused
     assert r.returncode == 1 and "REFUSED" in r.stdout

@@ -24,7 +24,6 @@ from service.server import (
     DISCONNECT_MS,
     REFUSAL_WINDOW_MS,
     REFUSALS_PER_WINDOW,
-    Service,
 )
 from technician import protocol as p
 from technician.client import check_log
@@ -438,8 +437,19 @@ def test_constants_match_the_client_package():
     for err in p.InterlockErr:
         assert getattr(ilgroup, "RC_" + err.name) == err.value
     assert authority.RC_APPLIED != authority.RC_REFUSED
-    assert Service  # imported for its BUF_SIZE
-    assert Counter()(16) != Counter()(8)
+
+
+def test_each_challenge_is_fresh():
+    """Every challenge is a new nonce from the entropy source, and the one before it no longer works."""
+    b = Bench(lockout=False)
+    tok = b.token()
+    first = b.req(p.Challenge()).nonce
+    second = b.req(p.Challenge()).nonce
+    assert first != second and len(first) == len(second) == auth.NONCE_LEN
+    assert rc(b.req(p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(first)))) == \
+        p.InterlockErr.BAD_TOKEN
+    c = Counter()
+    assert c(16) != c(16)
 
 
 def test_requests_queue_is_bounded(b):

@@ -47,15 +47,24 @@ def _run(ctx: typer.Context, job: Any, logout: bool = True) -> Any:
 
     async def go() -> Any:
         await connect_with_spinner(client)
+        logged_in = False
         try:
             await tc.login(client, token)
-            result = await job(client)
-            if logout:
-                await tc.call(client, p.Logout())
-            return result
+            logged_in = True
+            return await job(client)
+        except tc.NoAnswer:
+            logged_in = False  # nobody to log out from
+            raise
         finally:
-            if logout:
-                await client.disconnect()
+            try:
+                if logout and logged_in:
+                    # after a refused command too: the session must not outlive the command
+                    await tc.call(client, p.Logout())
+            except tc.ServiceError:
+                pass
+            finally:
+                if logout:
+                    await client.disconnect()
 
     try:
         return asyncio.run(go())
@@ -113,18 +122,29 @@ def calibrate(ctx: typer.Context, zero: Annotated[int, typer.Option()], ref: Ann
     rprint("calibrated")
 
 
-@app.command()
-def module(ctx: typer.Context, serial: Annotated[int, typer.Option()], expiry: Annotated[int, typer.Option()]) -> None:
-    """Record a module install or replacement (expiry as a device day)."""
-    _run(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=expiry)))
-    rprint("module recorded")
+def _day(option: str, text: str) -> int:
+    try:
+        return tc.date_to_day(text)
+    except ValueError as e:
+        rprint(f"[red]{option}: {e}[/red]")
+        raise typer.Exit(code=1) from None
 
 
 @app.command()
-def service(ctx: typer.Context, due: Annotated[int | None, typer.Option()] = None) -> None:
-    """Record a service visit."""
-    rsp = _run(ctx, lambda c: tc.call(c, p.Service(due=due)))
-    rprint(f"service recorded; next due on day {rsp.due}")
+def module(ctx: typer.Context, serial: Annotated[int, typer.Option()],
+           expiry: Annotated[str, typer.Option(help="YYYY-MM-DD")]) -> None:
+    """Record a module install or replacement (its expiry date)."""
+    day = _day("--expiry", expiry)
+    _run(ctx, lambda c: tc.call(c, p.Module(serial=serial, expiry=day)))
+    rprint(f"module recorded, expires on {tc.day_to_date(day)}")
+
+
+@app.command()
+def service(ctx: typer.Context, due: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None) -> None:
+    """Record a service visit (next due date; default: the policy interval)."""
+    day = None if due is None else _day("--due", due)
+    rsp = _run(ctx, lambda c: tc.call(c, p.Service(due=day)))
+    rprint(f"service recorded; next due on {tc.day_to_date(rsp.due)}")
 
 
 @app.command()
