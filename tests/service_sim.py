@@ -112,6 +112,25 @@ class Bench:
         return [r for r in self.since(mark) if r[2] == records.SERVICE and r[3] == records.SVC_LOGIN_REFUSED]
 
 
+# the byte range of "log next seq at save" in the persisted state: refusals may log, nothing else may change
+_LOG_SEQ_AT = struct.calcsize(">2sBBI32sBBBBBBBBIIIIIHHHHIIIIII")
+
+
+def saved(b: Bench) -> bytes:
+    """The handset's persisted state as it would be written now, less the log position (raises if a field no
+    longer fits its type: the next state save would fail)."""
+    from fsm import persist
+
+    data = bytearray(persist.pack(b.h))
+    data[_LOG_SEQ_AT:_LOG_SEQ_AT + 4] = bytes(4)
+    return bytes(data)
+
+
+def visible(b: Bench) -> dict:
+    """What status() reports, less the log position."""
+    return {k: v for k, v in b.h.status().items() if k != "log_next_seq"}
+
+
 def rc(rsp: Any) -> int:
     """The error code of an error response (v2 err.rc or v1 rc)."""
     return int(rsp.err.rc) if hasattr(rsp, "err") else int(rsp.rc)

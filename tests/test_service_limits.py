@@ -7,32 +7,15 @@ import cbor2
 import pytest
 from smpclient.requests.file_management import FileDownload
 
-from fsm import persist
 from service import cbor, smp
 from technician import protocol as p
-from tests.service_sim import Bench
+from tests.service_sim import Bench, saved, visible
 
 # integers at and around the edges of every width a field may be stored in
 EDGES = (-(2**64), -(2**63) - 1, -(2**63), -(2**31) - 1, -(2**31), -1, 0, 1, 2**8 - 1, 2**15 - 1, 2**15,
          2**16 - 1, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64)
 NOT_INTS = (True, False, None, 1.5, "1", b"\x01", [1], {"a": 1})
 VALUES = EDGES + NOT_INTS
-
-# the byte range of "log next seq at save" in the persisted state: refusals may log, nothing else may change
-_LOG_SEQ_AT = struct.calcsize(">2sBBI32sBBBBBBBBIIIIIHHHHIIIIII")
-
-
-def saved(b):
-    """The persisted state as it would be written now (raises if a field no longer fits its type)."""
-    data = bytearray(persist.pack(b.h))
-    data[_LOG_SEQ_AT:_LOG_SEQ_AT + 4] = bytes(4)
-    return bytes(data)
-
-
-def visible(b):
-    """What status() reports, less the log position."""
-    return {k: v for k, v in b.h.status().items() if k != "log_next_seq"}
-
 
 def packet(group, cmd, body, op=smp.OP_WRITE):
     payload = cbor2.dumps(body)
