@@ -90,6 +90,48 @@ def measured(records_n: int, baud: int | None) -> tuple[int, float, bool]:
     return len(data), secs, tc.check_log(data).ok
 
 
+def login_pacing() -> list[str]:
+    """Wrong login answers the port checks per second: unpaced (the wait after each failure skipped, i.e. the
+    server's own speed, what a brute force got before the back-off) and paced (an attacker answering every
+    100 ms for 10 simulated minutes, the server's waits in force)."""
+    import os
+
+    from fsm import timebase
+    from service import cbor as _cbor
+    from service.server import BACKOFF_MAX_MS, Service
+    from technician import protocol as p
+
+    sim, log = flash_sim()
+    fsm = sim.fsm
+    bad = mint(fsm.keys()[2], fsm.device_id + 1, 1, fsm.wall + 3600)  # another handset's token: a wrong MAC
+
+    def attempt(svc: Service, now: int) -> int:
+        nonce = _cbor.decode(svc.handle(now, p.Challenge().BYTES)[8:])["nonce"]
+        rsp = _cbor.decode(svc.handle(now, p.Login(tech_id=bad.tech_id, expires=bad.expires,
+                                                      mac=bad.answer(nonce)).BYTES)[8:])
+        return rsp["rc"] if "rc" in rsp else rsp["err"]["rc"]
+
+    svc = Service(fsm, log, os.urandom)
+    now = sim.ticks()
+    n = 3000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        assert attempt(svc, now) == p.InterlockErr.BAD_TOKEN
+        now = timebase.add(now, BACKOFF_MAX_MS)  # past the wait: every answer is checked
+    unpaced = n / (time.perf_counter() - t0)
+    svc = Service(fsm, log, os.urandom)
+    checked = 0
+    for _ in range(10 * 60 * 10):
+        if attempt(svc, now) == p.InterlockErr.BAD_TOKEN:
+            checked += 1
+        now = timebase.add(now, 100)
+    return [f"failed-login pacing (in process, CPython; {n} wrong answers, then 10 simulated minutes at one "
+            "answer per 100 ms):",
+            f"  unpaced (no wait, the server's own speed): {unpaced:.0f} wrong answers checked per second",
+            f"  paced (1 s after a failure, doubling to {BACKOFF_MAX_MS // 1000} s): {checked} checked in 10 min "
+            f"= {checked / 600:.3f} per second ({checked * 6} an hour)"]
+
+
 def micropython_alloc() -> list[str]:
     """bench/mp/service_alloc.py on real MicroPython (WebAssembly port): heap bytes per answer."""
     import shutil
@@ -107,6 +149,8 @@ def micropython_alloc() -> list[str]:
     return ["MicroPython 1.27 (WebAssembly port), download of 3650 records through take()/next_line():",
             f"  heap allocated per download answer (max, gc disabled): {vals['answer_alloc_bytes_max']} B "
             f"(about 2 KB of it is the chunk read from the log); per echo: {vals['echo_alloc_bytes']} B",
+            f"  heap allocated by 200 polls of the timers with a session open (the task's every turn): "
+            f"{vals['poll_alloc_bytes']} B",
             f"  {n} answers, {wire} wire bytes in {ms} ms = {ms / n:.1f} ms per answer on this interpreter "
             f"(the line needs {wire / n / RAW * 1000:.0f} ms per answer at {BAUD} baud)"]
 
@@ -138,6 +182,8 @@ def main() -> None:
     lines.append(f"measured unpaced (pty at memory speed), a whole year ({size} B): {secs:.1f} s = "
                  f"{size / secs / 1000:.0f} kB/s; chain ok: {ok}  (the server keeps up with the line "
                  f"{size / secs / B64:.0f}x over)")
+    lines.append("")
+    lines.extend(login_pacing())
     lines.append("")
     lines.extend(micropython_alloc())
     text = "\n".join(lines) + "\n"
