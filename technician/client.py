@@ -168,9 +168,17 @@ async def call(client: SMPClient, request: Any) -> Any:
 
 async def login(client: SMPClient, token: Token) -> p.LoginResponse:
     """Challenge-response login with a companion-issued token."""
-    challenge = await call(client, p.Challenge())
-    return await call(client, p.Login(tech_id=token.tech_id, expires=token.expires,
-                                      mac=token.answer(challenge.nonce)))
+    try:
+        challenge = await call(client, p.Challenge())
+        return await call(client, p.Login(tech_id=token.tech_id, expires=token.expires,
+                                          mac=token.answer(challenge.nonce)))
+    except NoAnswer:
+        raise
+    except ServiceError as e:
+        if smperr.MGMT_ERR.EBUSY.name in str(e):
+            raise ServiceError("login refused: the handset is busy (it waits up to 30 s after a wrong login, "
+                               "or every connection already has a session); try again shortly") from None
+        raise
 
 
 async def download(client: SMPClient, name: str,

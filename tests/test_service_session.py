@@ -109,6 +109,8 @@ class ServiceSession(RuleBasedStateMachine):
         rsp = self.b.req(p.Logout())
         assert denied(rsp) != alive
         self.session = False
+        if alive:
+            self.nonce = None  # a logout leaves nothing behind, an open challenge neither
 
     @invariant()
     def no_faults(self):

@@ -125,10 +125,6 @@ class Session:
         self._nonce_at = now_ms
         return self._nonce
 
-    def drop_challenge(self):
-        """Forget the open challenge (a login answer uses it up, right or wrong)."""
-        self._nonce = None
-
     def login(self, now_ms, token_wall, tech_key, device_id, tech_id, expires, mac):
         """0 and a new session when the answer is right, else a refusal reason (R_*)."""
         nonce = self._nonce

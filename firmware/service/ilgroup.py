@@ -93,8 +93,7 @@ def _login(svc, sess, now_ms, req):
         return smp.EINVAL
     if svc.login_held(now_ms):
         # failed logins before this one: the answer is not even checked until the wait is over
-        sess.end()
-        sess.drop_challenge()
+        sess.end()  # the challenge is used up, as by any answer
         svc.refused(now_ms, tech_id, auth.R_BACKOFF)
         return smp.EBUSY
     h = svc.handset
