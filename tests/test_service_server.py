@@ -24,6 +24,7 @@ from service.server import (
     DISCONNECT_MS,
     REFUSAL_WINDOW_MS,
     REFUSALS_PER_WINDOW,
+    Service,
 )
 from technician import protocol as p
 from technician.client import check_log
@@ -463,3 +464,32 @@ def test_requests_queue_is_bounded(b):
     frame.Decoder(4096).feed(b"".join(lines), out)
     assert [cbor.decode(pkt[8:])["r"] for _k, pkt in out] == ["0", "1", "2", "3"]
     assert b.req(EchoWrite(d="after")).r == "after"
+
+
+def reboot(b):
+    """What an OS reset does on the board: the reply went out, sessions end, the handset restarts and the task
+    builds a new server."""
+    b.svc.end_session()
+    b.sim.power_cut()
+    b.sim.run(100)
+    b.sim.power_on()
+    b.svc = Service(b.sim.fsm, b.log, Counter())
+
+
+def test_clock_set_back_then_reset_keeps_the_clock_and_charges_no_violation():
+    """A technician sets the clock back and resets the handset before its next heartbeat: it boots on the clock
+    that was set, with no clock jump, power gap or violation charged to the driver."""
+    b = Bench(lockout=False)
+    b.run(5 * 60_000)  # heartbeats have been written at the old time
+    b.login()
+    target = b.h.wall - 3600
+    assert b.req(p.ClockWrite(wall=target)).wall == target
+    b.run(2000)
+    assert b.req(ResetWrite()) is not None and b.svc.reset_requested
+    mark = b.log.next_seq()
+    reboot(b)
+    b.run(1000)
+    assert target <= b.h.wall <= target + 10
+    assert b.h.violations == 0 and b.h.recall_deadline == 0
+    got = [r[2] for r in b.since(mark)]
+    assert records.POWER_GAP not in got and records.VIOLATION not in got and records.CLOCK not in got, got

@@ -140,6 +140,10 @@ class Authority:
         self._log(records.CLOCK, 1, delta, source)
         self._dirty = True
         self._flush()
+        if self._stamps:
+            # the heartbeat too: a stamp from before a clock set back would read, at the next boot, as a clock
+            # wound back across a power cut (the set undone and a power-cut violation charged)
+            self.store.stamp(wall)
 
     def technician(self, now, tech_id, action, a=0, b=0, c=0):
         """A technician's action over the authenticated service port."""
