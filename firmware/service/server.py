@@ -32,7 +32,9 @@ LINE = None  # the peer id of the serial line
 _MAX_PENDING = const(4)  # requests queued behind the answer being sent; more are dropped (flood)
 DISCONNECT_MS = const(500)  # the cable must be gone this long before the session ends (debounce)
 REFUSALS_PER_WINDOW = const(8)  # refusal records per window; more are counted, not logged one by one
-REFUSAL_WINDOW_MS = const(60000)
+# at most REFUSALS_PER_WINDOW + 2 records a window, however the refusals come: 240 a day, 7,200 in the 30 days
+# the log keeps acknowledged records (capacity 40,400), so a flood of refusals cannot bring the storage lock
+REFUSAL_WINDOW_MS = const(3600000)
 BACKOFF_MS = const(1000)  # wait after the first failed login; doubles with each further failure
 BACKOFF_MAX_MS = const(30000)  # the longest wait: about two answers a minute are checked in a brute force
 
