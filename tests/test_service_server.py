@@ -232,6 +232,23 @@ def test_provisioning_only_while_unprovisioned():
     assert b.h.device_id == 77
 
 
+def test_refused_provisioning_of_a_handset_that_had_a_key_is_paced_in_the_log():
+    """A handset whose saved state was lost has no key but had one: provisioning it is refused without a session,
+    and a flood of such attempts writes no more records than any other refused request."""
+    b = Bench(lockout=False)
+    b.sim.power_cut()
+    b.sim.state._data = b"not a saved state"  # the saved state (and the key in it) is gone
+    b.sim.power_on()
+    b.svc = Service(b.sim.fsm, b.log, Counter())
+    assert b.h.secret is None and b.h.provisioned_before and b.h.state_lock
+    mark = b.log.next_seq()
+    for _ in range(100):
+        assert rc(b.req(p.Provision(device_id=5, secret=bytes(32)))) == p.InterlockErr.PROVISIONED
+    assert b.h.secret is None and b.h.device_id == 0
+    assert b.log.next_seq() - mark <= REFUSALS_PER_WINDOW + 2
+    assert b.refusals(mark)[0][5] >> 24 == auth.R_PROVISIONED
+
+
 def test_log_download_fills_the_buffer_and_verifies(b):
     """The log downloads in answers that fill buf_size, logs the download with the tech id, and verifies."""
     for i in range(150):

@@ -34,6 +34,7 @@ R_UNPROVISIONED = const(5)  # the handset has no key yet
 R_DENIED = const(6)  # a request that needs a session arrived without one
 R_SUPPRESSED = const(7)  # b = number of refusals not logged one by one (flood)
 R_BACKOFF = const(8)  # a login answer during the wait after failed logins: not even checked
+R_PROVISIONED = const(9)  # provisioning a handset that had a key (its saved state was lost)
 
 
 def token_key(tech_key, device_id, tech_id, expires):

@@ -163,7 +163,14 @@ def handle(svc, sess, now_ms, op, cmd, req):
         secret = req.get("secret")
         if device_id is None or not isinstance(secret, bytes) or len(secret) != 32:
             return smp.EINVAL
-        if h.secret is not None or not h.provision(now_ms, device_id, secret):
+        if h.secret is not None:
+            return smp.group_err(RC_PROVISIONED)
+        if h.provisioned_before:
+            # no key, but it had one (its saved state was lost): refused, and logged as paced as any refusal
+            # (this request needs no session, so one record per attempt would let anyone fill the log)
+            svc.refused(now_ms, 0, auth.R_PROVISIONED, smp.G_INTERLOCK, cmd)
+            return smp.group_err(RC_PROVISIONED)
+        if not h.provision(now_ms, device_id, secret):
             return smp.group_err(RC_PROVISIONED)
         return {"device_id": device_id}
     # LOGOUT: this connection's session only
