@@ -83,6 +83,21 @@ def test_login_opens_a_session_and_is_logged(b):
     assert (records.SERVICE, records.SVC_LOGIN, 31, tok.expires) in [r[2:6] for r in b.records()]
 
 
+def test_technician_ids_are_logged_exactly(b):
+    """The largest technician id the log's signed 32-bit field holds logs in and is logged as itself; a larger
+    one is refused (EINVAL) before anything is logged, never logged as another technician's id."""
+    top = 2**31 - 1
+    b.login(b.token(tech_id=top))
+    mark = b.log.next_seq()
+    b.req(p.Service())
+    assert [r[4] for r in b.since(mark) if r[2] == records.SERVICE] == [top]
+    b.req(p.Logout())
+    for tech_id in (2**31, 3_000_000_000, 2**32 - 1):
+        mark = b.log.next_seq()
+        assert rc(b.login(b.token(tech_id=tech_id))) == smp.EINVAL
+        assert b.since(mark) == [] and b.tech_id == 0
+
+
 def test_expired_token_is_refused_and_logged(b):
     """A token that expired by the handset's own clock is refused (EXPIRED) and logged."""
     mark = b.log.next_seq()

@@ -51,7 +51,7 @@ SVC_RESET = records.SVC_RESET
 _READS = (AUTH, STATUS, POLICY, CLOCK)
 _WRITES = (AUTH, CALIBRATE, MODULE, SERVICE, CLEAR, POLICY, CLOCK, PROVISION, LOGOUT)
 _U32 = const(0xFFFFFFFF)
-_I32 = const(0x7FFFFFFF)  # the module stores calibration areas as signed 32-bit fields
+_I32 = const(0x7FFFFFFF)  # signed 32-bit fields: calibration areas on the module, technician ids in the log
 _U16 = const(0xFFFF)  # days are stored as unsigned 16-bit fields
 WALL_MAX = const(0x7FFFFFFF)  # the clock fits a log record's signed 32-bit field (until 2092)
 
@@ -86,7 +86,7 @@ def set_clock(svc, sess, now_ms, wall, reply):
 
 
 def _login(svc, sess, now_ms, req):
-    tech_id = _int(req, "tech_id", 1)
+    tech_id = _int(req, "tech_id", 1, _I32)  # logged in signed 32-bit record fields: a larger id would be clamped
     expires = _int(req, "expires")
     mac = req.get("mac")
     if tech_id is None or expires is None or not isinstance(mac, bytes):
