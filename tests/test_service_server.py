@@ -139,6 +139,23 @@ def test_challenge_expires(b):
         p.InterlockErr.NO_CHALLENGE
 
 
+def test_unanswered_challenge_stays_dead_when_the_tick_counter_comes_round():
+    """A challenge left unanswered is dead once its 30 s are over, also a whole tick period (about 12 days)
+    later, when the tick counter reads what it read when the challenge was given."""
+    from fsm import timebase
+
+    b = Bench(lockout=False)
+    tok = b.token(ttl=20 * 86400)
+    t0 = b.now
+    nonce = cbor.decode(b.svc.handle(t0, _packet(0, 100, 0, body=b"\xa0"))[8:])["nonce"]
+    for s in range(0, 600, 5):  # the service task polls on every turn
+        b.svc.poll(timebase.add(t0, s * 1000))
+    login = cbor.encode({"tech_id": tok.tech_id, "expires": tok.expires, "mac": tok.answer(nonce)})
+    rsp = b.svc.handle(timebase.add(t0, 10), _packet(2, 100, 0, body=login))  # t0 + 2**30 ms + 10 ms
+    assert cbor.decode(rsp[8:]) == {"err": {"group": 100, "rc": p.InterlockErr.NO_CHALLENGE}}
+    assert b.tech_id == 0
+
+
 def test_overlong_token_is_refused(b):
     """A token valid for longer than the handset accepts is refused."""
     assert rc(b.login(b.token(ttl=auth.MAX_TOKEN_S + 10))) == p.InterlockErr.TOKEN_TOO_LONG

@@ -116,6 +116,12 @@ class Session:
         """True while a challenge waits for its answer."""
         return self._nonce is not None and timebase.diff(now_ms, self._nonce_at) < CHALLENGE_MS
 
+    def forget_stale_challenge(self, now_ms):
+        """Drop a challenge that can no longer be answered: ticks wrap, and one kept past half a tick period
+        (about 6 days) would look fresh again."""
+        if self._nonce is not None and timebase.diff(now_ms, self._nonce_at) >= CHALLENGE_MS:
+            self._nonce = None
+
     def touch(self, now_ms):
         """A request from this connection: restart the idle timer."""
         self.last = now_ms

@@ -180,12 +180,13 @@ class Service:
         return self._floor
 
     def poll(self, now_ms):
-        """Run the timers: sessions expire, the token clock runs, a finished refusal window writes its count.
-        Returns the token clock (see token_wall)."""
+        """Run the timers: sessions and unanswered challenges expire, the token clock runs, a finished refusal
+        window writes its count. Returns the token clock (see token_wall)."""
         tw = self.token_wall(now_ms)
         for s in self.sessions:
             if s.tech_id:
                 s.active(now_ms, tw)
+            s.forget_stale_challenge(now_ms)
         if self._window >= 0 and timebase.diff(now_ms, self._window) >= REFUSAL_WINDOW_MS:
             self._write_count()
             self._window = -1
