@@ -2,6 +2,7 @@
 nor end them, and a flood of peers cannot grow the server's memory or push a live session out."""
 
 import socket
+import struct
 
 import cbor2
 import pytest
@@ -117,3 +118,21 @@ def test_udp_session_is_bound_to_the_peer_address(udp):
         assert udp_request(a, server.address, p.Status())["status"]["lockout"] is True
     assert b.h.status()["lockout"] is True
     assert b.svc.faults == 0
+
+
+def test_a_packet_above_buf_size_is_refused_on_every_transport():
+    """A UDP (or BLE) packet longer than the buf_size the port announces gets MSGSIZE and is not acted on, as
+    an oversize serial frame is: a logged-in policy push padded past the limit changes nothing."""
+    b = Bench()
+    login(b, A)
+    version = b.h.policy.version
+    pad = "x" * 2100
+    for body in ({"d": "hi", "pad": pad}, {"policy": {"version": version + 1, "fail_brac": 30}, "pad": pad}):
+        cmd = 0 if "d" in body else p.Cmd.POLICY
+        group = smp.G_OS if "d" in body else smp.G_INTERLOCK
+        payload = cbor2.dumps(body)
+        packet = struct.pack(">BBHHBB", (smp.V2 << 3) | smp.OP_WRITE, 0, len(payload), group, 5, cmd) + payload
+        assert len(packet) > b.svc.limit
+        rsp = b.svc.handle(b.now, packet, A)
+        assert rsp[4:8] == packet[4:8] and cbor2.loads(rsp[8:]) == {"rc": smp.EMSGSIZE}
+    assert b.h.policy.version == version

@@ -230,6 +230,10 @@ class Service:
             self.errors += 1
             return None  # a response or a reserved op: answering could start a loop between two servers
         tx = self._tx
+        if len(packet) > self.limit:
+            # above the buf_size the port announces: refused on every transport, as the serial decoder does
+            self.errors += 1
+            return smp.response_into(tx, version, op, flags, group, seq, cmd, {"rc": smp.EMSGSIZE})
         if version > smp.V2:
             return smp.response_into(tx, smp.V2, op, flags, group, seq, cmd, {"rc": smp.ETOONEW})
         try:
