@@ -90,3 +90,11 @@ def test_unencodable_values_raise_cbor_error():
     for v in (1.5, {1, 2}, 2**64, -(2**64) - 1, object()):
         with pytest.raises(cbor.CborError):
             cbor.encode(v)
+
+
+def test_item_budget():
+    """One decode builds at most 256 items (string chunks included): one more is a CborError."""
+    assert cbor.decode(b"\x98\xff" + b"\x80" * 255) == [[]] * 255
+    for data in (b"\x99\x01\x00" + b"\x80" * 256, b"\x5f" + b"\x40" * 256 + b"\xff", b"\xb8\x80" + b"\x00\x00" * 128):
+        with pytest.raises(cbor.CborError):
+            cbor.decode(data)

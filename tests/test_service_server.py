@@ -350,6 +350,22 @@ def test_protocol_errors(b):
     assert b.since(mark) == []
 
 
+def test_requests_of_thousands_of_tiny_items_are_refused_before_they_are_built(b):
+    """A request of a couple of kilobytes made of thousands of one-byte items (on MicroPython about 70-100 kB of
+    heap once built) is EINVAL; a policy push naming every policy number still decodes and applies."""
+    from fsm import policy
+
+    n = 2000
+    for junk in (bytes([0x99, n >> 8, n & 255]) + b"\x80" * n, bytes([0x99, n >> 8, n & 255]) + b"\x40" * n,
+                 b"\x5f" + b"\x40" * n + b"\xff", b"\x9f" + b"\xa0" * n + b"\xff"):
+        body = b"\xa2" + cbor.encode("d") + cbor.encode("hi") + cbor.encode("x") + junk
+        assert cbor.decode(b.raw(_packet(2, 0, 0, body=body))[8:]) == {"rc": smp.EINVAL}
+    b.login()
+    push = {"version": b.h.policy.version + 1}
+    push.update({name: getattr(b.h.policy, name) for name in policy.NAMES})
+    assert b.req(p.PolicyWrite(policy=push)).policy_version == push["version"]
+
+
 def test_v1_requests_get_v1_errors(b):
     """An SMP v1 client gets {"rc": n}, the nearest common code for the group's own errors."""
     tok = b.token(ttl=-5)

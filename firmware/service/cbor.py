@@ -3,8 +3,8 @@
 Encodes None, bool, int (-2**64 .. 2**64-1), bytes, str, list/tuple and dict in the canonical form
 (shortest heads, map keys sorted by their encoding, shorter first): the same bytes as
 `cbor2.dumps(value, canonical=True)` and as the `smp` package's requests. Decodes those plus floats, undefined and indefinite-length
-items; rejects tags, reserved values, trailing bytes and nesting deeper than `_DEPTH`, raising
-`CborError`. Nothing here raises anything else on bad input.
+items; rejects tags, reserved values, trailing bytes, nesting deeper than `_DEPTH` and more than `_ITEMS` items
+(strings' chunks included), raising `CborError`. Nothing here raises anything else on bad input.
 """
 
 import struct
@@ -12,6 +12,9 @@ import struct
 from micropython import const
 
 _DEPTH = const(16)
+# items one decode may build: a request needs about 110 at most (a policy push naming every number), while a
+# couple of kilobytes of one-byte items would take 70-100 kB of a board's heap once built
+_ITEMS = const(256)
 _MAX64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -122,6 +125,13 @@ class _Reader:
     def __init__(self, data):
         self.data = data
         self.pos = 0
+        self.left = _ITEMS  # items (and string chunks) still allowed
+
+    def count(self):
+        """One more item built; CborError past the budget."""
+        self.left -= 1
+        if self.left < 0:
+            raise CborError("too many items")
 
     def take(self, n):
         end = self.pos + n
@@ -167,6 +177,7 @@ def _string(r, major, info, depth):
                 break
             if ib >> 5 != major or (ib & 31) == 31:
                 raise CborError("bad string chunk")
+            r.count()
             parts.append(bytes(r.take(r.arg(ib & 31))))
         raw = b"".join(parts)
     else:
@@ -183,6 +194,7 @@ def _item(r, depth):
     """Decode one data item at the cursor."""
     if depth > _DEPTH:
         raise CborError("nesting too deep")
+    r.count()
     ib = r.byte()
     major = ib >> 5
     info = ib & 31

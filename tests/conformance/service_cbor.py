@@ -68,11 +68,12 @@ def main():
         print(i, binascii.hexlify(enc).decode(), back == v, cbor.encode(back) == enc)
     for hexed in ("", "18", "5affffffff", "c100", "1c", "ff", "0102", "9bffffffffffffffff", "a18001",
                   "81" * 40 + "00", "f820", "5f6161ff", "9f0102ff", "bf616101ff", "5f42010243030405ff", "f7",
-                  "f93c00", "fa3fc00000", "fb400921fb54442d18", "a2616101616102"):
+                  "f93c00", "fa3fc00000", "fb400921fb54442d18", "a2616101616102", "98ff" + "80" * 255,
+                  "990100" + "80" * 256, "5f" + "40" * 300 + "ff"):
         try:
-            print(hexed, "->", show(cbor.decode(binascii.unhexlify(hexed))))
+            print(hexed[:16], len(hexed), "->", show(cbor.decode(binascii.unhexlify(hexed)))[:40])
         except cbor.CborError as e:
-            print(hexed, "-> CborError", e)
+            print(hexed[:16], len(hexed), "-> CborError", e)
 
 
 main()
