@@ -491,6 +491,20 @@ def test_token_cannot_outlive_its_lifetime_by_setting_the_clock_back(b):
     assert rc(b.login(later)) == p.InterlockErr.EXPIRED
 
 
+def test_clock_set_far_ahead_by_mistake_stops_no_login_once_the_companion_corrects_it(b):
+    """A technician sets the clock a year ahead by mistake; once the companion's signed time sets it right, a
+    fresh token logs in again (the token clock follows the companion's time, not only a rising clock)."""
+    b.login()
+    real = b.h.wall
+    b.req(p.ClockWrite(wall=real + 365 * 86400))
+    b.run(1000)
+    b.svc.poll(b.now)  # the service task polls on every turn
+    b.h.set_time(b.now, real + 1, records.SRC_REMOTE)  # the next sync applies the companion's time
+    b.run(1000)
+    fresh = mint(b.h.keys()[2], b.h.device_id, 21, b.h.wall + 3600)  # what the companion issues now
+    assert b.login(fresh).tech_id == 21
+
+
 def test_log_download_from_any_offset_is_logged(b):
     """A download that starts at offset 1 (or any offset) writes a download record with the tech id; asking
     for the next chunk of the same download does not write another."""

@@ -32,6 +32,9 @@ class Log:
 class Handset:
     """The service surface of the state machine, reduced."""
 
+    clock_sets = 0
+    clock_source = 0
+
     def __init__(self, log):
         self.device_id = 7
         self.secret = bytes(32)

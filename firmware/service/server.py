@@ -63,6 +63,7 @@ class Service:
         self._floor = handset.wall if handset is not None else 0
         self._floor_tick = 0
         self._floor_started = False
+        self._clock_sets = handset.clock_sets if handset is not None else 0  # the handset's clock sets seen
         # failed-login pacing, for the whole port (a UDP attacker can change address at will)
         self._fails = 0
         self._hold_from = 0
@@ -161,8 +162,16 @@ class Service:
 
     def token_wall(self, now_ms):
         """Device time for token expiry: the handset's clock, but never earlier than it has been, run on by
-        the ticks since (a clock set back by a technician does not give a token back its time)."""
-        wall = self.handset.wall
+        the ticks since (a clock set back by a technician does not give a token back its time). A clock set
+        by the companion (signed server time) is taken as it is, back too: the tokens are the companion's, and
+        its time is how a clock a technician set far ahead by mistake comes right."""
+        h = self.handset
+        wall = h.wall
+        if h.clock_sets != self._clock_sets:
+            self._clock_sets = h.clock_sets
+            if h.clock_source == records.SRC_REMOTE:
+                self._floor = wall
+                self._floor_tick = now_ms
         if not self._floor_started:
             self._floor_started = True
             self._floor_tick = now_ms
