@@ -330,6 +330,17 @@ def test_os_group_datetime_info_and_reset(b):
     assert b.req(ResetWrite()) is not None and b.svc.reset_requested
 
 
+def test_datetime_takes_ascii_digits_only(b):
+    """A datetime written with other Unicode digits is EINVAL and sets nothing, on CPython as on MicroPython
+    (whose str.isdigit knows only ASCII): the simulator accepts what the board accepts."""
+    b.login()
+    wall = b.h.wall
+    for text in ("\u0662\u0660\u0662\u0666-01-01T00:00:00", "2026-01-01T00:00:00.\u0665",
+                 "2026-01-01T00:00:00+\u0660\u0661:00", "2026-\uff11\uff12-01T00:00:00"):
+        assert rc(b.req(DateTimeWrite(datetime=text))) == smp.EINVAL, text
+    assert b.h.wall - wall < 5
+
+
 def _packet(op, group, cmd, body=b"\xa0", version=1, seq=3, length=None):
     n = len(body) if length is None else length
     return struct.pack(">BBHHBB", (version << 3) | op, 0, n, group, seq, cmd) + body

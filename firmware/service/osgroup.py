@@ -36,10 +36,20 @@ def format_wall(wall):
     return "%d-%s-%sT%s:%s:%s" % (y, _2(m), _2(d), _2(s // 3600), _2(s // 60 % 60), _2(s % 60))  # noqa: UP031 (MicroPython)
 
 
+def _digits(part):
+    """True when part is one or more ASCII digits (CPython's isdigit takes other scripts' digits too)."""
+    if not part:
+        return False
+    for ch in part:
+        if ch < "0" or ch > "9":
+            return False
+    return True
+
+
 def _num(text, a, b):
-    """The decimal number in text[a:b]; ValueError unless it is all digits."""
+    """The decimal number in text[a:b]; ValueError unless it is all ASCII digits."""
     part = text[a:b]
-    if len(part) != b - a or not part.isdigit():
+    if len(part) != b - a or not _digits(part):
         raise ValueError("bad number")
     return int(part)
 
@@ -56,7 +66,7 @@ def parse_wall(text):
     rest = text[19:]
     if rest[:1] == ".":
         i = 1
-        while i < len(rest) and rest[i].isdigit():
+        while i < len(rest) and _digits(rest[i]):
             i += 1
         if i == 1:
             raise ValueError("bad fraction")
