@@ -48,7 +48,8 @@ def test_decodes_indefinite_lengths_and_undefined():
 
 @pytest.mark.parametrize("data", [b"", b"\x18", b"\x5a\xff\xff\xff\xff", b"\xc1\x00", b"\x1c", b"\xff", b"\x01\x02",
                                   b"\x9b\xff\xff\xff\xff\xff\xff\xff\xff", b"\xa1\x80\x01", b"\x62\xc3\x28",
-                                  b"\x81" * 40 + b"\x00", b"\xf8\x20", b"\x5f\x61\x61\xff"])
+                                  b"\x81" * 40 + b"\x00", b"\xf8\x20", b"\x5f\x61\x61\xff",
+                                  b"\x7f\x61\xe2\x62\x82\xac\xff", b"\x62\xc0\xaf", b"\x63\xed\xa0\x80"])
 def test_malformed_input_raises_cbor_error(data):
     """Truncated, reserved, tagged, over-deep, trailing or ill-typed input is a CborError, nothing else."""
     with pytest.raises(cbor.CborError):
@@ -98,3 +99,15 @@ def test_item_budget():
     for data in (b"\x99\x01\x00" + b"\x80" * 256, b"\x5f" + b"\x40" * 256 + b"\xff", b"\xb8\x80" + b"\x00\x00" * 128):
         with pytest.raises(cbor.CborError):
             cbor.decode(data)
+
+
+@given(st.binary(max_size=12) | st.text(max_size=4).map(lambda t: t.encode("utf-8", "surrogatepass")))
+@settings(max_examples=500)
+def test_utf8_check_agrees_with_cpython(data):
+    """The codec's own UTF-8 check (MicroPython's decoder is lax) accepts exactly what CPython's strict one does."""
+    try:
+        data.decode("utf-8")
+        strict = True
+    except UnicodeDecodeError:
+        strict = False
+    assert cbor.utf8_valid(data) == strict

@@ -167,8 +167,47 @@ class _Reader:
 _BREAK = object()
 
 
+def utf8_valid(b):
+    """True when the bytes b are well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+    above U+10FFFF). MicroPython's decode lets those through and CPython's does not: checked here, both
+    interpreters give the same answer."""
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            if c == 0xE0:
+                lo = 0xA0  # shorter forms are overlong
+            elif c == 0xED:
+                hi = 0x9F  # U+D800..U+DFFF are surrogates
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            if c == 0xF0:
+                lo = 0x90
+            elif c == 0xF4:
+                hi = 0x8F  # above U+10FFFF
+        else:
+            return False
+        if i + k >= n or not lo <= b[i + 1] <= hi:
+            return False
+        for j in range(i + 2, i + k + 1):
+            if not 0x80 <= b[j] <= 0xBF:
+                return False
+        i += k + 1
+    return True
+
+
 def _string(r, major, info, depth):
-    """A byte or text string, definite or indefinite (chunks of the same major type)."""
+    """A byte or text string, definite or indefinite (chunks of the same major type; a text string's chunks
+    are each whole UTF-8, RFC 8949 3.2.3)."""
     if info == 31:
         parts = []
         while True:
@@ -178,10 +217,15 @@ def _string(r, major, info, depth):
             if ib >> 5 != major or (ib & 31) == 31:
                 raise CborError("bad string chunk")
             r.count()
-            parts.append(bytes(r.take(r.arg(ib & 31))))
+            chunk = bytes(r.take(r.arg(ib & 31)))
+            if major == 3 and not utf8_valid(chunk):
+                raise CborError("invalid utf-8")
+            parts.append(chunk)
         raw = b"".join(parts)
     else:
         raw = bytes(r.take(r.arg(info)))
+        if major == 3 and not utf8_valid(raw):
+            raise CborError("invalid utf-8")
     if major == 3:
         try:
             return raw.decode("utf-8")

@@ -56,6 +56,8 @@ def show(v):
         return "[" + ", ".join(show(x) for x in v) + "]"
     if isinstance(v, bytes):
         return "h'" + binascii.hexlify(v).decode() + "'"
+    if isinstance(v, str):
+        return "t'" + binascii.hexlify(v.encode()).decode() + "'"  # repr escapes differ between interpreters
     return repr(v)
 
 
@@ -69,7 +71,8 @@ def main():
     for hexed in ("", "18", "5affffffff", "c100", "1c", "ff", "0102", "9bffffffffffffffff", "a18001",
                   "81" * 40 + "00", "f820", "5f6161ff", "9f0102ff", "bf616101ff", "5f42010243030405ff", "f7",
                   "f93c00", "fa3fc00000", "fb400921fb54442d18", "a2616101616102", "98ff" + "80" * 255,
-                  "990100" + "80" * 256, "5f" + "40" * 300 + "ff"):
+                  "990100" + "80" * 256, "5f" + "40" * 300 + "ff", "62c0af", "63eda080", "64f4908080", "62c328",
+                  "63e282ac", "64f09f9880", "7f61e26282acff", "7f62e28261acff"):
         try:
             print(hexed[:16], len(hexed), "->", show(cbor.decode(binascii.unhexlify(hexed)))[:40])
         except cbor.CborError as e:
