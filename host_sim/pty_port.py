@@ -119,6 +119,7 @@ class PtyService:
                  buf_size: int | None = None) -> None:
         kw = {} if buf_size is None else {"buf_size": buf_size}
         self.service = Service(handset, log, entropy, **kw)
+        self._entropy = entropy
         self.port = PtyPort(baud)
         self.path = self.port.path
         self.lock = lock or threading.Lock()
@@ -138,6 +139,13 @@ class PtyService:
         self._stop.set()
         self._thread.join(5)
         self.port.close()
+
+    def reboot(self, handset: Any) -> None:
+        """Start the server over for a rebooted handset, as the board's task builds a new one after boot:
+        sessions, login pacing, refusal window and token clock begin again. In place, so a UdpService sharing
+        this server serves the new one too."""
+        svc = self.service
+        Service.__init__(svc, handset, svc.log, self._entropy, buf_size=svc.buf_size, firmware=svc.firmware)
 
     def __enter__(self) -> PtyService:
         return self.start()
@@ -205,7 +213,7 @@ class SimServicePort:
         self.sim.power_cut()
         self.sim.run(100)
         self.sim.power_on()
-        self.port.service.handset = self.sim.fsm
+        self.port.reboot(self.sim.fsm)
 
     def _run(self) -> None:
         last = time.monotonic()

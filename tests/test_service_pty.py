@@ -8,12 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+import cbor2
 import pytest
 import serial
 from smpclient.requests.os_management import EchoWrite
 
 from fsm import records
 from host_sim.pty_port import SimServicePort
+from technician import protocol as p
 from technician.client import check_log, day_to_date
 from technician.token import mint
 from tests.service_sim import locked_sim
@@ -246,3 +248,32 @@ def test_technician_cli_over_udp(tmp_path):
                  "clear", "--lockout-id", str(sim.fsm.lockout_id)], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sim.fsm.status()["lockout"] is False
+
+
+def test_simulated_reset_starts_the_server_over_as_the_board_does():
+    """After an OS reset the simulator serves the port with a server started over, as the board's task builds
+    one after boot: the login wait and the token clock of before the reset are gone (a UDP server sharing it
+    sees the same)."""
+    from fsm import timebase
+    from host_sim.pty_port import flash_sim
+    from service.server import Service
+
+    sim, log = flash_sim()
+    port = SimServicePort(sim, log)
+    try:
+        svc = port.service
+        now = sim.ticks()
+        nonce = cbor2.loads(svc.handle(now, p.Challenge().BYTES, "peer")[8:])["nonce"]
+        bad = p.Login(tech_id=3, expires=sim.fsm.wall + 600, mac=bytes(32))
+        svc.handle(now, bad.BYTES, "peer")
+        assert nonce and svc.login_held(now)
+        svc.handle(now, p.ClockWrite(wall=5).BYTES, "peer")  # (refused: no session)
+        svc.token_wall(timebase.add(now, 5000))
+        port._reset()  # what the pump does once the reset's answer is out
+        assert port.service is svc and svc.handset is sim.fsm
+        fresh = Service(sim.fsm, log, lambda n: bytes(n))
+        now = sim.ticks()
+        assert not svc.login_held(now) and svc.token_wall(now) == fresh.token_wall(now)
+        assert svc.session_for("peer") is None
+    finally:
+        port.port.port.close()
