@@ -5,6 +5,7 @@ import os
 import time
 
 import machine
+import micropython
 
 import config
 import storage
@@ -18,6 +19,9 @@ from sync.client import SyncClient
 
 def main():
     """Build the drivers and storage, then run the runtime loop and its tasks forever."""
+    # the service port is UART0, MicroPython's REPL stream: with Ctrl-C on, a 0x03 from the cable would raise
+    # KeyboardInterrupt here and leave a Python prompt on the port (the secret, the state, everything)
+    micropython.kbd_intr(-1)
     hw = wiring.build()
     log, state = storage.on_flash(VfsFlash())
     seed = int.from_bytes(os.urandom(4), "big")
@@ -25,10 +29,14 @@ def main():
     wiring.wake_on_inputs(runtime.wake)
     # syncs at start, at key-off and every 30 min; offline it backs off and the handset carries on
     sync = SyncClient(runtime.fsm, SimcomModem(wiring.modem_uart(), config.COMPANION_URL), log=log, seed=seed)
-    # the service port is UART0 (the USB bridge): the REPL must be detached from it (see wiring.py); its
-    # cable sense ends the technician's session when the cable comes out
+    # the service port is UART0 (the USB bridge); its cable sense ends the technician's session when the cable
+    # comes out
     service = service_task.start(runtime, log, wiring.service_port(), time.ticks_ms, os.urandom, machine.reset)
     asyncio.run(runtime.run(time.ticks_ms, wiring.tasks(hw) + (sync.run(), service)))
 
 
-main()
+try:
+    main()
+finally:
+    # the loop never ends; should it (an exception), restart rather than fall back to the REPL on the port
+    machine.reset()

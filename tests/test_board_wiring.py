@@ -371,3 +371,52 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     port = started["port"]
     assert isinstance(port, UartPort) and port._sense is not None
     assert port._sense.gpio == wiring.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE
+
+
+def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):
+    """The service port is UART0, MicroPython's REPL stream: main.py turns off Ctrl-C (0x03 on the cable would
+    otherwise end the program and leave a Python prompt on the port) before it serves, and should the loop ever
+    end, by an exception or otherwise, it resets the board instead of falling back to that prompt."""
+    import asyncio
+    import runpy
+    from pathlib import Path
+
+    import micropython
+
+    import storage
+    from drivers import simcom
+    from service import task
+    from storage.memory import MemoryLog, MemoryState
+
+    calls = []
+    monkeypatch.setattr(micropython, "kbd_intr", lambda ch: calls.append(("kbd_intr", ch)), raising=False)
+
+    def start(runtime, log, port, clock, entropy, reset=None):
+        calls.append(("serve",))
+
+        async def idle():
+            return None
+
+        return idle()
+
+    def run(coro):
+        for t in coro.cr_frame.f_locals["tasks"]:
+            t.close()
+        coro.close()
+        raise KeyboardInterrupt  # what a 0x03 on UART0 raises while Ctrl-C is on
+
+    class Modem:
+        def __init__(self, uart, base):
+            pass
+
+    monkeypatch.setattr(task, "start", start)
+    monkeypatch.setattr(asyncio, "run", run)
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(ms / 1000), raising=False)
+    monkeypatch.setattr(storage, "on_flash", lambda flash: (MemoryLog(), MemoryState()))
+    monkeypatch.setattr(simcom, "SimcomModem", Modem)
+    machine = sys.modules["machine"]
+    monkeypatch.setattr(machine, "reset", lambda: calls.append(("reset",)), raising=False)
+    main = Path(__file__).resolve().parents[1] / "firmware" / "main.py"
+    with pytest.raises(KeyboardInterrupt):
+        runpy.run_path(str(main), run_name="board_main")
+    assert calls[0] == ("kbd_intr", -1) and ("serve",) in calls and calls[-1] == ("reset",), calls

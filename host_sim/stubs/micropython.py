@@ -20,3 +20,7 @@ def alloc_emergency_exception_buf(size):
 
 def mem_info(*args):
     """No-op on CPython."""
+
+
+def kbd_intr(chr):
+    """No-op on CPython (MicroPython: the byte on the REPL stream that raises KeyboardInterrupt; -1 for none)."""

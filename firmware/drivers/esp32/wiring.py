@@ -94,7 +94,8 @@ MODEM_UART = const(2)
 MODEM_TX = const(17)
 MODEM_RX = const(16)
 MODEM_BAUD = const(115200)
-SERVICE_UART = const(0)        # the USB serial bridge (GPIO 1/3); the REPL must be detached before use
+SERVICE_UART = const(0)        # the USB serial bridge (GPIO 1/3), also MicroPython's REPL stream: main.py turns
+                               # Ctrl-C off and resets rather than return to the prompt
 SERVICE_BAUD = const(115200)
 
 
