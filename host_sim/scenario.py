@@ -15,7 +15,9 @@ Actions:
   say "TEXT"                          a narration line in the trace (the demo prints it)
 Expectations (a failure is printed and counted, the run goes on):
   expect display "LINE1" ["LINE2"]    expect relay|horn|engine on|off    expect state NAME
-  expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log`)
+  expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log` or `mark`)
+  expect no-log TYPE [a=N] [b=N] [c=N]    (no such record since the previous `expect log` or `mark`)
+  mark                                (later log expectations look only at records logged after this)
 """
 
 from drivers import LEFT, OK, RIGHT
@@ -172,7 +174,7 @@ class Scenario:
             raise ScenarioError("unknown command " + cmd)
         sim = self.handset()
         sim.trace.add("> " + " ".join(t))
-        if cmd != "expect" and cmd != "wait" and cmd != "wait-for" and cmd != "say":
+        if cmd != "expect" and cmd != "wait" and cmd != "wait-for" and cmd != "say" and cmd != "mark":
             sim.wake()
         handler(sim, args)
 
@@ -194,6 +196,9 @@ class Scenario:
         self.tick_start = int(args[0])
 
     # ---- actions --------------------------------------------------------------------------------
+
+    def _do_mark(self, sim, args):
+        self._log_mark = sim.log.next_seq()
 
     def _do_say(self, sim, args):
         sim.trace.add("SAY " + " ".join(args))
@@ -374,10 +379,13 @@ class Scenario:
                 self.fail("state is " + name)
         elif what == "log":
             self._expect_log(sim, args[1], _options(args[2:]))
+        elif what == "no-log":
+            self._expect_no_log(sim, args[1], _options(args[2:]))
         else:
             raise ScenarioError("unknown expectation " + what)
 
-    def _expect_log(self, sim, type_name, opts):
+    def _find_log(self, sim, type_name, opts):
+        """The sequence number of the first matching record since the mark, or 0."""
         if type_name not in _RECORD_TYPES:
             raise ScenarioError("unknown record type " + type_name)
         rtype = _RECORD_TYPES[type_name]
@@ -392,8 +400,20 @@ class Scenario:
             if rec is None or rec[2] != rtype:
                 continue
             if all(str(rec[_FIELD[k]]) == opts[k] for k in opts):
-                self._log_mark = seq
-                return
+                return seq - 1
+        return 0
+
+    def _expect_no_log(self, sim, type_name, opts):
+        seq = self._find_log(sim, type_name, opts)
+        if seq:
+            self.fail("%s record %s #%d since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), seq,
+                                                      self._log_mark))
+
+    def _expect_log(self, sim, type_name, opts):
+        seq = self._find_log(sim, type_name, opts)
+        if seq:
+            self._log_mark = seq + 1
+            return
         self.fail("no %s record %s since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), self._log_mark))
 
 

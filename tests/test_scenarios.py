@@ -20,3 +20,13 @@ def test_a_scenario_with_a_wrong_expectation_fails():
     sc = scenario.Scenario("wrong")
     sc.run_text('key on\nwait-for "BLOW" within 10s\nexpect relay on\n')
     assert sc.failures == ["wrong:3: relay is off"]
+
+
+def test_no_log_expectation_fails_on_a_matching_record_and_mark_hides_older_ones():
+    """`expect no-log` fails when a matching record follows the mark; `mark` hides the records before it."""
+    sc = scenario.Scenario("nolog")
+    sc.run_text("key on\nexpect no-log IGNITION a=1\nexpect no-log IGNITION a=0\nmark\nexpect no-log IGNITION\n"
+                "expect log IGNITION\n")
+    assert len(sc.failures) == 2
+    assert sc.failures[0].startswith("nolog:2: IGNITION record a=1 #")
+    assert sc.failures[1].startswith("nolog:6: no IGNITION record")
