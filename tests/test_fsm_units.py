@@ -155,13 +155,14 @@ def test_persisted_state_round_trips():
     a.vlock, a.lockout_id, a.violations, a.recall_deadline = True, 77, 2, 123456
     a.code_counter, a.code_fails, a.code_wait_until, a.codes_used = 9, 4, 5555, 1
     a.payment_due, a.service_due, a.last_command_seq, a.secret, a.device_id = 1000, 1010, 42, b"k" * 32, 5
+    a.retest_due, a.retest_deadline, a.fail_streak, a.fail_lock_end = 91000, 92000, 2, 93000
     a.policy.apply({"version": 3, "fail_brac": 40})
     data = persist.pack(a)
     b = Interlock(_Board(), MemoryLog(), MemoryState())
     assert persist.unpack(data, b) == 1
     for name in ("vlock", "lockout_id", "violations", "recall_deadline", "code_counter", "code_fails",
                  "code_wait_until", "codes_used", "payment_due", "service_due", "last_command_seq", "secret",
-                 "device_id"):
+                 "device_id", "retest_due", "retest_deadline", "fail_streak", "fail_lock_end"):
         assert getattr(b, name) == getattr(a, name), name
     assert b.policy.to_dict() == a.policy.to_dict()
 

@@ -91,7 +91,6 @@ class Interlock(Authority):
         self._notice = 0
         self._notice_until = 0
         self._result_kind = 0
-        self._retest_deadline = 0
         self._retest_missed = False
         self._beep_at = 0
         self._return_state = S_OFF
@@ -137,6 +136,7 @@ class Interlock(Authority):
         self.restart_until = 0
         self.retest_pending = False
         self.retest_due = 0  # device time of the next rolling retest (0: none scheduled)
+        self.retest_deadline = 0  # device time the pending retest's window ends (a cut does not move it)
         self.alarm_at_save = False
         self.was_driving = False  # the engine ran (after a permitted start) when the state was saved
         self.state_lock = False  # the saved state was found corrupt: locked for service
@@ -213,10 +213,7 @@ class Interlock(Authority):
             self._log(records.IGNITION, 1)
             self._log(records.ENGINE, 1)
             if self.retest_pending:
-                self._begin_retest(now)
-                if self.alarm_at_save:
-                    self._retest_missed = True
-                    self._alarm(True)
+                self._resume_retest(now)
             else:
                 self._enter(S_DRIVING)
         else:
@@ -273,6 +270,7 @@ class Interlock(Authority):
             elif rtype == records.RETEST:
                 if b == 1:
                     self.retest_pending = True
+                    self.retest_deadline = wall + p.retest_window_s
                 elif a != records.RT_MISSED and a != records.RT_FAIL:
                     self.retest_pending = False
             elif rtype == records.ALARM:
@@ -674,7 +672,8 @@ class Interlock(Authority):
         self._retest_missed = False
         self._notice = 0
         self._fail_shown = False
-        self._retest_deadline = timebase.add(now, self.policy.retest_window_s * 1000)
+        # device time, persisted: a power cut does not move the deadline
+        self.retest_deadline = self.wall + self.policy.retest_window_s
         self._beep_at = now
         photo = self._photo(PHOTO_RETEST)
         self._log(records.RETEST, 0, 1, 0, photo)
@@ -683,12 +682,25 @@ class Interlock(Authority):
         self.test.start(now, self._cell_temp)
         self._enter(S_RETEST)
 
+    def _resume_retest(self, now):
+        """A retest that a power cut interrupted goes on with the deadline it had; a passed one is missed."""
+        self._notice = 0
+        self._fail_shown = False
+        self._beep_at = now
+        self._retest_missed = False
+        if self.alarm_at_save:
+            # missed or failed before the cut: no new window, the alarm runs until a pass or ignition off
+            self._retest_missed = True
+            self._alarm(True)
+        self.test.start(now, self._cell_temp)
+        self._enter(S_RETEST)
+
     def _on_retest(self, now, inp):
         """Retest prompt with reminder beeps; missing it is a violation and sounds the alarm."""
         if timebase.diff(now, self._beep_at) >= 0:
             self.board.beep(BEEP_RETEST)
             self._beep_at = timebase.add(now, self.policy.retest_beep_s * 1000)
-        if not self._retest_missed and timebase.diff(now, self._retest_deadline) >= 0:
+        if not self._retest_missed and self.wall >= self.retest_deadline:
             self._retest_missed = True
             self._log(records.RETEST, records.RT_MISSED)
             self._violation(records.VIO_MISSED_RETEST)
