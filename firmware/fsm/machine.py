@@ -138,7 +138,7 @@ class Interlock(Authority):
         self.retest_due = 0  # device time of the next rolling retest (0: none scheduled)
         self.retest_deadline = 0  # device time the pending retest's window ends (a cut does not move it)
         self.alarm_at_save = False
-        self.was_driving = False  # the engine ran (after a permitted start) when the state was saved
+        self.engine_saved = False  # the engine ran at the last engine edge the state holds (the blip rule)
         self.state_lock = False  # the saved state was found corrupt: locked for service
         self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
@@ -203,27 +203,45 @@ class Interlock(Authority):
         self._flush()
 
     def _after_boot(self, now, inp):
-        """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means."""
+        """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means.
+
+        The relay is dead while the handset has no power, so an engine that runs now but did not when the
+        state was saved was started without a pass: the edges that follow book it as a bypass and ask a retest
+        at once (unless a free-restart window still runs). An engine that ran at the save and runs now either
+        ran through the cut or stalled and was hot-wired inside it; nothing tells the two apart. So the drive
+        resumes unasked only when the cut was shorter than the free-restart window (the gap is measured from
+        the last heartbeat, so it is never shorter than the cut) and a free restart would have been allowed
+        (no retest, alarm, violation or lockout pending): a restart hidden in such a cut gains nothing that a
+        stall with the power on would not have given. Any other drive that the cut interrupted is asked for a
+        retest at once (RETEST c=RQ_POWER_CUT); a pending retest goes on with the deadline it had.
+        """
         self._booting = False
-        blip = 0 <= self._boot_gap < self.policy.free_restart_s
-        if inp.ignition and inp.engine and self.was_driving and blip:
-            # a short blip while driving: carry on; an interrupted retest is asked again, the alarm resumes
+        if self.retest_pending and inp.ignition:
+            self._ign = True
+            self._log(records.IGNITION, 1)
+            if inp.engine and self.engine_saved:
+                self._engine = True
+                self._log(records.ENGINE, 1)
+            # (an engine that started during the cut comes as an edge below: a bypass during the retest)
+            self._resume_retest(now)
+        elif self.retest_pending:
+            if not self.alarm_at_save:
+                # the retest asked for before the cut was never taken: a refusal
+                self._log(records.RETEST, records.RT_REFUSED)
+                self._violation(records.VIO_REFUSED_RETEST)
+            else:
+                self._log(records.ALARM, 0)  # the alarm ended with the cut and the ignition is off
+            self.retest_pending = False
+        elif inp.ignition and inp.engine and self.engine_saved:
             self._ign = True
             self._engine = True
             self._log(records.IGNITION, 1)
             self._log(records.ENGINE, 1)
-            if self.retest_pending:
-                self._resume_retest(now)
+            if 0 <= self._boot_gap < self.policy.free_restart_s and self._restart_allowed():
+                self._enter(S_DRIVING)  # a short blip: carry on, the retest schedule is kept
             else:
-                self._enter(S_DRIVING)
-        else:
-            if self.retest_pending and not self.alarm_at_save:
-                # the retest asked for before the cut was never taken: a refusal
-                self._log(records.RETEST, records.RT_REFUSED)
-                self._violation(records.VIO_REFUSED_RETEST)
-            if self.alarm_at_save:
-                self._log(records.ALARM, 0)  # the alarm ended with the cut and the engine stopped
-            self.retest_pending = False
+                self._begin_retest(now, records.RQ_POWER_CUT)
+        self.engine_saved = self._engine
         self.alarm_at_save = False
         self._dirty = True
 
@@ -275,6 +293,8 @@ class Interlock(Authority):
                     self.retest_pending = False
             elif rtype == records.ALARM:
                 self.alarm_at_save = a == 1
+            elif rtype == records.ENGINE:
+                self.engine_saved = a == 1
             elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
                 self.provisioned_before = True
             seq += 1
@@ -337,6 +357,7 @@ class Interlock(Authority):
                 self._ignition_off()
         if inp.engine != self._engine:
             self._engine = inp.engine
+            self.engine_saved = inp.engine
             self._dirty = True
             self._log(records.ENGINE, 1 if inp.engine else 0)
             if inp.engine:
@@ -375,7 +396,6 @@ class Interlock(Authority):
         self._route(now)
 
     def _ignition_off(self):
-        self.was_driving = False
         if self.state == S_RETEST and not self._retest_missed:
             # key off while a retest is asked for: a refusal
             self._log(records.RETEST, records.RT_REFUSED)
@@ -396,7 +416,6 @@ class Interlock(Authority):
             if state == S_START or not self.retest_due:
                 # a free restart keeps the retest schedule it had: stalling does not reset the clock
                 self._schedule_retest(now, True)
-            self.was_driving = True
             self._enter(S_DRIVING)
         elif state == S_RETEST:
             # the engine was stopped for the retest and started without a pass: the relay was bypassed
@@ -406,7 +425,7 @@ class Interlock(Authority):
             # started without a start permission: the relay was bypassed
             self._log(records.BYPASS, 0, state)
             self._violation(records.VIO_BYPASS)
-            self._begin_retest(now)
+            self._begin_retest(now, records.RQ_BYPASS)
 
     def _engine_stopped(self, now):
         if self.state == S_DRIVING and self._ign:
@@ -664,9 +683,9 @@ class Interlock(Authority):
             self._route(now)
             return
         if self.retest_due and self.wall >= self.retest_due:
-            self._begin_retest(now)
+            self._begin_retest(now, records.RQ_SCHEDULE)
 
-    def _begin_retest(self, now):
+    def _begin_retest(self, now, why):
         self.retest_due = 0
         self.retest_pending = True
         self._retest_missed = False
@@ -676,7 +695,7 @@ class Interlock(Authority):
         self.retest_deadline = self.wall + self.policy.retest_window_s
         self._beep_at = now
         photo = self._photo(PHOTO_RETEST)
-        self._log(records.RETEST, 0, 1, 0, photo)
+        self._log(records.RETEST, 0, 1, why, photo)
         self._log(records.TEST_REQUEST, 2, 0, 0, photo)
         self._dirty = True
         self.test.start(now, self._cell_temp)

@@ -31,7 +31,7 @@ F_PROVISIONED = 2
 F_RETEST = 4  # a retest was pending when the state was saved
 F_ALARM = 8
 F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a technician clears it
-F_DRIVING = 32  # the engine ran after a permitted start
+F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the drive only then)
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
 
 
@@ -48,7 +48,7 @@ def pack(m, buf=None):
         buf = bytearray(SIZE)
     flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
-        F_STATE_LOCK if m.state_lock else 0) | (F_DRIVING if m.was_driving else 0) | (
+        F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
         F_PROVISIONED_BEFORE if m.provisioned_before else 0)
     struct.pack_into(">2sBBI32sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.device_id,
                      m.secret or _ZERO_SECRET, m.lock_cause, m.violations, m.codes_used, m.code_fails,
@@ -81,7 +81,7 @@ def unpack(data, m):
     m.retest_pending = bool(flags & F_RETEST)
     m.alarm_at_save = bool(flags & F_ALARM)
     m.state_lock = bool(flags & F_STATE_LOCK)
-    m.was_driving = bool(flags & F_DRIVING)
+    m.engine_saved = bool(flags & F_ENGINE)
     m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
     m.device_id = v[3]
     m.secret = v[4] if flags & F_PROVISIONED else None
