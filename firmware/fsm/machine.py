@@ -167,8 +167,7 @@ class Interlock(Authority):
             self.last_alive = rtc_wall
             self._dirty = True
             self._flush()
-        if log_seq > 0:
-            self._replay(log_seq)
+        owed = self._replay(log_seq) if log_seq > 0 else 0
         if self._stamps:
             stamp = self.store.last_stamp()
             if stamp > self.last_alive:
@@ -189,9 +188,9 @@ class Interlock(Authority):
         if gap >= self.policy.power_cut_s or back:
             self._log(records.POWER_GAP, gap, self.policy.power_cut_s)
             self._violation(records.VIO_POWER_CUT)
-        if self.violations >= self.policy.violations_lock and not self.vlock:
+        if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
-            self._violation_lock(0)
+            self._violation_lock(owed)
         self._booting = True
         self._boot_gap = gap
         self.last_alive = self.wall
@@ -246,18 +245,24 @@ class Interlock(Authority):
         self._dirty = True
 
     def _replay(self, from_seq):
-        """Re-apply safety records logged after the saved state was written (the log comes first)."""
+        """Re-apply safety records logged after the saved state was written (the log comes first).
+
+        Returns the cause of a violation lockout that a logged violation called for but the log does not
+        hold (the cut came between the two records), else 0.
+        """
         seq = from_seq
         p = self.policy
+        owed = 0
         while True:
             rec = self.log.read(seq)
             if rec is None:
-                return
+                return owed
             _s, wall, rtype, a, b, c, _p = rec
             if rtype == records.LOCKOUT and a == records.LOCK_VIOLATION:
                 self.vlock = True
                 self.lockout_id = seq
                 self.lock_cause = c
+                owed = 0
             elif rtype == records.LOCKOUT and a == records.LOCK_TEMP:
                 self.fail_streak = self.fail_streak + 1 if (
                     self.fail_streak and wall - self.fail_lock_end <= p.fail_window_s) else 1
@@ -269,11 +274,19 @@ class Interlock(Authority):
                 self.temp_kind = a
             elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
                 self.vlock = False
-                self.violations = 0
                 self.recall_deadline = 0
+                self.restart_until = 0
             elif rtype == records.VIOLATION:
                 self.violations = b
                 self.recall_deadline = c
+                owed = a if b >= p.violations_lock and not self.vlock else 0
+            elif rtype == records.SERVICE and a == records.SVC_RECORD:
+                # a technician's service record starts a new service period
+                self.violations = 0
+                self.recall_deadline = 0
+                self.codes_used = 0
+                self.code_fails = 0
+                self.code_wait_until = 0
             elif rtype == records.RESULT and c == 1 and b != records.FAIL:
                 self.fail_streak = 0
             elif rtype == records.ABORT:
@@ -805,9 +818,13 @@ class Interlock(Authority):
             self._log(records.STORAGE, 1 if full else 0)
 
     def clear_violation(self, source, detail):
-        """End a violation lockout (only the three authenticated clears call this)."""
+        """End a violation lockout (only the three authenticated clears call this).
+
+        The violations stay counted: the count is per service period (a technician's service record starts a
+        new one), so in a period that reached the limit every further violation locks out at once. The recall
+        countdown ends with the lockout; the next violation starts a new one.
+        """
         self.vlock = False
-        self.violations = 0
         self.recall_deadline = 0
         self.restart_until = 0
         self._log(records.CLEAR, records.LOCK_VIOLATION, source, detail)
