@@ -185,8 +185,13 @@ class Interlock(Authority):
         self._log(records.BOOT, menu.FIRMWARE_VERSION, gap, 1 if corrupt else 0)
         if corrupt:
             self._log(records.LOCKOUT, records.LOCK_STATE, 0, 0)
-        if gap >= self.policy.power_cut_s or back:
-            self._log(records.POWER_GAP, gap, self.policy.power_cut_s)
+        # The gap runs from the last heartbeat, not from the cut: the cut came at most one heartbeat interval,
+        # one idle poll (a heartbeat is written at the first poll after it is due) and one second (device
+        # time counts whole seconds) after it. A cut is booked only when it provably lasted the limit: one
+        # shorter than the limit never is, one up to alive_s + POLL_IDLE + 1 s longer may not be.
+        proven = gap - self.policy.alive_s - POLL_IDLE // 1000 - 1 if gap >= 0 else -1
+        if back or proven >= self.policy.power_cut_s:
+            self._log(records.POWER_GAP, proven, self.policy.power_cut_s, gap)
             self._violation(records.VIO_POWER_CUT)
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused

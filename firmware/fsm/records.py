@@ -7,7 +7,7 @@ each constant; the log reader prints them by these names.
 from micropython import const
 
 BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state was missing or corrupt
-POWER_GAP = const(2)  # a=gap s, b=limit s
+POWER_GAP = const(2)  # a=gap s it provably lasted (-1 unknown), b=limit s, c=gap s since the last heartbeat
 STATE = const(3)  # a=new state, b=old state
 IGNITION = const(4)  # a=1 on / 0 off
 ENGINE = const(5)  # a=1 running / 0 stopped
