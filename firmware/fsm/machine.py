@@ -101,6 +101,7 @@ class Interlock(Authority):
         self._rtc_seen = 0
         self._cell_temp = 200
         self._sample_photo = 0
+        self._sample_wall = 0  # device time the last sample was complete
         self._fail_shown_until = 0
         self._fail_shown = False
         self._booting = False
@@ -582,6 +583,7 @@ class Interlock(Authority):
         if ev == breath.EV_ABORT:
             self._abort(now, kind)
         elif ev == breath.EV_SAMPLE:
+            self._sample_wall = self.wall
             self._sample_photo = self._photo(PHOTO_SAMPLE)
             self.board.pump()
         elif ev == breath.EV_RESULT:
@@ -737,7 +739,9 @@ class Interlock(Authority):
         if timebase.diff(now, self._beep_at) >= 0:
             self.board.beep(BEEP_RETEST)
             self._beep_at = timebase.add(now, self.policy.retest_beep_s * 1000)
-        if not self._retest_missed and self.wall >= self.retest_deadline:
+        # the moment the sample was complete decides, not the end of its analysis
+        if (not self._retest_missed and self.wall >= self.retest_deadline
+                and not (self.test.phase == breath.ANALYZE and self._sample_wall < self.retest_deadline)):
             self._retest_missed = True
             self._log(records.RETEST, records.RT_MISSED)
             self._violation(records.VIO_MISSED_RETEST)
