@@ -17,7 +17,8 @@ Expectations (a failure is printed and counted, the run goes on):
   expect display "LINE1" ["LINE2"]    expect relay|horn|engine on|off    expect state NAME
   expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log` or `mark`)
   expect no-log TYPE [a=N] [b=N] [c=N]    (no such record since the previous `expect log` or `mark`)
-  mark                                (later log expectations look only at records logged after this)
+  expect beeps KIND N                 (N buzzer patterns KIND, e.g. RETEST, sounded since the `mark`)
+  mark                                (later log and beep expectations look only at what follows)
 """
 
 from drivers import LEFT, OK, RIGHT
@@ -129,6 +130,7 @@ class Scenario:
         self.sim = None
         self.failures = []
         self._log_mark = 1
+        self._event_mark = 0
         self._lineno = 0
 
     def handset(self):
@@ -199,6 +201,7 @@ class Scenario:
 
     def _do_mark(self, sim, args):
         self._log_mark = sim.log.next_seq()
+        self._event_mark = len(sim.trace.events)
 
     def _do_say(self, sim, args):
         sim.trace.add("SAY " + " ".join(args))
@@ -381,6 +384,14 @@ class Scenario:
             self._expect_log(sim, args[1], _options(args[2:]))
         elif what == "no-log":
             self._expect_no_log(sim, args[1], _options(args[2:]))
+        elif what == "beeps":
+            text = "BEEP " + args[1]
+            n = 0
+            for event in sim.trace.events[self._event_mark:]:
+                if event.endswith(text):
+                    n += 1
+            if n != int(args[2]):
+                self.fail("%d %s beeps since the mark" % (n, args[1]))
         else:
             raise ScenarioError("unknown expectation " + what)
 

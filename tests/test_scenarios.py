@@ -30,3 +30,11 @@ def test_no_log_expectation_fails_on_a_matching_record_and_mark_hides_older_ones
     assert len(sc.failures) == 2
     assert sc.failures[0].startswith("nolog:2: IGNITION record a=1 #")
     assert sc.failures[1].startswith("nolog:6: no IGNITION record")
+
+
+def test_beep_expectation_counts_since_the_mark():
+    """`expect beeps` counts the buzzer patterns sounded since the mark and fails on another count."""
+    sc = scenario.Scenario("beeps")
+    sc.run_text('key on\nwait-for "BLOW" within 10s\nexpect beeps PROMPT 1\nexpect beeps PROMPT 2\nmark\n'
+                "expect beeps PROMPT 0\n")
+    assert sc.failures == ["beeps:4: 1 PROMPT beeps since the mark"]

@@ -48,6 +48,7 @@ class BreathTest:
         self._ring_n = 0
         self._ring_i = 0
         self._volume = 0
+        self._volume_rest = 0  # mL x ms not yet a whole mL
         self._duration = 0
         self._high = 0
         self._temp_max = 0
@@ -137,6 +138,7 @@ class BreathTest:
         if inp.flow >= p.flow_min:
             self.phase = BLOW
             self._volume = 0
+            self._volume_rest = 0
             self._duration = 0
             self._high = 0
             self._temp_max = inp.breath_temp
@@ -160,7 +162,10 @@ class BreathTest:
         else:
             self._high = 0
         self._duration += dt
-        self._volume += flow * dt // 1000
+        # the fraction of a mL is carried, not dropped: truncating every sample lost up to 20 mL/s
+        rest = self._volume_rest + flow * dt
+        self._volume += rest // 1000
+        self._volume_rest = rest % 1000
         if inp.breath_temp > self._temp_max:
             self._temp_max = inp.breath_temp
         if inp.hum:
