@@ -209,5 +209,7 @@ class BreathTest:
         self._aborted_at = now
         self.phase = READY
         self._armed = False
+        # the baseline starts again from the readings after the abort (the average takes slots 0..n-1)
         self._ring_n = 0
+        self._ring_i = 0
         return EV_ABORT
