@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
 STAMP   := .venv/.installed
 
-.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate
+.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate traces
 
 all: test
 
@@ -51,3 +51,9 @@ lint: deps
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# rewrite the recorded scenario traces (tests/scenarios/traces) after an intended change of behaviour
+traces: deps
+	@mkdir -p tests/scenarios/traces
+	@for s in tests/scenarios/*.scn; do \
+	  $(PY) -m host_sim run $$s | sed -n '/^== events ==$$/,$$p' > tests/scenarios/traces/$$(basename $$s .scn).trace; done
