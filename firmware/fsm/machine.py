@@ -278,6 +278,11 @@ class Interlock(Authority):
             elif rtype == records.LOCKOUT and a == records.LOCK_ABORT:
                 self.temp_until = wall + b
                 self.temp_kind = a
+                for i in range(len(self.abort_times)):
+                    self.abort_times[i] = 0  # as the lock did: the aborts that caused it are spent
+            elif rtype == records.CLEAR and (a == records.LOCK_TEMP or a == records.LOCK_ABORT):
+                self.temp_until = 0
+                self.temp_kind = 0
             elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
                 self.vlock = False
                 self.recall_deadline = 0
