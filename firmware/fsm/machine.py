@@ -268,6 +268,7 @@ class Interlock(Authority):
                 self.vlock = True
                 self.lockout_id = seq
                 self.lock_cause = c
+                self.recall_deadline = 0  # as the lock did: the countdown ends with it
                 owed = 0
             elif rtype == records.LOCKOUT and a == records.LOCK_TEMP:
                 self.fail_streak = self.fail_streak + 1 if (
