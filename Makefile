@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
 STAMP   := .venv/.installed
 
-.PHONY: all demo test conformance mpy-cross bench lint clean deps
+.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate traces
 
 all: test
 
@@ -40,9 +40,20 @@ mpy-cross: deps
 bench: deps
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# mutation testing of firmware/fsm (not part of `make test`: CPU-heavy). Survivors that need no test are
+# explained in tests/mutation/EQUIVALENT.md; MUTATE_JOBS=N sets the parallel runs (default 2)
+mutate: deps
+	$(PY) tests/mutation/run.py
+
 lint: deps
 	.venv/bin/mypy
 	.venv/bin/ruff check .
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# rewrite the recorded scenario traces (tests/scenarios/traces) after an intended change of behaviour
+traces: deps
+	@mkdir -p tests/scenarios/traces
+	@for s in tests/scenarios/*.scn; do \
+	  $(PY) -m host_sim run $$s | sed -n '/^== events ==$$/,$$p' > tests/scenarios/traces/$$(basename $$s .scn).trace; done

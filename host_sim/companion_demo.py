@@ -47,10 +47,10 @@ def run(out):
             sim = SimHandset(device_id=device, provision=False, start_wall=timebase.device_now() - 3 * 17 * 60)
             sim.fsm.provision(sim.ticks(), device, bytes.fromhex(hs["secret"]))
             modem = MemoryModem(http_handler(srv.url))
-            d.say("handset: three power cuts of 16 minutes (each a violation) -> violation lockout")
+            d.say("handset: three power cuts of 17 minutes (each a violation) -> violation lockout")
             for _ in range(3):
                 sim.power_cut()
-                sim.run(16 * 60 * 1000)
+                sim.run(17 * 60 * 1000)
                 sim.power_on()
                 sim.run(1000)
             sim.world.key(True)

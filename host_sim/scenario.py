@@ -15,7 +15,10 @@ Actions:
   say "TEXT"                          a narration line in the trace (the demo prints it)
 Expectations (a failure is printed and counted, the run goes on):
   expect display "LINE1" ["LINE2"]    expect relay|horn|engine on|off    expect state NAME
-  expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log`)
+  expect log TYPE [a=N] [b=N] [c=N]   (a record of that type since the previous `expect log` or `mark`)
+  expect no-log TYPE [a=N] [b=N] [c=N]    (no such record since the previous `expect log` or `mark`)
+  expect beeps KIND N                 (N buzzer patterns KIND, e.g. RETEST, sounded since the `mark`)
+  mark                                (later log and beep expectations look only at what follows)
 """
 
 from drivers import LEFT, OK, RIGHT
@@ -127,6 +130,7 @@ class Scenario:
         self.sim = None
         self.failures = []
         self._log_mark = 1
+        self._event_mark = 0
         self._lineno = 0
 
     def handset(self):
@@ -172,7 +176,7 @@ class Scenario:
             raise ScenarioError("unknown command " + cmd)
         sim = self.handset()
         sim.trace.add("> " + " ".join(t))
-        if cmd != "expect" and cmd != "wait" and cmd != "wait-for" and cmd != "say":
+        if cmd != "expect" and cmd != "wait" and cmd != "wait-for" and cmd != "say" and cmd != "mark":
             sim.wake()
         handler(sim, args)
 
@@ -194,6 +198,10 @@ class Scenario:
         self.tick_start = int(args[0])
 
     # ---- actions --------------------------------------------------------------------------------
+
+    def _do_mark(self, sim, args):
+        self._log_mark = sim.log.next_seq()
+        self._event_mark = len(sim.trace.events)
 
     def _do_say(self, sim, args):
         sim.trace.add("SAY " + " ".join(args))
@@ -376,10 +384,21 @@ class Scenario:
                 self.fail("state is " + name)
         elif what == "log":
             self._expect_log(sim, args[1], _options(args[2:]))
+        elif what == "no-log":
+            self._expect_no_log(sim, args[1], _options(args[2:]))
+        elif what == "beeps":
+            text = "BEEP " + args[1]
+            n = 0
+            for event in sim.trace.events[self._event_mark:]:
+                if event.endswith(text):
+                    n += 1
+            if n != int(args[2]):
+                self.fail("%d %s beeps since the mark" % (n, args[1]))
         else:
             raise ScenarioError("unknown expectation " + what)
 
-    def _expect_log(self, sim, type_name, opts):
+    def _find_log(self, sim, type_name, opts):
+        """The sequence number of the first matching record since the mark, or 0."""
         if type_name not in _RECORD_TYPES:
             raise ScenarioError("unknown record type " + type_name)
         rtype = _RECORD_TYPES[type_name]
@@ -394,8 +413,20 @@ class Scenario:
             if rec is None or rec[2] != rtype:
                 continue
             if all(str(rec[_FIELD[k]]) == opts[k] for k in opts):
-                self._log_mark = seq
-                return
+                return seq - 1
+        return 0
+
+    def _expect_no_log(self, sim, type_name, opts):
+        seq = self._find_log(sim, type_name, opts)
+        if seq:
+            self.fail("%s record %s #%d since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), seq,
+                                                      self._log_mark))
+
+    def _expect_log(self, sim, type_name, opts):
+        seq = self._find_log(sim, type_name, opts)
+        if seq:
+            self._log_mark = seq + 1
+            return
         self.fail("no %s record %s since #%d" % (type_name, " ".join(k + "=" + opts[k] for k in opts), self._log_mark))
 
 

@@ -142,7 +142,7 @@ class SyncedSim:
         """Three power cuts longer than the limit: three violations, an immediate violation lockout."""
         for _ in range(3):
             self.sim.power_cut()
-            self.sim.run(16 * 60 * 1000)
+            self.sim.run(17 * 60 * 1000)
             self.sim.power_on()
             self.sim.run(1000)
         assert self.fsm.vlock, "no violation lockout"

@@ -75,3 +75,21 @@ def test_code_binds_device_action_counter_and_hour():
     assert base != codes.code_for(key, 1001, codes.ACTION_CLEAR, 2, 500000)
     assert base != codes.code_for(key, 1001, codes.ACTION_CLEAR, 1, 500001)
     assert 0 <= base < 10**8
+
+
+def _code_reference(unlock_key, device_id, action, counter, issue_hour, digits=8):
+    """The unlock code as HANDSET's contract defines it, with the standard library (as the companion does)."""
+    import struct
+
+    d = hmac.new(unlock_key, b"UC" + struct.pack(">IBII", device_id, action, counter, issue_hour),
+                 hashlib.sha256).digest()
+    off = d[-1] & 0x0F
+    return (int.from_bytes(d[off:off + 4], "big") & 0x7FFFFFFF) % 10**digits
+
+
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1), st.sampled_from([1, 2]),
+       st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_unlock_codes_match_the_contract_for_any_device_id(key, device_id, action, counter, hour):
+    """A code is the truncated HMAC of "UC" and the big-endian unsigned fields, for any 32-bit device id."""
+    assert codes.code_for(key, device_id, action, counter, hour) == _code_reference(key, device_id, action,
+                                                                                     counter, hour)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers import LEFT, OK, RIGHT
-from fsm import brac, entry, module, persist, policy, timebase
+from fsm import brac, codes, entry, module, persist, policy, timebase
 from fsm.machine import Interlock
 from fsm.screen import Screen
 from storage.memory import MemoryLog, MemoryState
@@ -155,13 +155,14 @@ def test_persisted_state_round_trips():
     a.vlock, a.lockout_id, a.violations, a.recall_deadline = True, 77, 2, 123456
     a.code_counter, a.code_fails, a.code_wait_until, a.codes_used = 9, 4, 5555, 1
     a.payment_due, a.service_due, a.last_command_seq, a.secret, a.device_id = 1000, 1010, 42, b"k" * 32, 5
+    a.retest_due, a.retest_deadline, a.fail_streak, a.fail_lock_end = 91000, 92000, 2, 93000
     a.policy.apply({"version": 3, "fail_brac": 40})
     data = persist.pack(a)
     b = Interlock(_Board(), MemoryLog(), MemoryState())
     assert persist.unpack(data, b) == 1
     for name in ("vlock", "lockout_id", "violations", "recall_deadline", "code_counter", "code_fails",
                  "code_wait_until", "codes_used", "payment_due", "service_due", "last_command_seq", "secret",
-                 "device_id"):
+                 "device_id", "retest_due", "retest_deadline", "fail_streak", "fail_lock_end"):
         assert getattr(b, name) == getattr(a, name), name
     assert b.policy.to_dict() == a.policy.to_dict()
 
@@ -173,3 +174,85 @@ def test_unusable_state_bytes_are_refused():
     assert persist.unpack(good[:-1], m) == -1
     assert persist.unpack(b"XX" + good[2:], m) == -1
     assert persist.unpack(None, m) == -1
+
+
+def test_brac_edges_of_the_calibration():
+    """A module with no span reads 0; one count above the zero point counts; large readings keep full
+    precision; an absurdly cold cell is compensated with the sensitivity clamped at half."""
+    flat = module.ModuleData(1, 1000, 100, 100, 80, 350, 0)
+    assert brac.compute(5000, flat, 350) == 0
+    narrow = module.ModuleData(1, 1000, 0, 1, 80, 350, 0)
+    assert brac.compute(1, narrow, 350) == 80
+    assert brac.compute(0, narrow, 350) == 0
+    two = module.ModuleData(1, 1000, 0, 2, 80, 350, 0)
+    assert brac.compute(2, two, 350) == 80
+    wide = module.ModuleData(1, 1000, 0, 1, 10000, 350, 0)
+    assert brac.compute(1, wide, 350) == 10000
+    assert brac.compute(1, wide, 350 - 10000) == 20000
+
+
+def test_code_entry_back_at_the_first_digit_stays_there():
+    """`<` at the first digit goes nowhere: the cursor stays on it, showing `<`."""
+    e = entry.CodeEntry(8)
+    e.begin(8)
+    e.press(LEFT)
+    e.press(LEFT)
+    assert e.press(OK) == entry.TYPING
+    assert (e.pos, e.symbol) == (0, 10)
+    s = Screen()
+    e.render(s, 1)
+    assert s.line(1) == "<_______"
+
+
+def test_code_entry_shows_no_cursor_past_the_last_digit():
+    """Once every digit is typed, nothing is drawn after them."""
+    e = entry.CodeEntry(8)
+    e.begin(4)
+    for _ in range(4):
+        e.press(RIGHT)
+        e.press(OK)
+    s = Screen()
+    e.render(s, 0)
+    assert s.line(0) == "1111"
+
+
+def test_code_counter_found_in_the_first_hour_and_with_six_digits():
+    """A code issued in device hour 0 is found, and a 6-digit policy checks 6-digit codes."""
+    key = b"k" * 32
+    value = codes.code_for(key, 7, 1, 3, 0, 8)
+    assert entry.find_counter(key, 7, 1, value, 3, 2, 0, 6, 8) == 3
+    six = codes.code_for(key, 7, 1, 4, 100, 6)
+    assert entry.find_counter(key, 7, 1, six, 3, 2, 101, 6, 6) == 4
+    assert entry.find_counter(key, 7, 1, six, 3, 2, 101, 6, 8) == 0
+
+
+def test_baseline_after_an_abort_uses_only_readings_taken_after_it():
+    """After an abort, the fuel-cell baseline averages the clean-air readings taken since, not older slots."""
+    from fsm import breath
+    from fsm.inputs import Inputs
+
+    t = breath.BreathTest(policy.Policy())
+    inp = Inputs()
+    inp.cell_temp, inp.cell, inp.breath_temp = 350, 1000, 200
+    now = 0
+    t.start(now, 350)
+
+    def poll(ms=50):
+        nonlocal now
+        now += ms
+        return t.step(now, inp)
+
+    for _ in range(10):
+        assert poll() == breath.EV_NONE
+    inp.flow = -200
+    assert poll() == breath.EV_ABORT
+    inp.flow, inp.cell = 0, 200
+    for _ in range(60):  # the notice time: the last of these polls re-arms
+        poll()
+    inp.flow, inp.breath_temp = 400, 340
+    events = [poll() for _ in range(100)]
+    assert breath.EV_SAMPLE in events
+    inp.flow = 0
+    while t.phase == breath.ANALYZE:
+        poll()
+    assert t.area() == 0

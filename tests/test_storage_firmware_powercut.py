@@ -28,7 +28,8 @@ SEG = 8  # small segments: the workloads rotate segments several times
 SCENARIOS = pathlib.Path(__file__).parent / "scenarios"
 # (scenario, records per segment): small segments rotate often; 101 is the board's one-block segment
 WORKLOADS = [("code_single_use", SEG), ("fail_lockouts", SEG), ("retest_missed", SEG), ("power_cut", SEG),
-             ("retest_missed", 101)]
+             ("retest_missed", 101), ("violations_per_service_period", SEG)]
+VIOLATIONS_LOCK = 3  # the default policy's (the workloads keep it)
 
 
 class StampedLog:
@@ -108,7 +109,11 @@ class FlashScenario(scenario.Scenario):
 
 
 def expected_after(committed):
-    """What the committed records promise: vlock, temp-lock end, highest used code counter, violations."""
+    """What the committed records promise: vlock, temp-lock end, highest used code counter, violations.
+
+    Violations count per service period: a clear ends the lockout, not the count; a service record starts a new
+    period. A committed violation at or past the limit promises a lockout even if the cut took its record.
+    """
     vlock = False
     temp_end = 0
     used = 0
@@ -118,6 +123,7 @@ def expected_after(committed):
             vlock = True
         elif rtype == R.CLEAR and a == R.LOCK_VIOLATION:
             vlock = False
+        elif rtype == R.SERVICE and a == R.SVC_RECORD:
             violations = 0
         elif rtype == R.LOCKOUT and a in (R.LOCK_TEMP, R.LOCK_ABORT) and b:
             temp_end = wall + b
@@ -125,6 +131,7 @@ def expected_after(committed):
             temp_end = 0
         elif rtype == R.VIOLATION:
             violations = b
+            vlock = vlock or b >= VIOLATIONS_LOCK
         elif rtype == R.CODE and a == 1:
             used = max(used, c)
     return vlock, temp_end, used, violations
@@ -147,7 +154,11 @@ def check_cut(image, cut, sc, base_ops):
     state = FileState(fl)
     if any(s <= done for s in sc.saves):
         assert state.load() is not None, f"cut {cut}: a saved state was lost"
-    vlock, temp_end, used, violations = expected_after(committed)
+    landed = list(committed)
+    if last == last_committed + 1:
+        # the record being appended at the cut made it: the firmware replays it, so it counts too
+        landed.append((done, log.read(last)))
+    vlock, temp_end, used, violations = expected_after(landed)
     wall = committed[-1][1][1] if committed else sc.start_wall
     sim = SimHandset(seed=sc.seed, start_wall=wall, ambient_dc=sc.ambient, with_module=sc.with_module,
                      tick_start=sc.tick_start, log=log, state=state)

@@ -48,6 +48,7 @@ class BreathTest:
         self._ring_n = 0
         self._ring_i = 0
         self._volume = 0
+        self._volume_rest = 0  # mL x ms not yet a whole mL
         self._duration = 0
         self._high = 0
         self._temp_max = 0
@@ -57,6 +58,7 @@ class BreathTest:
         self._base = 0
         self._module_area = 0
         self._armed = True
+        self._aborted_at = 0
         self._last = 0
 
     def start(self, now, cell_temp):
@@ -94,9 +96,9 @@ class BreathTest:
         if phase == HEAT:
             return self._heat(now, inp)
         if phase == READY:
-            return self._ready(inp)
+            return self._ready(now, inp)
         if phase == BLOW:
-            return self._blow(inp, dt)
+            return self._blow(now, inp, dt)
         if phase == ANALYZE:
             return self._analyze(inp, dt)
         return EV_NONE
@@ -117,11 +119,14 @@ class BreathTest:
             return EV_FAULT
         return EV_NONE
 
-    def _ready(self, inp):
+    def _ready(self, now, inp):
         p = self.policy
         if not self._armed:
-            # after an abort, the blow that was refused must end before a new one counts
-            if inp.flow < p.flow_min and inp.flow > p.inhale_flow:
+            # an abort is one refused attempt: the driver sees its prompt for the notice time, and the refused
+            # blow must have stopped (flow well below the minimum, not a dip of a blow hovering at it) before a
+            # new attempt counts
+            if (timebase.diff(now, self._aborted_at) >= p.notice_ms and inp.flow < p.flow_min // 2
+                    and inp.flow > p.inhale_flow):
                 self._armed = True
             return EV_NONE
         self._ring[self._ring_i] = inp.cell
@@ -129,34 +134,38 @@ class BreathTest:
         if self._ring_n < _BASELINE:
             self._ring_n += 1
         if inp.flow <= p.inhale_flow:
-            return self._abort(records.ABORT_INHALE)
+            return self._abort(now, records.ABORT_INHALE)
         if inp.flow >= p.flow_min:
             self.phase = BLOW
             self._volume = 0
+            self._volume_rest = 0
             self._duration = 0
             self._high = 0
             self._temp_max = inp.breath_temp
             self._hum = 0
         return EV_NONE
 
-    def _blow(self, inp, dt):
+    def _blow(self, now, inp, dt):
         p = self.policy
         flow = inp.flow
         if flow <= p.inhale_flow:
-            return self._abort(records.ABORT_INHALE)
+            return self._abort(now, records.ABORT_INHALE)
         if flow < p.flow_min:
             # the blow ended before the sample was complete
             if self._duration * p.volume_ml < self._volume * p.blow_ms:
-                return self._abort(records.ABORT_VOLUME)
-            return self._abort(records.ABORT_HARDER)
+                return self._abort(now, records.ABORT_VOLUME)
+            return self._abort(now, records.ABORT_HARDER)
         if flow > p.flow_max:
             self._high += dt
             if self._high >= _SOFTER_MS:
-                return self._abort(records.ABORT_SOFTER)
+                return self._abort(now, records.ABORT_SOFTER)
         else:
             self._high = 0
         self._duration += dt
-        self._volume += flow * dt // 1000
+        # the fraction of a mL is carried, not dropped: truncating every sample lost up to 20 mL/s
+        rest = self._volume_rest + flow * dt
+        self._volume += rest // 1000
+        self._volume_rest = rest % 1000
         if inp.breath_temp > self._temp_max:
             self._temp_max = inp.breath_temp
         if inp.hum:
@@ -164,9 +173,9 @@ class BreathTest:
         if self._duration < p.blow_ms or self._volume < p.volume_ml:
             return EV_NONE
         if self._temp_max < p.breath_temp_dc:
-            return self._abort(records.ABORT_TEMP)
+            return self._abort(now, records.ABORT_TEMP)
         if p.hum_required and self._hum * 10 < self._duration * 8:
-            return self._abort(records.ABORT_HUM)
+            return self._abort(now, records.ABORT_HUM)
         total = 0
         n = self._ring_n
         for i in range(n):
@@ -195,9 +204,12 @@ class BreathTest:
         """Area of the last analysed sample (for calibration by a technician)."""
         return self._module_area
 
-    def _abort(self, reason):
+    def _abort(self, now, reason):
         self.abort = reason
+        self._aborted_at = now
         self.phase = READY
         self._armed = False
+        # the baseline starts again from the readings after the abort (the average takes slots 0..n-1)
         self._ring_n = 0
+        self._ring_i = 0
         return EV_ABORT

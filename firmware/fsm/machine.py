@@ -91,7 +91,6 @@ class Interlock(Authority):
         self._notice = 0
         self._notice_until = 0
         self._result_kind = 0
-        self._retest_deadline = 0
         self._retest_missed = False
         self._beep_at = 0
         self._return_state = S_OFF
@@ -102,6 +101,7 @@ class Interlock(Authority):
         self._rtc_seen = 0
         self._cell_temp = 200
         self._sample_photo = 0
+        self._sample_wall = 0  # device time the last sample was complete
         self._fail_shown_until = 0
         self._fail_shown = False
         self._booting = False
@@ -137,8 +137,9 @@ class Interlock(Authority):
         self.restart_until = 0
         self.retest_pending = False
         self.retest_due = 0  # device time of the next rolling retest (0: none scheduled)
+        self.retest_deadline = 0  # device time the pending retest's window ends (a cut does not move it)
         self.alarm_at_save = False
-        self.was_driving = False  # the engine ran (after a permitted start) when the state was saved
+        self.engine_saved = False  # the engine ran at the last engine edge the state holds (the blip rule)
         self.state_lock = False  # the saved state was found corrupt: locked for service
         self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
@@ -167,8 +168,7 @@ class Interlock(Authority):
             self.last_alive = rtc_wall
             self._dirty = True
             self._flush()
-        if log_seq > 0:
-            self._replay(log_seq)
+        owed = self._replay(log_seq) if log_seq > 0 else 0
         if self._stamps:
             stamp = self.store.last_stamp()
             if stamp > self.last_alive:
@@ -186,12 +186,17 @@ class Interlock(Authority):
         self._log(records.BOOT, menu.FIRMWARE_VERSION, gap, 1 if corrupt else 0)
         if corrupt:
             self._log(records.LOCKOUT, records.LOCK_STATE, 0, 0)
-        if gap >= self.policy.power_cut_s or back:
-            self._log(records.POWER_GAP, gap, self.policy.power_cut_s)
+        # The gap runs from the last heartbeat, not from the cut: the cut came at most one heartbeat interval,
+        # one idle poll (a heartbeat is written at the first poll after it is due) and one second (device
+        # time counts whole seconds) after it. A cut is booked only when it provably lasted the limit: one
+        # shorter than the limit never is, one up to alive_s + POLL_IDLE + 1 s longer may not be.
+        proven = gap - self.policy.alive_s - POLL_IDLE // 1000 - 1 if gap >= 0 else -1
+        if back or proven >= self.policy.power_cut_s:
+            self._log(records.POWER_GAP, proven, self.policy.power_cut_s, gap)
             self._violation(records.VIO_POWER_CUT)
-        if self.violations >= self.policy.violations_lock and not self.vlock:
+        if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
-            self._violation_lock(0)
+            self._violation_lock(owed)
         self._booting = True
         self._boot_gap = gap
         self.last_alive = self.wall
@@ -203,46 +208,68 @@ class Interlock(Authority):
         self._flush()
 
     def _after_boot(self, now, inp):
-        """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means."""
+        """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means.
+
+        The relay is dead while the handset has no power, so an engine that runs now but did not when the
+        state was saved was started without a pass: the edges that follow book it as a bypass and ask a retest
+        at once (unless a free-restart window still runs). An engine that ran at the save and runs now either
+        ran through the cut or stalled and was hot-wired inside it; nothing tells the two apart. So the drive
+        resumes unasked only when the cut was shorter than the free-restart window (the gap is measured from
+        the last heartbeat, so it is never shorter than the cut) and a free restart would have been allowed
+        (no retest, alarm, violation or lockout pending): a restart hidden in such a cut gains nothing that a
+        stall with the power on would not have given. Any other drive that the cut interrupted is asked for a
+        retest at once (RETEST c=RQ_POWER_CUT); a pending retest goes on with the deadline it had.
+        """
         self._booting = False
-        blip = 0 <= self._boot_gap < self.policy.free_restart_s
-        if inp.ignition and inp.engine and self.was_driving and blip:
-            # a short blip while driving: carry on; an interrupted retest is asked again, the alarm resumes
+        if self.retest_pending and inp.ignition:
+            self._ign = True
+            self._log(records.IGNITION, 1)
+            if inp.engine and self.engine_saved:
+                self._engine = True
+                self._log(records.ENGINE, 1)
+            # (an engine that started during the cut comes as an edge below: a bypass during the retest)
+            self._resume_retest(now)
+        elif self.retest_pending:
+            if not self.alarm_at_save:
+                # the retest asked for before the cut was never taken: a refusal
+                self._log(records.RETEST, records.RT_REFUSED)
+                self._violation(records.VIO_REFUSED_RETEST)
+            else:
+                self._log(records.ALARM, 0)  # the alarm ended with the cut and the ignition is off
+            self.retest_pending = False
+        elif inp.ignition and inp.engine and self.engine_saved:
             self._ign = True
             self._engine = True
             self._log(records.IGNITION, 1)
             self._log(records.ENGINE, 1)
-            if self.retest_pending:
-                self._begin_retest(now)
-                if self.alarm_at_save:
-                    self._retest_missed = True
-                    self._alarm(True)
+            if 0 <= self._boot_gap < self.policy.free_restart_s and self._restart_allowed():
+                self._enter(S_DRIVING)  # a short blip: carry on, the retest schedule is kept
             else:
-                self._enter(S_DRIVING)
-        else:
-            if self.retest_pending and not self.alarm_at_save:
-                # the retest asked for before the cut was never taken: a refusal
-                self._log(records.RETEST, records.RT_REFUSED)
-                self._violation(records.VIO_REFUSED_RETEST)
-            if self.alarm_at_save:
-                self._log(records.ALARM, 0)  # the alarm ended with the cut and the engine stopped
-            self.retest_pending = False
+                self._begin_retest(now, records.RQ_POWER_CUT)
+        self.engine_saved = self._engine
         self.alarm_at_save = False
         self._dirty = True
 
     def _replay(self, from_seq):
-        """Re-apply safety records logged after the saved state was written (the log comes first)."""
+        """Re-apply safety records logged after the saved state was written (the log comes first).
+
+        Returns the cause of a violation lockout that a logged violation called for but the log does not
+        hold (the cut came between the two records), else 0.
+        """
         seq = from_seq
         p = self.policy
+        owed = 0
         while True:
             rec = self.log.read(seq)
             if rec is None:
-                return
+                return owed
             _s, wall, rtype, a, b, c, _p = rec
             if rtype == records.LOCKOUT and a == records.LOCK_VIOLATION:
                 self.vlock = True
                 self.lockout_id = seq
                 self.lock_cause = c
+                self.recall_deadline = 0  # as the lock did: the countdown ends with it
+                owed = 0
             elif rtype == records.LOCKOUT and a == records.LOCK_TEMP:
                 self.fail_streak = self.fail_streak + 1 if (
                     self.fail_streak and wall - self.fail_lock_end <= p.fail_window_s) else 1
@@ -252,13 +279,26 @@ class Interlock(Authority):
             elif rtype == records.LOCKOUT and a == records.LOCK_ABORT:
                 self.temp_until = wall + b
                 self.temp_kind = a
+                for i in range(len(self.abort_times)):
+                    self.abort_times[i] = 0  # as the lock did: the aborts that caused it are spent
+            elif rtype == records.CLEAR and (a == records.LOCK_TEMP or a == records.LOCK_ABORT):
+                self.temp_until = 0
+                self.temp_kind = 0
             elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
                 self.vlock = False
-                self.violations = 0
                 self.recall_deadline = 0
+                self.restart_until = 0
             elif rtype == records.VIOLATION:
                 self.violations = b
                 self.recall_deadline = c
+                owed = a if b >= p.violations_lock and not self.vlock else 0
+            elif rtype == records.SERVICE and a == records.SVC_RECORD:
+                # a technician's service record starts a new service period
+                self.violations = 0
+                self.recall_deadline = 0
+                self.codes_used = 0
+                self.code_fails = 0
+                self.code_wait_until = 0
             elif rtype == records.RESULT and c == 1 and b != records.FAIL:
                 self.fail_streak = 0
             elif rtype == records.ABORT:
@@ -273,10 +313,13 @@ class Interlock(Authority):
             elif rtype == records.RETEST:
                 if b == 1:
                     self.retest_pending = True
+                    self.retest_deadline = wall + p.retest_window_s
                 elif a != records.RT_MISSED and a != records.RT_FAIL:
                     self.retest_pending = False
             elif rtype == records.ALARM:
                 self.alarm_at_save = a == 1
+            elif rtype == records.ENGINE:
+                self.engine_saved = a == 1
             elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
                 self.provisioned_before = True
             seq += 1
@@ -339,6 +382,7 @@ class Interlock(Authority):
                 self._ignition_off()
         if inp.engine != self._engine:
             self._engine = inp.engine
+            self.engine_saved = inp.engine
             self._dirty = True
             self._log(records.ENGINE, 1 if inp.engine else 0)
             if inp.engine:
@@ -377,7 +421,6 @@ class Interlock(Authority):
         self._route(now)
 
     def _ignition_off(self):
-        self.was_driving = False
         if self.state == S_RETEST and not self._retest_missed:
             # key off while a retest is asked for: a refusal
             self._log(records.RETEST, records.RT_REFUSED)
@@ -398,7 +441,6 @@ class Interlock(Authority):
             if state == S_START or not self.retest_due:
                 # a free restart keeps the retest schedule it had: stalling does not reset the clock
                 self._schedule_retest(now, True)
-            self.was_driving = True
             self._enter(S_DRIVING)
         elif state == S_RETEST:
             # the engine was stopped for the retest and started without a pass: the relay was bypassed
@@ -408,7 +450,7 @@ class Interlock(Authority):
             # started without a start permission: the relay was bypassed
             self._log(records.BYPASS, 0, state)
             self._violation(records.VIO_BYPASS)
-            self._begin_retest(now)
+            self._begin_retest(now, records.RQ_BYPASS)
 
     def _engine_stopped(self, now):
         if self.state == S_DRIVING and self._ign:
@@ -547,6 +589,7 @@ class Interlock(Authority):
         if ev == breath.EV_ABORT:
             self._abort(now, kind)
         elif ev == breath.EV_SAMPLE:
+            self._sample_wall = self.wall
             self._sample_photo = self._photo(PHOTO_SAMPLE)
             self.board.pump()
         elif ev == breath.EV_RESULT:
@@ -666,20 +709,34 @@ class Interlock(Authority):
             self._route(now)
             return
         if self.retest_due and self.wall >= self.retest_due:
-            self._begin_retest(now)
+            self._begin_retest(now, records.RQ_SCHEDULE)
 
-    def _begin_retest(self, now):
+    def _begin_retest(self, now, why):
         self.retest_due = 0
         self.retest_pending = True
         self._retest_missed = False
         self._notice = 0
         self._fail_shown = False
-        self._retest_deadline = timebase.add(now, self.policy.retest_window_s * 1000)
+        # device time, persisted: a power cut does not move the deadline
+        self.retest_deadline = self.wall + self.policy.retest_window_s
         self._beep_at = now
         photo = self._photo(PHOTO_RETEST)
-        self._log(records.RETEST, 0, 1, 0, photo)
+        self._log(records.RETEST, 0, 1, why, photo)
         self._log(records.TEST_REQUEST, 2, 0, 0, photo)
         self._dirty = True
+        self.test.start(now, self._cell_temp)
+        self._enter(S_RETEST)
+
+    def _resume_retest(self, now):
+        """A retest that a power cut interrupted goes on with the deadline it had; a passed one is missed."""
+        self._notice = 0
+        self._fail_shown = False
+        self._beep_at = now
+        self._retest_missed = False
+        if self.alarm_at_save:
+            # missed or failed before the cut: no new window, the alarm runs until a pass or ignition off
+            self._retest_missed = True
+            self._alarm(True)
         self.test.start(now, self._cell_temp)
         self._enter(S_RETEST)
 
@@ -688,7 +745,9 @@ class Interlock(Authority):
         if timebase.diff(now, self._beep_at) >= 0:
             self.board.beep(BEEP_RETEST)
             self._beep_at = timebase.add(now, self.policy.retest_beep_s * 1000)
-        if not self._retest_missed and timebase.diff(now, self._retest_deadline) >= 0:
+        # the moment the sample was complete decides, not the end of its analysis
+        if (not self._retest_missed and self.wall >= self.retest_deadline
+                and not (self.test.phase == breath.ANALYZE and self._sample_wall < self.retest_deadline)):
             self._retest_missed = True
             self._log(records.RETEST, records.RT_MISSED)
             self._violation(records.VIO_MISSED_RETEST)
@@ -774,9 +833,13 @@ class Interlock(Authority):
             self._log(records.STORAGE, 1 if full else 0)
 
     def clear_violation(self, source, detail):
-        """End a violation lockout (only the three authenticated clears call this)."""
+        """End a violation lockout (only the three authenticated clears call this).
+
+        The violations stay counted: the count is per service period (a technician's service record starts a
+        new one), so in a period that reached the limit every further violation locks out at once. The recall
+        countdown ends with the lockout; the next violation starts a new one.
+        """
         self.vlock = False
-        self.violations = 0
         self.recall_deadline = 0
         self.restart_until = 0
         self._log(records.CLEAR, records.LOCK_VIOLATION, source, detail)

@@ -9,9 +9,9 @@ import struct
 from fsm import policy as policy_mod
 
 MAGIC = b"IS"
-FORMAT = 1
+FORMAT = 2  # 2: the retest deadline is kept
 _ABORTS = 10  # abort times kept (the policy's aborts_lock is at most this)
-_FAILS = 3
+_TAIL = 4  # fail streak, last fail-lock end, next retest due, retest deadline
 
 # magic, format, flags, device id, secret,
 # lock cause, violations, codes used, code fails, temp kind, reserved x3,
@@ -19,19 +19,19 @@ _FAILS = 3
 # payment due, service due, inspection due, module expiry,
 # desired version, last command seq, last alive, last sync, restart-window end, expected module,
 # log next seq at save, module serial, policy version,
-# fail streak, last fail-lock end, next retest due, abort times x10, policy values
-_HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_FAILS + _ABORTS)
+# fail streak, last fail-lock end, next retest due, retest deadline, abort times x10, policy values
+_HEAD = ">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_TAIL + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
 # field-group offsets used by pack(); checked against the format at import
-assert struct.calcsize(">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIIIIII") == 124
+assert struct.calcsize(">2sBBI32sBBBBBBBBIIIIIHHHHIIIIIIIIIIIII") == 128
 
 F_VLOCK = 1
 F_PROVISIONED = 2
 F_RETEST = 4  # a retest was pending when the state was saved
 F_ALARM = 8
 F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a technician clears it
-F_DRIVING = 32  # the engine ran after a permitted start
+F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the drive only then)
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
 
 
@@ -48,7 +48,7 @@ def pack(m, buf=None):
         buf = bytearray(SIZE)
     flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
-        F_STATE_LOCK if m.state_lock else 0) | (F_DRIVING if m.was_driving else 0) | (
+        F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
         F_PROVISIONED_BEFORE if m.provisioned_before else 0)
     struct.pack_into(">2sBBI32sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.device_id,
                      m.secret or _ZERO_SECRET, m.lock_cause, m.violations, m.codes_used, m.code_fails,
@@ -57,8 +57,8 @@ def pack(m, buf=None):
                      m.code_wait_until, m.payment_due, m.service_due, m.inspection_due, m.module_expiry)
     struct.pack_into(">IIIIIIIII", buf, 76, m.desired_version, m.last_command_seq, m.last_alive, m.last_sync,
                      m.restart_until, m.expected_module, m.log.next_seq(), m.module_serial, m.policy.version)
-    struct.pack_into(">III", buf, 112, m.fail_streak, m.fail_lock_end, m.retest_due)
-    off = 124
+    struct.pack_into(">IIII", buf, 112, m.fail_streak, m.fail_lock_end, m.retest_due, m.retest_deadline)
+    off = 128
     ring = m.abort_times
     for i in range(_ABORTS):
         struct.pack_into(">I", buf, off, ring[i])
@@ -81,7 +81,7 @@ def unpack(data, m):
     m.retest_pending = bool(flags & F_RETEST)
     m.alarm_at_save = bool(flags & F_ALARM)
     m.state_lock = bool(flags & F_STATE_LOCK)
-    m.was_driving = bool(flags & F_DRIVING)
+    m.engine_saved = bool(flags & F_ENGINE)
     m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
     m.device_id = v[3]
     m.secret = v[4] if flags & F_PROVISIONED else None
@@ -97,7 +97,8 @@ def unpack(data, m):
     m.fail_streak = v[i]
     m.fail_lock_end = v[i + 1]
     m.retest_due = v[i + 2]
-    i += _FAILS
+    m.retest_deadline = v[i + 3]
+    i += _TAIL
     for k in range(_ABORTS):
         m.abort_times[k] = v[i + k]
     i += _ABORTS

@@ -7,7 +7,7 @@ each constant; the log reader prints them by these names.
 from micropython import const
 
 BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state was missing or corrupt
-POWER_GAP = const(2)  # a=gap s, b=limit s
+POWER_GAP = const(2)  # a=gap s it provably lasted (-1 unknown), b=limit s, c=gap s since the last heartbeat
 STATE = const(3)  # a=new state, b=old state
 IGNITION = const(4)  # a=1 on / 0 off
 ENGINE = const(5)  # a=1 running / 0 stopped
@@ -17,7 +17,7 @@ RESULT = const(8)  # a=BrAC (thousandths g/dL), b=verdict (PASS/WARN/FAIL), c=1 
 LOCKOUT = const(9)  # a=kind (LOCK_*), b=seconds (0 = until cleared), c=cause
 CLEAR = const(10)  # a=kind (LOCK_*), b=source (SRC_*), c=technician id or code counter or lockout id
 VIOLATION = const(11)  # a=cause (VIO_*), b=violations this service period, c=recall deadline (wall)
-RETEST = const(12)  # a=outcome (RT_*)
+RETEST = const(12)  # a=outcome (RT_*) or 0 with b=1 for a request, c=why it was asked (RQ_*)
 MODULE = const(13)  # a=event (MOD_*), b=serial, c=expiry day
 HANDSET = const(14)  # a=1 connected / 0 disconnected, b=engine running
 SERVICE = const(15)  # a=action (SVC_*), b=technician id, c=value
@@ -85,6 +85,11 @@ RT_WARN = const(2)
 RT_FAIL = const(3)
 RT_MISSED = const(4)
 RT_REFUSED = const(5)
+
+# why a retest was asked (RETEST a=0 b=1 c=)
+RQ_SCHEDULE = const(0)  # the rolling schedule
+RQ_BYPASS = const(1)  # the engine started without a pass
+RQ_POWER_CUT = const(2)  # a power cut interrupted a drive that may not resume unasked
 
 # module events
 MOD_INSERTED = const(1)

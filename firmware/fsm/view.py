@@ -111,7 +111,7 @@ def _test(m, now, s):
         if m._retest_missed:
             s.text(1, 0, b"MISSED TEST" if not m._fail_shown else b"ALARM ON")
         else:
-            s.mmss(1, 0, timebase.diff(m._retest_deadline, now) // 1000)
+            s.mmss(1, 0, m.retest_deadline - m.wall)
     else:
         notice_line(m, s, 1)
 
