@@ -37,7 +37,7 @@ class Account(Base):
     schedule: Mapped[str] = mapped_column(String(16))
     first_due: Mapped[dt.date] = mapped_column(Date)
     installment_cents: Mapped[int] = mapped_column(Integer)
-    periods_paid: Mapped[int] = mapped_column(Integer, default=0)
+    periods_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_cents: Mapped[int] = mapped_column(Integer, default=0)
     reset_fee_cents: Mapped[int] = mapped_column(Integer)
     allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -57,25 +57,25 @@ class Handset(Base):
     secret_nonce: Mapped[bytes] = mapped_column(LargeBinary)
     secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
     # desired state (version goes up on every change)
-    desired_version: Mapped[int] = mapped_column(Integer, default=1)
+    desired_version: Mapped[int] = mapped_column(BigInteger, default=1)
     payment_due_day: Mapped[int] = mapped_column(Integer, default=0)
     service_due_day: Mapped[int] = mapped_column(Integer, default=0)
     inspection_due_day: Mapped[int] = mapped_column(Integer, default=0)
     expected_module: Mapped[int] = mapped_column(BigInteger, default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # counters the companion allocates
-    command_seq: Mapped[int] = mapped_column(Integer, default=0)
-    code_counter: Mapped[int] = mapped_column(Integer, default=0)
+    command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    code_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     # what the handset last reported
     reported: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    reported_version: Mapped[int] = mapped_column(Integer, default=0)
-    last_command_seq: Mapped[int] = mapped_column(Integer, default=0)
+    reported_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     lockout_id: Mapped[int] = mapped_column(BigInteger, default=0)
     # log upload: highest contiguous stored seq and the chain hash after it (hex; "" = genesis)
-    log_seq: Mapped[int] = mapped_column(Integer, default=0)
+    log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     log_hash: Mapped[str] = mapped_column(String(64), default="")
     log_error: Mapped[str] = mapped_column(String(64), default="")
-    syncs: Mapped[int] = mapped_column(Integer, default=0)
+    syncs: Mapped[int] = mapped_column(BigInteger, default=0)
     last_sync_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -91,7 +91,7 @@ class Command(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     arg: Mapped[Any] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="queued")
@@ -153,8 +153,8 @@ class UnlockCode(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     action: Mapped[int] = mapped_column(Integer)
-    counter: Mapped[int] = mapped_column(Integer)
-    issue_hour: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int] = mapped_column(BigInteger)
+    issue_hour: Mapped[int] = mapped_column(BigInteger)
     issue_day: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -167,4 +167,28 @@ class TechToken(Base):
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     tech_id: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DesiredVersion(Base):
+    """Each desired-state version a handset was given, once: versions are unique and increasing per handset."""
+
+    __tablename__ = "desired_versions"
+    __table_args__ = (UniqueConstraint("handset_id", "version", name="uq_desired_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LogTamper(Base):
+    """A log chunk that tried to rewrite records already accepted: the stored records are kept, the attempt
+    is kept here for staff (GET /handsets/{id}/log/tampering)."""
+
+    __tablename__ = "log_tampering"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), index=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger)  # the first stored record the chunk differs from
+    records: Mapped[int] = mapped_column(Integer)  # how many stored records it differs from
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # the differing records as received
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
