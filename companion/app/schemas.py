@@ -202,7 +202,8 @@ class CodePublic(BaseModel):
 class TechTokenCreate(BaseModel):
     """A short-lived token for one technician on one handset."""
 
-    tech_id: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    # the handset takes technician ids up to 2^31-1 only
+    tech_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
     lifetime_s: Annotated[int, Field(ge=60, le=24 * 3600, strict=True)] | None = None
 
 
