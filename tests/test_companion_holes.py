@@ -108,7 +108,7 @@ def test_no_published_admin_key_is_accepted(tmp_path):
             Settings(ADMIN_API_KEY=key, CONFIG_DIR=str(tmp_path), _env_file=None)
     with pytest.raises(ValidationError, match="ADMIN_API_KEY must be set"):
         Settings(ENVIRONMENT="production", MASTER_KEYS=testing.test_master_keys(), _env_file=None)
-    assert "changethis" not in open(testing.ROOT / "companion" / "README.md").read()
+    assert "changethis" not in (testing.ROOT / "companion" / "README.md").read_text()
 
 
 def test_first_local_start_generates_the_admin_key_once(tmp_path):
