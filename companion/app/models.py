@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,6 +23,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 def utcnow() -> dt.datetime:
     """Now, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on both databases (SQLite hands back naive values: they are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -43,7 +56,7 @@ class Account(Base):
     allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
     codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
     service_period_days: Mapped[int] = mapped_column(Integer, default=30)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Handset(Base):
@@ -76,8 +89,8 @@ class Handset(Base):
     log_hash: Mapped[str] = mapped_column(String(64), default="")
     log_error: Mapped[str] = mapped_column(String(64), default="")
     syncs: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_sync_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_sync_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Command(Base):
@@ -99,9 +112,9 @@ class Command(Base):
     dedupe: Mapped[str | None] = mapped_column(String(64), nullable=True)
     rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    acked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LogRecord(Base):
@@ -142,7 +155,7 @@ class Payment(Base):
     lockout_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     command_id: Mapped[int | None] = mapped_column(ForeignKey("commands.id"), nullable=True)
     due_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UnlockCode(Base):
@@ -156,7 +169,7 @@ class UnlockCode(Base):
     counter: Mapped[int] = mapped_column(BigInteger)
     issue_hour: Mapped[int] = mapped_column(BigInteger)
     issue_day: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TechToken(Base):
@@ -167,7 +180,7 @@ class TechToken(Base):
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     tech_id: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DesiredVersion(Base):
@@ -178,7 +191,7 @@ class DesiredVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     version: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LogTamper(Base):
@@ -191,4 +204,4 @@ class LogTamper(Base):
     first_seq: Mapped[int] = mapped_column(BigInteger)  # the first stored record the chunk differs from
     records: Mapped[int] = mapped_column(Integer)  # how many stored records it differs from
     raw: Mapped[bytes] = mapped_column(LargeBinary)  # the differing records as received
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
