@@ -358,3 +358,56 @@ def test_openapi_documents_problem_statuses(api):
                 assert PROBLEM in op["responses"][code]["content"], (method, path, code)
     codes = spec["paths"]["/api/v1/handsets/{device_id}/unlock-codes"]["post"]["responses"]
     assert "403" in codes and "429" in codes
+
+
+def test_sqlite_exchange_does_not_write_a_log_head_another_worker_moved(tmp_path):
+    """SQLite with two workers: exchange B reads the handset, exchange A (another process) stores other records
+    for the same seqs and commits, then B writes. B must not set a log head that is not the stored records'
+    (it is refused as busy, nothing of it stored)."""
+    from sqlalchemy import select
+
+    from companion.app.core import migrate
+    from companion.app.core.db import Database
+    from companion.app.core.keyring import Keyring
+    from companion.app.core.problems import Problem
+    from companion.app.models import Handset
+    from companion.app.sync import SyncService
+
+    settings = testing.settings_for("sqlite:///" + str(tmp_path / "c.db"), testing.test_master_keys())
+    migrate.upgrade(settings)
+    db = Database(settings)
+    keyring = Keyring(settings)
+    from companion.app import crud
+    from companion.app.schemas import HandsetCreate
+    with db.write_session() as s:
+        h, secret = crud.provision_handset(s, keyring, HandsetCreate(serial="RACE-1"))
+        s.commit()
+    a = WireHandset(h.id, secret.hex())
+    b = WireHandset(h.id, secret.hex())
+    a.append(4)
+    b.append(4, wall=92000000)  # the same seqs, another chain
+    req_a = a.request(log=a.chunk(1, 4))
+    req_b = b.request(log=b.chunk(1, 4))
+    service = SyncService(settings, keyring)
+    plan = service.plan
+
+    def plan_then_other_worker(*args):
+        out = plan(*args)
+        if service.plan is not plan:  # once: A runs to commit between B's read and B's writes
+            service.plan = plan
+            with db.sessions() as other:
+                SyncService(settings, keyring).handle(other, *req_a)
+        return out
+
+    service.plan = plan_then_other_worker
+    with db.sessions() as session:
+        try:
+            service.handle(session, *req_b)
+            refused = None
+        except Problem as exc:
+            refused = exc.status
+    with db.sessions() as s:
+        row = s.scalar(select(Handset).where(Handset.id == h.id))
+        assert (row.log_seq, row.log_hash) == (4, a.hashes[4].hex())
+    db.close()
+    assert refused == 409

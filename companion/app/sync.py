@@ -289,7 +289,11 @@ class SyncService:
             cur.execute(sql.deliver, (when, cid))
         req = plan.req
         cur.execute(sql.update, (plan.reported, req.desired_version, req.last_command_seq, plan.lockout_id,
-                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id))
+                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id, plan.head[0]))
+        if cur.rowcount != 1:
+            # the log head moved since it was read (SQLite: another worker process stored an exchange of this
+            # handset in between; nothing of this one is committed): the handset retries
+            raise Problem(409, "busy", "another exchange of this handset is in progress; retry")
         session.commit()
         row = _Row(*tuple(found or ()))
         return self.answer(plan, [getattr(row, name) for name in DESIRED], commands, more)
@@ -319,7 +323,8 @@ class _Sql:
                         + p + " WHERE id = " + p)
         self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
                        + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
-                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p)
+                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p
+                       + " AND log_seq = " + p)
 
 
 # asyncpg: the handset row and the nonce in one round trip; the log rows, the report and the open commands
