@@ -411,3 +411,36 @@ def test_sqlite_exchange_does_not_write_a_log_head_another_worker_moved(tmp_path
         assert (row.log_seq, row.log_hash) == (4, a.hashes[4].hex())
     db.close()
     assert refused == 409
+
+
+def test_migration_0002_keeps_data_and_records_current_versions(backend):
+    """A database at 0001 with a handset and a command upgrades to head: the rows stay, the handset's current
+    desired version is recorded, and the widened columns take 2^32-1."""
+    import contextlib
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from companion.app.core import migrate
+
+    with contextlib.ExitStack() as stack:
+        if backend.is_sqlite:
+            url = backend.DATABASE_URL.replace("companion.db", "migrate.db")
+        else:
+            url = stack.enter_context(testing.fresh_pg_database("pytest"))
+        settings = testing.settings_for(url, testing.test_master_keys())
+        cfg = migrate.alembic_config(settings)
+        command.upgrade(cfg, "0001")
+        engine = create_engine(settings.sync_database_url)
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO handsets (id, serial, key_id, secret_nonce, secret_ct, desired_version, "
+                           "payment_due_day, service_due_day, inspection_due_day, expected_module, policy, "
+                           "command_seq, code_counter, reported_version, last_command_seq, lockout_id, log_seq, "
+                           "log_hash, log_error, syncs, created_at) VALUES (1, 'M-1', 'k1', :b, :b, 5, 0, 0, 0, 0, "
+                           "'{}', 1, 0, 0, 0, 0, 0, '', '', 0, CURRENT_TIMESTAMP)"), {"b": b"x"})
+        command.upgrade(cfg, "head")
+        with engine.begin() as c:
+            assert c.execute(text("SELECT handset_id, version FROM desired_versions")).all() == [(1, 5)]
+            c.execute(text("UPDATE handsets SET reported_version = 4294967295, last_command_seq = 4294967295"))
+            assert c.execute(text("SELECT reported_version FROM handsets")).scalar() == 2**32 - 1
+        engine.dispose()
