@@ -766,7 +766,10 @@ class Interlock(Authority):
     def _retest_result(self, now, verdict):
         if verdict == records.FAIL:
             self._log(records.RETEST, records.RT_FAIL)
-            self._violation(records.VIO_FAILED_RETEST)
+            if not self._retest_missed:
+                # one retest request, one violation: a blow that fails while the alarm of this same retest
+                # (missed or failed) sounds is logged with its BrAC, not booked again
+                self._violation(records.VIO_FAILED_RETEST)
             self._alarm(True)
             self._notice = 0
             self._retest_missed = True  # no new window: the alarm runs until a pass or ignition off
