@@ -2,7 +2,8 @@
 
 Rules of the machine, in the order `step` applies them each poll:
 1. Device time (`wall`) advances from the tick counter; an RTC that disagrees by more than the policy's
-   tolerance without an authenticated source is logged as a clock jump and written back.
+   tolerance without an authenticated source is logged as a clock jump and written back; one that is more
+   than a second off within the tolerance is written back unlogged (a boot takes the RTC's time).
 2. Edges of the inputs are handled: handset link, module, ignition, engine. Each edge is logged.
 3. The handler of the current state runs (one handler per state; `_enter` logs every transition).
 4. Long timers: early-recall deadline, heartbeat.
@@ -359,6 +360,12 @@ class Interlock(Authority):
             tol = self.policy.clock_tolerance_s
             if delta > tol or delta < -tol:
                 self._log(records.CLOCK, 2, delta, 0)
+                self.board.set_clock(self.wall)
+            elif delta > 1 or delta < -1:
+                # within the tolerance: not logged, but set back all the same (the RTC is read about once a
+                # second and device time counts whole seconds, so one second apart is no disagreement). Left
+                # as it was, the next power-up would take the RTC's time: a nudge under the tolerance and a
+                # short cut moved device time, and every lockout and wait kept in it, without a trace.
                 self.board.set_clock(self.wall)
 
     def _edges(self, now, inp):
