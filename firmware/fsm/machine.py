@@ -425,9 +425,22 @@ class Interlock(Authority):
         due = self._inspection_day()
         if due and due - day <= self.policy.service_remind_days and day < due + self.policy.service_grace_days:
             self._log(records.INSPECTION, 1, due)
+        if self._analyzing_now():
+            return  # the key came back during an analysis that outlived a key-off: it goes on
         self._route(now)
 
     def _ignition_off(self):
+        if self._analyzing_now():
+            # the sample is drawn: its analysis runs to its result, which is booked like any other (a failed
+            # start test locks, a retest is passed or failed, not refused); then the key-off takes effect
+            self._alarm(False)
+            return
+        self._key_off()
+
+    def _analyzing_now(self):
+        return (self.state == S_TEST or self.state == S_RETEST) and self.test.phase == breath.ANALYZE
+
+    def _key_off(self):
         if self.state == S_RETEST and not self._retest_missed:
             # key off while a retest is asked for: a refusal
             self._log(records.RETEST, records.RT_REFUSED)
@@ -538,7 +551,7 @@ class Interlock(Authority):
         state = self.state
         buttons = inp.buttons
         # the heater keeps the cell warm whenever a test may come: ignition on and the handset plugged in
-        want = self._ign and self._connected and state != S_FAULT and self._module is not None
+        want = (self._ign or self.test.phase == breath.ANALYZE) and self._connected and state != S_FAULT and self._module is not None
         self._set_heater(self.test.heater_wanted(inp.cell_temp, self._heater) if want else False)
         if self._engine and state != S_RETEST and state != S_DRIVING and self._ign:
             self._enter(S_DRIVING)
@@ -563,6 +576,9 @@ class Interlock(Authority):
             pass
         else:
             self._on_gate(now, buttons)
+        state = self.state
+        if not self._ign and (state == S_TEST or state == S_RETEST or state == S_RESULT) and not self._analyzing_now():
+            self._key_off()  # an analysis that outlived a key-off is over (booked, or ended by a lost module)
 
     def _on_off(self, buttons):
         """Ignition off: dark display; any button opens the menu."""
@@ -777,7 +793,8 @@ class Interlock(Authority):
                 # one retest request, one violation: a blow that fails while the alarm of this same retest
                 # (missed or failed) sounds is logged with its BrAC, not booked again
                 self._violation(records.VIO_FAILED_RETEST)
-            self._alarm(True)
+            if self._ign:
+                self._alarm(True)
             self._notice = 0
             self._retest_missed = True  # no new window: the alarm runs until a pass or ignition off
             self._fail_brac = self.test.result
