@@ -145,6 +145,7 @@ class Interlock(Authority):
         self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
         self.fail_lock_end = 0
+        self.analyzing = False  # a drawn sample is being analysed (kept in the state, so a cut is seen at boot)
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -198,6 +199,15 @@ class Interlock(Authority):
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)
+        if self.analyzing:
+            # the cut ended the analysis of a drawn sample: there is no result, but the test is not undone. A
+            # start test locks as a failed one does (else a cut during every analysis gave endless tries with
+            # no fail booked); a retest goes on with the deadline it had, and is passed, failed or missed.
+            self.analyzing = False
+            kind = 2 if self.retest_pending else 1
+            self._log(records.FAULT, records.FAULT_ANALYSIS_CUT, kind)
+            if kind == 1:
+                self._fail_lock(0)
         self._booting = True
         self._boot_gap = gap
         self.last_alive = self.wall
@@ -321,11 +331,19 @@ class Interlock(Authority):
                 self.alarm_at_save = a == 1
             elif rtype == records.ENGINE:
                 self.engine_saved = a == 1
+            if rtype == records.RESULT or rtype == records.STATE or rtype == records.MODULE:
+                # an analysis under way at the save ended after it (with its result, or a state change or the
+                # module leaving stopped it): the cut did not end it
+                self.analyzing = False
             elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
                 self.provisioned_before = True
             seq += 1
 
     def _flush(self):
+        analyzing = self.test.phase == breath.ANALYZE
+        if analyzing != self.analyzing:
+            self.analyzing = analyzing
+            self._dirty = True
         if self._dirty:
             self._dirty = False
             self.store.save(persist.pack(self, self._state_buf))
@@ -618,7 +636,7 @@ class Interlock(Authority):
         elif ev == breath.EV_RESULT:
             self._result(now, kind)
         elif ev == breath.EV_FAULT:
-            self._log(records.FAULT, 1, self._cell_temp, kind)
+            self._log(records.FAULT, records.FAULT_WARMUP, self._cell_temp, kind)
             self.board.beep(BEEP_ERROR)
             if kind == 2:
                 # a retest goes on (and its window keeps running): the heater tries again
@@ -673,16 +691,21 @@ class Interlock(Authority):
             self.fail_streak = 0
             self._dirty = True
         if verdict == records.FAIL:
-            # escalate when this fail comes within the fail window of the previous lockout's end
-            if self.fail_streak and self.wall - self.fail_lock_end <= p.fail_window_s:
-                self.fail_streak += 1
-            else:
-                self.fail_streak = 1
-            n = self.fail_streak
-            seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
-            self.fail_lock_end = self.wall + seconds
-            self._temp_lock(records.LOCK_TEMP, seconds, value)
+            self._fail_lock(value)
         self._enter(S_RESULT)
+
+    def _fail_lock(self, cause):
+        """The lockout after a failed start test, escalating with fails that come close together."""
+        p = self.policy
+        # escalate when this fail comes within the fail window of the previous lockout's end
+        if self.fail_streak and self.wall - self.fail_lock_end <= p.fail_window_s:
+            self.fail_streak += 1
+        else:
+            self.fail_streak = 1
+        n = self.fail_streak
+        seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
+        self.fail_lock_end = self.wall + seconds
+        self._temp_lock(records.LOCK_TEMP, seconds, cause)
 
     def _temp_lock(self, kind, seconds, cause):
         self.temp_until = self.wall + seconds

@@ -27,7 +27,7 @@ POLICY = const(18)  # a=new version, b=old version, c=source
 CLOCK = const(19)  # a=1 set / 2 jump detected, b=delta s, c=source
 PAYMENT = const(20)  # a=1 due warning / 2 due lock / 3 date changed, b=due day
 INSPECTION = const(21)  # a=1 reminder / 2 due lock / 3 date changed, b=due day
-FAULT = const(22)  # a=fault code, b=detail
+FAULT = const(22)  # a=fault code (FAULT_*), b=detail, c=detail
 BYPASS = const(23)  # engine started without a start permission; b=state
 ALARM = const(24)  # a=1 on / 0 off, b=reason
 STORAGE = const(25)  # a=1 nearly full lock
@@ -78,6 +78,11 @@ VIO_DISCONNECT = const(4)
 VIO_POWER_CUT = const(5)
 VIO_TAMPER = const(6)
 VIO_REFUSED_RETEST = const(7)
+
+# fault codes (FAULT a=)
+FAULT_WARMUP = const(1)  # warm-up timed out; b=cell temperature, c=1 start test / 2 retest
+FAULT_RUNTIME = const(2)  # the runtime caught an unexpected error and failed safe
+FAULT_ANALYSIS_CUT = const(3)  # a power cut ended the analysis of a drawn sample; b=1 start test / 2 retest
 
 # retest outcomes
 RT_PASS = const(1)
