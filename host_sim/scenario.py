@@ -5,6 +5,7 @@ Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no
 Actions:
   key on | key off           crank | hotwire | stall          unplug | plug
   wait DUR                   blow [brac=.045] [volume=2.0] [duration=5] [temp=34] [hum] [flow-ok]
+                               [stored-after=1.5]  (clean air at ambient takes over after 1.5 s)
   inhale [duration=1]        press LEFT|OK|RIGHT [xN]         power cut | power on
   module remove | module insert [serial=N] [expiry=DATE] | module corrupt
   rtc +S | rtc -S            (an unauthenticated clock change)
@@ -230,7 +231,8 @@ class Scenario:
         volume = _number(o.get("volume", "2.0"), 1000)
         dur = _number(o.get("duration", "5.5"), 1000)
         temp = _number(o.get("temp", "34"), 10)
-        sim.world.start_blow(brac, volume, dur, temp, "hum" in o)
+        stored = _number(o["stored-after"], 1000) if "stored-after" in o else 0
+        sim.world.start_blow(brac, volume, dur, temp, "hum" in o, stored)
         sim.run(dur + 100)
 
     def _do_inhale(self, sim, args):
