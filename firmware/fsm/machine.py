@@ -913,7 +913,9 @@ class Interlock(Authority):
                 self._code_msg = 0
                 self._route(now)
             return
-        if self.wall < self.code_wait_until or not self.policy.codes_per_period:
+        if self.wall < self.code_wait_until or self.codes_used >= self.policy.codes_per_period:
+            # waiting after wrong codes, or no code left this service period (none allowed at all, or all
+            # used): nothing is typed, so a code that cannot work is not booked as a wrong one
             if buttons:
                 self._route(now)
             return
