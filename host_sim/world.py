@@ -100,6 +100,7 @@ class World:
         self.powered = True
         self.ignition = False
         self.engine = False
+        self.ignition_sense_cut = False  # the handset's ignition sense wire is cut: it reads off
         self.connected = True
         self.relay = False
         self.horn = False

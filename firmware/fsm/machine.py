@@ -84,6 +84,7 @@ class Interlock(Authority):
         self._horn = False
         self.alarm = False
         self._ign = False
+        self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
         self._engine = False
         self._connected = True
         self._module_present = False
@@ -398,7 +399,16 @@ class Interlock(Authority):
         module = inp.module if present else None
         if present != self._module_present or module is not self._module:
             self._module_edge(module)
-        if inp.ignition != self._ign:
+        if self._ign_held and (inp.ignition or not inp.engine):
+            self._ign_held = False
+        if inp.ignition != self._ign and not inp.ignition and inp.engine and self._engine:
+            # the ignition input says off but the engine runs on (a cut sense wire, or an engine that outlives
+            # the key by a moment): the ignition counts as on until the engine stops, so the rolling retests go
+            # on while it runs; logged once (IGNITION a=0 b=1), the key-off comes when the engine stops
+            if not self._ign_held:
+                self._ign_held = True
+                self._log(records.IGNITION, 0, 1)
+        elif inp.ignition != self._ign:
             self._ign = inp.ignition
             self._log(records.IGNITION, 1 if inp.ignition else 0)
             if inp.ignition:

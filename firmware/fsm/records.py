@@ -9,7 +9,7 @@ from micropython import const
 BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state was missing or corrupt
 POWER_GAP = const(2)  # a=gap s it provably lasted (-1 unknown), b=limit s, c=gap s since the last heartbeat
 STATE = const(3)  # a=new state, b=old state
-IGNITION = const(4)  # a=1 on / 0 off
+IGNITION = const(4)  # a=1 on / 0 off; b=1: off while the engine runs (taken as on until it stops)
 ENGINE = const(5)  # a=1 running / 0 stopped
 TEST_REQUEST = const(6)  # a=1 start test / 2 retest
 ABORT = const(7)  # a=abort reason (ABORT_*), b=aborts in window
