@@ -201,14 +201,9 @@ class Interlock(Authority):
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)
         if self.analyzing:
-            # the cut ended the analysis of a drawn sample: there is no result, but the test is not undone. A
-            # start test locks as a failed one does (else a cut during every analysis gave endless tries with
-            # no fail booked); a retest goes on with the deadline it had, and is passed, failed or missed.
+            # the cut ended the analysis of a drawn sample
             self.analyzing = False
-            kind = 2 if self.retest_pending else 1
-            self._log(records.FAULT, records.FAULT_ANALYSIS_CUT, kind)
-            if kind == 1:
-                self._fail_lock(0)
+            self._analysis_lost(2 if self.retest_pending else 1, 0)
         self._booting = True
         self._boot_gap = gap
         self.last_alive = self.wall
@@ -623,7 +618,12 @@ class Interlock(Authority):
 
     def _on_test(self, now, inp):
         """The start test: heat, blow, analyse."""
-        if self._gate(self._connected):
+        gate = self._gate(self._connected)
+        if gate and self.test.phase == breath.ANALYZE and (gate == S_NO_MODULE or gate == S_DISCONNECTED):
+            self.test.stop()  # no sensor, no measurement
+            self._analysis_lost(1, gate)
+        if gate and self.test.phase != breath.ANALYZE:
+            # (a drawn sample is analysed to its result first; the result leads to the gate)
             self._route(now)
             return
         if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
@@ -703,6 +703,17 @@ class Interlock(Authority):
         if verdict == records.FAIL:
             self._fail_lock(value)
         self._enter(S_RESULT)
+
+    def _analysis_lost(self, kind, cause):
+        """A drawn sample's analysis ended without a result (cause: 0 a power cut, else the gate state).
+
+        The test is not undone: a start test locks as a failed one does (else pulling the fuse, the module or
+        the handset during every analysis gave endless tries with no fail booked); a retest goes on with the
+        deadline it had and is passed, failed or missed as any other.
+        """
+        self._log(records.FAULT, records.FAULT_ANALYSIS_LOST, kind, cause)
+        if kind == 1:
+            self._fail_lock(0)
 
     def _fail_lock(self, cause):
         """The lockout after a failed start test, escalating with fails that come close together."""
@@ -812,6 +823,8 @@ class Interlock(Authority):
             self._fail_shown = False
         if self._module is None:
             # no module, no measurement: the prompt stays, the window keeps running
+            if self.test.phase == breath.ANALYZE:
+                self._analysis_lost(2, S_NO_MODULE)
             self.test.stop()
             return
         if self.test.phase == breath.DONE or self.test.phase == breath.IDLE:

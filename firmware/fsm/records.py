@@ -82,7 +82,9 @@ VIO_REFUSED_RETEST = const(7)
 # fault codes (FAULT a=)
 FAULT_WARMUP = const(1)  # warm-up timed out; b=cell temperature, c=1 start test / 2 retest
 FAULT_RUNTIME = const(2)  # the runtime caught an unexpected error and failed safe
-FAULT_ANALYSIS_CUT = const(3)  # a power cut ended the analysis of a drawn sample; b=1 start test / 2 retest
+# the analysis of a drawn sample ended without a result; b=1 start test / 2 retest, c=0 a power cut, else the
+# state that ended it (the module pulled: NO_MODULE; the handset unplugged: DISCONNECTED)
+FAULT_ANALYSIS_LOST = const(3)
 
 # retest outcomes
 RT_PASS = const(1)
