@@ -171,6 +171,7 @@ class Interlock(Authority):
             self.last_alive = rtc_wall
             self._dirty = True
             self._flush()
+        self._owed_code = 0
         owed = self._replay(log_seq) if log_seq > 0 else 0
         if self._stamps:
             stamp = self.store.last_stamp()
@@ -200,6 +201,15 @@ class Interlock(Authority):
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)
+        code = self._owed_code
+        if code:
+            # the cut fell between an accepted code and what it was accepted for: do it now (the code is used)
+            self._owed_code = 0
+            if code & 1:
+                if self.vlock:
+                    self.clear_violation(records.SRC_CODE, code >> 1)
+            else:
+                self._extend_service(self.policy.code_service_days, records.SRC_CODE, code >> 1)
         if self.analyzing:
             # the cut ended the analysis of a drawn sample
             self.analyzing = False
@@ -295,6 +305,10 @@ class Interlock(Authority):
                 self.vlock = False
                 self.recall_deadline = 0
                 self.restart_until = 0
+                self._owed_code = 0
+            elif rtype == records.SERVICE and a == records.SVC_EXTEND:
+                self._extend_dates(wall // timebase.DAY, c)
+                self._owed_code = 0
             elif rtype == records.VIOLATION:
                 self.violations = b
                 self.recall_deadline = c
@@ -314,6 +328,8 @@ class Interlock(Authority):
                 if c >= self.code_counter:
                     self.code_counter = c + 1
                 self.codes_used = _inc(self.codes_used)
+                # what the code was accepted for comes in the next record; owed until it is seen
+                self._owed_code = c << 1 | (1 if b == 1 else 0)
             elif rtype == records.CODE and a == 0:
                 self.code_fails = _inc(self.code_fails)
                 self.code_wait_until = wall + c
@@ -979,13 +995,15 @@ class Interlock(Authority):
         self._code_msg = 2
 
     def _extend_service(self, days, source, detail):
-        day = self.wall // timebase.DAY
+        self._log(records.SERVICE, records.SVC_EXTEND, source, days)
+        self._extend_dates(self.wall // timebase.DAY, days)
+        self._dirty = True
+
+    def _extend_dates(self, day, days):
         if self.service_due:
             self.service_due = max(self.service_due, day) + days
         if self.inspection_due:
             self.inspection_due = max(self.inspection_due, day) + days
-        self._log(records.SERVICE, records.SVC_EXTEND, source, days)
-        self._dirty = True
 
     def _open_menu(self, from_state):
         self._return_state = from_state
