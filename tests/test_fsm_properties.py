@@ -74,7 +74,7 @@ class HandsetMachine(RuleBasedStateMachine):
         nothing (the random actions that follow do the rest)."""
         log, state = self.storage()
         self.sim = SimHandset(seed=seed, tick_start=tick_start, ambient_dc=ambient, log=log, state=state)
-        self.sim.fsm.apply_policy(self.sim.ticks(), {"version": 1, "recall_s": 3600}, records.SRC_TECH)
+        self.sim.fsm.apply_policy(self.sim.ticks(), {"recall_s": 3600}, records.SRC_TECH)
         self.engine = False
         self.clear_expected = False
         self.last_remote = None
