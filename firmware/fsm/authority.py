@@ -172,10 +172,12 @@ class Authority:
             # wound back across a power cut (the set undone and a power-cut violation charged)
             self.store.stamp(wall)
 
-    def token_wall(self):
-        """Device time for technician token expiry: the clock, never earlier than it was before a technician
-        set it back, across resets and power cuts too (the lead is saved with the state)."""
-        return self.wall + self.token_lead
+    def token_wall(self, now):
+        """Device time for technician token expiry at tick now: the clock (with the seconds since the last poll
+        counted it), never earlier than it was before a technician set it back, across resets and power cuts
+        too (the lead is saved with the state)."""
+        el = timebase.diff(now, self._wall_tick)
+        return self.wall + self.token_lead + (el // 1000 if el > 0 else 0)
 
     def set_login_waits(self, line, net):
         """The service port's failed-login wait levels (the cable's, the network peers'), kept across power

@@ -107,7 +107,7 @@ class Policy:
             return "not a map"
         version = values.get("version")
         if local:
-            if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+            if "version" in values and (not isinstance(version, int) or isinstance(version, bool)
                                         or version != self.version):
                 return "version is the companion's"
         elif not isinstance(version, int) or isinstance(version, bool) or version <= self.version:

@@ -176,7 +176,7 @@ class Service:
         it back, across resets and power cuts too (the state machine keeps it: token_wall()). A clock set by
         the companion (signed server time) is taken as it is, back too: the tokens are the companion's, and its
         time is how a clock a technician set far ahead by mistake comes right."""
-        return self.handset.token_wall()
+        return self.handset.token_wall(now_ms)
 
     def poll(self, now_ms):
         """Run the timers: sessions and unanswered challenges expire, the token clock runs, a finished refusal
