@@ -38,7 +38,7 @@ def ask(b, request, peer=LINE):
 
 
 def bad_login(b, peer=LINE):
-    c = ask(b, p.Challenge(), peer)
+    ask(b, p.Challenge(), peer)  # the challenge the wrong answer uses up
     return ask(b, p.Login(tech_id=9, expires=b.h.wall + 600, mac=bytes(32)), peer)
 
 

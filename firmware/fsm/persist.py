@@ -53,9 +53,6 @@ F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a tec
 F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the drive only then)
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
 
-WAIT_LEVEL_MAX = 255  # a login wait level is one byte (the service port caps its levels far below)
-POLICY_LOCAL_MAX = 0xFFFF  # the technician policy count saturates
-
 _ZERO_RESERVED = b"\x00" * 28
 
 ID_MAGIC = b"ID"
