@@ -36,10 +36,6 @@ SYNC_COMMAND = const(4)  # b = command seq, c = result code
 class Authority:
     """Mixin of the state machine: the entry points for authenticated changes."""
 
-    # clock sets since boot and the source of the last one (records.SRC_*)
-    clock_sets = 0
-    clock_source = 0
-
     def keys(self):
         """(sync key, unlock key, technician key) derived from the handset secret, or None if unprovisioned."""
         if self.secret is None:
@@ -162,8 +158,6 @@ class Authority:
         self.last_alive = wall
         self._next_alive = wall + self.policy.alive_s
         self.board.set_clock(wall)
-        self.clock_sets += 1
-        self.clock_source = source
         self._log(records.CLOCK, 1, delta, source)
         self._dirty = True
         self._flush()

@@ -17,9 +17,6 @@ from service.server import Service
 class Handset:
     """The state machine's service surface, reduced to what this script needs."""
 
-    clock_sets = 0
-    clock_source = 0
-
     def __init__(self):
         self.device_id = 4242
         self.secret = bytes(range(32))
