@@ -151,3 +151,17 @@ def test_a_corrupt_state_can_still_be_serviced():
     assert status["device_id"] == device_id and status["provisioned"] is True
     assert ask(b, p.Clear(lockout_id=status["lockout_id"])) is not None
     assert not b.h.state_lock and not b.h.vlock
+
+
+def test_a_wait_that_is_over_does_not_come_back_when_the_ticks_wrap():
+    """The tick counter wraps every 12.4 days: a wait that ended must not look fresh again 6.2 days after the
+    failure (before, a technician arriving a week after a wrong answer found the port held for days)."""
+    from fsm import timebase
+
+    b = Bench(lockout=False)
+    assert rc(bad_login(b)) == p.InterlockErr.BAD_TOKEN
+    t = b.now
+    for _ in range(7 * 24 * 60):  # the service task polls on every turn: here once a minute for a week
+        t = timebase.add(t, 60_000)
+        b.svc.poll(t)
+        assert not b.svc.login_held(t)

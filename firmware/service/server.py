@@ -185,6 +185,9 @@ class Service:
         for i in range(2):
             if self._hold_from[i] < 0:
                 self._hold_from[i] = now_ms
+            elif self._hold_ms[i] and timebase.diff(now_ms, self._hold_from[i]) >= self._hold_ms[i]:
+                # over (the level stays): kept, the wait would look fresh again when the ticks came round
+                self._hold_ms[i] = 0
         for s in self.sessions:
             if s.tech_id:
                 s.active(now_ms, tw)
