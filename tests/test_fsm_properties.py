@@ -404,7 +404,9 @@ class HandsetMachine(RuleBasedStateMachine):
             value = (value + 1) % 10**8
         if self.used_codes and not valid:
             value = self.used_codes[-1]
+        # the digits land as typed only in an entry at its first digit (one left half-typed keeps its digits)
         will_work = (valid and -1 <= hours_ago <= 5 and counter_ahead < 2 and fsm.vlock and fsm.state == S_CODE
+                     and fsm.entry.pos == 0 and fsm.entry.symbol == 0
                      and fsm.codes_used < fsm.policy.codes_per_period and fsm.wall >= fsm.code_wait_until)
         self.clear_expected = will_work
         for ch in "%08d" % value:
