@@ -422,6 +422,16 @@ class HandsetMachine(RuleBasedStateMachine):
             self.used_codes.append(value)
         self._act()
 
+    @precondition(lambda self: self.sim.fsm is not None and self.sim.fsm.vlock and not self.sim.world.engine)
+    @rule(valid=st.booleans())
+    def key_on_and_enter_code(self, valid):
+        """A composite rule: with a violation lockout, key on and type a fresh code (valid or wrong), as a driver
+        with a code from the portal does (the random actions alone rarely reach the code entry)."""
+        self.sim.world.key(True)
+        self._act()
+        if self.sim.fsm is not None and self.sim.fsm.state in (S_VIOLATION, S_CODE):
+            self.enter_code(valid, 0, 0)
+
     # ---- authenticated and forged messages ------------------------------------------------------
 
     @precondition(lambda self: self.sim.fsm is not None)

@@ -582,6 +582,9 @@ class Interlock(Authority):
             if self.state != S_RETEST:
                 self._enter(S_DRIVING)
             return
+        if self.state == S_RETEST and self.retest_pending:
+            # a retest asked for ends only with its outcome or the ignition off, not with a clear (engine stalled)
+            return
         gate = self._gate(self._connected)
         if gate:
             if gate != self.state:
