@@ -259,3 +259,50 @@ def test_baseline_after_an_abort_uses_only_readings_taken_after_it():
         poll()
     assert t.phase == breath.DONE
     assert t.area() == 0
+
+
+def _breath_test():
+    """A warm breath test in READY and a poll function that advances it in 50 ms steps."""
+    from fsm import breath
+    from fsm.inputs import Inputs
+
+    t = breath.BreathTest(policy.Policy())
+    inp = Inputs()
+    inp.cell_temp, inp.cell, inp.breath_temp = 350, 1000, 200
+    clock = [0]
+    t.start(0, 350)
+
+    def poll(n=1):
+        events = []
+        for _ in range(n):
+            clock[0] += 50
+            events.append(t.step(clock[0], inp))
+        return events[-1] if n == 1 else events
+
+    return t, inp, poll
+
+
+def test_inhaling_during_a_blow_is_refused_as_inhaling():
+    """Suction in the middle of a blow (flow at the inhale limit) ends it as DON'T INHALE, and the next attempt
+    counts only once that prompt has been shown for its time and the mouthpiece is quiet."""
+    from fsm import breath, records
+
+    t, inp, poll = _breath_test()
+    p = t.policy
+    poll(10)
+    inp.flow, inp.breath_temp = 400, 340
+    poll(20)
+    assert t.phase == breath.BLOW
+    inp.flow = p.inhale_flow
+    assert poll() == breath.EV_ABORT
+    assert (t.abort, t.phase) == (records.ABORT_INHALE, breath.READY)
+    inp.flow = 0
+    poll(p.notice_ms // 50 - 2)
+    inp.flow = 400
+    poll(3)
+    assert t.phase == breath.READY  # too early: the refused attempt's prompt is still up
+    inp.flow = 0
+    poll()
+    inp.flow = 400
+    poll()
+    assert t.phase == breath.BLOW
