@@ -433,6 +433,13 @@ def test_baseline_is_the_mean_of_the_last_eight_quiet_readings():
     assert b.t.area() == 0
     assert breath.EV_SAMPLE not in events
 
+    b = _Breath()  # a blow right after the prompt: the baseline is what was read before it
+    b.poll(50, 2, cell=1000)
+    b.blow_in()
+    b.poll(50, 90)
+    b.poll(50, 80)
+    assert b.t.phase == breath.DONE and b.t.area() == 0
+
 
 def test_warm_up_ends_at_the_target_and_shows_whole_tens():
     """A cell within 2 C of the target starts ready; a colder one heats until it reaches the target, showing
