@@ -413,6 +413,26 @@ def test_hum_must_be_heard_for_four_fifths_of_the_blow():
         assert events[-1] == last and set(events[:-1]) == {breath.EV_NONE}, hum_polls
         if last == breath.EV_ABORT:
             assert b.t.abort == records.ABORT_HUM
+    b = _Breath(hum_required=1)
+    b.blow_in()
+    b.poll(50, 71, hum=1)
+    b.poll(49)  # 3599 ms of hum
+    b.poll(50, 18, hum=0)
+    assert b.poll(1) == [breath.EV_ABORT]  # at 4500 ms: 1 ms short of four fifths
+    assert b.t.abort == records.ABORT_HUM
+
+
+def test_a_blow_that_ends_early_is_told_what_fell_short():
+    """A blow that stops before the sample is complete: BLOW LONGER when its time fell further short than its
+    volume, BLOW HARDER when its volume did or both fell equally short."""
+    from fsm import breath, records
+
+    for flow, reason in ((300, records.ABORT_HARDER), (400, records.ABORT_HARDER), (500, records.ABORT_VOLUME)):
+        b = _Breath(volume_ml=2000, blow_ms=5000)  # 0.4 mL a ms: 400 mL/s falls equally short of both
+        b.blow_in(flow=flow)
+        b.poll(50, 40)
+        assert b.poll(flow=0) == [breath.EV_ABORT]
+        assert b.t.abort == reason, flow
 
 
 def test_baseline_is_the_mean_of_the_last_eight_quiet_readings():
@@ -457,6 +477,11 @@ def test_warm_up_ends_at_the_target_and_shows_whole_tens():
     assert shown == [0, 0, 0, 10, 10, 20, 90, 90]
     assert b.poll(cell_temp=350) == [breath.EV_READY]
     assert b.t.phase == breath.READY
+
+    b = _Breath(cell_temp=300, heat_target_dc=450)
+    b.t.policy.heat_target_dc = 300  # a new policy lowers the target to where the warm-up began
+    assert b.poll(cell_temp=290) == [breath.EV_NONE]
+    assert b.t.progress == 0
 
 
 def test_heater_holds_the_cell_in_a_one_degree_band_above_the_target():
