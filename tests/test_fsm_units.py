@@ -392,13 +392,15 @@ def test_blow_softer_after_half_a_second_over_the_maximum_flow():
 
 
 def test_breath_exactly_at_the_minimum_temperature_is_warm_enough():
-    """30.0 C is breath-warm, and the warmest reading counts even when it was the first of the blow."""
-    from fsm import breath
+    """The air drawn as the sample must be breath-warm: 30.0 C is, 29.9 C is not."""
+    from fsm import breath, records
 
-    b = _Breath()
-    b.blow_in(breath_temp=300)
-    events = b.poll(50, 90, breath_temp=250)
-    assert events[-1] == breath.EV_SAMPLE and set(events[:-1]) == {breath.EV_NONE}
+    for temp, last in ((300, breath.EV_SAMPLE), (299, breath.EV_ABORT)):
+        b = _Breath()
+        b.blow_in(breath_temp=340)
+        events = b.poll(50, 89) + b.poll(50, breath_temp=temp)
+        assert events[-1] == last and set(events[:-1]) == {breath.EV_NONE}, temp
+    assert b.t.abort == records.ABORT_TEMP
 
 
 def test_hum_must_be_heard_for_four_fifths_of_the_blow():
