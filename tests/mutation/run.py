@@ -72,7 +72,7 @@ def collect():
         m.load()
         for name, code in sorted(m.exit_code_by_key.items(), key=lambda kv: _natural(kv[0])):
             status = status_by_exit_code[code]
-            diff = get_diff_for_mutant(name, path=m.path) if status != "killed" else ""
+            diff = get_diff_for_mutant(name, path=m.path) if status not in ("killed", "not checked") else ""
             out.append((name, status, diff))
     return out
 
@@ -161,9 +161,11 @@ def main(argv):
     known = explanations()
     unexplained = 0
     explained = 0
+    unchecked = sum(1 for name, status, _diff in results
+                    if status == "not checked" and function_of(name)[0] in EXPLAINED_FILES)
     print("\n== survivors ==")
     for name, status, diff in results:
-        if status == "killed":
+        if status == "killed" or status == "not checked":
             continue
         module, func = function_of(name)
         before, after = change_of(diff)
@@ -181,14 +183,16 @@ def main(argv):
         if reason:
             print("    why: " + reason)
     print("\n== mutation testing of firmware/fsm ==")
-    tried = len(results)
-    print("mutants tried: %d" % tried)
+    tried = len(results) - counts.get("not checked", 0)
+    print("mutants: %d, tried: %d" % (len(results), tried))
     for status in sorted(counts):
         print("  %s: %d" % (status, counts[status]))
     print("survivors explained in %s: %d" % (EQUIVALENT.relative_to(ROOT), explained))
     print("survivors in %s without an explanation: %d" % (", ".join(f + ".py" for f in EXPLAINED_FILES),
                                                           unexplained))
-    return 1 if unexplained else 0
+    if unchecked:
+        print("mutants in those files not run yet: %d" % unchecked)
+    return 1 if unexplained or unchecked else 0
 
 
 if __name__ == "__main__":
