@@ -43,7 +43,7 @@ def _status(device_id, seq, wall):
 
 def make_requests(fleet, per_handset, host):
     """For each handset, per_handset signed sync requests in order (raw HTTP/1.1 bytes, keep-alive)."""
-    from storage import record
+    from interlock import record
 
     now = timebase.device_now()
     out = []

@@ -29,7 +29,7 @@ from service import cbor, frame  # noqa: E402
 from service.fsgroup import chunk_size  # noqa: E402
 from service.server import BUF_SIZE  # noqa: E402
 from smpclient.requests.file_management import FileDownload  # noqa: E402
-from storage import record  # noqa: E402
+from interlock import record  # noqa: E402
 
 from host_sim.pty_port import SimServicePort, flash_sim  # noqa: E402
 from technician import client as tc  # noqa: E402
@@ -96,7 +96,7 @@ def login_pacing() -> list[str]:
     100 ms for 10 simulated minutes, the server's waits in force)."""
     import os
 
-    from fsm import timebase
+    from interlock import timebase
     from service import cbor as _cbor
     from service.server import BACKOFF_MAX_MS, Service
     from technician import protocol as p

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import host_sim  # noqa: E402,F401  (puts firmware/ on sys.path: must come first)
 from host_sim.flash import BLOCK_SIZE, LfsFlash  # noqa: E402
 from drivers.flash import VfsFlash  # noqa: E402
-from storage import record  # noqa: E402
+from interlock import record  # noqa: E402
 from storage.log import FlashLog  # noqa: E402
 from storage.state import FileState  # noqa: E402
 # isort: on
@@ -42,7 +42,7 @@ FREE_BLOCKS = 80  # free blocks of the 2 MiB partition when the log holds a full
 MP_SCRIPT = """
 import gc, os, time
 from drivers.flash import VfsFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 from storage.state import FileState
 N = __N__

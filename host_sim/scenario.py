@@ -21,11 +21,12 @@ Expectations (a failure is printed and counted, the run goes on):
   mark                                (later log and beep expectations look only at what follows)
 """
 
-from drivers import LEFT, OK, RIGHT
-from fsm import authority, codes, records, timebase
+from board import LEFT, OK, RIGHT
+from fsm import authority, records
 from fsm.machine import STATE_NAMES
 from host_sim.handset import DEFAULT_WALL, TICK_START, SimHandset
 from host_sim.world import default_module
+from interlock import codes, timebase
 
 _BUTTONS = {"LEFT": LEFT, "OK": OK, "RIGHT": RIGHT}
 _RECORD_TYPES = {}

@@ -25,6 +25,7 @@ from smpclient.transport import SMPTransportDisconnected
 from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import SMPUDPTransport
 
+from interlock import record
 from technician import protocol as p
 from technician.token import Token
 
@@ -216,9 +217,6 @@ class LogCheck:
 
 def check_log(data: bytes) -> LogCheck:
     """Verify an export: header, then records whose CRCs, links and sequence numbers all hold."""
-    import host_sim  # noqa: F401, I001  (firmware on sys.path: storage.record is the one definition)
-    from storage import record
-
     try:
         first, prev = record.parse_header(data)
     except ValueError as e:

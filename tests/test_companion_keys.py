@@ -8,7 +8,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from companion.app.core import keys
-from fsm import codes, crypto
+from interlock import codes, crypto
 from tests.interpreters import ROOT, micropython_available, run_cpython, run_micropython
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
@@ -58,7 +58,7 @@ def test_random_secrets_derive_identically():
 
 
 def test_companion_unlock_code_matches_fsm_codes():
-    """The companion's code equals fsm.codes.code_for for the same parameters."""
+    """The companion's code equals interlock.codes.code_for for the same parameters."""
     from companion.app import crud
 
     for i in range(30):

@@ -9,7 +9,7 @@ import pytest
 from companion import testing
 from fsm import authority, records
 from host_sim.http_modem import DROP_RESPONSE, http_handler
-from storage import record
+from interlock import record
 from sync import client as sc
 from tests.companion_doubles import SyncedSim
 

@@ -10,8 +10,8 @@ import datetime as dt
 
 from fsm import authority, records
 from host_sim.http_modem import DROP_RESPONSE
+from interlock import wire
 from sync import client as sc
-from sync import wire
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

@@ -21,12 +21,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from drivers import LEFT, OK, RIGHT
-from fsm import authority, breath, codes, records
+from board import LEFT, OK, RIGHT
+from fsm import authority, breath, records
 from fsm.machine import S_CODE, S_DRIVING, S_RESTART, S_RETEST, S_START, S_TEST, S_VIOLATION, Interlock
 from host_sim.flash import FlashImage
 from host_sim.handset import SimHandset
 from host_sim.world import default_module
+from interlock import codes
 from tests import strategies as S
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))

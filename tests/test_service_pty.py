@@ -254,8 +254,8 @@ def test_simulated_reset_starts_the_server_over_as_the_board_does():
     """After an OS reset the simulator serves the port with a server started over, as the board's task builds
     one after boot: the login wait and the token clock of before the reset are gone (a UDP server sharing it
     sees the same)."""
-    from fsm import timebase
     from host_sim.pty_port import flash_sim
+    from interlock import timebase
     from service.server import Service
 
     sim, log = flash_sim()

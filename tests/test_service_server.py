@@ -142,7 +142,7 @@ def test_challenge_expires(b):
 def test_unanswered_challenge_stays_dead_when_the_tick_counter_comes_round():
     """A challenge left unanswered is dead once its 30 s are over, also a whole tick period (about 12 days)
     later, when the tick counter reads what it read when the challenge was given."""
-    from fsm import timebase
+    from interlock import timebase
 
     b = Bench(lockout=False)
     tok = b.token(ttl=20 * 86400)
@@ -432,7 +432,7 @@ def test_refusal_flood_is_on_flash_at_once_and_counted_without_another_refusal(b
 def test_a_day_of_refusals_cannot_fill_the_log(b):
     """A day of denied requests, however they are spread, writes few enough records that the 30 days the log
     keeps acknowledged records could not bring the storage lock: under a fifth of the log's capacity."""
-    from fsm import timebase
+    from interlock import timebase
 
     mark = b.log.next_seq()
     t = b.now

@@ -8,8 +8,7 @@ import uuid
 import pytest
 
 from companion.app.core import timebase
-from storage import record
-from sync import wire
+from interlock import record, wire
 from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

@@ -14,16 +14,18 @@ except ImportError:
     except ImportError:
         pass
 
-from fsm import records, timebase
+from board import Board
+from fsm import records
 from fsm.inputs import Inputs
 from fsm.machine import S_DRIVING, Interlock
 from host_sim.world import default_module
+from interlock import timebase
 from storage.memory import MemoryLog
 
 MICRO = sys.implementation.name == "micropython"
 
 
-class NullBoard:
+class NullBoard(Board):
     """Board verbs that do nothing, so what is measured is the state machine alone."""
 
     def relay(self, on):

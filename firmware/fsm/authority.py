@@ -7,10 +7,11 @@ in the same state write. A violation lockout ends here only through `clear_viola
 
 from micropython import const
 
-from fsm import crypto, records, timebase
 from fsm import module as module_mod
+from fsm import records
 from fsm.module import ModuleData
 from fsm.states import STATE_NAMES
+from interlock import crypto, timebase
 
 # sync command kinds
 CMD_CLEAR = const(1)

@@ -22,7 +22,8 @@ it checks the next answer (doubling per failure, capped), for every connection: 
 
 from micropython import const
 
-from fsm import records, timebase
+from fsm import records
+from interlock import timebase
 from service import auth, cbor, fsgroup, ilgroup, osgroup, smp
 from service.frame import OVERSIZE, Decoder, Encoder
 

@@ -17,10 +17,9 @@ import binascii
 
 from micropython import const
 
-from fsm import authority, records, timebase
+from fsm import authority, records
 from fsm.prng import Prng
-from storage import record
-from sync import wire
+from interlock import record, timebase, wire
 
 PERIOD_MS = const(1800000)  # periodic sync: every 30 min (and at key-off)
 RETRY_MIN_MS = const(10000)
@@ -152,7 +151,7 @@ class SyncClient:
         return wire.METHOD, wire.PATH, headers, body
 
     def _encoded(self, first, n):
-        """n records from first as the companion verifies them (storage.record encoding, chained)."""
+        """n records from first as the companion verifies them (interlock.record encoding, chained)."""
         raw = getattr(self.log, "raw", None)
         if raw is not None:
             return raw(first, n)  # the flash log keeps the encoded, chained bytes

@@ -15,9 +15,8 @@ Bodies are built with `encode`, which sorts keys, so both interpreters produce t
 import hashlib
 import json
 
-from micropython import const
-
-from fsm import crypto
+from . import crypto
+from .const import const
 
 VERSION = const(1)
 PATH = "/api/v1/sync"
