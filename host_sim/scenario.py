@@ -361,7 +361,7 @@ class Scenario:
         elif args[0] == "time":
             wall = day(args[1]) * timebase.DAY + (_clock(args[2]) if len(args) > 2 else 0)
             fsm.set_time(now, wall, records.SRC_TECH)
-            rc = authority.RC_APPLIED
+            rc = authority.APPLIED
         else:
             raise ScenarioError("unknown tech action " + args[0])
         sim.trace.add("TECH %s -> %s" % (args[0], ("APPLIED", "STALE", "REFUSED")[rc]))

@@ -430,14 +430,14 @@ class HandsetMachine(RuleBasedStateMachine):
         if replay and self.last_remote is not None:
             seq, lockout = self.last_remote
             rc = fsm.apply_command(self.sim.ticks(), seq, authority.CMD_CLEAR, lockout)
-            assert rc == authority.RC_STALE, "a replayed command was applied again"
+            assert rc == authority.STALE, "a replayed command was applied again"
             self._act()
             return
         seq = fsm.last_command_seq + seq_delta
         lockout = fsm.lockout_id if right_lockout else fsm.lockout_id + 1
         self.clear_expected = fsm.vlock and right_lockout and seq > fsm.last_command_seq
         rc = fsm.apply_command(self.sim.ticks(), seq, authority.CMD_CLEAR, lockout)
-        if rc == authority.RC_APPLIED:
+        if rc == authority.APPLIED:
             self.last_remote = (seq, lockout)
         self._act()
 

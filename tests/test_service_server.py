@@ -536,13 +536,17 @@ def test_log_download_from_any_offset_is_logged(b):
 
 
 def test_constants_match_the_client_package():
-    """The firmware's group, command and error numbers are the technician package's."""
-    assert smp.G_INTERLOCK == p.GROUP_ID
+    """The handset serves, and the technician package speaks, every command and error of interlock.smpgroup."""
+    from interlock import smpgroup
+
+    assert smp.G_INTERLOCK == p.GROUP_ID == smpgroup.GROUP
+    names = {n for n in dir(smpgroup) if n.isupper() and n != "GROUP"}
+    assert {c.name for c in p.Cmd} | {"ERR_" + e.name for e in p.InterlockErr} == names
     for cmd in p.Cmd:
-        assert getattr(ilgroup, cmd.name) == cmd.value
+        assert getattr(ilgroup, cmd.name) == cmd.value == getattr(smpgroup, cmd.name)
     for err in p.InterlockErr:
-        assert getattr(ilgroup, "RC_" + err.name) == err.value
-    assert authority.RC_APPLIED != authority.RC_REFUSED
+        assert err.value == getattr(smpgroup, "ERR_" + err.name)
+    assert authority.APPLIED != authority.REFUSED
 
 
 def test_each_challenge_is_fresh():

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from companion.app import schedule
-from companion.app.core import keys, timebase
+from companion.app.core import keys, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
@@ -192,7 +192,7 @@ def queue_command(session: Session, settings: Settings, h: Handset, kind: str, a
             session.flush()
         elif found is not None:
             return found
-    if kind == "policy":
+    if kind == wire.KIND_POLICY:
         if not isinstance(arg, dict) or "version" not in arg:
             raise Problem(422, "invalid", "a policy command needs a dict with a version")
     elif isinstance(arg, dict):

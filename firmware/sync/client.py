@@ -42,8 +42,8 @@ _KINDS = {
     wire.KIND_TIME: authority.CMD_TIME_SET,
     wire.KIND_POLICY: authority.CMD_POLICY,
 }
-_RC = {authority.RC_APPLIED: wire.RC_APPLIED, authority.RC_STALE: wire.RC_STALE,
-       authority.RC_REFUSED: wire.RC_REFUSED}
+_RC = {authority.APPLIED: wire.RC_APPLIED, authority.STALE: wire.RC_STALE,
+       authority.REFUSED: wire.RC_REFUSED}
 
 
 def _b64(data):

@@ -38,8 +38,8 @@ class Handset:
         if action == authority.TECH_CLEAR and self.locked:
             self.locked = False
             self.record(records.CLEAR, records.LOCK_VIOLATION, records.SRC_TECH, tech_id)
-            return authority.RC_APPLIED
-        return authority.RC_REFUSED
+            return authority.APPLIED
+        return authority.REFUSED
 
     def set_time(self, now, wall, source):
         self.record(records.CLOCK, 1, wall - self.wall, source)
