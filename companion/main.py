@@ -6,10 +6,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import Route
 
 from companion.app.api.main import api_router
-from companion.app.api.routes import sync as sync_route
 from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
@@ -50,9 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return problems.problem_response(500, "internal", "unexpected error")
 
     app.include_router(api_router, prefix=settings.API_V1_STR)
-    # The sync exchange is served by a plain Starlette route ahead of FastAPI's: it is the hot path and
-    # needs none of FastAPI's request handling (the FastAPI route stays, for the OpenAPI schema and docs).
-    app.router.routes.insert(0, Route(settings.API_V1_STR + "/sync", sync_route.sync, methods=["POST"]))
     return app
 
 
