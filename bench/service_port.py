@@ -2,7 +2,7 @@
 """Service-port bench: log-download payload throughput against the 115200-baud line limit, and the time to
 download a year of log.
 
-Run: .venv/bin/python bench/service_port.py   (writes bench/results/service_port.txt)
+Run: .venv/bin/python -m bench.service_port   (writes bench/results/service_port.txt)
 
 Two ways, both reported:
   computed  bytes on the wire per payload byte for each answer size (SMP header, CBOR map, length, CRC,
@@ -16,12 +16,10 @@ Line limits at 115200 baud, 8N1: 11,520 bytes/s raw; 8,640 payload bytes/s once 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import host_sim  # noqa: E402,F401,I001  (firmware on sys.path before the firmware imports below)
 from fsm import records  # noqa: E402
@@ -156,7 +154,7 @@ def micropython_alloc() -> list[str]:
 
 
 def main() -> None:
-    lines = [f"command: .venv/bin/python bench/service_port.py   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+    lines = [f"command: .venv/bin/python -m bench.service_port   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              f"line: {BAUD} baud 8N1 = {RAW:.0f} B/s raw, {B64:.0f} payload B/s base64 limit; "
              f"buf_size (MCUmgr params) = {BUF_SIZE}",
              f"record size {record.SIZE} B; a year ~ {YEAR_RECORDS} records = "

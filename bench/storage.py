@@ -1,6 +1,6 @@
 """Storage: bytes per record, records written per second on MicroPython beside CPython, flash write amplification.
 
-Command: .venv/bin/python bench/storage.py   (writes bench/results/storage.txt)
+Command: .venv/bin/python -m bench.storage   (writes bench/results/storage.txt)
 
 - bytes per record: the record encoding plus its share of the segment header, as stored in the segment file.
 - records/s: FlashLog.append (encode, CRC, SHA-256 chain, commit) on
@@ -15,12 +15,10 @@ Command: .venv/bin/python bench/storage.py   (writes bench/results/storage.txt)
 import os
 import pathlib
 import subprocess
-import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # isort: off
 import host_sim  # noqa: E402,F401  (puts firmware/ on sys.path: must come first)
@@ -165,7 +163,7 @@ def main():
     per_block_year = erases_day * 365 / FREE_BLOCKS
     lines = [
         "# storage (event log and state on flash)",
-        "# command: .venv/bin/python bench/storage.py",
+        "# command: .venv/bin/python -m bench.storage",
         "",
         f"bytes per record on flash:            {per_record:.1f}  ({record.SIZE}-byte record + 1/101 of a "
         f"{record.HEADER_SIZE}-byte segment header)",

@@ -5,15 +5,7 @@ import gc
 import sys
 import time
 
-try:
-    import host_sim  # noqa: F401
-except ImportError:
-    sys.path.insert(0, __file__.rsplit("/", 3)[0]) if __file__.count("/") >= 3 else None
-    try:
-        import host_sim  # noqa: F401
-    except ImportError:
-        pass
-
+import host_sim  # noqa: F401  (CPython: firmware/ and the stand-ins on sys.path; run with the root on PYTHONPATH)
 from board import Board
 from fsm import records
 from fsm.inputs import Inputs
