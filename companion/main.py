@@ -11,6 +11,7 @@ from companion.app.api.main import api_router
 from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
+from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring
 from companion.app.sync import PgFastPath, SyncService
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=settings.PROJECT_NAME, openapi_url=settings.API_V1_STR + "/openapi.json",
                   docs_url="/docs", lifespan=lifespan)
     app.state.settings = settings
+    app.state.admin_key = settings.admin_key()
     app.state.keyring = Keyring(settings)
     app.state.sync = SyncService(settings, app.state.keyring)
     problems.install(app)
@@ -47,7 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a bug, never the caller's fault: a problem body rather than a bare traceback
         return problems.problem_response(500, "internal", "unexpected error")
 
-    app.include_router(api_router, prefix=settings.API_V1_STR)
+    app.include_router(api_router, prefix=settings.API_V1_STR, responses=problems.responses(*problems.COMMON))
+    # the admin key and the body limit are checked before any body is read
+    app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
+                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",))
     return app
 
 
