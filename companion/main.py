@@ -13,7 +13,9 @@ from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring
-from companion.app.sync import PgFastPath, SyncService
+from companion.app.sync.asyncpg_store import AsyncpgStore
+from companion.app.sync.dbapi_store import DbApiStore
+from companion.app.sync.protocol import SyncService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings)
         app.state.pg_sync = None
         if not settings.is_sqlite and settings.SYNC_ASYNCPG:
-            app.state.pg_sync = PgFastPath(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
+            app.state.pg_sync = AsyncpgStore(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
             await app.state.pg_sync.start()
         try:
             yield
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admin_key = settings.admin_key()
     app.state.keyring = Keyring(settings)
     app.state.sync = SyncService(settings, app.state.keyring)
+    app.state.sync_store = DbApiStore(app.state.sync)  # the asyncpg store, when used, is made at start-up
     problems.install(app)
 
     @app.exception_handler(Exception)

@@ -11,7 +11,8 @@ from companion.app.core import problems, wire
 from companion.app.core.db import Database
 from companion.app.core.problems import Problem
 from companion.app.schemas import SyncRequest
-from companion.app.sync import SyncResult, SyncService
+from companion.app.sync.dbapi_store import DbApiStore
+from companion.app.sync.protocol import SyncResult
 
 
 class PlainRoute(APIRoute):
@@ -79,10 +80,10 @@ async def sync(request: Request) -> Response:
     if fast is not None:
         result = await fast.handle(headers, body)
     else:
-        result = await run_in_threadpool(_handle, state.db, state.sync, dict(headers), body)
+        result = await run_in_threadpool(_handle, state.db, state.sync_store, dict(headers), body)
     return Response(result.body, media_type="application/json", headers={wire.H_SIG: result.signature})
 
 
-def _handle(db: Database, service: SyncService, headers: dict[str, str], body: bytes) -> SyncResult:
+def _handle(db: Database, store: DbApiStore, headers: dict[str, str], body: bytes) -> SyncResult:
     with db.writer(), db.sessions() as session:
-        return service.handle(session, headers, body)
+        return store.handle(session, headers, body)
