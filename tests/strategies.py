@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from fsm import timebase
+from interlock import timebase
 
 # BrAC in thousandths: mostly sober, some around the warn and fail levels, some drunk
 bracs = st.one_of(st.just(0), st.integers(0, 9), st.integers(10, 25), st.integers(20, 150))

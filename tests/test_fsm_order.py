@@ -6,6 +6,7 @@ Rules, in order, for one poll:
 3. the display is sent once, after all of it, and only when it changed.
 """
 
+from board import Board
 from fsm import records
 from fsm.inputs import Inputs
 from fsm.machine import S_DRIVING, S_OFF, S_RESULT, S_START, S_TEST, Interlock
@@ -13,7 +14,7 @@ from host_sim.world import default_module
 from storage.memory import MemoryLog, MemoryState
 
 
-class RecordingBoard:
+class RecordingBoard(Board):
     """Board verbs that append what was called to a shared action list."""
 
     def __init__(self, actions):

@@ -8,29 +8,46 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers import LEFT, OK, RIGHT
-from fsm import brac, codes, entry, module, persist, policy, timebase
+from board import LEFT, OK, RIGHT
+from fsm import brac, entry, module, persist, policy
 from fsm.machine import Interlock
 from fsm.screen import Screen
+from interlock import codes, timebase
 from storage.memory import MemoryLog, MemoryState
 
 FSM = Path(__file__).resolve().parent.parent / "firmware" / "fsm"
-ALLOWED = {"micropython", "struct", "hashlib", "binascii", "fsm", "drivers"}
+FIRMWARE = FSM.parent
+# the board contract is the module `board` itself: nothing of drivers/, and no submodule
+ALLOWED = {"micropython", "struct", "hashlib", "binascii", "fsm", "board", "interlock"}
+
+
+def _imports(path):
+    """(module, line) for every import in a file (relative ones as '.name')."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or ""), node.lineno
 
 
 def test_fsm_imports_only_the_allowed_modules():
-    """firmware/fsm is pure: it imports micropython, struct, hashlib, binascii, its own package and button bits."""
+    """firmware/fsm is pure: micropython, struct, hashlib, binascii, its own package, the shared contract
+    (interlock) and the board contract (board), and no other module of the board."""
     for path in FSM.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [(node.module or "").split(".")[0]]
-            else:
-                continue
-            for name in names:
-                assert name in ALLOWED, "%s imports %s" % (path.name, name)
+        for name, line in _imports(path):
+            top = name.split(".")[0]
+            assert top in ALLOWED, "%s:%d imports %s" % (path.name, line, name)
+            assert top != "board" or name == "board", "%s:%d imports %s" % (path.name, line, name)
+
+
+def test_drivers_and_the_board_contract_import_nothing_of_the_state_machine():
+    """The seam runs one way: board.py and every driver import nothing from fsm (fsm calls them)."""
+    paths = [FIRMWARE / "board.py", *sorted((FIRMWARE / "drivers").rglob("*.py"))]
+    for path in paths:
+        for name, line in _imports(path):
+            assert name.split(".")[0] != "fsm", "%s:%d imports %s" % (path.name, line, name)
+    assert {n for n, _ in _imports(FIRMWARE / "board.py")} == {"micropython"}
 
 
 @given(st.integers(0, timebase.TICKS_PERIOD - 1), st.integers(-(2**29) + 1, 2**29 - 1))

@@ -1,10 +1,12 @@
-"""`make mutate`: mutation testing of the state machine (firmware/fsm) with mutmut.
+"""`make mutate`: mutation testing of the state machine (firmware/fsm) and of the contract modules it computes
+with (firmware/interlock: crypto, codes, timebase) with mutmut.
 
 mutmut names a mutant after its file's path (fsm/machine.py -> fsm.machine) and only activates it when the
-running code's module has that name; the tests import the firmware as `fsm` (host_sim puts firmware/ on
-sys.path). So the run happens in a workspace, build/mutation/, that holds the state machine as fsm/ beside
-the rest of the firmware (firmware/ without fsm/), host_sim/, tests/ and pyproject.toml, with the
-configuration in tests/mutation/setup.cfg (source path and the fast test selection).
+running code's module has that name; the tests import the firmware as `fsm` and `interlock` (host_sim puts
+firmware/ on sys.path). So the run happens in a workspace, build/mutation/, that holds the state machine as fsm/
+and the contract as interlock/ beside the rest of the firmware (firmware/ without them), host_sim/, tests/ and
+pyproject.toml, with the configuration in tests/mutation/setup.cfg (source paths, the files mutated and the
+fast test selection).
 
 At the end it prints the mutants tried, killed, survived (and any timeouts or other outcomes), then every
 survivor with its diff. Survivors in the files whose survivors must each be killed or explained
@@ -32,15 +34,18 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "build" / "mutation"
 EQUIVALENT = ROOT / "tests" / "mutation" / "EQUIVALENT.md"
 EXPLAINED_FILES = ("machine", "breath", "entry", "codes", "brac")
+MUTATED = ("fsm", "interlock")  # firmware packages at the workspace's top (setup.cfg: source_paths, only_mutate)
 
 
 def build_workspace():
-    """A fresh build/mutation with fsm/ at its top and the rest of the tree beside it."""
+    """A fresh build/mutation with fsm/ and interlock/ at its top and the rest of the tree beside them."""
     shutil.rmtree(WORKSPACE, ignore_errors=True)
     WORKSPACE.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "firmware" / "fsm", WORKSPACE / "fsm", ignore=ignore)
-    shutil.copytree(ROOT / "firmware", WORKSPACE / "firmware", ignore=shutil.ignore_patterns("__pycache__", "fsm"))
+    for package in MUTATED:
+        shutil.copytree(ROOT / "firmware" / package, WORKSPACE / package, ignore=ignore)
+    shutil.copytree(ROOT / "firmware", WORKSPACE / "firmware",
+                    ignore=shutil.ignore_patterns("__pycache__", *MUTATED))
     shutil.copytree(ROOT / "host_sim", WORKSPACE / "host_sim", ignore=ignore)
     shutil.copytree(ROOT / "tests", WORKSPACE / "tests", ignore=shutil.ignore_patterns("__pycache__", "mutation"))
     shutil.copy2(ROOT / "pyproject.toml", WORKSPACE / "pyproject.toml")
@@ -143,8 +148,8 @@ def main(argv):
         if not args.keep or not WORKSPACE.exists():
             build_workspace()
         else:
-            for sub in ("fsm", "tests", "host_sim"):
-                src = ROOT / "firmware" / "fsm" if sub == "fsm" else ROOT / sub
+            for sub in (*MUTATED, "tests", "host_sim"):
+                src = ROOT / "firmware" / sub if sub in MUTATED else ROOT / sub
                 shutil.copytree(src, WORKSPACE / sub, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("__pycache__", "mutation"))
             shutil.copy2(ROOT / "tests" / "mutation" / "setup.cfg", WORKSPACE / "setup.cfg")
@@ -182,7 +187,7 @@ def main(argv):
         print("%s [%s, %s] %s.%s\n    - %s\n    + %s" % (name, status, mark, module, func, before, after))
         if reason:
             print("    why: " + reason)
-    print("\n== mutation testing of firmware/fsm ==")
+    print("\n== mutation testing of firmware/fsm and firmware/interlock (crypto, codes, timebase) ==")
     tried = len(results) - counts.get("not checked", 0)
     print("mutants: %d, tried: %d" % (len(results), tried))
     for status in sorted(counts):
