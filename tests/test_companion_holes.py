@@ -445,3 +445,35 @@ def test_migration_0002_keeps_data_and_records_current_versions(backend):
             c.execute(text("UPDATE handsets SET reported_version = 4294967295, last_command_seq = 4294967295"))
             assert c.execute(text("SELECT reported_version FROM handsets")).scalar() == 2**32 - 1
         engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["ConnectionDoesNotExistError", "InterfaceError", "AdminShutdownError",
+                                  "InternalClientError"])
+def test_every_way_asyncpg_reports_a_lost_connection_is_503(name):
+    """A backend terminated under the sync fast path surfaces as one of several asyncpg errors, depending on
+    where the protocol was (seen: InternalClientError "cannot switch to state 12" mid-statement); each is a
+    503 with Retry-After, never a 500."""
+    import asyncio
+
+    import asyncpg
+    import httpx
+    from fastapi import FastAPI
+
+    from companion.app.core import problems
+
+    app = FastAPI()
+    problems.install(app)
+    cls = getattr(asyncpg.exceptions, name)
+
+    @app.get("/boom")
+    def boom():
+        raise cls("connection lost")
+
+    async def get():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.get("/boom")
+
+    r = asyncio.run(get())
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "1"

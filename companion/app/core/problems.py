@@ -83,8 +83,11 @@ def install(app: FastAPI) -> None:
     # the sync fast path's driver: a connection lost or refused
     import asyncpg  # type: ignore[import-untyped]
 
+    # (a backend terminated while a statement was being sent leaves the protocol mid-operation: asyncpg then
+    # raises InternalClientError, or AdminShutdownError when the server's notice is read first)
     for cls in (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.PostgresConnectionError,
-                asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError):
+                asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.OperatorInterventionError,
+                asyncpg.exceptions.InternalClientError, ConnectionError):
         app.add_exception_handler(cls, _down)
 
     @app.exception_handler(Problem)
