@@ -120,7 +120,9 @@ def _push_due_date(session: Session, account: Account) -> None:
 def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
                             ) -> tuple[Handset, bytes]:
     """Register a handset with a fresh CSPRNG secret, stored encrypted; returns the row and the secret."""
-    if data.account_id is not None and session.get(Account, data.account_id) is None:
+    # the account row is locked before its due date is read: a payment committing meanwhile would move the
+    # account's handsets without this one, leaving it the old due date
+    if data.account_id is not None and lock_account(session, data.account_id) is None:
         raise Problem(404, "not-found", "no such account")
     if session.scalar(select(Handset.id).where(Handset.serial == data.serial)) is not None:
         raise Problem(409, "conflict", "a handset with this serial exists")
@@ -139,15 +141,28 @@ def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
     return h, secret
 
 
-def update_handset(session: Session, h: Handset, data: HandsetUpdate) -> Handset:
-    """Attach the handset to an account (or detach it)."""
+def lock_account(session: Session, account_id: int) -> Account | None:
+    """The account with its row locked until commit (SQLite's write transaction holds the database).
+    PostgreSQL: FOR NO KEY UPDATE, which serialises the writers of the account but not the foreign key checks
+    of rows that name it: a handset updated twice in one transaction checks its account key again (a KEY
+    SHARE lock), and under FOR UPDATE that waited for a payment that itself waited for the handset (deadlock).
+    Lock order: an account before any of its handsets, as a payment takes them."""
+    return session.get(Account, account_id, with_for_update={"key_share": True})
+
+
+def update_handset(session: Session, device_id: int, data: HandsetUpdate) -> Handset:
+    """Attach the handset to an account (or detach it). The new account's row is locked first, then the
+    handset's, in the order a payment locks them (the account, then its handsets): the other order deadlocks
+    with a payment, and an unlocked read of the account could take a due date a payment is moving."""
+    account = None
     if data.account_id is not None:
-        account = session.get(Account, data.account_id)
+        account = lock_account(session, data.account_id)
         if account is None:
             raise Problem(404, "not-found", "no such account")
-        day = timebase.day_of(account_next_due(account))
-    else:
-        day = 0
+    h = session.get(Handset, device_id, with_for_update=True)
+    if h is None:
+        raise Problem(404, "not-found", "no such handset")
+    day = timebase.day_of(account_next_due(account)) if account is not None else 0
     h.account_id = data.account_id
     if h.payment_due_day != day:
         h.payment_due_day = day

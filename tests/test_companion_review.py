@@ -1,0 +1,150 @@
+"""What a second attack review of the companion found (issue 9's follow-up), each on a real server process on
+loopback: an unauthenticated 500 from a long Content-Length, deadlocks and stale due dates between payments and
+handset changes, a reset fee charged twice for one lockout, a reused reference for another lockout, a boolean
+lockout id, credit left unapplied when the installment drops, and configuration mistakes taken at start."""
+
+import collections
+import concurrent.futures as cf
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from companion import testing
+from tests.companion_doubles import WireHandset
+
+pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
+
+PROBLEM = "application/problem+json"
+
+
+def _problem(r, status):
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM), r.headers
+    assert r.json()["status"] == status
+    return r.json()
+
+
+def _account(api, **kw):
+    body = {"name": "driver", "schedule": "monthly", "first_due": "2026-12-01", "installment_cents": 9000}
+    body.update(kw)
+    r = api.post("/api/v1/accounts", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _handset(api, account_id=None):
+    r = api.post("/api/v1/handsets", json={"serial": "R-" + uuid.uuid4().hex[:12], "account_id": account_id})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _raw(port, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+# ---- 1. a Content-Length of thousands of digits on /sync ---------------------------------------------------------
+@pytest.mark.parametrize("path", ["/api/v1/sync", "/api/v1/accounts"])
+def test_content_length_of_thousands_of_digits_is_a_problem_not_500(server, path):
+    """Leading zeros make a small length thousands of digits long; int() refuses past 4300 digits."""
+    length = "0" * 5000 + "2"
+    got = _raw(server.port, (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-API-Key: "
+                             f"{testing.ADMIN_KEY}\r\nContent-Length: {length}\r\n\r\n{{}}").encode())
+    status = got[9:12]
+    assert status in (b"400", b"413"), got[:300]
+    assert PROBLEM.encode() in got
+
+
+# ---- 2. payments against handset changes (PostgreSQL deadlocks, stale due dates) ---------------------------------
+def test_payments_beside_handset_moves_neither_deadlock_nor_leave_stale_due_dates(fresh_backend):
+    """Installments, schedule changes, handsets moved between accounts, new handsets and policy changes, all at
+    once: every request succeeds (no deadlock answered 503), every cent reaches the balance, and every handset
+    ends with its account's due date."""
+    with testing.ServerProcess(fresh_backend) as srv:
+        office = testing.Backoffice(srv.url)
+        try:
+            a = office.account(installment_cents=1000)["id"]
+            b = office.account(installment_cents=500, first_due="2027-03-01")["id"]
+            moving = [office.handset(a)["device_id"] for _ in range(4)]
+
+            def one(i):
+                with httpx.Client(base_url=srv.url + "/api/v1", headers={"X-API-Key": testing.ADMIN_KEY},
+                                  timeout=120) as c:
+                    k = i % 5
+                    if k == 0:
+                        r = c.post(f"/accounts/{a}/payments",
+                                   json={"kind": "installment", "amount_cents": 1000, "reference": f"p{i}"})
+                    elif k == 1:
+                        r = c.patch(f"/handsets/{moving[(i // 5) % 4]}", json={"account_id": b if i % 10 < 5 else a})
+                    elif k == 2:
+                        r = c.patch(f"/handsets/{moving[(i // 5) % 4]}/desired", json={"policy": {"n": i}})
+                    elif k == 3:
+                        r = c.patch(f"/accounts/{a}", json={"schedule": "weekly" if i % 10 < 5 else "monthly"})
+                    else:
+                        r = c.post("/handsets", json={"serial": f"N-{i}-" + uuid.uuid4().hex[:6],
+                                                      "account_id": a})
+                    return r.status_code
+
+            with cf.ThreadPoolExecutor(20) as pool:
+                statuses = collections.Counter(pool.map(one, range(60)))
+            assert set(statuses) <= {200, 201}, statuses
+            acc = office.call("GET", f"/accounts/{a}")
+            assert acc["periods_paid"] * 1000 + acc["credit_cents"] == 12 * 1000
+            for account_id in (a, b):
+                due = office.call("GET", f"/accounts/{account_id}")["next_due"]
+                for did in office.call("GET", f"/accounts/{account_id}")["handsets"]:
+                    assert office.handset_view(did)["desired"]["payment_due"] == due, (account_id, did)
+        finally:
+            office.close()
+
+
+@pytest.mark.parametrize("how", ["attach", "provision"])
+def test_handset_joining_an_account_during_a_payment_gets_the_moved_due_date(fresh_backend, how):
+    """A payment is in progress (account locked, its handsets moved, not yet committed) when a handset joins
+    the account: the join waits for the payment and takes the due date it set, not the one before it."""
+    import threading
+
+    from companion.app import crud
+    from companion.app.core.db import Database
+
+    with testing.ServerThread(fresh_backend) as srv, srv.client() as c:
+        a = _account(c, installment_cents=1000)["id"]
+        lone = _handset(c)["device_id"]
+        db = Database(fresh_backend)
+        answers = []
+
+        def join():
+            if how == "attach":
+                answers.append(c.patch(f"/api/v1/handsets/{lone}", json={"account_id": a}))
+            else:
+                answers.append(c.post("/api/v1/handsets", json={"serial": "JOIN-" + uuid.uuid4().hex[:6],
+                                                                "account_id": a}))
+
+        try:
+            with db.write_session() as s:
+                account = crud.lock_account(s, a)
+                crud.record_payment(s, fresh_backend, account, "installment", 1000, "held", None, None)
+                t = threading.Thread(target=join)
+                t.start()
+                t.join(timeout=2)  # the join runs now (it must wait for the payment's lock)
+                s.commit()
+            t.join(timeout=60)
+        finally:
+            db.close()
+        assert answers and answers[0].status_code in (200, 201), answers
+        did = answers[0].json()["device_id"]
+        due = c.get(f"/api/v1/accounts/{a}").json()["next_due"]
+        assert due == "2027-01-01"
+        assert c.get(f"/api/v1/handsets/{did}").json()["desired"]["payment_due"] == due
