@@ -148,3 +148,53 @@ def test_handset_joining_an_account_during_a_payment_gets_the_moved_due_date(fre
         due = c.get(f"/api/v1/accounts/{a}").json()["next_due"]
         assert due == "2027-01-01"
         assert c.get(f"/api/v1/handsets/{did}").json()["desired"]["payment_due"] == due
+
+
+# ---- 3. a reference reused for another lockout -----------------------------------------------------------------
+def test_reference_reused_for_another_lockout_is_409(api):
+    """A reset fee's reference sent again naming the handset's next lockout is another payment, not a retry of
+    the first: 409, and the first payment (for the earlier lockout) is not handed back as if it were this one."""
+    acc = _account(api, reset_fee_cents=100)
+    hs = _handset(api, acc["id"])
+    w = WireHandset(hs["device_id"], hs["secret"])
+    url = f"/api/v1/accounts/{acc['id']}/payments"
+    w.sync(api, status={"state": "VIOLATION", "lockout": True, "lockout_id": 57})
+    body = {"kind": "reset_fee", "amount_cents": 100, "reference": "fee-57", "device_id": w.device_id}
+    first = api.post(url, json=dict(body, lockout_id=57))
+    assert first.status_code == 201, first.text
+    assert api.post(url, json=dict(body, lockout_id=57)).json()["id"] == first.json()["id"]  # a retry
+    assert api.post(url, json=body).json()["id"] == first.json()["id"]  # a retry naming no lockout
+    w.sync(api, status={"state": "VIOLATION", "lockout": True, "lockout_id": 58})
+    _problem(api.post(url, json=dict(body, lockout_id=58)), 409)
+    assert len(api.get(url).json()) == 1
+
+
+# ---- 4. a boolean lockout id in the handset's report --------------------------------------------------------------
+def test_boolean_lockout_id_in_a_report_is_no_lockout(api):
+    """JSON true is not a lockout id (Python's bool is an int): the handset shows no lockout, and no reset fee
+    can be taken for lockout 1."""
+    acc = _account(api, reset_fee_cents=100)
+    hs = _handset(api, acc["id"])
+    w = WireHandset(hs["device_id"], hs["secret"])
+    w.sync(api, status={"state": "VIOLATION", "lockout": True, "lockout_id": True})
+    assert api.get(f"/api/v1/handsets/{w.device_id}").json()["lockout_id"] == 0
+    _problem(api.post(f"/api/v1/accounts/{acc['id']}/payments",
+                      json={"kind": "reset_fee", "amount_cents": 100, "reference": "b1", "device_id": w.device_id}),
+             409)
+
+
+# ---- 5. credit left over when the installment drops ----------------------------------------------------------------
+def test_lowering_the_installment_applies_the_credit_held(api):
+    """900 cents of credit at 1000 a period; the installment drops to 300: that is three periods paid, and the
+    due date (on the account and on its handset) moves three months at once, not at the next payment."""
+    acc = _account(api, installment_cents=1000, first_due="2026-12-01")
+    hs = _handset(api, acc["id"])
+    r = api.post(f"/api/v1/accounts/{acc['id']}/payments",
+                 json={"kind": "installment", "amount_cents": 900, "reference": "part"})
+    assert r.status_code == 201, r.text
+    assert api.get(f"/api/v1/accounts/{acc['id']}").json()["credit_cents"] == 900
+    r = api.patch(f"/api/v1/accounts/{acc['id']}", json={"installment_cents": 300})
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert (view["periods_paid"], view["credit_cents"], view["next_due"]) == (3, 0, "2027-03-01")
+    assert api.get(f"/api/v1/handsets/{hs['device_id']}").json()["desired"]["payment_due"] == "2027-03-01"

@@ -94,10 +94,19 @@ def create_account(session: Session, data: AccountCreate) -> Account:
     return account
 
 
+def _apply_credit(account: Account) -> None:
+    """Turn the credit held into whole periods paid (what is left is less than one installment)."""
+    periods = account.credit_cents // account.installment_cents
+    account.periods_paid += periods
+    account.credit_cents -= periods * account.installment_cents
+
+
 def update_account(session: Session, account: Account, data: AccountUpdate) -> Account:
-    """Change an account's terms; a schedule change moves the handsets' due dates."""
+    """Change an account's terms; a schedule change moves the handsets' due dates, and a lower installment
+    turns the credit held into the periods it now pays."""
     for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(account, name, value)
+    _apply_credit(account)
     session.flush()
     _push_due_date(session, account)
     return account
@@ -264,7 +273,8 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
 
     def first(old: Payment) -> tuple[Payment, Command | None]:
         # the same reference again: the first payment when it is the same payment, else a conflict
-        if old.kind != kind or old.amount_cents != amount_cents or old.handset_id != handset_id:
+        if (old.kind != kind or old.amount_cents != amount_cents or old.handset_id != handset_id
+                or (kind == "reset_fee" and lockout_id is not None and old.lockout_id != lockout_id)):
             raise Problem(409, "conflict", "this reference was used for a different payment")
         return old, (session.get(Command, old.command_id) if old.command_id else None)
 
@@ -303,10 +313,8 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
         return first(old)
     cmd = None
     if kind == "installment":
-        credit = account.credit_cents + amount_cents
-        periods = credit // account.installment_cents
-        account.periods_paid += periods
-        account.credit_cents = credit - periods * account.installment_cents
+        account.credit_cents += amount_cents
+        _apply_credit(account)
         payment.due_after = account_next_due(account)
         session.flush()
         _push_due_date(session, account)
