@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValidationError, ValueError) as exc:
         errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
         for e in errors:
-            print("companion: refusing to start: " + str(e["msg"]).removeprefix("Value error, "), file=sys.stderr)
+            where = ".".join(str(p) for p in e.get("loc", ()))  # the setting a field error is about
+            print("companion: refusing to start: " + (where + ": " if where else "")
+                  + str(e["msg"]).removeprefix("Value error, "), file=sys.stderr)
         raise SystemExit(2) from None
     if args.action == "migrate":
         migrate.upgrade(settings)

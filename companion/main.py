@@ -14,7 +14,7 @@ from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
-from companion.app.core.keyring import Keyring
+from companion.app.core.keyring import Keyring, check_stored_key_ids
 from companion.app.sync import PgFastPath, SyncService
 
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.AUTO_MIGRATE:
             await asyncio.to_thread(migrate.upgrade, settings)
         app.state.db = Database(settings)
+        await asyncio.to_thread(_check_keys, app.state.db, app.state.keyring)
         app.state.pg_sync = None
         if not settings.is_sqlite and settings.SYNC_ASYNCPG:
             app.state.pg_sync = PgFastPath(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
@@ -59,6 +60,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # needs none of FastAPI's request handling (the FastAPI route stays, for the OpenAPI schema and docs).
     app.router.routes.insert(0, Route(settings.API_V1_STR + "/sync", sync_route.sync, methods=["POST"]))
     return app
+
+
+def _check_keys(db: Database, keyring: Keyring) -> None:
+    """Refuse to start when the master keys cannot open the stored secrets (see check_stored_key_ids)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from companion.app.models import Handset
+
+    try:
+        with db.sessions() as session:
+            stored = set(session.scalars(select(Handset.key_id).distinct()).all())
+    except DBAPIError:
+        return  # no schema yet (AUTO_MIGRATE off) or the database is down: nothing to check now
+    try:
+        check_stored_key_ids(keyring, stored)
+    except ValueError:
+        db.close()
+        raise
 
 
 _app: FastAPI | None = None

@@ -198,3 +198,53 @@ def test_lowering_the_installment_applies_the_credit_held(api):
     view = r.json()
     assert (view["periods_paid"], view["credit_cents"], view["next_due"]) == (3, 0, "2027-03-01")
     assert api.get(f"/api/v1/handsets/{hs['device_id']}").json()["desired"]["payment_due"] == "2027-03-01"
+
+
+# ---- 6. configuration mistakes refused at start -----------------------------------------------------------------
+def test_master_keys_without_a_key_the_stored_secrets_use_are_refused_at_start(fresh_backend):
+    """The operator drops key k1 from MASTER_KEYS before every secret was re-encrypted under k2: a companion
+    that started would answer every sync of those handsets 401 and issue no codes or tokens for them. It must
+    refuse to start and say which key is missing."""
+    with testing.ServerThread(fresh_backend) as srv, srv.client() as c:
+        assert _handset(c)["key_id"] == "k1"
+    only_k2 = testing.settings_for(fresh_backend.DATABASE_URL, testing.test_master_keys(("k2",)))
+    env = testing.env_for(only_k2)
+    port = testing.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "companion", "serve", "--port", str(port)], env=env,
+                            cwd=str(testing.ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = False
+        while proc.poll() is None and not started:
+            try:
+                started = httpx.get(f"http://127.0.0.1:{port}/api/v1/utils/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                pass
+        assert not started, "the companion started without the key its stored secrets need"
+        err = proc.stderr.read() if proc.stderr else ""
+        assert proc.returncode != 0 and "k1" in err and "MASTER_KEYS" in err, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
+
+
+@pytest.mark.parametrize("extra", [{"TECH_TOKEN_DEFAULT_S": 0}, {"TECH_TOKEN_DEFAULT_S": -5},
+                                   {"TECH_TOKEN_MAX_S": 0},
+                                   {"TECH_TOKEN_DEFAULT_S": 7200, "TECH_TOKEN_MAX_S": 3600},
+                                   {"TECH_TOKEN_MAX_S": 7 * 86400}])
+def test_technician_token_lifetimes_that_make_no_sense_are_refused(tmp_path, extra):
+    """A default lifetime of 0 gives tokens that expire as they are issued; a default past the maximum makes
+    every request without lifetime_s a 422; a maximum past a day is more than the API documents."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="TECH_TOKEN"):
+        testing.settings_for("sqlite:///" + str(tmp_path / "x.db"), testing.test_master_keys(), **extra)
+    env = dict(os.environ, ADMIN_API_KEY=testing.ADMIN_KEY, MASTER_KEYS=testing.test_master_keys(),
+               DATABASE_URL="sqlite:///" + str(tmp_path / "x.db"), PYTHONPATH=str(testing.ROOT),
+               **{k: str(v) for k, v in extra.items()})
+    r = subprocess.run([sys.executable, "-m", "companion", "migrate"], env=env, cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "TECH_TOKEN" in r.stderr and "Traceback" not in r.stderr, r.stderr
