@@ -6,7 +6,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from companion.app.core import migrate
+from companion.app.core import httpserver, migrate
 from companion.app.core.config import get_settings
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers > 1:
         migrate.upgrade(settings)  # once, before the workers start
     uvicorn.run("companion.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level)
+                log_level=args.log_level, http=httpserver.SPEC)
 
 
 if __name__ == "__main__":

@@ -248,3 +248,32 @@ def test_technician_token_lifetimes_that_make_no_sense_are_refused(tmp_path, ext
     r = subprocess.run([sys.executable, "-m", "companion", "migrate"], env=env, cwd=str(tmp_path),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "TECH_TOKEN" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# ---- 7. a request head that never ends ------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/api/v1/sync", "/api/v1/accounts"])
+def test_endless_request_head_is_cut_off(tmp_path, path):
+    """`python -m companion serve`: a header line that never ends (no key, no signature) is answered 431 and
+    the connection closed once the head passes 64 kB, where the server used to buffer every byte of it."""
+    settings = testing.settings_for("sqlite:///" + str(tmp_path / "c.db"), testing.test_master_keys())
+    with testing.ServerProcess(settings) as srv, \
+            socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Junk: ".encode())
+        sent = 0
+        try:
+            while sent < 64:  # up to 64 MB, a megabyte at a time
+                s.sendall(b"a" * (1 << 20))
+                sent += 1
+        except OSError:
+            pass  # the server closed the connection
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        assert sent < 64 and got.startswith(b"HTTP/1.1 431"), (sent, got[:200])
+        assert httpx.get(srv.url + "/api/v1/utils/health").status_code == 200  # and it still serves
