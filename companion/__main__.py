@@ -6,7 +6,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from companion.app.core import migrate
+from companion.app.core import httpserver, migrate
 from companion.app.core.config import get_settings
 
 
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValidationError, ValueError) as exc:
         errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
         for e in errors:
-            print("companion: refusing to start: " + str(e["msg"]).removeprefix("Value error, "), file=sys.stderr)
+            where = ".".join(str(p) for p in e.get("loc", ()))  # the setting a field error is about
+            print("companion: refusing to start: " + (where + ": " if where else "")
+                  + str(e["msg"]).removeprefix("Value error, "), file=sys.stderr)
         raise SystemExit(2) from None
     if args.action == "migrate":
         migrate.upgrade(settings)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers > 1:
         migrate.upgrade(settings)  # once, before the workers start
     uvicorn.run("companion.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level)
+                log_level=args.log_level, http=httpserver.SPEC)
 
 
 if __name__ == "__main__":

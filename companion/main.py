@@ -12,7 +12,7 @@ from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
-from companion.app.core.keyring import Keyring
+from companion.app.core.keyring import Keyring, check_stored_key_ids
 from companion.app.sync.asyncpg_store import AsyncpgStore
 from companion.app.sync.dbapi_store import DbApiStore
 from companion.app.sync.protocol import SyncService
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.AUTO_MIGRATE:
             await asyncio.to_thread(migrate.upgrade, settings)
         app.state.db = Database(settings)
+        await asyncio.to_thread(_check_keys, app.state.db, app.state.keyring)
         app.state.pg_sync = None
         if not settings.is_sqlite and settings.SYNC_ASYNCPG:
             app.state.pg_sync = AsyncpgStore(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
@@ -57,6 +58,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
                        prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",))
     return app
+
+
+def _check_keys(db: Database, keyring: Keyring) -> None:
+    """Refuse to start when the master keys cannot open the stored secrets (see check_stored_key_ids)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from companion.app.models import Handset
+
+    try:
+        with db.sessions() as session:
+            stored = set(session.scalars(select(Handset.key_id).distinct()).all())
+    except DBAPIError:
+        return  # no schema yet (AUTO_MIGRATE off) or the database is down: nothing to check now
+    try:
+        check_stored_key_ids(keyring, stored)
+    except ValueError:
+        db.close()
+        raise
 
 
 _app: FastAPI | None = None

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from companion.app.core import httpserver
 from companion.app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,8 @@ class ServerThread:
         self.port = port or free_port()
         self.url = "http://127.0.0.1:" + str(self.port)
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                                http=httpserver.SPEC)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

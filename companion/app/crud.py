@@ -95,10 +95,19 @@ def create_account(session: Session, data: AccountCreate) -> Account:
     return account
 
 
+def _apply_credit(account: Account) -> None:
+    """Turn the credit held into whole periods paid (what is left is less than one installment)."""
+    periods = account.credit_cents // account.installment_cents
+    account.periods_paid += periods
+    account.credit_cents -= periods * account.installment_cents
+
+
 def update_account(session: Session, account: Account, data: AccountUpdate) -> Account:
-    """Change an account's terms; a schedule change moves the handsets' due dates."""
+    """Change an account's terms; a schedule change moves the handsets' due dates, and a lower installment
+    turns the credit held into the periods it now pays."""
     for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(account, name, value)
+    _apply_credit(account)
     session.flush()
     _push_due_date(session, account)
     return account
@@ -121,7 +130,9 @@ def _push_due_date(session: Session, account: Account) -> None:
 def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
                             ) -> tuple[Handset, bytes]:
     """Register a handset with a fresh CSPRNG secret, stored encrypted; returns the row and the secret."""
-    if data.account_id is not None and session.get(Account, data.account_id) is None:
+    # the account row is locked before its due date is read: a payment committing meanwhile would move the
+    # account's handsets without this one, leaving it the old due date
+    if data.account_id is not None and lock_account(session, data.account_id) is None:
         raise Problem(404, "not-found", "no such account")
     if session.scalar(select(Handset.id).where(Handset.serial == data.serial)) is not None:
         raise Problem(409, "conflict", "a handset with this serial exists")
@@ -140,15 +151,28 @@ def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
     return h, secret
 
 
-def update_handset(session: Session, h: Handset, data: HandsetUpdate) -> Handset:
-    """Attach the handset to an account (or detach it)."""
+def lock_account(session: Session, account_id: int) -> Account | None:
+    """The account with its row locked until commit (SQLite's write transaction holds the database).
+    PostgreSQL: FOR NO KEY UPDATE, which serialises the writers of the account but not the foreign key checks
+    of rows that name it: a handset updated twice in one transaction checks its account key again (a KEY
+    SHARE lock), and under FOR UPDATE that waited for a payment that itself waited for the handset (deadlock).
+    Lock order: an account before any of its handsets, as a payment takes them."""
+    return session.get(Account, account_id, with_for_update={"key_share": True})
+
+
+def update_handset(session: Session, device_id: int, data: HandsetUpdate) -> Handset:
+    """Attach the handset to an account (or detach it). The new account's row is locked first, then the
+    handset's, in the order a payment locks them (the account, then its handsets): the other order deadlocks
+    with a payment, and an unlocked read of the account could take a due date a payment is moving."""
+    account = None
     if data.account_id is not None:
-        account = session.get(Account, data.account_id)
+        account = lock_account(session, data.account_id)
         if account is None:
             raise Problem(404, "not-found", "no such account")
-        day = timebase.day_of(account_next_due(account))
-    else:
-        day = 0
+    h = session.get(Handset, device_id, with_for_update=True)
+    if h is None:
+        raise Problem(404, "not-found", "no such handset")
+    day = timebase.day_of(account_next_due(account)) if account is not None else 0
     h.account_id = data.account_id
     if h.payment_due_day != day:
         h.payment_due_day = day
@@ -250,7 +274,8 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
 
     def first(old: Payment) -> tuple[Payment, Command | None]:
         # the same reference again: the first payment when it is the same payment, else a conflict
-        if old.kind != kind or old.amount_cents != amount_cents or old.handset_id != handset_id:
+        if (old.kind != kind or old.amount_cents != amount_cents or old.handset_id != handset_id
+                or (kind == "reset_fee" and lockout_id is not None and old.lockout_id != lockout_id)):
             raise Problem(409, "conflict", "this reference was used for a different payment")
         return old, (session.get(Command, old.command_id) if old.command_id else None)
 
@@ -289,10 +314,8 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
         return first(old)
     cmd = None
     if kind == "installment":
-        credit = account.credit_cents + amount_cents
-        periods = credit // account.installment_cents
-        account.periods_paid += periods
-        account.credit_cents = credit - periods * account.installment_cents
+        account.credit_cents += amount_cents
+        _apply_credit(account)
         payment.due_after = account_next_due(account)
         session.flush()
         _push_due_date(session, account)

@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     MAX_COMMANDS_PER_RESPONSE: int = Field(default=8, ge=1)
     COMMAND_TTL_S: int = Field(default=72 * 3600, ge=60)
     CODE_VALID_H: int = Field(default=6, ge=1)
-    TECH_TOKEN_DEFAULT_S: int = 8 * 3600
-    TECH_TOKEN_MAX_S: int = 24 * 3600
+    # technician token lifetimes: at least a minute, at most the day the API documents; default <= max
+    TECH_TOKEN_DEFAULT_S: int = Field(default=8 * 3600, ge=60, le=24 * 3600)
+    TECH_TOKEN_MAX_S: int = Field(default=24 * 3600, ge=60, le=24 * 3600)
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     # PostgreSQL: run the sync exchange on an asyncpg pool (False: the same psycopg path as everything else)
     SYNC_ASYNCPG: bool = True
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
                 raise ValueError("MASTER_KEYS must be set outside the local environment")
         if self.ADMIN_API_KEY:
             _check_admin_key(self.ADMIN_API_KEY)
+        if self.TECH_TOKEN_DEFAULT_S > self.TECH_TOKEN_MAX_S:
+            raise ValueError(f"TECH_TOKEN_DEFAULT_S ({self.TECH_TOKEN_DEFAULT_S}) must not exceed "
+                             f"TECH_TOKEN_MAX_S ({self.TECH_TOKEN_MAX_S})")
         if self.SYNC_WINDOW_S > self.NONCE_KEEP_S:
             # a request is accepted while its timestamp is within the window; its nonce must be kept at least
             # that long, or the captured request can be replayed once the nonce is pruned

@@ -43,3 +43,13 @@ class Keyring:
                 self._cache.clear()
             self._cache[tag] = pk
         return pk
+
+
+def check_stored_key_ids(keyring: Keyring, stored: set[str]) -> None:
+    """Refuse (ValueError) when secrets in the database are sealed under key ids MASTER_KEYS does not hold: a
+    companion running so would refuse every sync of those handsets and issue no codes or tokens for them."""
+    missing = sorted(stored - set(keyring.masters))
+    if missing:
+        raise ValueError("MASTER_KEYS lacks the key id(s) " + ", ".join(repr(k) for k in missing)
+                         + " that stored handset secrets are sealed under (keep the old key until "
+                         + "rotate-keys has re-encrypted them)")

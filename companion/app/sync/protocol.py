@@ -73,7 +73,7 @@ class Plan:
         self.log_ack, self.log_hash, self.log_error = head
         status = req.status
         lockout_id = status.get("lockout_id")
-        if not status.get("lockout") or not isinstance(lockout_id, int) or not 0 <= lockout_id < 2**32:
+        if not status.get("lockout") or type(lockout_id) is not int or not 0 <= lockout_id < 2**32:  # not bool
             lockout_id = 0
         self.lockout_id = lockout_id
         self.reported = json.dumps(status)

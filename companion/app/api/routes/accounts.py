@@ -17,8 +17,8 @@ AccountId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _account(session: SessionDep | WriteSessionDep, account_id: int, lock: bool = False) -> Account:
-    # lock: the row stays locked (PostgreSQL FOR UPDATE; SQLite's write transaction holds the database)
-    account = session.get(Account, account_id, with_for_update=lock)
+    # lock: the row stays locked until commit (see crud.lock_account)
+    account = crud.lock_account(session, account_id) if lock else session.get(Account, account_id)
     if account is None:
         raise Problem(404, "not-found", "no such account")
     return account

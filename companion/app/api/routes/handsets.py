@@ -76,7 +76,7 @@ def read_handset(session: SessionDep, _admin: AdminDep, device_id: DeviceId) -> 
 def update_handset(session: WriteSessionDep, _admin: AdminDep, device_id: DeviceId,
                          data: HandsetUpdate) -> HandsetPublic:
     """Attach the handset to an account (its payment due date follows the account)."""
-    h = crud.update_handset(session, _handset(session, device_id, lock=True), data)
+    h = crud.update_handset(session, device_id, data)
     out = crud.handset_public(h)
     session.commit()
     return out

@@ -68,8 +68,12 @@ async def sync(request: Request) -> Response:
     state = request.app.state
     limit = state.settings.MAX_BODY_BYTES
     length = request.headers.get("content-length")
-    if length is not None and (not length.isascii() or not length.isdigit() or int(length) > limit):
-        raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
+    if length is not None:
+        # ASCII digits, and few enough of them for int() (which refuses past 4300 digits: leading zeros)
+        if not length.isascii() or not length.isdigit() or len(length) > 18:
+            raise Problem(400, "bad-request", "malformed Content-Length")
+        if int(length) > limit:
+            raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
     body = b""
     async for chunk in request.stream():
         body += chunk
