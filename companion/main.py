@@ -14,10 +14,12 @@ from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.keyring import Keyring
+from companion.app.portal.config import PortalSettings
 from companion.app.sync import PgFastPath, SyncService
+from companion.app.web import install as install_portal
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
     """Build the app for settings (the environment's when None)."""
     settings = settings or get_settings()
 
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The sync exchange is served by a plain Starlette route ahead of FastAPI's: it is the hot path and
     # needs none of FastAPI's request handling (the FastAPI route stays, for the OpenAPI schema and docs).
     app.router.routes.insert(0, Route(settings.API_V1_STR + "/sync", sync_route.sync, methods=["POST"]))
+    install_portal(app, settings, app.state.keyring, portal_settings)  # pages, security headers
     return app
 
 

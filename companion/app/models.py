@@ -168,3 +168,8 @@ class TechToken(Base):
     tech_id: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# the portal's domain tables live beside their services; importing them here puts them on Base.metadata
+from companion.app.accounts import models as _accounts_models  # noqa: E402,F401
+from companion.app.notifications import models as _notification_models  # noqa: E402,F401
