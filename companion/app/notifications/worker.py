@@ -16,16 +16,19 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from companion.app import crud
+from companion.app import crud, i18n
 from companion.app.accounts.models import DeviceLink, User
+from companion.app.core import timebase
 from companion.app.core.db import Database
-from companion.app.models import Account, Command, Handset, Payment, utcnow
+from companion.app.models import Account, Command, LogRecord, Payment, utcnow
 from companion.app.notifications import services as notes
 from companion.app.notifications.models import OutboxEmail
 from companion.app.portal import handset_words
 from companion.app.portal.config import PortalSettings
 
 log = logging.getLogger("companion.worker")
+REC_LOCKOUT = 9  # fsm.records.LOCKOUT (tests check these against the firmware)
+LOCK_VIOLATION = 3  # fsm.records.LOCK_VIOLATION
 
 
 def _drivers(session: Session, account_id: int) -> list[User]:
@@ -50,18 +53,17 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
             if notes.notify(session, user, kind, {"device": label, "status": cmd.status},
                             link="/portal/clears/%d" % pay.id, base_url=ps.BASE_URL, dedupe="clear:%d" % cmd.id):
                 made += 1
-    # violation lockouts reported at sync
-    for link, h in session.execute(select(DeviceLink, Handset).join(Handset, DeviceLink.handset_id == Handset.id)
-                                   .where(Handset.lockout_id != 0)).all():
-        rep = h.reported if isinstance(h.reported, dict) else {}
-        cause = handset_words.CAUSES.get(rep.get("lock_cause", 3), handset_words.CAUSES[3])
+    # violation lockouts, from the uploaded log (each LOCKOUT record once, even if cleared since)
+    recent = timebase.device_now() - 2 * 86400
+    for link, rec in session.execute(
+            select(DeviceLink, LogRecord).join(LogRecord, DeviceLink.handset_id == LogRecord.handset_id)
+            .where(LogRecord.rtype == REC_LOCKOUT, LogRecord.a == LOCK_VIOLATION, LogRecord.wall >= recent)).all():
+        cause = handset_words.CAUSES.get(int(rec.c), handset_words.CAUSES[5])
         for user in _drivers(session, link.account_id):
-            from companion.app import i18n
-
             words = i18n.gettext_for(user.language).gettext(cause)
             if notes.notify(session, user, "lockout", {"device": link.label, "cause": words},
                             link="/portal/dashboard", base_url=ps.BASE_URL,
-                            dedupe="lockout:%d:%d" % (h.id, h.lockout_id)):
+                            dedupe="lockout:%d:%d" % (rec.handset_id, rec.seq)):
                 made += 1
     # payments due within REMIND_DAYS
     for account in session.scalars(select(Account)):

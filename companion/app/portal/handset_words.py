@@ -24,15 +24,15 @@ STATES = {
     "FAULT": N_("Fault. Call us."),
 }
 
-# fsm.records LOCK_* -> the cause
+# the violation that started a violation lockout (fsm.records VIO_*; 0: the early-recall deadline passed)
 CAUSES = {
-    1: N_("a failed breath test"),
-    2: N_("too many aborted tests"),
-    3: N_("violations (missed retests, power cuts or failed tests)"),
-    4: N_("an overdue inspection"),
-    5: N_("an overdue payment"),
-    6: N_("the log is nearly full: let the handset sync"),
-    7: N_("too many wrong unlock codes"),
-    8: N_("the saved state was lost"),
+    0: N_("no service visit before the early-recall deadline"),
+    1: N_("a missed retest"),
+    2: N_("a failed retest"),
+    3: N_("a start without a passing test"),
+    4: N_("the handset was disconnected"),
+    5: N_("power cuts"),
+    6: N_("tampering"),
+    7: N_("a refused retest"),
 }
 UNKNOWN_STATE = N_("Not reported yet: the handset has not synced.")

@@ -51,6 +51,18 @@ FAQ: list[tuple[str, str, str]] = [
 ]
 
 
+# the narration of host_sim/training.py's scenarios (translated where shown; a test keeps the lists equal)
+TRAINING_CAPTIONS = [
+    N_("Turn the key. The sensor warms up."),
+    N_("When the handset shows BLOW, blow steadily into the mouthpiece."),
+    N_("Pass: start the engine within the time shown."),
+    N_("The handset is locked."),
+    N_("Press OK to enter the unlock code from the portal."),
+    N_("RIGHT and LEFT change the digit; OK takes it."),
+    N_("The code is accepted. A breath test follows."),
+]
+
+
 def search(q: str, lang: str) -> list[tuple[str, str, str]]:
     """The FAQ in lang, filtered by every word of q (case-insensitive, in the question, answer or subject)."""
     tr = i18n.gettext_for(lang)

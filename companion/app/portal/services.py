@@ -125,10 +125,13 @@ def card(session: Session, link: DeviceLink, now: dt.datetime | None = None) -> 
             c.until, c.until_kind, c.locked = temp, "temp-lock", True
         elif recall is not None and not c.lockout:
             c.until, c.until_kind = recall, "recall"
-        if c.lockout or c.state in ("VIOLATION", "TEMP_LOCK", "SERVICE_LOCK"):
+        if c.lockout:  # a violation lockout outlasts key-off: it is what the driver needs to know
             c.locked = True
+            c.state_text = handset_words.STATES["VIOLATION"]
             if isinstance(cause, int):
                 c.cause_text = handset_words.CAUSES.get(cause, "")
+        elif c.state in ("TEMP_LOCK", "SERVICE_LOCK"):
+            c.locked = True
     pay = session.scalar(select(Payment).where(Payment.handset_id == h.id, Payment.kind == "reset_fee")
                          .order_by(Payment.id.desc()).limit(1))
     if pay is not None:
