@@ -46,7 +46,7 @@ def test_dashboard_shows_a_synced_handsets_lockout_and_pays_the_fee_to_applied(w
         assert r.status_code == 303
         progress = r.headers["location"]
         page = c.get(progress).text
-        assert 'http-equiv="refresh"' in page and 'data-status="queued"' in page
+        assert 'data-refresh="3"' in page and 'data-status="queued"' in page
         # the same form submitted twice is one payment
         again = c.post("/portal/devices/%d/reset-fee" % d["devices"][0],
                        data={"reference": "ref-" + "a" * 12, "csrf": csrf_of(form.text)})
@@ -55,7 +55,7 @@ def test_dashboard_shows_a_synced_handsets_lockout_and_pays_the_fee_to_applied(w
         assert 'data-status="delivered"' in c.get(progress).text
         sim.settle()
         page = c.get(progress).text
-        assert 'data-status="applied"' in page and 'http-equiv="refresh"' not in page
+        assert 'data-status="applied"' in page and 'data-refresh' not in page
         assert page.count('class="done"') == 4
         assert not sim.fsm.vlock
     world.deliver()
