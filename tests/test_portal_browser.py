@@ -200,8 +200,9 @@ def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
                     _sign_in(page, base, who)
                     page.wait_for_url("**/portal/*")
                     if lang == "es":
-                        from companion.app.accounts.models import User
                         from sqlalchemy import select
+
+                        from companion.app.accounts.models import User
 
                         with site.session() as s:
                             u = s.scalar(select(User).where(User.email == who))
@@ -214,8 +215,9 @@ def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
                         checked += 1
                     page.click("header form[action='/portal/sign-out'] button")
                     with site.session() as s:
-                        from companion.app.accounts.models import User
                         from sqlalchemy import select
+
+                        from companion.app.accounts.models import User
 
                         u = s.scalar(select(User).where(User.email == who))
                         u.language = "en"
