@@ -9,7 +9,7 @@ import datetime as dt
 import re
 import secrets as pysecrets
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from companion.app.accounts import secrets
@@ -106,15 +106,19 @@ def start_session(session: Session, ctx: PortalContext, user: User) -> tuple[str
     return token, row
 
 
+_SESSION_Q = (select(WebSession, User).join(User, User.id == WebSession.user_id)
+              .where(WebSession.token_hash == bindparam("h")))  # built once: every page asks it
+
+
 def session_user(session: Session, token: str | None) -> tuple[User, WebSession] | None:
     """The signed-in user of a session cookie (None when absent, unknown, expired or the user is disabled)."""
     if not token or len(token) > 100:
         return None
-    row = session.scalar(select(WebSession).where(WebSession.token_hash == secrets.token_hash(token)))
-    if row is None or _aware(row.expires_at) <= utcnow():
+    found = session.execute(_SESSION_Q, {"h": secrets.token_hash(token)}).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
+    row, user = found
+    if _aware(row.expires_at) <= utcnow() or not user.active:
         return None
     return user, row
 

@@ -49,7 +49,7 @@ def pick_language(accept_language: str | None) -> str:
 @lru_cache
 def environment(searchpath: str, lang: str) -> jinja2.Environment:
     """A Jinja2 environment over searchpath with lang's catalog installed (autoescaping on)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(searchpath), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(searchpath), autoescape=True, auto_reload=False,
                              extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = lang

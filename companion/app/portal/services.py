@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from companion.app import crud
@@ -17,6 +17,7 @@ from companion.app.core.problems import Problem
 from companion.app.models import Account, Command, Handset, Payment
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import OPTIONAL_EMAIL
+from companion.app.notifications.models import Notification
 from companion.app.portal import handset_words
 from companion.app.portal.context import PortalContext
 
@@ -97,14 +98,12 @@ def _wall(seconds: Any) -> dt.datetime | None:
     return timebase.EPOCH + dt.timedelta(seconds=seconds)
 
 
-def card(session: Session, link: DeviceLink, now: dt.datetime | None = None) -> DeviceCard:
+def card(link: DeviceLink, h: Handset | None, open_clear: int | None, now: dt.datetime) -> DeviceCard:
     """A device's card from its handset's desired state and last reported status."""
-    now = now or dt.datetime.now(dt.UTC)
-    c = DeviceCard(id=link.id, label=link.label, kind=link.kind)
+    c = DeviceCard(id=link.id, label=link.label, kind=link.kind, open_clear=open_clear)
     if link.handset_id is None:
         c.state_text = ""
         return c
-    h = session.get(Handset, link.handset_id)
     if h is None:
         return c
     c.serial = h.serial
@@ -132,24 +131,36 @@ def card(session: Session, link: DeviceLink, now: dt.datetime | None = None) -> 
                 c.cause_text = handset_words.CAUSES.get(cause, "")
         elif c.state in ("TEMP_LOCK", "SERVICE_LOCK"):
             c.locked = True
-    pay = session.scalar(select(Payment).where(Payment.handset_id == h.id, Payment.kind == "reset_fee")
-                         .order_by(Payment.id.desc()).limit(1))
-    if pay is not None:
-        cmd = session.get(Command, pay.command_id) if pay.command_id else None
-        if cmd is not None and cmd.status in ("queued", "delivered"):
-            c.open_clear = pay.id
     return c
 
 
+# the dashboard's two statements, built once (a signed-in driver's most frequent page)
+_ACCOUNT_Q = select(Account, select(func.count()).select_from(Notification).where(
+    Notification.user_id == bindparam("uid"), Notification.read.is_(False)).scalar_subquery()).where(
+    Account.id == bindparam("aid"))
+# per device, the newest reset fee whose clear is still on its way
+_OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id)
+               .where(Payment.handset_id == DeviceLink.handset_id, Payment.kind == "reset_fee",
+                      Command.status.in_(("queued", "delivered")))
+               .order_by(Payment.id.desc()).limit(1).correlate(DeviceLink).scalar_subquery())
+_CARDS_Q = (select(DeviceLink, Handset, _OPEN_CLEAR).outerjoin(Handset, Handset.id == DeviceLink.handset_id)
+            .where(DeviceLink.account_id == bindparam("aid")).order_by(DeviceLink.id))
+
+
 def dashboard(session: Session, user: User) -> Dashboard:
-    """The driver's dashboard: next payment from the account's schedule, one card per device."""
-    account = driver_account(session, user)
+    """The driver's dashboard: next payment from the account's schedule, one card per device (two queries)."""
+    if user.role != "driver" or not user.account_id:
+        raise Problem(404, "not-found", "no account")
+    found = session.execute(_ACCOUNT_Q, {"uid": user.id, "aid": user.account_id}).first()
+    if found is None:
+        raise Problem(404, "not-found", "no account")
+    account, unread_count = found
     due = max(account.installment_cents - account.credit_cents, 0)
     d = Dashboard(name=user.name or account.name, next_due=crud.account_next_due(account), amount_due_cents=due,
-                  reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes,
-                  unread=notes.unread_count(session, user))
+                  reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes, unread=int(unread_count))
+    rows = session.execute(_CARDS_Q, {"aid": account.id}).all()
     now = dt.datetime.now(dt.UTC)
-    d.cards = [card(session, link, now) for link in devices(session, user)]
+    d.cards = [card(link, h, clear, now) for link, h, clear in rows]
     return d
 
 
