@@ -255,3 +255,49 @@ def test_forms_refuse_missing_or_wrong_csrf_and_change_nothing(world):
         assert "Mallory" not in c.get("/portal/profile").text
     with world.browser() as c:
         assert sign_in(c, d["email"]).status_code == 303
+
+
+def test_unknown_and_known_emails_cost_the_same_password_work(world):
+    """Enumeration by timing: a sign-in with an unknown email runs one Argon2 verification, as a wrong
+    password for a real account does (counted, not timed)."""
+    d = world.driver()
+    hasher = world.ctx.passwords.hasher
+    calls = []
+    real = hasher.verify
+
+    def counting(password, hashed):
+        calls.append(hashed.split("$")[3] if hashed.count("$") >= 3 else hashed)
+        return real(password, hashed)
+
+    hasher.verify = counting
+    try:
+        for identity in (d["email"], "unknown-%d@example.org" % d["user_id"], d["customer_id"], "C000000000"):
+            calls.clear()
+            with world.browser() as c:
+                assert sign_in(c, identity, "wrong password 1").status_code == 401
+            assert len(calls) == 1, identity
+            assert calls[0] == "m=1024,t=1,p=1"  # the same parameters: the dummy hash is made like real ones
+    finally:
+        hasher.verify = real
+
+
+def test_sign_in_and_claim_take_overlong_and_unicode_input(world):
+    """Overlong, unicode and HTML input on the sign-in, claim and reset forms: a clear answer, never a 500."""
+    d = world.driver(claim=False)
+    with world.browser() as c:
+        for identity, password in (("x" * 100000, "y" * 100000), ("<script>@x", "pässwörd 1"), ("", ""),
+                                   ("\u202e" * 10, "\x00\x01")):
+            r = sign_in(c, identity, password)
+            assert r.status_code in (401, 403, 429), identity[:20]
+        page = c.get("/portal/reset")
+        assert c.post("/portal/reset", data={"email": "é" * 5000, "csrf": csrf_of(page.text)}).status_code == 200
+    path = "/" + d["claim_url"].split("://", 1)[1].split("/", 1)[1]
+    with world.browser() as c:
+        page = c.get(path)
+        r = c.post(path, data={"password": "ñandú 2026 🚗", "confirm": "ñandú 2026 🚗", "csrf": csrf_of(page.text)})
+        assert r.status_code == 303
+    with world.browser() as c:
+        assert sign_in(c, d["email"], "ñandú 2026 🚗").status_code == 303
+    with world.browser() as c:
+        assert c.get("/portal/claim/" + "a" * 5000).status_code == 400
+        assert c.get("/portal/reset/%00%ff").status_code == 400
