@@ -113,3 +113,24 @@ def test_worker_command_line_delivers(world, mail, portal_backend):
     assert out.returncode == 0, out.stderr
     assert "emails sent" in out.stdout
     assert mail.to(d["email"])
+
+
+def test_worker_purges_expired_sessions_tokens_and_old_attempts(world):
+    """Expired sessions, long-expired tokens and attempts older than two windows are deleted; live ones stay."""
+    from companion.app.accounts.models import AuthToken, LoginFailure, WebSession
+
+    d = world.driver()
+    live = world.browser(d["email"])
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    with world.session() as s:
+        s.add(WebSession(token_hash="e" * 64, user_id=d["user_id"], csrf="c", expires_at=old))
+        s.add(AuthToken(token_hash="f" * 64, kind="reset", user_id=d["user_id"], expires_at=old))
+        s.add(LoginFailure(scope="login:id:old", at=old))
+        s.commit()
+    world.deliver()
+    with world.session() as s:
+        assert s.scalar(select(WebSession).where(WebSession.token_hash == "e" * 64)) is None
+        assert s.scalar(select(AuthToken).where(AuthToken.token_hash == "f" * 64)) is None
+        assert s.scalar(select(LoginFailure).where(LoginFailure.scope == "login:id:old")) is None
+    assert live.get("/portal/dashboard").status_code == 200
+    live.close()

@@ -13,11 +13,11 @@ import smtplib
 import time
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from companion.app import crud, i18n
-from companion.app.accounts.models import DeviceLink, User
+from companion.app.accounts.models import AuthToken, DeviceLink, LoginFailure, User, WebSession
 from companion.app.core import timebase
 from companion.app.core.db import Database
 from companion.app.models import Account, Command, LogRecord, Payment, utcnow
@@ -78,6 +78,14 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                     made += 1
     session.flush()
     return made
+
+
+def purge(session: Session, ps: PortalSettings, now: dt.datetime | None = None) -> None:
+    """Forget what has run out: expired sessions, spent or expired tokens after a day, old failed attempts."""
+    now = now or utcnow()
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.execute(delete(AuthToken).where(AuthToken.expires_at < now - dt.timedelta(days=1)))
+    session.execute(delete(LoginFailure).where(LoginFailure.at < now - dt.timedelta(seconds=2 * ps.THROTTLE_WINDOW_S)))
 
 
 def _message(ps: PortalSettings, mail: OutboxEmail) -> EmailMessage:
@@ -143,6 +151,7 @@ def run_once(db: Database, ps: PortalSettings) -> tuple[int, int]:
     """One round: (new notifications, emails sent)."""
     with db.writer(), db.sessions() as session:
         made = notice_events(session, ps)
+        purge(session, ps)
         session.commit()
     with db.writer(), db.sessions() as session:
         sent = send_due(session, ps, not db.settings.is_sqlite)
