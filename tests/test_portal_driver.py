@@ -198,3 +198,16 @@ def test_worker_record_constants_are_the_firmwares():
     assert (worker.REC_LOCKOUT, worker.LOCK_VIOLATION) == (records.LOCKOUT, records.LOCK_VIOLATION)
     vio = {getattr(records, n): n for n in dir(records) if n.startswith("VIO_")}
     assert set(vio) | {0} == set(handset_words.CAUSES)
+
+
+def test_dashboard_page_weight_is_under_100_kb(world):
+    """The dashboard's HTML plus every stylesheet and script it loads stays under 100 KB."""
+    import re
+
+    d = world.driver(devices=3)
+    with world.browser(d["email"]) as c:
+        html = c.get("/portal/dashboard").content
+        assets = re.findall(rb'(?:href|src)="(/portal/static/[^"]+)"', html)
+        assert len(assets) == 2
+        total = len(html) + sum(len(c.get(a.decode()).content) for a in assets)
+    assert total < 100 * 1024
