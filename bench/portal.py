@@ -88,7 +88,7 @@ def _sign_in(base, email):
 
 def bench_backend(name, url, args, ps_env):
     """Seed, start the server, sign in, then measure the trivial endpoint and the dashboard."""
-    settings = testing.settings_for(url, testing.test_master_keys(), DB_POOL_SIZE=args.sessions)
+    settings = testing.settings_for(url, testing.test_master_keys(), DB_POOL_SIZE=args.pool)
     from companion.app.core import migrate
 
     migrate.upgrade(settings)
@@ -185,6 +185,7 @@ def main():
     p.add_argument("--sessions", type=int, default=50)
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--pool", type=int, default=4, help="database connections per server process")
     p.add_argument("--only", choices=("sqlite", "postgres"))
     args = p.parse_args()
     import tempfile
@@ -210,7 +211,7 @@ def main():
     lines = ["# client portal (bench/portal.py)", "command: .venv/bin/python bench/portal.py " + " ".join(sys.argv[1:]),
              f"machine: {os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load[0]:.1f} after",
              f"setup: `python -m companion serve --workers {args.workers}`; load generator on the same box; "
-             f"{args.sessions} signed-in drivers, one keep-alive connection each, every request a full dashboard "
+             f"{args.pool} database connections per process; {args.sessions} signed-in drivers, one keep-alive connection each, every request a full dashboard "
              "(session, account, device card from the handset's report, unread count, Jinja2 page); "
              f"{args.seconds:.0f} s per phase", ""]
     for r in results:

@@ -25,6 +25,7 @@ from companion.app.web.session import (
     SESSION_COOKIE,
     Visitor,
     form_error,
+    read_session,
     redirect,
     render,
     set_cookie,
@@ -264,7 +265,7 @@ async def dashboard(request: Request) -> Response:
 
 
 def _dashboard(request: Request) -> Response:
-    with request.app.state.db.sessions() as session:
+    with read_session(request) as session:
         v = _v(request, session)
         user = v.require("driver", "authority")
         if user.role == "authority":

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from companion.app import i18n
 from companion.app.accounts import secrets
@@ -78,6 +78,16 @@ def visitor(request: Request, session: Session) -> Visitor:
     if len(csrf) < 20 or len(csrf) > 100:
         return Visitor(request, ctx, None, None, lang, secrets.new_token(), new_csrf_cookie=True)
     return Visitor(request, ctx, None, None, lang, csrf)
+
+
+def read_session(request: Request) -> Session:
+    """A session for a page that only reads: autocommit, so no BEGIN and ROLLBACK round trips per page."""
+    db = request.app.state.db
+    maker = getattr(db, "portal_reader", None)
+    if maker is None:
+        maker = sessionmaker(db.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        db.portal_reader = maker
+    return maker()  # type: ignore[no-any-return]
 
 
 def _secure(request: Request) -> bool:
