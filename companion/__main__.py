@@ -1,8 +1,10 @@
 """`python -m companion [serve|migrate|rotate-keys|worker|create-staff] [--host H] [--port P] [--workers N]`."""
 
 import argparse
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from companion.app.core import migrate
 from companion.app.core.config import get_settings
@@ -81,8 +83,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
+    try:
+        settings = get_settings()
+        if args.action == "serve":
+            settings.admin_key()  # generated (and shown) here, once, in a local environment without one
+    except (ValidationError, ValueError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
+        for e in errors:
+            print("companion: refusing to start: " + str(e["msg"]).removeprefix("Value error, "), file=sys.stderr)
+        raise SystemExit(2) from None
     if args.action == "migrate":
-        migrate.upgrade(get_settings())
+        migrate.upgrade(settings)
         return
     if args.action == "worker":
         _worker(args.once)
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         print("re-encrypted", _rotate())
         return
     if args.workers > 1:
-        migrate.upgrade(get_settings())  # once, before the workers start
+        migrate.upgrade(settings)  # once, before the workers start
     uvicorn.run("companion.main:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level)
 

@@ -13,6 +13,7 @@ from companion.app.api.routes import sync as sync_route
 from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
+from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring
 from companion.app.portal.config import PortalSettings
 from companion.app.sync import PgFastPath, SyncService
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
     app = FastAPI(title=settings.PROJECT_NAME, openapi_url=settings.API_V1_STR + "/openapi.json",
                   docs_url="/docs", lifespan=lifespan)
     app.state.settings = settings
+    app.state.admin_key = settings.admin_key()
     app.state.keyring = Keyring(settings)
     app.state.sync = SyncService(settings, app.state.keyring)
     problems.install(app)
@@ -51,7 +53,11 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
         # a bug, never the caller's fault: a problem body rather than a bare traceback
         return problems.problem_response(500, "internal", "unexpected error")
 
-    app.include_router(api_router, prefix=settings.API_V1_STR)
+    app.include_router(api_router, prefix=settings.API_V1_STR, responses=problems.responses(*problems.COMMON))
+    # the admin key and the body limit are checked before any body is read
+    app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
+                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",),
+                       open_prefixes=(settings.API_V1_STR + "/portal/",))  # bearer tokens of portal users
     # The sync exchange is served by a plain Starlette route ahead of FastAPI's: it is the hot path and
     # needs none of FastAPI's request handling (the FastAPI route stays, for the OpenAPI schema and docs).
     app.router.routes.insert(0, Route(settings.API_V1_STR + "/sync", sync_route.sync, methods=["POST"]))

@@ -4,6 +4,7 @@ PostgreSQL database per run, and a small back-office client. Product code, used 
 import base64
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from companion.app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("COMPANION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-" + secrets.token_hex(16)  # per process: a key in the source would be a published one
 
 
 def free_port() -> int:

@@ -146,7 +146,7 @@ class Runtime:
         except Exception:  # noqa: BLE001
             pass
         try:
-            self.log.append(self.fsm.wall, records.FAULT, 2, 0, 0, 0)
+            self.log.append(self.fsm.wall, records.FAULT, records.FAULT_RUNTIME, 0, 0, 0)
         except Exception:  # noqa: BLE001
             pass
 

@@ -259,7 +259,11 @@ class UdpService:
         self.lock = lock or threading.Lock()
         self.clock = clock
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()  # a port taken by another process: no socket left open behind the error
+            raise
         self.sock.settimeout(0.05)
         self.address = self.sock.getsockname()
         self.crashed: BaseException | None = None  # an exception out of the firmware (tests assert None)

@@ -4,7 +4,9 @@ One command per line; `#` starts a comment. Durations: 500ms, 30s, 5m, 2h, 3d. D
 Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no-module, tick-start N.
 Actions:
   key on | key off           crank | hotwire | stall          unplug | plug
+  ignition-sense cut | ignition-sense restore   (the handset's ignition wire reads off / reads the key again)
   wait DUR                   blow [brac=.045] [volume=2.0] [duration=5] [temp=34] [hum] [flow-ok]
+                               [stored-after=1.5]  (clean air at ambient takes over after 1.5 s)
   inhale [duration=1]        press LEFT|OK|RIGHT [xN]         power cut | power on
   module remove | module insert [serial=N] [expiry=DATE] | module corrupt
   rtc +S | rtc -S            (an unauthenticated clock change)
@@ -230,7 +232,8 @@ class Scenario:
         volume = _number(o.get("volume", "2.0"), 1000)
         dur = _number(o.get("duration", "5.5"), 1000)
         temp = _number(o.get("temp", "34"), 10)
-        sim.world.start_blow(brac, volume, dur, temp, "hum" in o)
+        stored = _number(o["stored-after"], 1000) if "stored-after" in o else 0
+        sim.world.start_blow(brac, volume, dur, temp, "hum" in o, stored)
         sim.run(dur + 100)
 
     def _do_inhale(self, sim, args):
@@ -263,6 +266,10 @@ class Scenario:
 
     def _do_stall(self, sim, args):
         sim.world.stall()
+        sim.run(50)
+
+    def _do_ignition_sense(self, sim, args):
+        sim.world.ignition_sense_cut = args[0] == "cut"
         sim.run(50)
 
     def _do_unplug(self, sim, args):

@@ -173,8 +173,8 @@ class SimVehicle(drivers.Vehicle):
         self.world = world
 
     def ignition(self):
-        """Key on."""
-        return self.world.ignition
+        """Key on (as the ignition sense wire reports it)."""
+        return self.world.ignition and not self.world.ignition_sense_cut
 
     def engine_running(self):
         """Engine runs."""

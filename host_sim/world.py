@@ -62,8 +62,11 @@ def default_module(serial=1001, expiry_day=None, start_wall=0):
 class Blow:
     """One exhalation (or inhalation, when volume is negative) into the mouthpiece."""
 
-    def __init__(self, brac, volume_ml, duration_ms, temp_dc, hum, start):
+    def __init__(self, brac, volume_ml, duration_ms, temp_dc, hum, start, stored_after_ms=0):
         self.brac = brac
+        # after this many ms (0: never) the flow comes from stored air (a balloon or pump of clean air at
+        # ambient temperature) instead of the lungs, with no break in the flow
+        self.stored_after = stored_after_ms
         self.volume = volume_ml
         self.duration = duration_ms
         self.temp = temp_dc
@@ -80,6 +83,10 @@ class Blow:
             return self.flow * (dt + 10) // 110
         return self.flow
 
+    def stored(self, t):
+        """Whether the air at world time t is stored air, not breath."""
+        return self.stored_after > 0 and t - self.start >= self.stored_after
+
 
 class World:
     """Everything outside the handset's firmware, advanced in integer milliseconds."""
@@ -93,6 +100,7 @@ class World:
         self.powered = True
         self.ignition = False
         self.engine = False
+        self.ignition_sense_cut = False  # the handset's ignition sense wire is cut: it reads off
         self.connected = True
         self.relay = False
         self.horn = False
@@ -125,9 +133,9 @@ class World:
         """Pull the module out."""
         self.module = None
 
-    def start_blow(self, brac, volume_ml, duration_ms, temp_dc, hum):
-        """The driver begins to blow (negative volume: inhales)."""
-        self.blow = Blow(brac, volume_ml, duration_ms, temp_dc, hum, self.t)
+    def start_blow(self, brac, volume_ml, duration_ms, temp_dc, hum, stored_after_ms=0):
+        """The driver begins to blow (negative volume: inhales); stored air may take over after a while."""
+        self.blow = Blow(brac, volume_ml, duration_ms, temp_dc, hum, self.t, stored_after_ms)
 
     def press(self, mask):
         """The driver presses buttons (drivers.LEFT / OK / RIGHT)."""
@@ -188,7 +196,7 @@ class World:
         if blow is not None:
             if self.t - blow.start >= blow.duration:
                 self.blow = None
-            elif blow.volume > 0:
+            elif blow.volume > 0 and not blow.stored(self.t):
                 target = blow.temp * 1000
         self.breath_temp_m += (target - self.breath_temp_m) * dt // (TAU_BREATH_TEMP + dt)
         # fuel cell
@@ -231,7 +239,8 @@ class World:
     def draw_sample(self):
         """The pump draws breath into the cell: alcohol charge from the air in the mouthpiece now."""
         blow = self.blow
-        brac = blow.brac if blow is not None and blow.volume > 0 and blow.flow_at(self.t) > 0 else 0
+        brac = blow.brac if (blow is not None and blow.volume > 0 and blow.flow_at(self.t) > 0
+                             and not blow.stored(self.t)) else 0
         sens = 10000 + 15 * (self.cell_temp() - 350)
         age = 1000 - self.cell_age_days * 5 // 30
         self.charge += brac * 1000 * sens // 10000 * age // 1000

@@ -97,3 +97,41 @@ def test_each_save_is_what_the_log_replay_rebuilds_from_the_one_before(name):
         assert got == want, {k: (got[k], want[k]) for k in got if got[k] != want[k]}
         compared += 1
     assert compared >= 5
+
+
+@pytest.mark.parametrize("name, action", [("clear_by_code", 1), ("service_code_moves_inspection", 2)])
+def test_a_cut_right_after_an_accepted_code_does_not_spend_it_for_nothing(name, action):
+    """A cut after the CODE record of an accepted code and before what the code does (the CLEAR or the SERVICE
+    extension record, and the save) leaves the code used: the boot must do what it was accepted for."""
+    from fsm import persist
+    from fsm import records as R
+
+    state = SnapshotState()
+    sc = scenario.Scenario(name, storage=(None, state))
+    sc.run_text((ROOT / "tests" / "scenarios" / (name + ".scn")).read_text())
+    assert not sc.failures
+    log = sc.sim.log
+    code_seq = next(s for s in range(log.first_seq(), log.next_seq())
+                    if log.read(s)[2] == R.CODE and log.read(s)[3] == 1 and log.read(s)[4] == action)
+    done = log.read(code_seq + 1)
+    assert done[2] == (R.CLEAR if action == 1 else R.SERVICE)  # what the code did comes next
+    old = [s for s in state.saves if persist.unpack(s, Interlock(_Board(), log, MemoryState())) <= code_seq][-1]
+    before = Interlock(_Board(), log, MemoryState())
+    persist.unpack(old, before)
+    cut = copy.deepcopy(log)
+    del cut._records[code_seq + 1 - cut._first:]
+    store = MemoryState()
+    store._data = old
+    store._stamp = done[1]
+    m = Interlock(_Board(), cut, store)
+    m.boot(0, done[1])
+    assert m.code_counter == log.read(code_seq)[5] + 1  # the code is used
+    if action == 1:
+        assert before.vlock and not m.vlock, "the code was spent and the lockout is still in force"
+        assert any(cut.read(s)[2] == R.CLEAR and cut.read(s)[3] == R.LOCK_VIOLATION and cut.read(s)[4] == R.SRC_CODE
+                   for s in range(code_seq + 1, cut.next_seq()))
+    else:
+        days = m.policy.code_service_days
+        assert m.inspection_due == max(before.inspection_due, done[1] // 86400) + days, "the extension was lost"
+        assert any(cut.read(s)[2] == R.SERVICE and cut.read(s)[3] == R.SVC_EXTEND
+                   for s in range(code_seq + 1, cut.next_seq()))

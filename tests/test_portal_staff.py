@@ -107,12 +107,12 @@ def test_one_alembic_head_and_the_portal_revision_goes_down_and_up(portal_backen
         heads = ScriptDirectory.from_config(cfg).get_heads()
         assert len(heads) == 1
         command.upgrade(cfg, "head")
-        command.downgrade(cfg, "0001")
+        command.downgrade(cfg, "0002")
         command.upgrade(cfg, "head")
     else:
         with testing.fresh_pg_database("pytest_mig") as pg:
             cfg = migrate.alembic_config(testing.settings_for(pg, testing.test_master_keys()))
             assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
             command.upgrade(cfg, "head")
-            command.downgrade(cfg, "0001")
+            command.downgrade(cfg, "0002")
             command.upgrade(cfg, "head")

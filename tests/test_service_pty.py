@@ -237,15 +237,10 @@ def test_technician_cli_over_udp(tmp_path):
     sim, log = locked_sim()
     tok = mint(sim.fsm.keys()[2], sim.fsm.device_id, 62, sim.fsm.wall + 3600)
     (tmp_path / "tech.json").write_text(json.dumps(tok.to_json()))
-    try:
-        server = UdpService(sim.fsm, log, clock=sim.ticks)
-    except OSError as e:
-        if e.errno in (98, 13):  # smpclient's UDP port 1337 is taken on this machine
-            pytest.skip("UDP port 1337 is in use")
-        raise
+    server = UdpService(sim.fsm, log, clock=sim.ticks, port=0)  # a free port: 1337 may be taken on a shared machine
     with server:
-        r = run([sys.executable, "-m", "technician", "--udp", "127.0.0.1", "--token", str(tmp_path / "tech.json"),
-                 "clear", "--lockout-id", str(sim.fsm.lockout_id)], ROOT)
+        r = run([sys.executable, "-m", "technician", "--udp", "127.0.0.1:%d" % server.address[1], "--token",
+                 str(tmp_path / "tech.json"), "clear", "--lockout-id", str(sim.fsm.lockout_id)], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sim.fsm.status()["lockout"] is False
 
@@ -277,3 +272,26 @@ def test_simulated_reset_starts_the_server_over_as_the_board_does():
         assert svc.session_for("peer") is None
     finally:
         port.port.port.close()
+
+
+def test_udp_service_on_a_taken_port_leaves_no_socket_open():
+    """A UDP port already bound by another process is an OSError, and the service's own socket is closed
+    behind it (left open, the leak surfaced as a ResourceWarning in whichever test ran next)."""
+    import gc
+    import socket
+    import warnings
+
+    from host_sim.pty_port import UdpService
+
+    sim, log = locked_sim()
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(OSError):
+                UdpService(sim.fsm, log, clock=sim.ticks, port=taken.getsockname()[1])
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    finally:
+        taken.close()

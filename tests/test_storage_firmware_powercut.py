@@ -112,7 +112,7 @@ def expected_after(committed):
     """What the committed records promise: vlock, temp-lock end, highest used code counter, violations.
 
     Violations count per service period: a clear ends the lockout, not the count; a service record starts a new
-    period. A committed violation at or past the limit promises a lockout even if the cut took its record.
+    period. An accepted clear code ends it as its CLEAR record does. A committed violation at or past the limit promises a lockout even if the cut took its record.
     """
     vlock = False
     temp_end = 0
@@ -134,6 +134,8 @@ def expected_after(committed):
             vlock = vlock or b >= VIOLATIONS_LOCK
         elif rtype == R.CODE and a == 1:
             used = max(used, c)
+            if b == 1:
+                vlock = False  # an accepted clear code ends the lockout (the boot completes a clear the cut took)
     return vlock, temp_end, used, violations
 
 

@@ -7,13 +7,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from companion.app import schedule
 from companion.app.core import keys, timebase
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
-from companion.app.models import Account, Command, Handset, Payment, TechToken, UnlockCode
+from companion.app.models import Account, Command, DesiredVersion, Handset, Payment, TechToken, UnlockCode
 from companion.app.schemas import (
     AccountCreate,
     AccountPublic,
@@ -31,8 +32,23 @@ ACTIONS = {"clear": 1, "service": 2}  # fsm.codes.ACTION_CLEAR / ACTION_SERVICE
 
 # ---- views -------------------------------------------------------------------------------------------------
 def account_next_due(account: Account) -> dt.date:
-    """The account's next payment due date."""
-    return schedule.due_date(account.first_due, account.schedule, account.periods_paid)
+    """The account's next payment due date (422 when it would fall past the last date the calendar has)."""
+    try:
+        return schedule.due_date(account.first_due, account.schedule, account.periods_paid)
+    except (OverflowError, ValueError) as exc:
+        raise Problem(422, "invalid", "the next due date would fall after year 9999") from exc
+
+
+def _new_desired_version(session: Session, h: Handset) -> None:
+    """Allocate the handset's next desired-state version (an atomic increment: the row stays locked until
+    commit) and record it (unique per handset)."""
+    version = session.scalar(update(Handset).where(Handset.id == h.id)
+                             .values(desired_version=Handset.desired_version + 1)
+                             .returning(Handset.desired_version)
+                             .execution_options(synchronize_session=False))
+    assert version is not None
+    set_committed_value(h, "desired_version", int(version))
+    session.add(DesiredVersion(handset_id=h.id, version=int(version)))
 
 
 def account_public(session: Session, account: Account) -> AccountPublic:
@@ -90,9 +106,14 @@ def update_account(session: Session, account: Account, data: AccountUpdate) -> A
 def _push_due_date(session: Session, account: Account) -> None:
     """Give every handset of the account its current payment due date (a new desired version if it moved)."""
     day = timebase.day_of(account_next_due(account))
-    session.execute(
+    moved = session.execute(
         update(Handset).where(Handset.account_id == account.id, Handset.payment_due_day != day)
-        .values(payment_due_day=day, desired_version=Handset.desired_version + 1))
+        .values(payment_due_day=day, desired_version=Handset.desired_version + 1)
+        .returning(Handset.id, Handset.desired_version)
+        .execution_options(synchronize_session="fetch")).all()
+    for device_id, version in moved:
+        session.add(DesiredVersion(handset_id=device_id, version=int(version)))
+    session.flush()
 
 
 # ---- handsets ----------------------------------------------------------------------------------------------
@@ -113,6 +134,7 @@ def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
         account = session.get(Account, data.account_id)
         assert account is not None
         h.payment_due_day = timebase.day_of(account_next_due(account))
+    session.add(DesiredVersion(handset_id=h.id, version=1))
     session.flush()
     return h, secret
 
@@ -129,7 +151,8 @@ def update_handset(session: Session, h: Handset, data: HandsetUpdate) -> Handset
     h.account_id = data.account_id
     if h.payment_due_day != day:
         h.payment_due_day = day
-        h.desired_version += 1
+        session.flush()
+        _new_desired_version(session, h)
     session.flush()
     return h
 
@@ -153,9 +176,10 @@ def set_desired(session: Session, h: Handset, data: DesiredUpdate) -> Handset:
         policy["version"] = int(old.get("version", 0)) + 1
         h.policy = policy
         changed = True
-    if changed:
-        h.desired_version += 1
     session.flush()
+    if changed:
+        _new_desired_version(session, h)
+        session.flush()
     return h
 
 
@@ -219,28 +243,26 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
                          amount_cents: int, reference: str, device_id: int | None,
                          lockout_id: int | None) -> tuple[Payment, Command | None]:
     """Record a payment once per reference: an installment moves the due date; a reset fee queues a clear
-    bound to the handset's current violation lockout."""
+    bound to the handset's current violation lockout. The caller holds the account row locked (the write
+    session's transaction), so the credit below is read and written by one payment at a time."""
+    handset_id = device_id if kind == "reset_fee" else None
+
+    def first(old: Payment) -> tuple[Payment, Command | None]:
+        # the same reference again: the first payment when it is the same payment, else a conflict
+        if old.kind != kind or old.amount_cents != amount_cents or old.handset_id != handset_id:
+            raise Problem(409, "conflict", "this reference was used for a different payment")
+        return old, (session.get(Command, old.command_id) if old.command_id else None)
+
     old = session.scalar(select(Payment).where(Payment.account_id == account.id,
                                                      Payment.reference == reference))
     if old is not None:
-        if old.kind != kind or old.amount_cents != amount_cents:
-            raise Problem(409, "conflict", "this reference was used for a different payment")
-        cmd = session.get(Command, old.command_id) if old.command_id else None
-        return old, cmd
-    cmd = None
+        return first(old)
     payment = Payment(account_id=account.id, kind=kind, amount_cents=amount_cents, reference=reference)
-    if kind == "installment":
-        credit = account.credit_cents + amount_cents
-        periods = credit // account.installment_cents
-        account.periods_paid += periods
-        account.credit_cents = credit - periods * account.installment_cents
-        payment.due_after = account_next_due(account)
-        session.flush()
-        _push_due_date(session, account)
-    else:
+    h = None
+    if kind == "reset_fee":
         if device_id is None:
             raise Problem(422, "invalid", "a reset fee names the handset (device_id)")
-        h = session.get(Handset, device_id, with_for_update=not settings.is_sqlite)
+        h = session.get(Handset, device_id, with_for_update=True)
         if h is None or h.account_id != account.id:
             raise Problem(404, "not-found", "no such handset on this account")
         if not h.lockout_id:
@@ -251,11 +273,9 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
         if amount_cents < account.reset_fee_cents:
             raise Problem(422, "invalid", "the amount is below the reset fee",
                           reset_fee_cents=account.reset_fee_cents)
-        cmd = queue_command(session, settings, h, "clear", h.lockout_id,
-                                  dedupe="clear:" + str(h.lockout_id))
         payment.handset_id = h.id
         payment.lockout_id = h.lockout_id
-        payment.command_id = cmd.id
+    # the reference first: a concurrent request with the same reference finds it taken and changes nothing
     try:
         with session.begin_nested():
             session.add(payment)
@@ -265,7 +285,21 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
                                                          Payment.reference == reference))
         if old is None:
             raise
-        return old, (session.get(Command, old.command_id) if old.command_id else None)
+        return first(old)
+    cmd = None
+    if kind == "installment":
+        credit = account.credit_cents + amount_cents
+        periods = credit // account.installment_cents
+        account.periods_paid += periods
+        account.credit_cents = credit - periods * account.installment_cents
+        payment.due_after = account_next_due(account)
+        session.flush()
+        _push_due_date(session, account)
+    else:
+        assert h is not None
+        cmd = queue_command(session, settings, h, "clear", h.lockout_id, dedupe="clear:" + str(h.lockout_id))
+        payment.command_id = cmd.id
+        session.flush()
     return payment, cmd
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,6 +23,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 def utcnow() -> dt.datetime:
     """Now, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on both databases (SQLite hands back naive values: they are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -37,13 +50,13 @@ class Account(Base):
     schedule: Mapped[str] = mapped_column(String(16))
     first_due: Mapped[dt.date] = mapped_column(Date)
     installment_cents: Mapped[int] = mapped_column(Integer)
-    periods_paid: Mapped[int] = mapped_column(Integer, default=0)
+    periods_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_cents: Mapped[int] = mapped_column(Integer, default=0)
     reset_fee_cents: Mapped[int] = mapped_column(Integer)
     allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
     codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
     service_period_days: Mapped[int] = mapped_column(Integer, default=30)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Handset(Base):
@@ -57,27 +70,27 @@ class Handset(Base):
     secret_nonce: Mapped[bytes] = mapped_column(LargeBinary)
     secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
     # desired state (version goes up on every change)
-    desired_version: Mapped[int] = mapped_column(Integer, default=1)
+    desired_version: Mapped[int] = mapped_column(BigInteger, default=1)
     payment_due_day: Mapped[int] = mapped_column(Integer, default=0)
     service_due_day: Mapped[int] = mapped_column(Integer, default=0)
     inspection_due_day: Mapped[int] = mapped_column(Integer, default=0)
     expected_module: Mapped[int] = mapped_column(BigInteger, default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # counters the companion allocates
-    command_seq: Mapped[int] = mapped_column(Integer, default=0)
-    code_counter: Mapped[int] = mapped_column(Integer, default=0)
+    command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    code_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     # what the handset last reported
     reported: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    reported_version: Mapped[int] = mapped_column(Integer, default=0)
-    last_command_seq: Mapped[int] = mapped_column(Integer, default=0)
+    reported_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     lockout_id: Mapped[int] = mapped_column(BigInteger, default=0)
     # log upload: highest contiguous stored seq and the chain hash after it (hex; "" = genesis)
-    log_seq: Mapped[int] = mapped_column(Integer, default=0)
+    log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     log_hash: Mapped[str] = mapped_column(String(64), default="")
     log_error: Mapped[str] = mapped_column(String(64), default="")
-    syncs: Mapped[int] = mapped_column(Integer, default=0)
-    last_sync_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    syncs: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_sync_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Command(Base):
@@ -91,7 +104,7 @@ class Command(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     arg: Mapped[Any] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="queued")
@@ -99,9 +112,9 @@ class Command(Base):
     dedupe: Mapped[str | None] = mapped_column(String(64), nullable=True)
     rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    acked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LogRecord(Base):
@@ -142,7 +155,7 @@ class Payment(Base):
     lockout_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     command_id: Mapped[int | None] = mapped_column(ForeignKey("commands.id"), nullable=True)
     due_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UnlockCode(Base):
@@ -153,10 +166,10 @@ class UnlockCode(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     action: Mapped[int] = mapped_column(Integer)
-    counter: Mapped[int] = mapped_column(Integer)
-    issue_hour: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int] = mapped_column(BigInteger)
+    issue_hour: Mapped[int] = mapped_column(BigInteger)
     issue_day: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TechToken(Base):
@@ -167,7 +180,31 @@ class TechToken(Base):
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
     tech_id: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DesiredVersion(Base):
+    """Each desired-state version a handset was given, once: versions are unique and increasing per handset."""
+
+    __tablename__ = "desired_versions"
+    __table_args__ = (UniqueConstraint("handset_id", "version", name="uq_desired_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LogTamper(Base):
+    """A log chunk that tried to rewrite records already accepted: the stored records are kept, the attempt
+    is kept here for staff (GET /handsets/{id}/log/tampering)."""
+
+    __tablename__ = "log_tampering"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), index=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger)  # the first stored record the chunk differs from
+    records: Mapped[int] = mapped_column(Integer)  # how many stored records it differs from
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # the differing records as received
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # the portal's domain tables live beside their services; importing them here puts them on Base.metadata

@@ -5,14 +5,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-I32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
-U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# integers are strict: a JSON true is not 1
+I32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+# a person's or company's name: no control characters (U+0000 cannot be stored in PostgreSQL text)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 Schedule = Literal["weekly", "biweekly", "monthly", "bimonthly"]
 PolicyValues = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=32,
                                                                 pattern=r"^[a-z][a-z0-9_]*$")],
-                              Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]],
+                              Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]],
                          Field(max_length=64)]
 Day = Annotated[dt.date, Field(ge=dt.date(2024, 1, 2), le=dt.date(2150, 1, 1))]
 
@@ -21,14 +24,14 @@ Day = Annotated[dt.date, Field(ge=dt.date(2024, 1, 2), le=dt.date(2150, 1, 1))]
 class AccountBase(BaseModel):
     """What an account is."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Name
     schedule: Schedule
     first_due: Day
-    installment_cents: Annotated[int, Field(ge=1, le=10**9)]
-    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9)] = 7500
+    installment_cents: Annotated[int, Field(ge=1, le=10**9, strict=True)]
+    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] = 7500
     allow_codes: bool = True
-    codes_per_period: Annotated[int, Field(ge=0, le=100)] = 2
-    service_period_days: Annotated[int, Field(ge=1, le=365)] = 30
+    codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] = 2
+    service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] = 30
 
 
 class AccountCreate(AccountBase):
@@ -38,13 +41,13 @@ class AccountCreate(AccountBase):
 class AccountUpdate(BaseModel):
     """Fields an update may change (all optional)."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
     schedule: Schedule | None = None
-    installment_cents: Annotated[int, Field(ge=1, le=10**9)] | None = None
-    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    installment_cents: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    reset_fee_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
     allow_codes: bool | None = None
-    codes_per_period: Annotated[int, Field(ge=0, le=100)] | None = None
-    service_period_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
+    service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] | None = None
 
 
 class AccountPublic(AccountBase):
@@ -133,7 +136,7 @@ class CommandBase(BaseModel):
 class CommandCreate(CommandBase):
     """Queue a command; it expires after ttl_s seconds if the handset has not acknowledged it."""
 
-    ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] | None = None
+    ttl_s: Annotated[int, Field(ge=1, le=30 * 86400, strict=True)] | None = None
 
 
 class CommandPublic(CommandBase):
@@ -157,7 +160,7 @@ class PaymentBase(BaseModel):
     """A payment as the back office records it."""
 
     kind: Literal["installment", "reset_fee"]
-    amount_cents: Annotated[int, Field(ge=1, le=10**9)]
+    amount_cents: Annotated[int, Field(ge=1, le=10**9, strict=True)]
     reference: Text
     device_id: Id | None = None
     lockout_id: U32 | None = None
@@ -199,8 +202,9 @@ class CodePublic(BaseModel):
 class TechTokenCreate(BaseModel):
     """A short-lived token for one technician on one handset."""
 
-    tech_id: Annotated[int, Field(ge=1, le=2**32 - 1)]
-    lifetime_s: Annotated[int, Field(ge=60, le=24 * 3600)] | None = None
+    # the handset takes technician ids up to 2^31-1 only
+    tech_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+    lifetime_s: Annotated[int, Field(ge=60, le=24 * 3600, strict=True)] | None = None
 
 
 class TechTokenPublic(BaseModel):
@@ -213,6 +217,25 @@ class TechTokenPublic(BaseModel):
 
 
 # log
+class LogTamperPublic(BaseModel):
+    """A log chunk that differed from records already accepted (the stored records were kept)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    first_seq: int
+    records: int
+    created_at: dt.datetime
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details); some problems add members (errors, server_time, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
 class LogRecordPublic(BaseModel):
     """One uploaded log record."""
 
@@ -247,7 +270,7 @@ class SyncRequest(BaseModel):
     status: Annotated[dict[Annotated[str, StringConstraints(max_length=32)], StatusValue], Field(max_length=64)]
     desired_version: U32
     last_command_seq: U32
-    acks: Annotated[list[tuple[U32, Annotated[int, Field(ge=0, le=255)]]], Field(max_length=64)] = []
+    acks: Annotated[list[tuple[U32, Annotated[int, Field(ge=0, le=255, strict=True)]]], Field(max_length=64)] = []
     log: LogChunk | None = None
 
 

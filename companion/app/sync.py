@@ -72,6 +72,7 @@ class Plan:
         self.now = now
         self.nonce = nonce
         self.log_rows: list[tuple[Any, ...]] = []
+        self.overlap: tuple[int, bytes] | None = None  # (first seq, records) of a chunk that repeats stored ones
         self.log_ack, self.log_hash, self.log_error = head
         status = req.status
         lockout_id = status.get("lockout_id")
@@ -89,7 +90,7 @@ DESIRED = ("desired_version", "payment_due_day", "service_due_day", "inspection_
 
 def _header_int(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int:
     raw = headers.get(name)
-    if raw is None or not raw.isdigit() or len(raw) > 12:
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 12:
         raise Problem(401, "unauthenticated", "missing or malformed " + name + " header")
     value = int(raw)
     if not lo <= value <= hi:
@@ -179,6 +180,8 @@ class SyncService:
             plan.log_error = "gap"  # out of order: the handset resends from our ack
             return
         skip = head + 1 - first
+        if skip > 0:
+            plan.overlap = (first, data[:min(skip, count) * size])  # the stores compare it with what they hold
         if skip >= count:
             plan.log_error = ""  # a retry of records already stored: nothing to do
             return
@@ -192,6 +195,19 @@ class SyncService:
                 seq, wall, rtype, a, b, c, photo = logchain.decode(new, i)
                 plan.log_rows.append((did, seq, wall, rtype, a, b, c, photo, new[i * size:(i + 1) * size]))
             plan.log_ack, plan.log_hash = last_seq, logchain.hexhash(last_hash)
+
+    def tampering(self, plan: Plan, stored: list[Any]) -> tuple[int, int, bytes] | None:
+        """(first differing seq, how many differ, their bytes as received) when the chunk's repeat of stored
+        records differs from them (the stored ones are kept; log_error says "rewrite"), else None."""
+        assert plan.overlap is not None
+        first, sent = plan.overlap
+        size = logchain.SIZE
+        have = {int(seq): bytes(raw) for seq, raw in stored}
+        bad = [i for i in range(len(sent) // size) if have.get(first + i) != sent[i * size:(i + 1) * size]]
+        if not bad:
+            return None
+        plan.log_error = "rewrite"
+        return first + bad[0], len(bad), b"".join(sent[i * size:(i + 1) * size] for i in bad)
 
     def commands(self, plan: Plan, rows: list[Any]) -> tuple[list[dict[str, Any]], list[int], list[int], bool]:
         """(commands to send with MACs, ids to mark delivered, ids that expired, more waiting)."""
@@ -257,6 +273,12 @@ class SyncService:
         when: Any = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if self.settings.is_sqlite else stamp
         for seq, status, rc in plan.acks:
             cur.execute(sql.ack, (status, rc, when, device_id, seq))
+        if plan.overlap is not None:
+            first, sent = plan.overlap
+            cur.execute(sql.stored, (device_id, first, first + len(sent) // logchain.SIZE - 1))
+            tamper = self.tampering(plan, list(cur.fetchall()))
+            if tamper is not None:
+                cur.execute(sql.tamper, (device_id, *tamper, when))
         if plan.log_rows:
             cur.executemany(sql.log, plan.log_rows)
         cur.execute(sql.open, (device_id,))
@@ -267,7 +289,11 @@ class SyncService:
             cur.execute(sql.deliver, (when, cid))
         req = plan.req
         cur.execute(sql.update, (plan.reported, req.desired_version, req.last_command_seq, plan.lockout_id,
-                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id))
+                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id, plan.head[0]))
+        if cur.rowcount != 1:
+            # the log head moved since it was read (SQLite: another worker process stored an exchange of this
+            # handset in between; nothing of this one is committed): the handset retries
+            raise Problem(409, "busy", "another exchange of this handset is in progress; retry")
         session.commit()
         row = _Row(*tuple(found or ()))
         return self.answer(plan, [getattr(row, name) for name in DESIRED], commands, more)
@@ -289,11 +315,16 @@ class _Sql:
         self.open = ("SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = " + p
                      + " AND status IN ('queued', 'delivered') ORDER BY seq")
         self.expire = "UPDATE commands SET status = 'expired' WHERE id = " + p
+        self.stored = ("SELECT seq, raw FROM log_records WHERE handset_id = " + p + " AND seq BETWEEN " + p
+                       + " AND " + p)
+        self.tamper = ("INSERT INTO log_tampering (handset_id, first_seq, records, raw, created_at) VALUES ("
+                       + ", ".join([p] * 5) + ")")
         self.deliver = ("UPDATE commands SET status = 'delivered', deliveries = deliveries + 1, delivered_at = "
                         + p + " WHERE id = " + p)
         self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
                        + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
-                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p)
+                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p
+                       + " AND log_seq = " + p)
 
 
 # asyncpg: the handset row and the nonce in one round trip; the log rows, the report and the open commands
@@ -412,7 +443,7 @@ class PgFastPath:
                 head = (row.log_seq, row.log_hash, row.log_error)
             plan = svc.verify(pk, head, device_id, ts, nonce, sig, body)
             self.keys[device_id] = pk  # only after the request proved the device holds the key
-            if plan.acks:
+            if plan.acks or plan.overlap is not None:
                 return await self._transaction(conn, device_id, ts, nonce, sig, body)
             cols = self._columns(plan)
             req = plan.req
@@ -461,6 +492,14 @@ class PgFastPath:
             stamp = dt.datetime.now(dt.UTC)
             for seq, status, rc in plan.acks:
                 await conn.execute(_PG_ACK, status, rc, stamp, device_id, seq)
+            if plan.overlap is not None:
+                first, sent = plan.overlap
+                stored = await conn.fetch("SELECT seq, raw FROM log_records WHERE handset_id = $1 AND seq "
+                                          "BETWEEN $2 AND $3", device_id, first, first + len(sent) // logchain.SIZE - 1)
+                tamper = svc.tampering(plan, [tuple(r) for r in stored])
+                if tamper is not None:
+                    await conn.execute("INSERT INTO log_tampering (handset_id, first_seq, records, raw, created_at) "
+                                       "VALUES ($1, $2, $3, $4, $5)", device_id, *tamper, stamp)
             cols = self._columns(plan)
             req = plan.req
             rows = await conn.fetch(_PG_SECOND, device_id, *cols, plan.reported, req.desired_version,

@@ -51,7 +51,6 @@ class BreathTest:
         self._volume_rest = 0  # mL x ms not yet a whole mL
         self._duration = 0
         self._high = 0
-        self._temp_max = 0
         self._hum = 0
         self._area = 0
         self._elapsed = 0
@@ -141,7 +140,6 @@ class BreathTest:
             self._volume_rest = 0
             self._duration = 0
             self._high = 0
-            self._temp_max = inp.breath_temp
             self._hum = 0
         return EV_NONE
 
@@ -166,13 +164,13 @@ class BreathTest:
         rest = self._volume_rest + flow * dt
         self._volume += rest // 1000
         self._volume_rest = rest % 1000
-        if inp.breath_temp > self._temp_max:
-            self._temp_max = inp.breath_temp
         if inp.hum:
             self._hum += dt
         if self._duration < p.blow_ms or self._volume < p.volume_ml:
             return EV_NONE
-        if self._temp_max < p.breath_temp_dc:
+        if inp.breath_temp < p.breath_temp_dc:
+            # the air drawn now is the sample: it must be breath-warm itself (the warmest reading of the blow
+            # let a second of breath followed by stored air pass)
             return self._abort(now, records.ABORT_TEMP)
         if p.hum_required and self._hum * 10 < self._duration * 8:
             return self._abort(now, records.ABORT_HUM)

@@ -2,7 +2,8 @@
 
 Rules of the machine, in the order `step` applies them each poll:
 1. Device time (`wall`) advances from the tick counter; an RTC that disagrees by more than the policy's
-   tolerance without an authenticated source is logged as a clock jump and written back.
+   tolerance without an authenticated source is logged as a clock jump and written back; one that is more
+   than a second off within the tolerance is written back unlogged (a boot takes the RTC's time).
 2. Edges of the inputs are handled: handset link, module, ignition, engine. Each edge is logged.
 3. The handler of the current state runs (one handler per state; `_enter` logs every transition).
 4. Long timers: early-recall deadline, heartbeat.
@@ -83,6 +84,7 @@ class Interlock(Authority):
         self._horn = False
         self.alarm = False
         self._ign = False
+        self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
         self._engine = False
         self._connected = True
         self._module_present = False
@@ -144,6 +146,7 @@ class Interlock(Authority):
         self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
         self.fail_lock_end = 0
+        self.analyzing = False  # a drawn sample is being analysed (kept in the state, so a cut is seen at boot)
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class Interlock(Authority):
             self.last_alive = rtc_wall
             self._dirty = True
             self._flush()
+        self._owed_code = 0
         owed = self._replay(log_seq) if log_seq > 0 else 0
         if self._stamps:
             stamp = self.store.last_stamp()
@@ -197,6 +201,19 @@ class Interlock(Authority):
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)
+        code = self._owed_code
+        if code:
+            # the cut fell between an accepted code and what it was accepted for: do it now (the code is used)
+            self._owed_code = 0
+            if code & 1:
+                if self.vlock:
+                    self.clear_violation(records.SRC_CODE, code >> 1)
+            else:
+                self._extend_service(self.policy.code_service_days, records.SRC_CODE, code >> 1)
+        if self.analyzing:
+            # the cut ended the analysis of a drawn sample
+            self.analyzing = False
+            self._analysis_lost(2 if self.retest_pending else 1, 0)
         self._booting = True
         self._boot_gap = gap
         self.last_alive = self.wall
@@ -288,6 +305,10 @@ class Interlock(Authority):
                 self.vlock = False
                 self.recall_deadline = 0
                 self.restart_until = 0
+                self._owed_code = 0
+            elif rtype == records.SERVICE and a == records.SVC_EXTEND:
+                self._extend_dates(wall // timebase.DAY, c)
+                self._owed_code = 0
             elif rtype == records.VIOLATION:
                 self.violations = b
                 self.recall_deadline = c
@@ -307,6 +328,8 @@ class Interlock(Authority):
                 if c >= self.code_counter:
                     self.code_counter = c + 1
                 self.codes_used = _inc(self.codes_used)
+                # what the code was accepted for comes in the next record; owed until it is seen
+                self._owed_code = c << 1 | (1 if b == 1 else 0)
             elif rtype == records.CODE and a == 0:
                 self.code_fails = _inc(self.code_fails)
                 self.code_wait_until = wall + c
@@ -320,11 +343,19 @@ class Interlock(Authority):
                 self.alarm_at_save = a == 1
             elif rtype == records.ENGINE:
                 self.engine_saved = a == 1
+            if rtype == records.RESULT or rtype == records.STATE or rtype == records.MODULE:
+                # an analysis under way at the save ended after it (with its result, or a state change or the
+                # module leaving stopped it): the cut did not end it
+                self.analyzing = False
             elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
                 self.provisioned_before = True
             seq += 1
 
     def _flush(self):
+        analyzing = self.test.phase == breath.ANALYZE
+        if analyzing != self.analyzing:
+            self.analyzing = analyzing
+            self._dirty = True
         if self._dirty:
             self._dirty = False
             self.store.save(persist.pack(self, self._state_buf))
@@ -360,6 +391,12 @@ class Interlock(Authority):
             if delta > tol or delta < -tol:
                 self._log(records.CLOCK, 2, delta, 0)
                 self.board.set_clock(self.wall)
+            elif delta > 1 or delta < -1:
+                # within the tolerance: not logged, but set back all the same (the RTC is read about once a
+                # second and device time counts whole seconds, so one second apart is no disagreement). Left
+                # as it was, the next power-up would take the RTC's time: a nudge under the tolerance and a
+                # short cut moved device time, and every lockout and wait kept in it, without a trace.
+                self.board.set_clock(self.wall)
 
     def _edges(self, now, inp):
         if self._booting:
@@ -373,7 +410,16 @@ class Interlock(Authority):
         module = inp.module if present else None
         if present != self._module_present or module is not self._module:
             self._module_edge(module)
-        if inp.ignition != self._ign:
+        if self._ign_held and (inp.ignition or not inp.engine):
+            self._ign_held = False
+        if inp.ignition != self._ign and not inp.ignition and inp.engine and self._engine:
+            # the ignition input says off but the engine runs on (a cut sense wire, or an engine that outlives
+            # the key by a moment): the ignition counts as on until the engine stops, so the rolling retests go
+            # on while it runs; logged once (IGNITION a=0 b=1), the key-off comes when the engine stops
+            if not self._ign_held:
+                self._ign_held = True
+                self._log(records.IGNITION, 0, 1)
+        elif inp.ignition != self._ign:
             self._ign = inp.ignition
             self._log(records.IGNITION, 1 if inp.ignition else 0)
             if inp.ignition:
@@ -418,9 +464,22 @@ class Interlock(Authority):
         due = self._inspection_day()
         if due and due - day <= self.policy.service_remind_days and day < due + self.policy.service_grace_days:
             self._log(records.INSPECTION, 1, due)
+        if self._analyzing_now():
+            return  # the key came back during an analysis that outlived a key-off: it goes on
         self._route(now)
 
     def _ignition_off(self):
+        if self._analyzing_now():
+            # the sample is drawn: its analysis runs to its result, which is booked like any other (a failed
+            # start test locks, a retest is passed or failed, not refused); then the key-off takes effect
+            self._alarm(False)
+            return
+        self._key_off()
+
+    def _analyzing_now(self):
+        return (self.state == S_TEST or self.state == S_RETEST) and self.test.phase == breath.ANALYZE
+
+    def _key_off(self):
         if self.state == S_RETEST and not self._retest_missed:
             # key off while a retest is asked for: a refusal
             self._log(records.RETEST, records.RT_REFUSED)
@@ -531,7 +590,7 @@ class Interlock(Authority):
         state = self.state
         buttons = inp.buttons
         # the heater keeps the cell warm whenever a test may come: ignition on and the handset plugged in
-        want = self._ign and self._connected and state != S_FAULT and self._module is not None
+        want = (self._ign or self.test.phase == breath.ANALYZE) and self._connected and state != S_FAULT and self._module is not None
         self._set_heater(self.test.heater_wanted(inp.cell_temp, self._heater) if want else False)
         if self._engine and state != S_RETEST and state != S_DRIVING and self._ign:
             self._enter(S_DRIVING)
@@ -556,6 +615,9 @@ class Interlock(Authority):
             pass
         else:
             self._on_gate(now, buttons)
+        state = self.state
+        if not self._ign and (state == S_TEST or state == S_RETEST or state == S_RESULT) and not self._analyzing_now():
+            self._key_off()  # an analysis that outlived a key-off is over (booked, or ended by a lost module)
 
     def _on_off(self, buttons):
         """Ignition off: dark display; any button opens the menu."""
@@ -572,7 +634,12 @@ class Interlock(Authority):
 
     def _on_test(self, now, inp):
         """The start test: heat, blow, analyse."""
-        if self._gate(self._connected):
+        gate = self._gate(self._connected)
+        if gate and self.test.phase == breath.ANALYZE and (gate == S_NO_MODULE or gate == S_DISCONNECTED):
+            self.test.stop()  # no sensor, no measurement
+            self._analysis_lost(1, gate)
+        if gate and self.test.phase != breath.ANALYZE:
+            # (a drawn sample is analysed to its result first; the result leads to the gate)
             self._route(now)
             return
         if self.test.phase == breath.READY and inp.buttons & (LEFT | RIGHT) and inp.flow < self.policy.flow_min:
@@ -595,7 +662,7 @@ class Interlock(Authority):
         elif ev == breath.EV_RESULT:
             self._result(now, kind)
         elif ev == breath.EV_FAULT:
-            self._log(records.FAULT, 1, self._cell_temp, kind)
+            self._log(records.FAULT, records.FAULT_WARMUP, self._cell_temp, kind)
             self.board.beep(BEEP_ERROR)
             if kind == 2:
                 # a retest goes on (and its window keeps running): the heater tries again
@@ -650,16 +717,32 @@ class Interlock(Authority):
             self.fail_streak = 0
             self._dirty = True
         if verdict == records.FAIL:
-            # escalate when this fail comes within the fail window of the previous lockout's end
-            if self.fail_streak and self.wall - self.fail_lock_end <= p.fail_window_s:
-                self.fail_streak += 1
-            else:
-                self.fail_streak = 1
-            n = self.fail_streak
-            seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
-            self.fail_lock_end = self.wall + seconds
-            self._temp_lock(records.LOCK_TEMP, seconds, value)
+            self._fail_lock(value)
         self._enter(S_RESULT)
+
+    def _analysis_lost(self, kind, cause):
+        """A drawn sample's analysis ended without a result (cause: 0 a power cut, else the gate state).
+
+        The test is not undone: a start test locks as a failed one does (else pulling the fuse, the module or
+        the handset during every analysis gave endless tries with no fail booked); a retest goes on with the
+        deadline it had and is passed, failed or missed as any other.
+        """
+        self._log(records.FAULT, records.FAULT_ANALYSIS_LOST, kind, cause)
+        if kind == 1:
+            self._fail_lock(0)
+
+    def _fail_lock(self, cause):
+        """The lockout after a failed start test, escalating with fails that come close together."""
+        p = self.policy
+        # escalate when this fail comes within the fail window of the previous lockout's end
+        if self.fail_streak and self.wall - self.fail_lock_end <= p.fail_window_s:
+            self.fail_streak += 1
+        else:
+            self.fail_streak = 1
+        n = self.fail_streak
+        seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
+        self.fail_lock_end = self.wall + seconds
+        self._temp_lock(records.LOCK_TEMP, seconds, cause)
 
     def _temp_lock(self, kind, seconds, cause):
         self.temp_until = self.wall + seconds
@@ -756,6 +839,8 @@ class Interlock(Authority):
             self._fail_shown = False
         if self._module is None:
             # no module, no measurement: the prompt stays, the window keeps running
+            if self.test.phase == breath.ANALYZE:
+                self._analysis_lost(2, S_NO_MODULE)
             self.test.stop()
             return
         if self.test.phase == breath.DONE or self.test.phase == breath.IDLE:
@@ -766,8 +851,12 @@ class Interlock(Authority):
     def _retest_result(self, now, verdict):
         if verdict == records.FAIL:
             self._log(records.RETEST, records.RT_FAIL)
-            self._violation(records.VIO_FAILED_RETEST)
-            self._alarm(True)
+            if not self._retest_missed:
+                # one retest request, one violation: a blow that fails while the alarm of this same retest
+                # (missed or failed) sounds is logged with its BrAC, not booked again
+                self._violation(records.VIO_FAILED_RETEST)
+            if self._ign:
+                self._alarm(True)
             self._notice = 0
             self._retest_missed = True  # no new window: the alarm runs until a pass or ignition off
             self._fail_brac = self.test.result
@@ -863,7 +952,9 @@ class Interlock(Authority):
                 self._code_msg = 0
                 self._route(now)
             return
-        if self.wall < self.code_wait_until or not self.policy.codes_per_period:
+        if self.wall < self.code_wait_until or self.codes_used >= self.policy.codes_per_period:
+            # waiting after wrong codes, or no code left this service period (none allowed at all, or all
+            # used): nothing is typed, so a code that cannot work is not booked as a wrong one
             if buttons:
                 self._route(now)
             return
@@ -904,13 +995,15 @@ class Interlock(Authority):
         self._code_msg = 2
 
     def _extend_service(self, days, source, detail):
-        day = self.wall // timebase.DAY
+        self._log(records.SERVICE, records.SVC_EXTEND, source, days)
+        self._extend_dates(self.wall // timebase.DAY, days)
+        self._dirty = True
+
+    def _extend_dates(self, day, days):
         if self.service_due:
             self.service_due = max(self.service_due, day) + days
         if self.inspection_due:
             self.inspection_due = max(self.inspection_due, day) + days
-        self._log(records.SERVICE, records.SVC_EXTEND, source, days)
-        self._dirty = True
 
     def _open_menu(self, from_state):
         self._return_state = from_state

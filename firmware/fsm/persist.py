@@ -33,6 +33,7 @@ F_ALARM = 8
 F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a technician clears it
 F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the drive only then)
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
+F_ANALYZING = 128  # a drawn sample was being analysed (a cut that ends the analysis is booked at boot)
 
 
 _HEAD_SIZE = struct.calcsize(_HEAD)
@@ -49,7 +50,7 @@ def pack(m, buf=None):
     flags = (F_VLOCK if m.vlock else 0) | (F_PROVISIONED if m.secret else 0) | (
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
         F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
-        F_PROVISIONED_BEFORE if m.provisioned_before else 0)
+        F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0)
     struct.pack_into(">2sBBI32sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.device_id,
                      m.secret or _ZERO_SECRET, m.lock_cause, m.violations, m.codes_used, m.code_fails,
                      m.temp_kind, 0, 0, 0)
@@ -83,6 +84,7 @@ def unpack(data, m):
     m.state_lock = bool(flags & F_STATE_LOCK)
     m.engine_saved = bool(flags & F_ENGINE)
     m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
+    m.analyzing = bool(flags & F_ANALYZING)
     m.device_id = v[3]
     m.secret = v[4] if flags & F_PROVISIONED else None
     (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind) = v[5:10]

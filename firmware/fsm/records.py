@@ -9,7 +9,7 @@ from micropython import const
 BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state was missing or corrupt
 POWER_GAP = const(2)  # a=gap s it provably lasted (-1 unknown), b=limit s, c=gap s since the last heartbeat
 STATE = const(3)  # a=new state, b=old state
-IGNITION = const(4)  # a=1 on / 0 off
+IGNITION = const(4)  # a=1 on / 0 off; b=1: off while the engine runs (taken as on until it stops)
 ENGINE = const(5)  # a=1 running / 0 stopped
 TEST_REQUEST = const(6)  # a=1 start test / 2 retest
 ABORT = const(7)  # a=abort reason (ABORT_*), b=aborts in window
@@ -27,7 +27,7 @@ POLICY = const(18)  # a=new version, b=old version, c=source
 CLOCK = const(19)  # a=1 set / 2 jump detected, b=delta s, c=source
 PAYMENT = const(20)  # a=1 due warning / 2 due lock / 3 date changed, b=due day
 INSPECTION = const(21)  # a=1 reminder / 2 due lock / 3 date changed, b=due day
-FAULT = const(22)  # a=fault code, b=detail
+FAULT = const(22)  # a=fault code (FAULT_*), b=detail, c=detail
 BYPASS = const(23)  # engine started without a start permission; b=state
 ALARM = const(24)  # a=1 on / 0 off, b=reason
 STORAGE = const(25)  # a=1 nearly full lock
@@ -78,6 +78,13 @@ VIO_DISCONNECT = const(4)
 VIO_POWER_CUT = const(5)
 VIO_TAMPER = const(6)
 VIO_REFUSED_RETEST = const(7)
+
+# fault codes (FAULT a=)
+FAULT_WARMUP = const(1)  # warm-up timed out; b=cell temperature, c=1 start test / 2 retest
+FAULT_RUNTIME = const(2)  # the runtime caught an unexpected error and failed safe
+# the analysis of a drawn sample ended without a result; b=1 start test / 2 retest, c=0 a power cut, else the
+# state that ended it (the module pulled: NO_MODULE; the handset unplugged: DISCONNECTED)
+FAULT_ANALYSIS_LOST = const(3)
 
 # retest outcomes
 RT_PASS = const(1)

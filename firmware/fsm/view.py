@@ -150,6 +150,9 @@ def _code(m, s):
             s.mmss(1, col, m.code_wait_until - m.wall)
     elif not m.policy.codes_per_period:
         s.text(0, 0, b"CODES DISABLED")
+    elif m.codes_used >= m.policy.codes_per_period:
+        s.text(0, 0, b"NO CODES LEFT")
+        s.text(1, 0, b"CALL SERVICE")
     elif m.wall < m.code_wait_until:
         s.text(0, 0, b"ENTER CODE")
         col = s.text(1, 0, b"WAIT ")

@@ -3,10 +3,10 @@
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from companion.app.models import Base, utcnow
+from companion.app.models import Base, UTCDateTime, utcnow
 
 ROLES = ("driver", "authority", "staff")
 DEVICE_KINDS = ("interlock", "portable-monitor")
@@ -31,7 +31,7 @@ class User(Base):
     vehicles: Mapped[list[Any]] = mapped_column(JSON, default=list)
     email_prefs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # kind -> bool (absent: on)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DeviceLink(Base):
@@ -43,7 +43,7 @@ class DeviceLink(Base):
     kind: Mapped[str] = mapped_column(String(24), default="interlock")
     handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True, unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebSession(Base):
@@ -54,8 +54,8 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     csrf: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class AuthToken(Base):
@@ -68,9 +68,9 @@ class AuthToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     payload: Mapped[str] = mapped_column(String(254), default="")  # e.g. the new email address
     family: Mapped[str] = mapped_column(String(32), default="")  # refresh tokens of one sign-in
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LoginFailure(Base):
@@ -80,7 +80,7 @@ class LoginFailure(Base):
     __table_args__ = (Index("ix_login_failures_scope_at", "scope", "at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     scope: Mapped[str] = mapped_column(String(300))
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEntry(Base):
@@ -92,4 +92,4 @@ class AuditEntry(Base):
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

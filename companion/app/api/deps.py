@@ -49,9 +49,8 @@ def get_session(db: DbDep) -> Iterator[Session]:
 
 def get_write_session(db: DbDep) -> Iterator[Session]:
     """A session for a write transaction (SQLite: holding the single-writer lock); routes commit it."""
-    with db.writer():
-        with db.sessions() as session:
-            yield session
+    with db.write_session() as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -60,9 +59,11 @@ WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The back office's admin API key")
 
 
-def get_admin(settings: SettingsDep, key: Annotated[str | None, Security(_api_key)]) -> str:
-    """The authorised back-office caller (admin API key from the settings)."""
-    if key is None or not hmac.compare_digest(key.encode(), settings.ADMIN_API_KEY.encode()):
+def get_admin(request: Request, key: Annotated[str | None, Security(_api_key)]) -> str:
+    """The authorised back-office caller (the app's admin API key; the Guard middleware checked it already,
+    before the body was read: this documents the key in the schema and checks again)."""
+    admin_key: str = request.app.state.admin_key
+    if key is None or not hmac.compare_digest(key.encode(), admin_key.encode()):
         raise Problem(401, "unauthenticated", "a valid X-API-Key header is required")
     return "admin"
 

@@ -2,6 +2,7 @@
 
 import base64
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_ADMIN_KEY = "changethis"
+# admin keys that were ever published (in this project's docs or the template it grew from): never accepted
+PUBLISHED_ADMIN_KEYS = frozenset({"changethis", "changeme", "secret", "admin", "password"})
+MIN_ADMIN_KEY_LEN = 16
+
+
+def default_config_dir() -> str:
+    """Where a local companion keeps the files it generates: $XDG_CONFIG_HOME (or ~/.config)/interlock-companion."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "interlock-companion")
 
 
 class Settings(BaseSettings):
@@ -25,9 +34,14 @@ class Settings(BaseSettings):
     # "kid:base64key,kid2:base64key"; the secrets are encrypted under MASTER_KEY_ID (the first kid if unset)
     MASTER_KEYS: str = ""
     MASTER_KEY_ID: str = ""
+    # local environment only: the directory of the generated key files (never beside the database)
+    CONFIG_DIR: str = Field(default_factory=default_config_dir)
     # used only in the local environment when MASTER_KEYS is empty: a random key kept in this file
-    MASTER_KEY_FILE: str = ".companion-master.key"
-    ADMIN_API_KEY: str = DEFAULT_ADMIN_KEY
+    # (default: CONFIG_DIR/master.key)
+    MASTER_KEY_FILE: str = ""
+    # the back office's key; in the local environment, unset means a random key generated on first start and
+    # kept in CONFIG_DIR/admin.key (printed once, when it is made)
+    ADMIN_API_KEY: str = ""
     AUTO_MIGRATE: bool = True
     # sync protocol limits
     SYNC_WINDOW_S: int = Field(default=300, ge=10)
@@ -46,11 +60,40 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_defaults_outside_local(self) -> "Settings":
         if self.ENVIRONMENT != "local":
-            if self.ADMIN_API_KEY == DEFAULT_ADMIN_KEY:
+            if not self.ADMIN_API_KEY:
                 raise ValueError("ADMIN_API_KEY must be set outside the local environment")
             if not self.MASTER_KEYS:
                 raise ValueError("MASTER_KEYS must be set outside the local environment")
+        if self.ADMIN_API_KEY:
+            _check_admin_key(self.ADMIN_API_KEY)
+        if self.SYNC_WINDOW_S > self.NONCE_KEEP_S:
+            # a request is accepted while its timestamp is within the window; its nonce must be kept at least
+            # that long, or the captured request can be replayed once the nonce is pruned
+            raise ValueError(f"SYNC_WINDOW_S ({self.SYNC_WINDOW_S}) must not exceed NONCE_KEEP_S "
+                             f"({self.NONCE_KEEP_S}): a request could be replayed after its nonce is forgotten")
         return self
+
+    def master_key_path(self) -> Path:
+        """The local master key file (MASTER_KEY_FILE, or master.key in CONFIG_DIR)."""
+        return Path(self.MASTER_KEY_FILE) if self.MASTER_KEY_FILE else Path(self.CONFIG_DIR) / "master.key"
+
+    def admin_key_path(self) -> Path:
+        """The local admin key file."""
+        return Path(self.CONFIG_DIR) / "admin.key"
+
+    def admin_key(self, announce: bool = True) -> str:
+        """ADMIN_API_KEY, or (local environment) the generated key from CONFIG_DIR, made on first use and then
+        printed once."""
+        if self.ADMIN_API_KEY:
+            return self.ADMIN_API_KEY
+        path = self.admin_key_path()
+        made = _create_once(path, secrets.token_urlsafe(32) + "\n")
+        key = path.read_text().strip()
+        _check_admin_key(key)
+        if made and announce:
+            print("companion: generated the admin API key (shown this once; kept in " + str(path) + "):\n  "
+                  + key, flush=True)
+        return key
 
     @property
     def async_database_url(self) -> str:
@@ -91,7 +134,9 @@ class Settings(BaseSettings):
         keys: dict[str, bytes] = {}
         spec = self.MASTER_KEYS
         if not spec:
-            spec = _local_key_file(Path(self.MASTER_KEY_FILE))
+            path = self.master_key_path()
+            _create_once(path, "local:" + base64.b64encode(os.urandom(32)).decode() + "\n")
+            spec = path.read_text().strip()
         for item in spec.split(","):
             item = item.strip()
             if not item:
@@ -109,13 +154,31 @@ class Settings(BaseSettings):
         return current, keys
 
 
-def _local_key_file(path: Path) -> str:
-    """Read (or create, readable by the owner only) the development master key file."""
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _check_admin_key(key: str) -> None:
+    if key.strip() in PUBLISHED_ADMIN_KEYS or len(key) < MIN_ADMIN_KEY_LEN:
+        raise ValueError(f"ADMIN_API_KEY is a published or short value: use a random key of at least "
+                         f"{MIN_ADMIN_KEY_LEN} characters")
+
+
+def _create_once(path: Path, content: str) -> bool:
+    """Write content to path, readable by the owner only, unless the file exists; True when it was made.
+    The file appears whole or not at all (written aside, then linked), so two starting workers agree."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + "." + secrets.token_hex(8) + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as f:
-            f.write("local:" + base64.b64encode(os.urandom(32)).decode() + "\n")
-    return path.read_text().strip()
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
 
 
 @lru_cache

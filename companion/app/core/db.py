@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterator
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from companion.app.core.config import Settings
 
@@ -47,6 +47,17 @@ class Database:
             return
         with self._write_lock:
             yield
+
+    @contextlib.contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session for one write transaction. On SQLite it starts with BEGIN IMMEDIATE: the database's write
+        lock is taken before the first read, so what the transaction reads no other process (a second worker)
+        can change before it commits. On PostgreSQL the rows a transaction changes from what it read are locked
+        (SELECT ... FOR UPDATE, or an atomic UPDATE)."""
+        with self.writer(), self.sessions() as session:
+            if self._write_lock is not None:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
 
     def close(self) -> None:
         """Dispose of the connection pool."""

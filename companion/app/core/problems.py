@@ -31,11 +31,61 @@ def problem_response(status: int, kind: str, detail: str, **extra: Any) -> JSONR
 
 _TITLES = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
            405: "method-not-allowed", 409: "conflict", 413: "too-large", 415: "unsupported-media-type",
-           422: "invalid", 429: "too-many"}
+           422: "invalid", 429: "too-many", 503: "unavailable"}
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}},
+    "additionalProperties": True}
+_DESCRIPTIONS = {400: "malformed request", 401: "no valid X-API-Key (or, on /sync, no valid signature)",
+                 403: "not allowed by the account's policy", 404: "no such resource",
+                 409: "conflicts with the current state", 413: "body too large",
+                 422: "the request does not match the schema or cannot be stored",
+                 429: "limit reached", 503: "the database is unavailable; retry after Retry-After seconds"}
+COMMON = (400, 401, 404, 409, 413, 422, 503)
+
+
+def responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for problem answers (application/problem+json) with these status codes;
+    descriptions["r401"] overrides the description of 401."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {"description": descriptions.get("r" + str(code), _DESCRIPTIONS[code]),
+                     "content": {PROBLEM_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+        if code == 503:
+            out[code]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    return out
+
+
+def unavailable() -> JSONResponse:
+    """503 with Retry-After: the database cannot be reached right now (the next request reconnects)."""
+    resp = problem_response(503, "unavailable", "the database is unavailable; retry shortly")
+    resp.headers["Retry-After"] = "1"
+    return resp
 
 
 def install(app: FastAPI) -> None:
     """Route every error through a problem body; nothing unexpected leaks as a bare 500."""
+
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    @app.exception_handler(DBAPIError)
+    async def _db(_req: Request, exc: DBAPIError) -> JSONResponse:
+        # a dropped or refused connection (or a locked SQLite file past its timeout): retry later
+        if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+            return unavailable()
+        return problem_response(500, "internal", "unexpected error")
+
+    async def _down(_req: Request, _exc: Exception) -> JSONResponse:
+        return unavailable()
+
+    # the sync fast path's driver: a connection lost or refused
+    import asyncpg  # type: ignore[import-untyped]
+
+    for cls in (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.PostgresConnectionError,
+                asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError):
+        app.add_exception_handler(cls, _down)
 
     @app.exception_handler(Problem)
     async def _problem(_req: Request, exc: Problem) -> JSONResponse:

@@ -149,11 +149,11 @@ def _failed(ps: PortalSettings, mail: OutboxEmail, now: dt.datetime, error: str)
 
 def run_once(db: Database, ps: PortalSettings) -> tuple[int, int]:
     """One round: (new notifications, emails sent)."""
-    with db.writer(), db.sessions() as session:
+    with db.write_session() as session:
         made = notice_events(session, ps)
         purge(session, ps)
         session.commit()
-    with db.writer(), db.sessions() as session:
+    with db.write_session() as session:
         sent = send_due(session, ps, not db.settings.is_sqlite)
         session.commit()
     return made, sent

@@ -16,8 +16,9 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 AccountId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _account(session: SessionDep | WriteSessionDep, account_id: int) -> Account:
-    account = session.get(Account, account_id)
+def _account(session: SessionDep | WriteSessionDep, account_id: int, lock: bool = False) -> Account:
+    # lock: the row stays locked (PostgreSQL FOR UPDATE; SQLite's write transaction holds the database)
+    account = session.get(Account, account_id, with_for_update=lock)
     if account is None:
         raise Problem(404, "not-found", "no such account")
     return account
@@ -42,7 +43,7 @@ def read_account(session: SessionDep, _admin: AdminDep, account_id: AccountId) -
 def update_account(session: WriteSessionDep, _admin: AdminDep, account_id: AccountId,
                          data: AccountUpdate) -> AccountPublic:
     """Change an account's terms."""
-    account = crud.update_account(session, _account(session, account_id), data)
+    account = crud.update_account(session, _account(session, account_id, lock=True), data)
     out = crud.account_public(session, account)
     session.commit()
     return out
@@ -53,7 +54,7 @@ def record_payment(session: WriteSessionDep, settings: SettingsDep, _admin: Admi
                          account_id: AccountId, data: PaymentCreate) -> PaymentPublic:
     """Record a payment: an installment moves the due date, a reset fee queues a remote clear for the
     handset's current violation lockout. Repeating a reference returns the first payment."""
-    account = _account(session, account_id)
+    account = _account(session, account_id, lock=True)
     payment, cmd = crud.record_payment(session, settings, account, data.kind, data.amount_cents,
                                              data.reference, data.device_id, data.lockout_id)
     out = _payment_public(payment, cmd)

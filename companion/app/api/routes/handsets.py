@@ -7,8 +7,9 @@ from sqlalchemy import select
 
 from companion.app import crud
 from companion.app.api.deps import AdminDep, KeyringDep, SessionDep, SettingsDep, WriteSessionDep
+from companion.app.core import problems
 from companion.app.core.problems import Problem
-from companion.app.models import Command, Handset, LogRecord
+from companion.app.models import Command, Handset, LogRecord, LogTamper
 from companion.app.schemas import (
     CodeCreate,
     CodePublic,
@@ -20,6 +21,7 @@ from companion.app.schemas import (
     HandsetPublic,
     HandsetUpdate,
     LogRecordPublic,
+    LogTamperPublic,
     TechTokenCreate,
     TechTokenPublic,
 )
@@ -29,8 +31,9 @@ router = APIRouter(prefix="/handsets", tags=["handsets"])
 DeviceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _handset(session: SessionDep | WriteSessionDep, device_id: int) -> Handset:
-    h = session.get(Handset, device_id)
+def _handset(session: SessionDep | WriteSessionDep, device_id: int, lock: bool = False) -> Handset:
+    # lock: the row stays locked (PostgreSQL FOR UPDATE; SQLite's write transaction holds the database)
+    h = session.get(Handset, device_id, with_for_update=lock)
     if h is None:
         raise Problem(404, "not-found", "no such handset")
     return h
@@ -73,7 +76,7 @@ def read_handset(session: SessionDep, _admin: AdminDep, device_id: DeviceId) -> 
 def update_handset(session: WriteSessionDep, _admin: AdminDep, device_id: DeviceId,
                          data: HandsetUpdate) -> HandsetPublic:
     """Attach the handset to an account (its payment due date follows the account)."""
-    h = crud.update_handset(session, _handset(session, device_id), data)
+    h = crud.update_handset(session, _handset(session, device_id, lock=True), data)
     out = crud.handset_public(h)
     session.commit()
     return out
@@ -83,7 +86,7 @@ def update_handset(session: WriteSessionDep, _admin: AdminDep, device_id: Device
 def set_desired(session: WriteSessionDep, _admin: AdminDep, device_id: DeviceId,
                       data: DesiredUpdate) -> HandsetPublic:
     """Change the desired state (service and inspection due dates, expected module, policy)."""
-    h = crud.set_desired(session, _handset(session, device_id), data)
+    h = crud.set_desired(session, _handset(session, device_id, lock=True), data)
     out = crud.handset_public(h)
     session.commit()
     return out
@@ -110,7 +113,7 @@ def list_commands(session: SessionDep, _admin: AdminDep, device_id: DeviceId) ->
     return [crud.command_public(c) for c in rows]
 
 
-@router.post("/{device_id}/unlock-codes", status_code=201)
+@router.post("/{device_id}/unlock-codes", status_code=201, responses=problems.responses(403, 429))
 def issue_code(session: WriteSessionDep, keyring: KeyringDep, settings: SettingsDep, _admin: AdminDep,
                      device_id: DeviceId, data: CodeCreate) -> CodePublic:
     """Issue an unlock code where the account's policy allows codes, at most N per service period."""
@@ -144,3 +147,12 @@ def read_log(session: SessionDep, _admin: AdminDep, device_id: DeviceId,
                                                           LogRecord.seq > after)
                                   .order_by(LogRecord.seq).limit(limit))).all()
     return [LogRecordPublic.model_validate(r) for r in rows]
+
+
+@router.get("/{device_id}/log/tampering")
+def read_log_tampering(session: SessionDep, _admin: AdminDep, device_id: DeviceId) -> list[LogTamperPublic]:
+    """Uploads that differed from log records already accepted (the stored records were kept), oldest first."""
+    _handset(session, device_id)
+    rows = (session.scalars(select(LogTamper).where(LogTamper.handset_id == device_id)
+                                  .order_by(LogTamper.id))).all()
+    return [LogTamperPublic.model_validate(r) for r in rows]

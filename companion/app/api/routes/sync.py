@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from companion.app.core import wire
+from companion.app.core import problems, wire
 from companion.app.core.db import Database
 from companion.app.core.problems import Problem
 from companion.app.schemas import SyncRequest
@@ -41,9 +41,9 @@ _AUTH_HEADERS: list[dict[str, Any]] = [
 @router.post(
     "/sync",
     responses={200: {"description": "signed answer (x-signature header)"},
-               401: {"description": "unauthenticated, bad signature or clock skew (server_time given)"},
-               409: {"description": "replayed nonce"}, 413: {"description": "too large"},
-               422: {"description": "invalid body"}},
+               **problems.responses(*problems.COMMON,
+                                    r401="unauthenticated, bad signature or clock skew (server_time given)",
+                                    r409="replayed nonce, or another exchange of the handset in progress")},
     openapi_extra={"parameters": _AUTH_HEADERS,
                    "requestBody": {"required": True, "content": {"application/json": {
                        "schema": _BODY_SCHEMA}}}},
@@ -54,7 +54,7 @@ async def sync(request: Request) -> Response:
     state = request.app.state
     limit = state.settings.MAX_BODY_BYTES
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    if length is not None and (not length.isascii() or not length.isdigit() or int(length) > limit):
         raise Problem(413, "too-large", f"the body exceeds {limit} bytes")
     body = b""
     async for chunk in request.stream():

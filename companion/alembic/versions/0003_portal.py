@@ -1,15 +1,15 @@
 """portal: users and roles, account devices, sessions, single-use tokens, throttling, audit, notifications,
 email outbox
 
-Revision ID: 0002_portal
-Revises: 0001
+Revision ID: 0003_portal
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002_portal'
-down_revision = '0001'
+revision = '0003_portal'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
