@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from companion.app.accounts import services as accounts
 from companion.app.accounts.models import User
 from companion.app.api.deps import SessionDep, WriteSessionDep
+from companion.app.core import problems
 from companion.app.core.problems import Problem
 from companion.app.notifications import services as notes
 from companion.app.portal import help as helpdesk
@@ -34,7 +35,8 @@ from companion.app.portal.schemas import (
     TokenPassword,
 )
 
-router = APIRouter(prefix="/portal", tags=["portal"])
+router = APIRouter(prefix="/portal", tags=["portal"], responses=problems.responses(
+    401, 403, 429, r401="no valid bearer access token", r403="not allowed (e.g. the password must be changed)"))
 oauth2 = OAuth2PasswordBearer(tokenUrl="portal/token", auto_error=False,
                               description="A portal user's access token (POST /api/v1/portal/token)")
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -88,8 +90,8 @@ def _me(user: User) -> Me:
 
 
 # ---- tokens ------------------------------------------------------------------------------------------------
-@router.post("/token", responses={401: {"description": "wrong credentials or refresh token"},
-                                  429: {"description": "throttled"}})
+@router.post("/token", responses=problems.responses(
+    401, 429, r401="wrong credentials or refresh token", r429="too many attempts: throttled"))
 def token(request: Request, session: WriteSessionDep, ctx: PortalDep,
           grant_type: Annotated[Literal["password", "refresh_token"], Form()],
           username: Annotated[str, Form(max_length=254)] = "",
