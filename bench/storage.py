@@ -26,13 +26,14 @@ sys.path.insert(0, str(ROOT))
 import host_sim  # noqa: E402,F401  (puts firmware/ on sys.path: must come first)
 from host_sim.flash import BLOCK_SIZE, LfsFlash  # noqa: E402
 from drivers.flash import VfsFlash  # noqa: E402
+from fsm import persist  # noqa: E402
 from storage import record  # noqa: E402
 from storage.log import FlashLog  # noqa: E402
 from storage.state import FileState  # noqa: E402
 # isort: on
 
 N = 3000
-STATE_BYTES = 360  # fsm.persist.SIZE today
+STATE_BYTES = persist.SIZE  # the saved state the firmware writes
 RECORDS_PER_DAY = 103  # tests/test_storage_budget.py: 4 drives of 25 records, 3 daily
 SAVES_PER_DAY = 200  # state saves on events (edges, results, lockouts, drives) on a typical day
 STAMPS_PER_DAY = 1440  # heartbeats (alive_s = 60 s), written as an 8-byte stamp, not a state save
@@ -82,14 +83,14 @@ a1 = gc.mem_alloc()
 gc.enable()
 print('alloc_per_encode_into', (a1 - a0) // 200)
 st = FileState(fl)
-data = bytes(360)
+data = bytes(__STATE__)
 t0 = time.ticks_ms()
 for i in range(300):
     st.save(data)
 dt = time.ticks_diff(time.ticks_ms(), t0)
 print('state_save_per_s', 300 * 1000 // max(dt, 1))
 print('verify_ok', log.verify()[0])
-""".replace("__N__", str(N))
+""".replace("__N__", str(N)).replace("__STATE__", str(STATE_BYTES))
 
 
 def micropython():

@@ -142,8 +142,8 @@ class PtyService:
 
     def reboot(self, handset: Any) -> None:
         """Start the server over for a rebooted handset, as the board's task builds a new one after boot:
-        sessions, login pacing, refusal window and token clock begin again. In place, so a UdpService sharing
-        this server serves the new one too."""
+        sessions and the refusal window begin again; the login wait levels and the token clock come back from
+        the handset's saved state. In place, so a UdpService sharing this server serves the new one too."""
         svc = self.service
         Service.__init__(svc, handset, svc.log, self._entropy, buf_size=svc.buf_size, firmware=svc.firmware)
 

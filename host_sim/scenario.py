@@ -347,7 +347,7 @@ class Scenario:
 
     def _do_policy(self, sim, args):
         fsm = sim.fsm
-        values = {"version": fsm.policy.version + 1}
+        values = {}  # a technician's policy: it keeps the companion's version (fsm/policy.py)
         for k, v in _options(args).items():
             values[k] = int(v)
         ok = fsm.apply_policy(sim.ticks(), values, records.SRC_TECH)

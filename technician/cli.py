@@ -211,10 +211,11 @@ def clear(
 @app.command()
 def policy(
     ctx: typer.Context,
-    values: Annotated[list[str] | None, typer.Argument(help="name=value pairs, with version=N")] = None,
-    file: Annotated[Path | None, typer.Option(help="JSON map of name -> int, with \"version\"")] = None,
+    values: Annotated[list[str] | None, typer.Argument(help="name=value pairs")] = None,
+    file: Annotated[Path | None, typer.Option(help="JSON map of name -> int")] = None,
 ) -> None:
-    """Show the policy, or apply a new one (all or nothing; the version must go up)."""
+    """Show the policy, or change numbers of it (all or nothing). The companion's version stays; the handset
+    counts the change as a technician's, and the companion's next policy applies over it."""
     new: dict[str, int] = {}
     try:
         if file is not None:
@@ -230,7 +231,7 @@ def policy(
             console.print(f"{key:>22}  {rsp.policy[key]}")
         return
     rsp = session(ctx, lambda c: tc.call(c, p.PolicyWrite(policy=new)))
-    console.print(f"policy version {rsp.policy_version} in force")
+    console.print(f"policy version {rsp.policy_version} in force, technician change {rsp.policy_local} on top")
 
 
 @app.command()

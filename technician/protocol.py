@@ -133,11 +133,12 @@ class PolicyReadResponse(smpmsg.ReadResponse):
 
 
 class PolicyWriteResponse(smpmsg.WriteResponse):
-    """The policy version now in force."""
+    """The companion's policy version in force and the technician changes made on top of it."""
 
     _GROUP_ID = GROUP_ID
     _COMMAND_ID = Cmd.POLICY
     policy_version: int
+    policy_local: int = 0
 
 
 class ClockReadResponse(smpmsg.ReadResponse):
@@ -240,7 +241,8 @@ class PolicyRead(_Group, smpmsg.ReadRequest):
 
 
 class PolicyWrite(_Group, smpmsg.WriteRequest):
-    """Apply a policy (name -> int, with a higher "version"); all or nothing."""
+    """Apply policy numbers (name -> int) on top of the companion's policy; all or nothing. A "version", if
+    given, must be the companion version in force: a technician never takes a version."""
 
     _COMMAND_ID = Cmd.POLICY
     _Response = PolicyWriteResponse

@@ -74,7 +74,7 @@ class HandsetMachine(RuleBasedStateMachine):
         nothing (the random actions that follow do the rest)."""
         log, state = self.storage()
         self.sim = SimHandset(seed=seed, tick_start=tick_start, ambient_dc=ambient, log=log, state=state)
-        self.sim.fsm.apply_policy(self.sim.ticks(), {"version": 1, "recall_s": 3600}, records.SRC_TECH)
+        self.sim.fsm.apply_policy(self.sim.ticks(), {"recall_s": 3600}, records.SRC_TECH)
         self.engine = False
         self.clear_expected = False
         self.last_remote = None
@@ -404,7 +404,9 @@ class HandsetMachine(RuleBasedStateMachine):
             value = (value + 1) % 10**8
         if self.used_codes and not valid:
             value = self.used_codes[-1]
+        # the digits land as typed only in an entry at its first digit (one left half-typed keeps its digits)
         will_work = (valid and -1 <= hours_ago <= 5 and counter_ahead < 2 and fsm.vlock and fsm.state == S_CODE
+                     and fsm.entry.pos == 0 and fsm.entry.symbol == 0
                      and fsm.codes_used < fsm.policy.codes_per_period and fsm.wall >= fsm.code_wait_until)
         self.clear_expected = will_work
         for ch in "%08d" % value:

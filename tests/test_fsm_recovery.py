@@ -51,9 +51,22 @@ def test_corrupt_state_keeps_what_the_log_proves():
     assert any(r[2] == records.LOCKOUT and r[3] == records.LOCK_STATE for r in lockouts)
 
 
-def test_corrupt_state_refuses_a_new_secret():
-    """A handset that was provisioned once cannot be provisioned again after its state is lost."""
+def test_corrupt_state_keeps_the_identity_and_refuses_a_new_secret():
+    """The identity has its own store: a corrupt state leaves the device id and the secret as they were, and a
+    new secret is refused."""
     sc = _corrupted()
+    sc.run_text("power on\n")
+    fsm = sc.sim.fsm
+    assert fsm.state_lock and fsm.device_id == sc.sim.device_id and fsm.secret == sim_secret(sc.sim.device_id)
+    assert not fsm.provision(sc.sim.ticks(), 4242, sim_secret(4242))
+    assert fsm.secret == sim_secret(sc.sim.device_id)
+
+
+def test_corrupt_state_and_identity_refuse_a_new_secret():
+    """A handset that was provisioned once cannot be provisioned again when its state and its identity are
+    both lost (the log proves the provisioning)."""
+    sc = _corrupted()
+    sc.sim.state._identity = b"\xff" * 40
     sc.run_text("power on\n")
     fsm = sc.sim.fsm
     assert fsm.secret is None

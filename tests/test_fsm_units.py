@@ -150,21 +150,27 @@ class _Board:
 
 
 def test_persisted_state_round_trips():
-    """Everything persisted comes back identical after pack and unpack."""
+    """Everything persisted comes back identical after pack and unpack; the identity is not in the state (it
+    has a store of its own)."""
     a = Interlock(_Board(), MemoryLog(), MemoryState())
     a.vlock, a.lockout_id, a.violations, a.recall_deadline = True, 77, 2, 123456
     a.code_counter, a.code_fails, a.code_wait_until, a.codes_used = 9, 4, 5555, 1
     a.payment_due, a.service_due, a.last_command_seq, a.secret, a.device_id = 1000, 1010, 42, b"k" * 32, 5
     a.retest_due, a.retest_deadline, a.fail_streak, a.fail_lock_end = 91000, 92000, 2, 93000
+    a.token_lead, a.login_wait_line, a.login_wait_net = 2**31, 6, 3
     a.policy.apply({"version": 3, "fail_brac": 40})
+    a.policy.apply({"fail_brac": 41}, local=True)
     data = persist.pack(a)
+    assert b"k" * 32 not in bytes(data)
     b = Interlock(_Board(), MemoryLog(), MemoryState())
     assert persist.unpack(data, b) == 1
     for name in ("vlock", "lockout_id", "violations", "recall_deadline", "code_counter", "code_fails",
-                 "code_wait_until", "codes_used", "payment_due", "service_due", "last_command_seq", "secret",
-                 "device_id", "retest_due", "retest_deadline", "fail_streak", "fail_lock_end"):
+                 "code_wait_until", "codes_used", "payment_due", "service_due", "last_command_seq",
+                 "retest_due", "retest_deadline", "fail_streak", "fail_lock_end", "token_lead", "login_wait_line",
+                 "login_wait_net"):
         assert getattr(b, name) == getattr(a, name), name
-    assert b.policy.to_dict() == a.policy.to_dict()
+    assert b.secret is None and b.device_id == 0
+    assert b.policy.to_dict() == a.policy.to_dict() and b.policy.local == a.policy.local == 1
 
 
 def test_unusable_state_bytes_are_refused():

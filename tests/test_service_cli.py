@@ -106,7 +106,7 @@ def test_cli_logs_out_after_a_refused_command(udp_handset):
     r = cli("--udp", s.where, "clear", "--lockout-id", str(lockout_id + 1), token=s.token)
     assert r.returncode == 1 and "REFUSED" in r.stdout, r.stdout + r.stderr
     assert live_sessions(s) == []
-    r = cli("--udp", s.where, "policy", "version=0", token=s.token)  # refused: the version must go up
+    r = cli("--udp", s.where, "policy", "version=7", token=s.token)  # refused: not the companion's version
     assert r.returncode == 1 and "REFUSED" in r.stdout, r.stdout + r.stderr
     assert live_sessions(s) == []
     r = cli("--udp", s.where, "status", token=s.token)

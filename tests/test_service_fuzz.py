@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from smpclient.requests.os_management import EchoWrite
 
 from fsm import policy, records
-from service import cbor, frame, smp
+from service import cbor, frame, ilgroup, smp
 from service.server import BACKOFF_MAX_MS
 from technician import protocol as p
 from tests.service_sim import Bench, saved, visible
@@ -135,7 +135,7 @@ _PLAUSIBLE = {
     "expiry": st.integers(0, 70000), "due": st.integers(0, 70000), "lockout_id": st.integers(0, 30),
     "wall": _u32, "device_id": _u32, "secret": st.binary(min_size=31, max_size=33),
 }
-_NEXT = "the version after the one in force"  # filled in when the request is sent
+_NEXT = "the companion version in force"  # filled in when the request is sent (a technician policy names it)
 
 
 @st.composite
@@ -189,6 +189,11 @@ def _logged_in(b):
     assert b.login().tech_id == 17
 
 
+# the byte of the saved state holding the cable's login wait level (fsm/persist.py, format 3: after the magic,
+# format, flags and token lead)
+_WAIT_LINE = struct.calcsize(">2sBBI")
+
+
 @functools.lru_cache(maxsize=1)
 def logged_bench():
     return Bench()
@@ -204,7 +209,7 @@ def test_logged_in_requests_are_applied_or_refused_whole(request_, seq):
     group, cmd, op, body = request_
     command = (group, cmd, op)
     if isinstance(body.get("policy"), dict) and body["policy"].get("version") == _NEXT:
-        body = dict(body, policy=dict(body["policy"], version=b.h.policy.version + 1))
+        body = dict(body, policy=dict(body["policy"], version=b.h.policy.version))
     payload = cbor2.dumps(body)
     packet = struct.pack(">BBHHBB", (smp.V2 << 3) | op, 0, len(payload), group, seq, cmd) + payload
     before_saved, before_seen, policy_before = saved(b), visible(b), b.h.policy.values()
@@ -214,6 +219,12 @@ def test_logged_in_requests_are_applied_or_refused_whole(request_, seq):
     answer = cbor.decode(rsp[8:])
     after_saved = saved(b)  # the next state save does not raise
     if "rc" in answer or "err" in answer:
+        if command == (smp.G_INTERLOCK, ilgroup.AUTH, smp.OP_WRITE):
+            # a wrong login answer raises the cable's wait level, saved by design (the back-off survives a
+            # power cut): that byte may differ, never fall; nothing else may
+            assert after_saved[_WAIT_LINE] >= before_saved[_WAIT_LINE], (command, body, answer)
+            after_saved = after_saved[:_WAIT_LINE] + before_saved[_WAIT_LINE:_WAIT_LINE + 1] + \
+                after_saved[_WAIT_LINE + 1:]
         assert after_saved == before_saved, (command, body, answer)
         assert visible(b) == before_seen, (command, body, answer)
         assert b.h.policy.values() == policy_before

@@ -109,14 +109,26 @@ def test_clock_limits(bench):
 
 
 def test_policy_limits(bench):
-    """A policy version must fit 32 bits and every number its own range; a refused push changes nothing."""
+    """A technician's policy never takes a version: whatever "version" it names, the companion's stays, only the
+    one in force (or none) is accepted, and the companion's next policy still applies afterwards. (Before, a
+    push of version 2**32-1 took the last version and no companion policy could ever apply again.)"""
+    from fsm import records
+
     b = bench
+    version = b.h.policy.version
+    local = b.h.policy.local
     for v in VALUES:
-        version = b.h.policy.version
         _rsp, changed = send(b, smp.G_INTERLOCK, p.Cmd.POLICY, {"policy": {"version": v}})
+        assert b.h.policy.version == version, v
         if changed:
-            assert isinstance(v, int) and version < v <= 2**32 - 1 and b.h.policy.version == v, v
-    assert b.h.policy.version == 2**32 - 1  # the highest version was taken; nothing above it ever is
+            local += 1
+            assert v == version and type(v) is int and b.h.policy.local == local, v
+    _rsp, changed = send(b, smp.G_INTERLOCK, p.Cmd.POLICY, {"policy": {"fail_brac": 30}})
+    assert changed and b.h.policy.version == version and b.h.policy.local == local + 1
+    assert b.h.status()["policy_local"] == local + 1
+    # the companion's next version applies over the technician's changes and ends their count
+    assert b.h.apply_policy(b.now, {"version": version + 1, "warn_brac": 12}, records.SRC_REMOTE)
+    assert (b.h.policy.version, b.h.policy.local, b.h.policy.warn_brac) == (version + 1, 0, 12)
 
 
 def test_policy_value_limits():
@@ -124,12 +136,10 @@ def test_policy_value_limits():
     from fsm import policy
 
     b = Bench(lockout=False)
-    version = 1
     for name, _default, lo, hi in policy.SPEC:
         for v in VALUES + (lo, hi, lo - 1, hi + 1):
-            _rsp, changed = send(b, smp.G_INTERLOCK, p.Cmd.POLICY, {"policy": {"version": version, name: v}})
+            _rsp, changed = send(b, smp.G_INTERLOCK, p.Cmd.POLICY, {"policy": {name: v}})
             if changed:
-                version += 1
                 assert isinstance(v, int) and lo <= v <= hi and getattr(b.h.policy, name) == v, (name, v)
     assert b.svc.faults == 0
 

@@ -199,16 +199,18 @@ def test_technician_cli_policy_clock_and_module(handset, tmp_path):
     fsm = handset.sim.fsm
     mark = handset.log.next_seq()
     with handset.lock:
-        version = fsm.policy.version + 1
+        version = fsm.policy.version
+        local = fsm.policy.local
         wall = fsm.wall + 120
         expiry = fsm.wall // 86400 + 365
-    r = tech(handset, tmp_path, "policy", f"version={version}", "fail_brac=30", "warn_brac=15")
+    r = tech(handset, tmp_path, "policy", "fail_brac=30", "warn_brac=15")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"policy version {version} in force, technician change {local + 1} on top" in r.stdout
     r = tech(handset, tmp_path, "clock", "--wall", str(wall))
     assert r.returncode == 0, r.stdout + r.stderr
     r = tech(handset, tmp_path, "module", "--serial", "5150", "--expiry", day_to_date(expiry).isoformat())
     assert r.returncode == 0, r.stdout + r.stderr
-    r = tech(handset, tmp_path, "policy", "version=1", "fail_brac=30")  # version must go up: refused
+    r = tech(handset, tmp_path, "policy", f"version={version + 1}", "fail_brac=30")  # not the one in force
     assert r.returncode == 1 and "REFUSED" in r.stdout
     with handset.lock:
         assert (fsm.policy.version, fsm.policy.fail_brac, fsm.policy.warn_brac) == (version, 30, 15)
@@ -247,11 +249,9 @@ def test_technician_cli_over_udp(tmp_path):
 
 def test_simulated_reset_starts_the_server_over_as_the_board_does():
     """After an OS reset the simulator serves the port with a server started over, as the board's task builds
-    one after boot: the login wait and the token clock of before the reset are gone (a UDP server sharing it
-    sees the same)."""
-    from fsm import timebase
+    one after boot: the sessions are gone, and what the handset saved comes back as on the board: the login
+    wait of the network peers (the cable's was never raised) and the token clock a technician set back."""
     from host_sim.pty_port import flash_sim
-    from service.server import Service
 
     sim, log = flash_sim()
     port = SimServicePort(sim, log)
@@ -261,14 +261,15 @@ def test_simulated_reset_starts_the_server_over_as_the_board_does():
         nonce = cbor2.loads(svc.handle(now, p.Challenge().BYTES, "peer")[8:])["nonce"]
         bad = p.Login(tech_id=3, expires=sim.fsm.wall + 600, mac=bytes(32))
         svc.handle(now, bad.BYTES, "peer")
-        assert nonce and svc.login_held(now)
-        svc.handle(now, p.ClockWrite(wall=5).BYTES, "peer")  # (refused: no session)
-        svc.token_wall(timebase.add(now, 5000))
+        assert nonce and svc.login_held(now, "peer") and not svc.login_held(now)
+        sim.fsm.set_time(now, sim.fsm.wall - 3600, records.SRC_TECH)
+        token_clock = svc.token_wall(now)
         port._reset()  # what the pump does once the reset's answer is out
         assert port.service is svc and svc.handset is sim.fsm
-        fresh = Service(sim.fsm, log, lambda n: bytes(n))
         now = sim.ticks()
-        assert not svc.login_held(now) and svc.token_wall(now) == fresh.token_wall(now)
+        svc.poll(now)
+        assert svc.login_held(now, "peer") and not svc.login_held(now)
+        assert svc.token_wall(now) >= token_clock > sim.fsm.wall
         assert svc.session_for("peer") is None
     finally:
         port.port.port.close()

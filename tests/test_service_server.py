@@ -206,7 +206,9 @@ def test_technician_actions_change_the_handset_and_are_logged_with_the_id(b):
     lock_id = b.h.status()["lockout_id"]
     b.req(p.Clear(lockout_id=lock_id))
     assert b.h.status()["lockout"] is False
-    assert b.req(p.PolicyWrite(policy={"version": 4, "fail_brac": 25})).policy_version == 4
+    local = b.h.policy.local
+    got = b.req(p.PolicyWrite(policy={"fail_brac": 25}))
+    assert (got.policy_version, got.policy_local) == (0, local + 1)  # the companion's version stays
     assert b.req(p.PolicyRead()).policy["fail_brac"] == 25 == b.h.policy.fail_brac
     target = b.h.wall + 60
     assert b.req(p.ClockWrite(wall=target)).wall == target
@@ -240,8 +242,8 @@ def test_refused_changes_are_group_errors(b):
     b.req(p.Clear(lockout_id=b.h.status()["lockout_id"]))
     before = b.h.status()
     assert rc(b.req(p.Clear())) == p.InterlockErr.REFUSED
-    assert rc(b.req(p.PolicyWrite(policy={"version": 0}))) == p.InterlockErr.REFUSED
-    assert rc(b.req(p.PolicyWrite(policy={"version": 9, "no_such_rule": 1}))) == p.InterlockErr.REFUSED
+    assert rc(b.req(p.PolicyWrite(policy={"version": 1}))) == p.InterlockErr.REFUSED  # not the one in force
+    assert rc(b.req(p.PolicyWrite(policy={"no_such_rule": 1}))) == p.InterlockErr.REFUSED
     assert rc(b.req(p.Module(serial=77, expiry=1))) == p.InterlockErr.REFUSED  # expiry in the past
     assert rc(b.req(p.Calibrate(zero=500, ref=100, brac=80))) == smp.EINVAL
     assert rc(b.req(p.Module(serial=0, expiry=5))) == smp.EINVAL
@@ -269,7 +271,8 @@ def test_refused_provisioning_of_a_handset_that_had_a_key_is_paced_in_the_log():
     and a flood of such attempts writes no more records than any other refused request."""
     b = Bench(lockout=False)
     b.sim.power_cut()
-    b.sim.state._data = b"not a saved state"  # the saved state (and the key in it) is gone
+    b.sim.state._data = b"not a saved state"  # the saved state is gone
+    b.sim.state._identity = b"not an identity"  # and so is the identity (device id and key)
     b.sim.power_on()
     b.svc = Service(b.sim.fsm, b.log, Counter())
     assert b.h.secret is None and b.h.provisioned_before and b.h.state_lock
@@ -372,9 +375,10 @@ def test_requests_of_thousands_of_tiny_items_are_refused_before_they_are_built(b
         body = b"\xa2" + cbor.encode("d") + cbor.encode("hi") + cbor.encode("x") + junk
         assert cbor.decode(b.raw(_packet(2, 0, 0, body=body))[8:]) == {"rc": smp.EINVAL}
     b.login()
-    push = {"version": b.h.policy.version + 1}
+    push = {"version": b.h.policy.version}
     push.update({name: getattr(b.h.policy, name) for name in policy.NAMES})
-    assert b.req(p.PolicyWrite(policy=push)).policy_version == push["version"]
+    local = b.h.policy.local
+    assert b.req(p.PolicyWrite(policy=push)).policy_local == b.h.policy.local == local + 1
 
 
 def test_v1_requests_get_v1_errors(b):

@@ -9,17 +9,19 @@ firmware boots on it. test_storage_powercut.py shows the rebuilt chip is byte-id
 power at that operation. Checks after each cut: every record the firmware had committed (append returned) is
 there unchanged, the chain verifies, seqs are gapless; a violation lockout committed and not cleared is still in
 force; a temporary lockout committed is still timed; no used unlock code can be used again; the violation
-count did not go back; a state that had been saved loads; the firmware runs on without failing.
+count did not go back; a state that had been saved loads; an identity that had been saved loads whole and the
+handset boots with it; the firmware runs on without failing.
 """
 
 import pathlib
 
 import pytest
 
+from fsm import persist
 from fsm import records as R
 from host_sim import scenario
 from host_sim.flash import LfsFlash, SimFlash, apply, tear
-from host_sim.handset import SimHandset
+from host_sim.handset import SimHandset, sim_secret
 from storage.log import FlashLog
 from storage.state import FileState
 
@@ -83,6 +85,15 @@ class StampedState:
         """Save and stamp."""
         self.inner.save(data)
         self.out.append(self.dev.ops)
+
+    def load_identity(self):
+        """Load the identity."""
+        return self.inner.load_identity()
+
+    def save_identity(self, data):
+        """Save the identity and stamp (as a negative count, told apart from state saves)."""
+        self.inner.save_identity(data)
+        self.out.append(-self.dev.ops)
 
 
 class FlashScenario(scenario.Scenario):
@@ -154,8 +165,12 @@ def check_cut(image, cut, sc, base_ops):
         if rec[0] >= log.first_seq():
             assert log.read(rec[0]) == rec, f"cut {cut}: record {rec[0]} changed"
     state = FileState(fl)
-    if any(s <= done for s in sc.saves):
+    if any(0 < s <= done for s in sc.saves):
         assert state.load() is not None, f"cut {cut}: a saved state was lost"
+    identity = any(-s <= done for s in sc.saves if s < 0)
+    if identity:
+        assert persist.unpack_identity(state.load_identity()) == (sc.sim.device_id, sim_secret(sc.sim.device_id)), (
+            f"cut {cut}: a saved identity was lost")
     landed = list(committed)
     if last == last_committed + 1:
         # the record being appended at the cut made it: the firmware replays it, so it counts too
@@ -175,6 +190,8 @@ def check_cut(image, cut, sc, base_ops):
     if not m.state_lock:
         assert m.violations >= violations, (
             f"cut {cut}: violations went from {violations} to {m.violations}")
+    if identity:
+        assert (m.device_id, m.secret) == (sc.sim.device_id, sim_secret(sc.sim.device_id)), f"cut {cut}: identity lost"
     sim.run(3000)
     assert not sim.runtime.failed and log.verify()[0]
 
@@ -200,7 +217,7 @@ def test_firmware_survives_a_cut_at_every_flash_operation(name, seg, capsys):
     assert bytes(image) == sc.dev.image()  # the journal replays to exactly the chip the run left
     with capsys.disabled():
         print(f"\nfirmware power-cut test ({name}, {seg}-record segments): {exercised} cut points exercised "
-              f"of {total} program/erase operations, {len(sc.records)} records, {len(sc.saves)} state saves")
+              f"of {total} program/erase operations, {len(sc.records)} records, {len([s for s in sc.saves if s > 0])} state saves")
     assert exercised == total
 
 

@@ -75,3 +75,23 @@ def test_leftover_temp_file_is_ignored_and_removed():
     st.flash.write("/state.tmp", b"half")
     again = FileState(st.flash)
     assert again.load() == b"current" and st.flash.stat("/state.tmp") == -1
+
+
+@pytest.mark.parametrize("cls", STORES)
+def test_identity_is_a_store_of_its_own(cls):
+    """The identity comes back after a reboot, apart from the state: a state that no longer loads (damaged in
+    every byte) leaves it whole, and a damaged identity loads as None, never as wrong bytes."""
+    st = cls(LfsFlash.fresh(16))
+    assert st.load_identity() is None
+    st.save_identity(b"ID-4711")
+    st.save(b"state")
+    paths = ["/state"] if cls is FileState else list(st.slots)
+    for path in [p for p in paths if st.flash.stat(p) >= 0]:
+        st.flash.write(path, b"\xff" * len(st.flash.read(path)))
+    again = _reboot(st)
+    assert again.load() is None and again.load_identity() == b"ID-4711"
+    ident = "/state.id" if cls is FileState else "/state.id.a"
+    raw = bytearray(st.flash.read(ident))
+    raw[-1] ^= 1
+    st.flash.write(ident, bytes(raw))
+    assert _reboot(st).load_identity() is None

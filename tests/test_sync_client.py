@@ -188,3 +188,16 @@ def test_http_modem_talks_to_the_companion(server):
     m = HttpModem(server.url)
     status, headers, body = asyncio.run(m.request("POST", "/api/v1/sync", {"x-nonce": uuid.uuid4().hex}, b"{}"))
     assert status == 401 and headers["content-type"].startswith("application/problem+json") and b"x-device-id" in body
+
+
+def test_a_corrupt_state_still_syncs(synced):
+    """The saved state is unreadable after a power cut: the handset boots locked for service and still syncs,
+    signed with the key from its own identity store (before, the key was lost with the state)."""
+    assert synced.settle()[-1] == sc.OK
+    synced.sim.power_cut()
+    synced.sim.run(1000)
+    synced.sim.state._data = b"\xff" * 64
+    synced.sim.power_on()
+    assert synced.fsm.state_lock and synced.fsm.device_id == synced.device_id
+    assert synced.settle()[-1] == sc.OK
+    assert synced.records(records.SYNC)[-1][3] == authority.SYNC_OK

@@ -32,8 +32,8 @@ class Log:
 class Handset:
     """The service surface of the state machine, reduced."""
 
-    clock_sets = 0
-    clock_source = 0
+    login_wait_line = 0
+    login_wait_net = 0
 
     def __init__(self, log):
         self.device_id = 7
@@ -41,6 +41,13 @@ class Handset:
         self.wall = 90000000
         self.log = log
         self._k = crypto.derive(self.secret, crypto.LABEL_TECH)
+
+    def token_wall(self, now):
+        return self.wall
+
+    def set_login_waits(self, line, net):
+        self.login_wait_line = line
+        self.login_wait_net = net
 
     def keys(self):
         return (b"", b"", self._k)

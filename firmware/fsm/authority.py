@@ -7,7 +7,7 @@ in the same state write. A violation lockout ends here only through `clear_viola
 
 from micropython import const
 
-from fsm import crypto, records, timebase
+from fsm import crypto, persist, records, timebase
 from fsm import module as module_mod
 from fsm.module import ModuleData
 from fsm.states import STATE_NAMES
@@ -36,10 +36,6 @@ SYNC_COMMAND = const(4)  # b = command seq, c = result code
 class Authority:
     """Mixin of the state machine: the entry points for authenticated changes."""
 
-    # clock sets since boot and the source of the last one (records.SRC_*), for the service port's token clock
-    clock_sets = 0
-    clock_source = 0
-
     def keys(self):
         """(sync key, unlock key, technician key) derived from the handset secret, or None if unprovisioned."""
         if self.secret is None:
@@ -59,7 +55,11 @@ class Authority:
         if self.secret is not None or self.provisioned_before or len(secret) != 32 or device_id <= 0:
             self._log(records.SERVICE, records.SVC_PROVISION, 0, 0)
             return False
-        self.secret = bytes(secret)
+        secret = bytes(secret)
+        if self._ident:
+            # the identity's own store first: a cut before the record leaves a provisioned handset, not half one
+            self.store.save_identity(persist.pack_identity(device_id, secret))
+        self.secret = secret
         self.device_id = device_id
         self.provisioned_before = True
         self._keys = None
@@ -122,27 +122,42 @@ class Authority:
         return version
 
     def apply_policy(self, now, values, source):
-        """Validate and apply a pushed policy, all or nothing; refused ones are logged."""
-        old = self.policy.version
-        reason = self.policy.apply(values)
+        """Validate and apply a pushed policy, all or nothing; refused ones are logged.
+
+        POLICY record: a = the number after, b = before, c = source; the number is the companion's version for
+        its pushes, the count of technician changes on top of it for a technician's (which keeps the version).
+        """
+        local = source == records.SRC_TECH
+        pol = self.policy
+        old = pol.local if local else pol.version
+        reason = pol.apply(values, local)
         if reason is not None:
             self._log(records.POLICY, 0, old, source)
             return False
-        self._log(records.POLICY, self.policy.version, old, source)
+        self._log(records.POLICY, pol.local if local else pol.version, old, source)
         self._dirty = True
         self._flush()
         return True
 
     def set_time(self, now, wall, source):
-        """An authenticated clock set (sync server time or technician)."""
+        """An authenticated clock set (sync server time or technician).
+
+        The token clock (token_wall) is device time that a technician's set never moves back; it is kept as its
+        lead over device time, which only a clock set changes, so it is saved with this set and costs no write
+        as time runs. The companion's signed time is taken as it is (the lead ends): its tokens, its time.
+        """
         delta = wall - self.wall
+        lead = 0
+        if source == records.SRC_TECH:
+            lead = self.token_lead - delta
+            if lead < 0:
+                lead = 0
+        self.token_lead = lead
         self.wall = wall
         self._wall_tick = now
         self.last_alive = wall
         self._next_alive = wall + self.policy.alive_s
         self.board.set_clock(wall)
-        self.clock_sets += 1
-        self.clock_source = source
         self._log(records.CLOCK, 1, delta, source)
         self._dirty = True
         self._flush()
@@ -150,6 +165,22 @@ class Authority:
             # the heartbeat too: a stamp from before a clock set back would read, at the next boot, as a clock
             # wound back across a power cut (the set undone and a power-cut violation charged)
             self.store.stamp(wall)
+
+    def token_wall(self, now):
+        """Device time for technician token expiry at tick now: the clock (with the seconds since the last poll
+        counted it), never earlier than it was before a technician set it back, across resets and power cuts
+        too (the lead is saved with the state)."""
+        el = timebase.diff(now, self._wall_tick)
+        return self.wall + self.token_lead + (el // 1000 if el > 0 else 0)
+
+    def set_login_waits(self, line, net):
+        """The service port's failed-login wait levels (the cable's, the network peers'), kept across power
+        loss; saved only when one changes (a few times in a brute force, never once per attempt)."""
+        if line != self.login_wait_line or net != self.login_wait_net:
+            self.login_wait_line = line
+            self.login_wait_net = net
+            self._dirty = True
+            self._flush()
 
     def technician(self, now, tech_id, action, a=0, b=0, c=0):
         """A technician's action over the authenticated service port."""
@@ -228,6 +259,7 @@ class Authority:
             "service_due": self.service_due,
             "inspection_due": self.inspection_due,
             "policy_version": self.policy.version,
+            "policy_local": self.policy.local,
             "desired_version": self.desired_version,
             "module_serial": m.serial if m is not None else 0,
             "module_expiry": m.expiry_day if m is not None else 0,

@@ -63,6 +63,7 @@ class Interlock(Authority):
         self.log = log
         self.store = state
         self._stamps = hasattr(state, "stamp")  # the store keeps the heartbeat apart from the state
+        self._ident = hasattr(state, "save_identity")  # the store keeps the identity apart from the state
         self.policy = policy or Policy()
         self.screen = Screen()
         self._shown = bytearray(32)
@@ -147,6 +148,9 @@ class Interlock(Authority):
         self.fail_streak = 0
         self.fail_lock_end = 0
         self.analyzing = False  # a drawn sample is being analysed (kept in the state, so a cut is seen at boot)
+        self.token_lead = 0  # the token clock's lead over device time (a technician set the clock back)
+        self.login_wait_line = 0  # the service port's failed-login wait levels: the cable's
+        self.login_wait_net = 0  # and the network peers'
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -166,6 +170,7 @@ class Interlock(Authority):
             self._init_persistent()
             self.state_lock = True
             log_seq = self.log.first_seq()
+        self._load_identity()
         if fresh:
             # first boot: save a state before the first record, so a cut right after it is not "corrupt"
             self.last_alive = rtc_wall
@@ -210,6 +215,9 @@ class Interlock(Authority):
                     self.clear_violation(records.SRC_CODE, code >> 1)
             else:
                 self._extend_service(self.policy.code_service_days, records.SRC_CODE, code >> 1)
+        if self.retest_pending and not self.retest_deadline:
+            # a state of format 1 kept no deadline: the window that firmware gave after a cut, from now
+            self.retest_deadline = self.wall + self.policy.retest_window_s
         if self.analyzing:
             # the cut ended the analysis of a drawn sample
             self.analyzing = False
@@ -223,6 +231,18 @@ class Interlock(Authority):
         self._enter(S_OFF)
         self._dirty = True
         self._flush()
+
+    def _load_identity(self):
+        """Device id and secret from their own store. A state of an older format held them (unpack set them):
+        they move to the identity store once, and the boot's save leaves them out of the state."""
+        if not self._ident:
+            return
+        got = persist.unpack_identity(self.store.load_identity())
+        if got is not None:
+            self.device_id, self.secret = got
+            self._keys = None
+        elif self.secret is not None:
+            self.store.save_identity(persist.pack_identity(self.device_id, self.secret))
 
     def _after_boot(self, now, inp):
         """On the first poll after a boot: what a drive, retest or alarm that the power cut cut short means.

@@ -2,6 +2,11 @@
 
 A policy is a fixed, ordered set of named integers. Times are in seconds unless the name ends in _ms; BrAC is
 in thousandths of g/dL; temperatures in deci-degrees C; volumes in mL; flows in mL/s.
+
+Versions: `version` is the companion's, and only the companion moves it (each push must go above it).
+A technician's change over the service port does not take a version from that space: it applies on top of
+the companion's version in force and counts in `local` (changes since the companion's last push). The next
+companion policy applies over it and sets `local` back to 0.
 """
 
 # (name, default, minimum, maximum) -- the order is the persisted order; append new names at the end.
@@ -58,6 +63,7 @@ SPEC = (
 )
 
 VERSION_MAX = 0xFFFFFFFF  # the version is persisted as an unsigned 32-bit field
+LOCAL_MAX = 0xFFFF  # technician changes counted on top of one companion version (saturates; persisted 16-bit)
 
 NAMES = tuple(row[0] for row in SPEC)
 COUNT = len(SPEC)
@@ -68,6 +74,7 @@ class Policy:
 
     def __init__(self):
         self.version = 0
+        self.local = 0  # technician changes since the companion's policy `version`
         for name, default, _lo, _hi in SPEC:
             setattr(self, name, default)
 
@@ -75,27 +82,37 @@ class Policy:
         """The numbers in SPEC order."""
         return [getattr(self, name) for name in NAMES]
 
-    def load_values(self, values, version):
+    def load_values(self, values, version, local=0):
         """Set every number from a SPEC-ordered sequence (persisted policies are validated when pushed)."""
         for i in range(min(len(values), COUNT)):
             setattr(self, NAMES[i], values[i])
         self.version = version
+        self.local = local
 
     def to_dict(self):
-        """Name -> value, with "version"."""
+        """Name -> value, with "version" (the companion's; status() gives the technician changes on top)."""
         out = {"version": self.version}
         for name in NAMES:
             out[name] = getattr(self, name)
         return out
 
-    def check(self, values):
-        """None if the name->int dict (with "version") is acceptable, else a short reason. Changes nothing."""
+    def check(self, values, local=False):
+        """None if the name->int dict is acceptable, else a short reason. Changes nothing.
+
+        A companion policy (local False) carries a "version" above the one in force. A technician's (local
+        True) takes no version: "version", if given, must be the companion version in force (the one the
+        technician saw), so a technician can never use up the companion's versions.
+        """
         if not isinstance(values, dict):
             return "not a map"
         version = values.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version <= self.version:
+        if local:
+            if "version" in values and (not isinstance(version, int) or isinstance(version, bool)
+                                        or version != self.version):
+                return "version is the companion's"
+        elif not isinstance(version, int) or isinstance(version, bool) or version <= self.version:
             return "version must go up"
-        if version > VERSION_MAX:
+        elif version > VERSION_MAX:
             return "version out of range"
         for key in values:
             if key != "version" and key not in NAMES:
@@ -116,13 +133,19 @@ class Policy:
             return "flow range"
         return None
 
-    def apply(self, values):
-        """Apply a dict that check() accepted: all or nothing."""
-        reason = self.check(values)
+    def apply(self, values, local=False):
+        """Apply a dict that check() accepts: all or nothing. A companion policy takes its version and ends the
+        technician changes count; a technician's keeps the version and counts one more change."""
+        reason = self.check(values, local)
         if reason is not None:
             return reason
         for name in NAMES:
             if name in values:
                 setattr(self, name, values[name])
-        self.version = values["version"]
+        if local:
+            if self.local < LOCAL_MAX:
+                self.local += 1
+        else:
+            self.version = values["version"]
+            self.local = 0
         return None

@@ -16,7 +16,8 @@ CALIBRATE = const(2)  # write: {"zero", "ref", "brac"} -> {}
 MODULE = const(3)  # write: {"serial", "expiry"} -> {}
 SERVICE = const(4)  # write: {"due"?} -> {"due"}
 CLEAR = const(5)  # write: {"lockout_id"?} -> {}
-POLICY = const(6)  # read: {} -> {"policy"}; write: {"policy": {name: int, "version"}} -> {"policy_version"}
+POLICY = const(6)  # read: {} -> {"policy"}; write: {"policy": {name: int, "version"?}} ->
+# {"policy_version", "policy_local"}: a technician's policy keeps the companion's version (fsm/policy.py)
 CLOCK = const(7)  # read: {} -> {"wall"}; write: {"wall"} -> {"wall"}
 PROVISION = const(8)  # write: {"device_id", "secret"} -> {"device_id"}; only while unprovisioned
 LOGOUT = const(9)  # write: {} -> {}
@@ -91,7 +92,7 @@ def _login(svc, sess, now_ms, req):
     mac = req.get("mac")
     if tech_id is None or expires is None or not isinstance(mac, bytes):
         return smp.EINVAL
-    if svc.login_held(now_ms):
+    if svc.login_held(now_ms, sess.peer):
         # failed logins before this one: the answer is not even checked until the wait is over
         sess.end()  # the challenge is used up, as by any answer
         svc.refused(now_ms, tech_id, auth.R_BACKOFF)
@@ -101,7 +102,7 @@ def _login(svc, sess, now_ms, req):
     tech_key = keys[2] if keys is not None else None
     reason = sess.login(now_ms, svc.token_wall(now_ms), tech_key, h.device_id, tech_id, expires, mac)
     if reason == 0 or reason == auth.R_BAD_MAC:
-        svc.login_result(now_ms, reason == 0)  # only a checked MAC is a guess worth pacing
+        svc.login_result(now_ms, reason == 0, sess.peer)  # only a checked MAC is a guess worth pacing
     if reason:
         svc.refused(now_ms, tech_id, reason)
         return smp.group_err(_LOGIN_RC.get(reason, RC_UNKNOWN))
@@ -149,8 +150,8 @@ def handle(svc, sess, now_ms, op, cmd, req):
             return smp.EINVAL
         if not h.apply_policy(now_ms, values, records.SRC_TECH):
             return smp.group_err(RC_REFUSED)
-        svc.logged(sess, SVC_POLICY, h.policy.version)
-        return {"policy_version": h.policy.version}
+        svc.logged(sess, SVC_POLICY, h.policy.local)
+        return {"policy_version": h.policy.version, "policy_local": h.policy.local}
     if cmd == CLOCK:
         if op == smp.OP_READ:
             return {"wall": h.wall}

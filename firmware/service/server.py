@@ -16,8 +16,17 @@ a live session it gets BUSY for a challenge (a flood of addresses cannot grow me
 
 Access: without a session only echo, MCUmgr parameters and the authentication exchange answer (and
 provisioning while the handset has no key yet); everything else gets ACCESSDENIED and a log record.
-Every change a technician makes is logged with the technician's id. Failed logins make the port wait before
-it checks the next answer (doubling per failure, capped), for every connection: brute force is paced.
+Every change a technician makes is logged with the technician's id.
+
+Failed logins make the port wait before it checks the next answer (doubling per failure, capped). There are
+two waits: the serial cable's, and one shared by every network peer (UDP, BLE). A network peer cannot be held
+to a wait of its own (a UDP sender picks any source address, a BLE central reconnects), so they share one; and
+no network flood may keep the technician at the cable from logging in (TRUST.md: the serial port is the
+service port, BLE and UDP come where the board has them), so the cable waits only for its own failures.
+Brute force stays paced on both: at most two checked answers per BACKOFF_MAX_MS in all, against a 256-bit
+key. The wait levels are kept in the saved state (written when a level changes, at most LEVELS times in a
+row of failures, not once per attempt), so cutting the power does not start the waiting over: after a boot
+the wait a level stands for runs again from the first poll.
 """
 
 from micropython import const
@@ -37,6 +46,9 @@ REFUSALS_PER_WINDOW = const(8)  # refusal records per window; more are counted, 
 REFUSAL_WINDOW_MS = const(3600000)
 BACKOFF_MS = const(1000)  # wait after the first failed login; doubles with each further failure
 BACKOFF_MAX_MS = const(30000)  # the longest wait: about two answers a minute are checked in a brute force
+LEVELS = const(6)  # failures counted: from the 6th on the wait is BACKOFF_MAX_MS (1, 2, 4, 8, 16, 30 s)
+_CABLE = const(0)  # wait index of the serial line
+_NET = const(1)  # wait index shared by every other peer
 
 # (group, command) pairs open without a session
 _OPEN = ((smp.G_OS, osgroup.ECHO), (smp.G_OS, osgroup.PARAMS), (smp.G_INTERLOCK, ilgroup.AUTH))
@@ -59,15 +71,14 @@ class Service:
         self._pending = []
         self._gone_at = -1  # tick when the cable went away; -1 = connected
         self._gone = False  # the disconnect has ended the session
-        # the token clock: device time that never goes back (a technician's clock set cannot extend a token)
-        self._floor = handset.wall if handset is not None else 0
-        self._floor_tick = 0
-        self._floor_started = False
-        self._clock_sets = handset.clock_sets if handset is not None else 0  # the handset's clock sets seen
-        # failed-login pacing, for the whole port (a UDP attacker can change address at will)
-        self._fails = 0
-        self._hold_from = 0
-        self._hold_ms = 0
+        # failed-login pacing: the cable's and the network peers' (see the module text); the levels saved in
+        # the state come back, and their waits start at the first poll
+        self._fails = [0, 0]
+        if handset is not None:
+            self._fails[_CABLE] = min(handset.login_wait_line, LEVELS)
+            self._fails[_NET] = min(handset.login_wait_net, LEVELS)
+        self._hold_from = [-1, -1]  # tick the wait started; -1 = starts at the next poll
+        self._hold_ms = [_wait(self._fails[0]), _wait(self._fails[1])]
         # refusal logging: REFUSALS_PER_WINDOW records a window, then a count
         self._window = -1  # tick the refusal window started; -1 = none yet
         self._refusals = 0
@@ -161,37 +172,22 @@ class Service:
     # ----- timers
 
     def token_wall(self, now_ms):
-        """Device time for token expiry: the handset's clock, but never earlier than it has been, run on by
-        the ticks since (a clock set back by a technician does not give a token back its time). A clock set
-        by the companion (signed server time) is taken as it is, back too: the tokens are the companion's, and
-        its time is how a clock a technician set far ahead by mistake comes right."""
-        h = self.handset
-        wall = h.wall
-        if h.clock_sets != self._clock_sets:
-            self._clock_sets = h.clock_sets
-            if h.clock_source == records.SRC_REMOTE:
-                self._floor = wall
-                self._floor_tick = now_ms
-        if not self._floor_started:
-            self._floor_started = True
-            self._floor_tick = now_ms
-        el = timebase.diff(now_ms, self._floor_tick)
-        if el >= 1000:
-            s = el // 1000
-            self._floor += s
-            self._floor_tick = timebase.add(self._floor_tick, s * 1000)
-        elif el < 0:
-            self._floor_tick = now_ms
-        if wall >= self._floor:
-            # follow the handset's clock while it is not behind (its seconds tick on the same ticks)
-            self._floor = wall
-            self._floor_tick = now_ms
-        return self._floor
+        """Device time for token expiry: the handset's clock, never earlier than it was before a technician set
+        it back, across resets and power cuts too (the state machine keeps it: token_wall()). A clock set by
+        the companion (signed server time) is taken as it is, back too: the tokens are the companion's, and its
+        time is how a clock a technician set far ahead by mistake comes right."""
+        return self.handset.token_wall(now_ms)
 
     def poll(self, now_ms):
         """Run the timers: sessions and unanswered challenges expire, the token clock runs, a finished refusal
         window writes its count. Returns the token clock (see token_wall)."""
         tw = self.token_wall(now_ms)
+        for i in range(2):
+            if self._hold_from[i] < 0:
+                self._hold_from[i] = now_ms
+            elif self._hold_ms[i] and timebase.diff(now_ms, self._hold_from[i]) >= self._hold_ms[i]:
+                # over (the level stays): kept, the wait would look fresh again when the ticks came round
+                self._hold_ms[i] = 0
         for s in self.sessions:
             if s.tech_id:
                 s.active(now_ms, tw)
@@ -201,25 +197,26 @@ class Service:
             self._window = -1
         return tw
 
-    def login_held(self, now_ms):
-        """True while the port waits after failed logins (answers are refused unchecked)."""
-        return self._hold_ms > 0 and timebase.diff(now_ms, self._hold_from) < self._hold_ms
+    def login_held(self, now_ms, peer=LINE):
+        """True while `peer`'s side of the port (the cable, or the network) waits after failed logins (answers
+        are refused unchecked)."""
+        i = _CABLE if peer is LINE else _NET
+        if self._hold_from[i] < 0:
+            self._hold_from[i] = now_ms
+        return self._hold_ms[i] > 0 and timebase.diff(now_ms, self._hold_from[i]) < self._hold_ms[i]
 
-    def login_result(self, now_ms, ok):
-        """Count a checked login answer: a failure makes the port wait longer, a success ends the wait."""
-        if ok:
-            self._fails = 0
-            self._hold_ms = 0
-            return
-        self._fails += 1
-        hold = BACKOFF_MS
-        for _ in range(self._fails - 1):
-            hold *= 2
-            if hold >= BACKOFF_MAX_MS:
-                hold = BACKOFF_MAX_MS
-                break
-        self._hold_ms = hold
-        self._hold_from = now_ms
+    def login_result(self, now_ms, ok, peer=LINE):
+        """Count a checked login answer from `peer`: a failure makes its side wait longer, a success ends the
+        wait. A changed level is saved with the state."""
+        i = _CABLE if peer is LINE else _NET
+        fails = 0 if ok else self._fails[i] + 1
+        if fails > LEVELS:
+            fails = LEVELS
+        self._hold_ms[i] = _wait(fails)
+        self._hold_from[i] = now_ms
+        if fails != self._fails[i]:
+            self._fails[i] = fails
+            self.handset.set_login_waits(self._fails[_CABLE], self._fails[_NET])
 
     # ----- packet side (any transport)
 
@@ -353,3 +350,15 @@ class Service:
             self.handset.record(records.SERVICE, records.SVC_LOGIN_REFUSED, self._suppressed,
                                 auth.refusal_value(auth.R_SUPPRESSED))
             self._suppressed = 0
+
+
+def _wait(fails):
+    """The wait after `fails` failed logins in a row: none, then BACKOFF_MS doubling up to BACKOFF_MAX_MS."""
+    if fails <= 0:
+        return 0
+    hold = BACKOFF_MS
+    for _ in range(fails - 1):
+        hold *= 2
+        if hold >= BACKOFF_MAX_MS:
+            return BACKOFF_MAX_MS
+    return hold

@@ -15,6 +15,8 @@ EventLog
 StateStore
     load() -> bytes or None                      None when missing or corrupt (the caller fails safe)
     save(data)                                   atomic: after a power cut, load() gives old or new, whole
+    load_identity() / save_identity(data)        the same, for the identity (device id, secret) kept apart
+                                                 from the state so a corrupt state does not lose it
 
 Implementations: `memory.MemoryLog` / `memory.MemoryState` (RAM), `log.FlashLog` / `state.FileState`
 (`state.PairState`) on the flash verbs of `drivers/flash.py`; `record` is the on-flash and on-wire record format.

@@ -55,6 +55,15 @@ class MemoryState:
     def __init__(self):
         self._data = None
         self._stamp = 0
+        self._identity = None
+
+    def load_identity(self):
+        """The identity bytes last saved, or None."""
+        return self._identity
+
+    def save_identity(self, data):
+        """Keep a copy of the identity bytes."""
+        self._identity = bytes(data)
 
     def load(self):
         """The last saved bytes, or None."""

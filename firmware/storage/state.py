@@ -7,6 +7,11 @@ Each stored copy is a 16-byte header and the data:
    12  4  CRC-32 of bytes 4..11 then the data (so a damaged generation or length is caught too)
 load() returns the data only when magic, length and CRC agree, otherwise None (the caller fails safe).
 
+The handset's identity (device id and secret, written once at provisioning) is kept apart from the state, in a
+store of the same kind beside it (`path.id` for FileState, `path.id.a` / `path.id.b` for PairState), with its
+own header and CRC: save_identity(data) / load_identity(). A state that is lost or corrupt leaves the identity
+whole, so the handset can still be serviced and still syncs.
+
 Two ways to make save atomic, both provided, both exercised at every power-cut point by
 tests/test_storage_powercut.py:
     FileState  write the new copy to `path.tmp`, then rename it over `path` (littlefs rename is atomic). One
@@ -72,6 +77,20 @@ class FileState:
         self.tmp = path + ".tmp"
         self._gen = -1
         self._stamp = bytearray(8)
+        self._id = None
+
+    def _identity(self):
+        if self._id is None:
+            self._id = FileState(self.flash, self.path + ".id")
+        return self._id
+
+    def load_identity(self):
+        """The identity bytes last saved, or None when missing or corrupt."""
+        return self._identity().load()
+
+    def save_identity(self, data):
+        """Replace the identity; after a power cut load_identity() gives the old or the new bytes, whole."""
+        self._identity().save(data)
 
     def load(self):
         """The last saved bytes, or None when missing or corrupt."""
@@ -123,6 +142,21 @@ class PairState:
         self.slots = (path + ".a", path + ".b")
         self._gen = -1
         self._cur = -1  # slot index holding the newest valid copy
+        self._path = path
+        self._id = None
+
+    def _identity(self):
+        if self._id is None:
+            self._id = PairState(self.flash, self._path + ".id")
+        return self._id
+
+    def load_identity(self):
+        """The identity bytes last saved, or None when neither of its slots holds a whole copy."""
+        return self._identity().load()
+
+    def save_identity(self, data):
+        """Replace the identity; the older identity slot is overwritten."""
+        self._identity().save(data)
 
     def load(self):
         """The newest whole copy, or None when neither slot holds one."""

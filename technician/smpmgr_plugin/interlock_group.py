@@ -156,7 +156,7 @@ def clear(ctx: typer.Context, lockout_id: Annotated[int, typer.Option()]) -> Non
 
 @app.command()
 def policy(ctx: typer.Context, values: Annotated[list[str] | None, typer.Argument()] = None) -> None:
-    """Show the policy, or apply name=value pairs (with version=N)."""
+    """Show the policy, or change name=value pairs of it (the companion's version stays)."""
     if not values:
         rprint(_run(ctx, lambda c: tc.call(c, p.PolicyRead())).policy)
         return
@@ -166,7 +166,7 @@ def policy(ctx: typer.Context, values: Annotated[list[str] | None, typer.Argumen
         rprint(f"[red]bad policy: {e}[/red]")
         raise typer.Exit(code=1) from None
     rsp = _run(ctx, lambda c: tc.call(c, p.PolicyWrite(policy=new)))
-    rprint(f"policy version {rsp.policy_version} in force")
+    rprint(f"policy version {rsp.policy_version} in force, technician change {rsp.policy_local} on top")
 
 
 @app.command()

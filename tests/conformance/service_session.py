@@ -17,15 +17,16 @@ from service.server import Service
 class Handset:
     """The state machine's service surface, reduced to what this script needs."""
 
-    clock_sets = 0
-    clock_source = 0
-
     def __init__(self):
         self.device_id = 4242
         self.secret = bytes(range(32))
         self.wall = 90000000
         self.log = Log()
         self.locked = True
+        self.token_lead = 0
+        self.login_wait_line = 0
+        self.login_wait_net = 0
+        self.wait_saves = 0
 
     def keys(self):
         return (b"", b"", crypto.derive(self.secret, crypto.LABEL_TECH))
@@ -41,8 +42,20 @@ class Handset:
         return authority.RC_REFUSED
 
     def set_time(self, now, wall, source):
+        # as the state machine keeps its token clock: a technician's set back leaves a lead, never less than 0
+        lead = self.token_lead - (wall - self.wall) if source == records.SRC_TECH else 0
+        self.token_lead = lead if lead > 0 else 0
         self.record(records.CLOCK, 1, wall - self.wall, source)
         self.wall = wall
+
+    def token_wall(self, now):
+        return self.wall + self.token_lead
+
+    def set_login_waits(self, line, net):
+        if line != self.login_wait_line or net != self.login_wait_net:
+            self.login_wait_line = line
+            self.login_wait_net = net
+            self.wait_saves += 1
 
     def status(self):
         return {"lockout": self.locked, "wall": self.wall, "log_next_seq": self.log.next_seq(),
@@ -131,6 +144,8 @@ def peers(h, now):
         ask(svc, t, b, 0, 100, 7, {}, 30 + i)
     svc.poll(t + 61000)
     print("sessions", [(s.used, s.tech_id) for s in svc.sessions])
+    print("waits", h.login_wait_line, h.login_wait_net, h.wait_saves, svc.login_held(t, a), svc.login_held(t))
+    print("token clock", h.token_lead, svc.token_wall(t))
 
 
 def main():
