@@ -62,7 +62,8 @@ mpy-cross: deps
 	@du -cb $$(find build/mpy -name '*.mpy') | tail -1
 
 bench: deps
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do case $$b in */__init__.py) continue;; esac; \
+	  echo "== $$b"; $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 # mutation testing of firmware/fsm (not part of `make test`: CPU-heavy). Survivors that need no test are
 # explained in tests/mutation/EQUIVALENT.md; MUTATE_JOBS=N sets the parallel runs (default 2)

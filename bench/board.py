@@ -1,6 +1,6 @@
 """ESP32 board drivers: heap bytes per hot-path call on real MicroPython (target 0) and .mpy flash footprint.
 
-Command: .venv/bin/python bench/board.py   (writes bench/results/board.txt)
+Command: .venv/bin/python -m bench.board   (writes bench/results/board.txt)
 """
 
 import pathlib
@@ -39,7 +39,7 @@ def sizes():
 
 def main():
     """Measure, print and write bench/results/board.txt."""
-    text = ("# ESP32 board drivers\n# command: .venv/bin/python bench/board.py\n\n"
+    text = ("# ESP32 board drivers\n# command: .venv/bin/python -m bench.board\n\n"
             "## heap bytes allocated on MicroPython 1.27 per hot-path call (fake buses allocate nothing)\n"
             + allocations() + "\n## flash footprint (mpy-cross)\n" + sizes())
     print(text, end="")

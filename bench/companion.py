@@ -2,7 +2,7 @@
 (each with its own key and its own hash-chained log) against a real companion on SQLite and on PostgreSQL,
 beside the trivial health endpoint of the same server in the same run. Load generator on the same machine.
 
-    .venv/bin/python bench/companion.py [--handsets 200] [--seconds 8] [--concurrency 24] [--workers 2]
+    .venv/bin/python -m bench.companion [--handsets 200] [--seconds 8] [--concurrency 24] [--workers 2]
 
 Each sync is a full exchange: HMAC-checked request with nonce and timestamp, reported state, 4 new log
 records (chain verified, batched insert), open commands, signed answer, one transaction. Requests are signed
@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import host_sim  # noqa: E402,F401  (firmware on sys.path)
 from companion import testing  # noqa: E402
@@ -42,7 +41,7 @@ def _status(device_id, seq, wall):
 
 def make_requests(fleet, per_handset, host):
     """For each handset, per_handset signed sync requests in order (raw HTTP/1.1 bytes, keep-alive)."""
-    from storage import record
+    from interlock import record
 
     now = timebase.device_now()
     out = []
@@ -124,7 +123,7 @@ def main():
         else:
             with testing.fresh_pg_database("bench") as url:
                 results.append(bench_backend("postgres", url, args))
-    cmd = ".venv/bin/python bench/companion.py " + " ".join(sys.argv[1:])
+    cmd = ".venv/bin/python -m bench.companion " + " ".join(sys.argv[1:])
     load = os.getloadavg()
     lines = ["# companion sync throughput (bench/companion.py)", "command: " + cmd.strip(),
              f"machine: {os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load[0]:.1f} after "

@@ -2,7 +2,7 @@
 peak live heap during a full drive cycle (target under 32 KB), total .mpy size, and state-machine steps per
 second on MicroPython beside CPython.
 
-Command: .venv/bin/python bench/firmware.py   (writes bench/results/firmware.txt)
+Command: .venv/bin/python -m bench.firmware   (writes bench/results/firmware.txt)
 """
 
 import os
@@ -50,7 +50,7 @@ def main():
     sizes = mpy_sizes()
     lines = [
         "# Firmware core",
-        "# command: .venv/bin/python bench/firmware.py",
+        "# command: .venv/bin/python -m bench.firmware",
         "# MicroPython 1.27 (WebAssembly port under Node); allocation = change of gc.mem_alloc() with gc disabled;",
         "# peak live heap = gc.mem_alloc() sampled after a collection between chunks of 200 polls (run.mjs --loop),",
         "# minus the heap before the state machine was built (includes its MemoryLog of the cycle's records).",

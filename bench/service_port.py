@@ -2,7 +2,7 @@
 """Service-port bench: log-download payload throughput against the 115200-baud line limit, and the time to
 download a year of log.
 
-Run: .venv/bin/python bench/service_port.py   (writes bench/results/service_port.txt)
+Run: .venv/bin/python -m bench.service_port   (writes bench/results/service_port.txt)
 
 Two ways, both reported:
   computed  bytes on the wire per payload byte for each answer size (SMP header, CBOR map, length, CRC,
@@ -16,12 +16,10 @@ Line limits at 115200 baud, 8N1: 11,520 bytes/s raw; 8,640 payload bytes/s once 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import host_sim  # noqa: E402,F401,I001  (firmware on sys.path before the firmware imports below)
 from fsm import records  # noqa: E402
@@ -29,7 +27,7 @@ from service import cbor, frame  # noqa: E402
 from service.fsgroup import chunk_size  # noqa: E402
 from service.server import BUF_SIZE  # noqa: E402
 from smpclient.requests.file_management import FileDownload  # noqa: E402
-from storage import record  # noqa: E402
+from interlock import record  # noqa: E402
 
 from host_sim.pty_port import SimServicePort, flash_sim  # noqa: E402
 from technician import client as tc  # noqa: E402
@@ -96,7 +94,7 @@ def login_pacing() -> list[str]:
     100 ms for 10 simulated minutes, the server's waits in force)."""
     import os
 
-    from fsm import timebase
+    from interlock import timebase
     from service import cbor as _cbor
     from service.server import BACKOFF_MAX_MS, Service
     from technician import protocol as p
@@ -157,7 +155,7 @@ def micropython_alloc() -> list[str]:
 
 
 def main() -> None:
-    lines = [f"command: .venv/bin/python bench/service_port.py   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+    lines = [f"command: .venv/bin/python -m bench.service_port   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              f"line: {BAUD} baud 8N1 = {RAW:.0f} B/s raw, {B64:.0f} payload B/s base64 limit; "
              f"buf_size (MCUmgr params) = {BUF_SIZE}",
              f"record size {record.SIZE} B; a year ~ {YEAR_RECORDS} records = "

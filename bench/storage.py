@@ -1,6 +1,6 @@
 """Storage: bytes per record, records written per second on MicroPython beside CPython, flash write amplification.
 
-Command: .venv/bin/python bench/storage.py   (writes bench/results/storage.txt)
+Command: .venv/bin/python -m bench.storage   (writes bench/results/storage.txt)
 
 - bytes per record: the record encoding plus its share of the segment header, as stored in the segment file.
 - records/s: FlashLog.append (encode, CRC, SHA-256 chain, commit) on
@@ -15,19 +15,17 @@ Command: .venv/bin/python bench/storage.py   (writes bench/results/storage.txt)
 import os
 import pathlib
 import subprocess
-import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # isort: off
 import host_sim  # noqa: E402,F401  (puts firmware/ on sys.path: must come first)
 from host_sim.flash import BLOCK_SIZE, LfsFlash  # noqa: E402
 from drivers.flash import VfsFlash  # noqa: E402
 from fsm import persist  # noqa: E402
-from storage import record  # noqa: E402
+from interlock import record  # noqa: E402
 from storage.log import FlashLog  # noqa: E402
 from storage.state import FileState  # noqa: E402
 # isort: on
@@ -43,7 +41,7 @@ FREE_BLOCKS = 80  # free blocks of the 2 MiB partition when the log holds a full
 MP_SCRIPT = """
 import gc, os, time
 from drivers.flash import VfsFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 from storage.state import FileState
 N = __N__
@@ -166,7 +164,7 @@ def main():
     per_block_year = erases_day * 365 / FREE_BLOCKS
     lines = [
         "# storage (event log and state on flash)",
-        "# command: .venv/bin/python bench/storage.py",
+        "# command: .venv/bin/python -m bench.storage",
         "",
         f"bytes per record on flash:            {per_record:.1f}  ({record.SIZE}-byte record + 1/101 of a "
         f"{record.HEADER_SIZE}-byte segment header)",

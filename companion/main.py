@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import Route
 
 from companion.app.api.main import api_router
-from companion.app.api.routes import sync as sync_route
 from companion.app.core import migrate, problems
 from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring
 from companion.app.portal.config import PortalSettings
-from companion.app.sync import PgFastPath, SyncService
+from companion.app.sync.asyncpg_store import AsyncpgStore
+from companion.app.sync.dbapi_store import DbApiStore
+from companion.app.sync.protocol import SyncService
 from companion.app.web import install as install_portal
 
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
         app.state.db = Database(settings)
         app.state.pg_sync = None
         if not settings.is_sqlite and settings.SYNC_ASYNCPG:
-            app.state.pg_sync = PgFastPath(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
+            app.state.pg_sync = AsyncpgStore(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
             await app.state.pg_sync.start()
         try:
             yield
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
     app.state.admin_key = settings.admin_key()
     app.state.keyring = Keyring(settings)
     app.state.sync = SyncService(settings, app.state.keyring)
+    app.state.sync_store = DbApiStore(app.state.sync)  # the asyncpg store, when used, is made at start-up
     problems.install(app)
 
     @app.exception_handler(Exception)
@@ -58,9 +59,6 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
     app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
                        prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",),
                        open_prefixes=(settings.API_V1_STR + "/portal/",))  # bearer tokens of portal users
-    # The sync exchange is served by a plain Starlette route ahead of FastAPI's: it is the hot path and
-    # needs none of FastAPI's request handling (the FastAPI route stays, for the OpenAPI schema and docs).
-    app.router.routes.insert(0, Route(settings.API_V1_STR + "/sync", sync_route.sync, methods=["POST"]))
     install_portal(app, settings, app.state.keyring, portal_settings)  # pages, security headers
     return app
 

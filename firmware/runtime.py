@@ -3,16 +3,19 @@ state machine, and turns any unexpected exception into a safe state: relay open,
 a FAULT record written.
 """
 
+import board
 from fsm import module as module_mod
-from fsm import records, timebase
+from fsm import records
 from fsm.inputs import Inputs
 from fsm.machine import Interlock
+from interlock import timebase
 
 _ERROR_TEXT = b"SYSTEM ERROR    CALL SERVICE    "
 BUS_ERROR_LIMIT = 3  # consecutive failed driver reads before the runtime gives up and fails safe
+FAILED_POLL_MS = 1000  # the loop's interval once it has failed safe
 
 
-class Outputs:
+class Outputs(board.Board):
     """The board verbs the state machine calls, over a Hardware set of drivers."""
 
     def __init__(self, hw, inputs):
@@ -89,6 +92,11 @@ class Runtime:
             self.fsm.boot(now, self.inputs.rtc)
         except Exception as exc:  # noqa: BLE001 -- any failure must end in the safe state
             self._fail_safe(exc)
+
+    def step(self, now):
+        """One turn of the loop, on the board and in the simulator: poll, then the ms until the next poll."""
+        self.poll(now)
+        return self.fsm.poll_ms if not self.failed else FAILED_POLL_MS
 
     def poll(self, now):
         """One poll of every driver and one step of the state machine."""
@@ -167,8 +175,7 @@ class Runtime:
             asyncio.create_task(task)
         self.boot(ticks_ms())
         while True:
-            self.poll(ticks_ms())
-            interval = self.fsm.poll_ms if not self.failed else 1000
+            interval = self.step(ticks_ms())
             try:
                 if hasattr(asyncio, "wait_for_ms"):
                     await asyncio.wait_for_ms(flag.wait(), interval)

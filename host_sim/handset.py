@@ -6,10 +6,10 @@ counter starts 20 s before its wrap point by default, so every run crosses a wra
 
 import hashlib
 
-from fsm import crypto, timebase
 from host_sim.simdrivers import hardware
 from host_sim.trace import Trace
 from host_sim.world import World, default_module
+from interlock import crypto, timebase
 from runtime import Runtime
 from storage.memory import MemoryLog, MemoryState
 
@@ -104,7 +104,8 @@ class SimHandset:
             self.next_poll = self.world.t
 
     def run(self, ms):
-        """Let ms of world time pass, polling the firmware at the interval it asks for."""
+        """Let ms of world time pass, stepping the firmware's runtime loop (Runtime.step, as Runtime.run does on
+        a board) at the interval it asks for."""
         end = self.world.t + ms
         self._run_to(end, None)
 
@@ -123,8 +124,7 @@ class SimHandset:
                 w.advance(target - w.t)
             if w.t >= end and self.next_poll > w.t:
                 return predicate is not None and predicate(self)
-            self.runtime.poll(self.ticks())
-            self.next_poll = w.t + (self.runtime.fsm.poll_ms if not self.runtime.failed else 1000)
+            self.next_poll = w.t + self.runtime.step(self.ticks())
             if predicate is not None and predicate(self):
                 return True
             if w.t >= end:

@@ -12,7 +12,7 @@ import select
 import sys
 import time
 
-from drivers import LEFT, OK, RIGHT
+from board import LEFT, OK, RIGHT
 from host_sim import scenario
 from host_sim.handset import SimHandset
 from host_sim.world import default_module

@@ -1,7 +1,7 @@
 """The log reader: `python -m host_sim log IMAGE [--json] [--raw]`.
 
 Reads the event log out of a flash image (a littlefs image as `host_sim.flash` writes it or as dumped from a
-board's `vfs` partition), or with --raw out of a service-port export (storage.record.HEADER then records).
+board's `vfs` partition), or with --raw out of a service-port export (interlock.record.HEADER then records).
 Checks every record's CRC, the hash chain and the sequence, and prints the records as a table (type names
 from fsm.records.NAMES) or as JSON lines. Every problem is reported with where it is: segment file, byte offset
 in the file, byte offset in the image, and the seq. A single changed byte inside a record is pinpointed: the
@@ -20,7 +20,7 @@ import sys
 
 import host_sim  # noqa: F401  (firmware on sys.path)
 from fsm.records import NAMES
-from storage import record
+from interlock import record
 
 SIZE = record.SIZE
 EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)

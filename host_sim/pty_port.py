@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivers.serialport import SerialPort
-from fsm import timebase
+from interlock import timebase
 from service import task
 from service.server import Service
 

@@ -23,11 +23,12 @@ Expectations (a failure is printed and counted, the run goes on):
   mark                                (later log and beep expectations look only at what follows)
 """
 
-from drivers import LEFT, OK, RIGHT
-from fsm import authority, codes, records, timebase
+from board import LEFT, OK, RIGHT
+from fsm import authority, records
 from fsm.machine import STATE_NAMES
 from host_sim.handset import DEFAULT_WALL, TICK_START, SimHandset
 from host_sim.world import default_module
+from interlock import codes, timebase
 
 _BUTTONS = {"LEFT": LEFT, "OK": OK, "RIGHT": RIGHT}
 _RECORD_TYPES = {}
@@ -367,7 +368,7 @@ class Scenario:
         elif args[0] == "time":
             wall = day(args[1]) * timebase.DAY + (_clock(args[2]) if len(args) > 2 else 0)
             fsm.set_time(now, wall, records.SRC_TECH)
-            rc = authority.RC_APPLIED
+            rc = authority.APPLIED
         else:
             raise ScenarioError("unknown tech action " + args[0])
         sim.trace.add("TECH %s -> %s" % (args[0], ("APPLIED", "STALE", "REFUSED")[rc]))

@@ -4,11 +4,11 @@ These are what a developer runs the firmware on every day; the board files in fi
 implement the same verbs on real parts.
 """
 
-import drivers
+import board
 from host_sim.trace import BEEPS
 
 
-class SimFuelCell(drivers.FuelCell):
+class SimFuelCell(board.FuelCell):
     """Fuel-cell counts from the world's cell model."""
 
     def __init__(self, world):
@@ -19,7 +19,7 @@ class SimFuelCell(drivers.FuelCell):
         return self.world.cell_counts()
 
 
-class SimFlow(drivers.BreathFlow):
+class SimFlow(board.BreathFlow):
     """Mouthpiece flow from the current blow."""
 
     def __init__(self, world):
@@ -30,7 +30,7 @@ class SimFlow(drivers.BreathFlow):
         return self.world.flow()
 
 
-class SimBreathTemp(drivers.BreathTemp):
+class SimBreathTemp(board.BreathTemp):
     """Breath thermistor."""
 
     def __init__(self, world):
@@ -41,7 +41,7 @@ class SimBreathTemp(drivers.BreathTemp):
         return self.world.breath_temp()
 
 
-class SimHum(drivers.HumDetect):
+class SimHum(board.HumDetect):
     """Hum detector."""
 
     def __init__(self, world):
@@ -52,7 +52,7 @@ class SimHum(drivers.HumDetect):
         return self.world.hum()
 
 
-class SimHeater(drivers.Heater):
+class SimHeater(board.Heater):
     """Heater switch and cell block temperature."""
 
     def __init__(self, world):
@@ -67,7 +67,7 @@ class SimHeater(drivers.Heater):
         return self.world.cell_temp()
 
 
-class SimAmbient(drivers.Ambient):
+class SimAmbient(board.Ambient):
     """Ambient temperature."""
 
     def __init__(self, world):
@@ -78,7 +78,7 @@ class SimAmbient(drivers.Ambient):
         return self.world.ambient
 
 
-class SimModuleSlot(drivers.ModuleSlot):
+class SimModuleSlot(board.ModuleSlot):
     """Module latch and EEPROM."""
 
     def __init__(self, world):
@@ -100,7 +100,7 @@ class SimModuleSlot(drivers.ModuleSlot):
         return True
 
 
-class SimButtons(drivers.Buttons):
+class SimButtons(board.Buttons):
     """Buttons the scenario or the person pressed."""
 
     def __init__(self, world):
@@ -113,7 +113,7 @@ class SimButtons(drivers.Buttons):
         return mask
 
 
-class SimDisplay(drivers.Display):
+class SimDisplay(board.Display):
     """The 2 x 16 display, recorded in the trace."""
 
     def __init__(self, trace):
@@ -124,7 +124,7 @@ class SimDisplay(drivers.Display):
         self.trace.show(buf)
 
 
-class SimRelay(drivers.Relay):
+class SimRelay(board.Relay):
     """Starter relay."""
 
     def __init__(self, world, trace):
@@ -137,7 +137,7 @@ class SimRelay(drivers.Relay):
         self.trace.add("RELAY " + ("ON" if on else "OFF"))
 
 
-class SimAlarm(drivers.Alarm):
+class SimAlarm(board.Alarm):
     """Horn and lights."""
 
     def __init__(self, world, trace):
@@ -155,7 +155,7 @@ class SimAlarm(drivers.Alarm):
         self.trace.add("LIGHTS " + ("ON" if on else "OFF"))
 
 
-class SimBuzzer(drivers.Buzzer):
+class SimBuzzer(board.Buzzer):
     """Beeper."""
 
     def __init__(self, trace):
@@ -166,7 +166,7 @@ class SimBuzzer(drivers.Buzzer):
         self.trace.add("BEEP " + BEEPS[pattern])
 
 
-class SimVehicle(drivers.Vehicle):
+class SimVehicle(board.Vehicle):
     """Ignition and engine sense."""
 
     def __init__(self, world):
@@ -181,7 +181,7 @@ class SimVehicle(drivers.Vehicle):
         return self.world.engine
 
 
-class SimLink(drivers.HandsetLink):
+class SimLink(board.HandsetLink):
     """Handset cable sense."""
 
     def __init__(self, world):
@@ -192,7 +192,7 @@ class SimLink(drivers.HandsetLink):
         return self.world.connected
 
 
-class SimRtc(drivers.Rtc):
+class SimRtc(board.Rtc):
     """Battery-backed clock of the world."""
 
     def __init__(self, world, trace):
@@ -209,7 +209,7 @@ class SimRtc(drivers.Rtc):
         self.trace.add("RTC SET %d" % wall)
 
 
-class SimCamera(drivers.Camera):
+class SimCamera(board.Camera):
     """Camera: numbered photos."""
 
     def __init__(self, world, trace):
@@ -223,7 +223,7 @@ class SimCamera(drivers.Camera):
         return photo_id
 
 
-class SimPump(drivers.Pump):
+class SimPump(board.Pump):
     """Sampling pump."""
 
     def __init__(self, world, trace):
@@ -237,8 +237,8 @@ class SimPump(drivers.Pump):
 
 
 def hardware(world, trace):
-    """A drivers.Hardware over the world."""
-    return drivers.Hardware(
+    """A board.Hardware over the world."""
+    return board.Hardware(
         SimFuelCell(world), SimFlow(world), SimBreathTemp(world), SimHum(world), SimHeater(world),
         SimAmbient(world), SimModuleSlot(world), SimButtons(world), SimDisplay(trace), SimRelay(world, trace),
         SimAlarm(world, trace), SimBuzzer(trace), SimVehicle(world), SimLink(world), SimRtc(world, trace),

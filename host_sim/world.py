@@ -14,8 +14,8 @@ Integer physics so that CPython and MicroPython compute the same numbers:
 """
 
 from fsm import module as module_mod
-from fsm import timebase
 from fsm.prng import Prng
+from interlock import timebase
 
 SUBSTEP = 10  # ms of physics per integration step while something is changing
 BASELINE = 200  # fuel-cell counts with clean air
@@ -138,7 +138,7 @@ class World:
         self.blow = Blow(brac, volume_ml, duration_ms, temp_dc, hum, self.t, stored_after_ms)
 
     def press(self, mask):
-        """The driver presses buttons (drivers.LEFT / OK / RIGHT)."""
+        """The driver presses buttons (board.LEFT / OK / RIGHT)."""
         self.buttons |= mask
 
     def crank(self, bypass=False):

@@ -25,13 +25,14 @@ from smpclient.transport import SMPTransportDisconnected
 from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import SMPUDPTransport
 
+from interlock import record, timebase
 from technician import protocol as p
 from technician.token import Token
 
 LOG_FILE = "/log/events.bin"
 STATE_FILE = "/state.json"
-EPOCH_UNIX = 1704067200  # 2024-01-01T00:00Z: device seconds are counted from here
-EPOCH_DATE = datetime.date(2024, 1, 1)
+EPOCH = datetime.datetime.fromtimestamp(timebase.EPOCH_UNIX, datetime.UTC)  # device time 0
+EPOCH_DATE = EPOCH.date()
 UDP_PORT = 1337
 
 
@@ -216,9 +217,6 @@ class LogCheck:
 
 def check_log(data: bytes) -> LogCheck:
     """Verify an export: header, then records whose CRCs, links and sequence numbers all hold."""
-    import host_sim  # noqa: F401, I001  (firmware on sys.path: storage.record is the one definition)
-    from storage import record
-
     try:
         first, prev = record.parse_header(data)
     except ValueError as e:
@@ -234,7 +232,7 @@ def check_log(data: bytes) -> LogCheck:
 
 def device_now() -> int:
     """This computer's clock in device seconds (since 2024-01-01T00:00Z)."""
-    return int(time.time()) - EPOCH_UNIX
+    return int(time.time()) - timebase.EPOCH_UNIX
 
 
 def day_to_date(day: int) -> datetime.date:
@@ -250,13 +248,13 @@ def date_to_day(text: str) -> int:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
     day = (d - EPOCH_DATE).days
     if day < 0:
-        raise ValueError(f"{text} is before 2024-01-01, the start of device time")
+        raise ValueError(f"{text} is before {EPOCH_DATE.isoformat()}, the start of device time")
     return day
 
 
 def wall_to_text(wall: int) -> str:
     """Device seconds as UTC date and time."""
-    t = datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=wall)
+    t = EPOCH + datetime.timedelta(seconds=wall)
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -268,9 +266,9 @@ def text_to_wall(text: str) -> int:
         raise ValueError(f"{text!r} is not a date and time (YYYY-MM-DDTHH:MM:SS)") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=datetime.UTC)
-    wall = int(t.timestamp()) - EPOCH_UNIX
+    wall = int(t.timestamp()) - timebase.EPOCH_UNIX
     if wall < 0:
-        raise ValueError(f"{text} is before 2024-01-01, the start of device time")
+        raise ValueError(f"{text} is before {EPOCH_DATE.isoformat()}, the start of device time")
     return wall
 
 

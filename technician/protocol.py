@@ -1,7 +1,7 @@
 """SMP messages of the handset's interlock group (100), typed for `smp` and `smpclient`.
 
-Each request class names its success response and its v1/v2 errors, as smpclient expects. The command ids,
-fields and error codes mirror `firmware/service/ilgroup.py`; the tests check the two agree on the wire.
+Each request class names its success response and its v1/v2 errors, as smpclient expects. The group, the
+command ids and the error codes are interlock.smpgroup's, which the handset serves (firmware/service/ilgroup.py).
 """
 
 from __future__ import annotations
@@ -14,38 +14,40 @@ from smp import header as smphdr
 from smp import message as smpmsg
 from smp.header import GroupIdField
 
-GROUP_ID = 100
+from interlock import smpgroup as g
+
+GROUP_ID = g.GROUP
 
 
 @unique
 class Cmd(IntEnum):
     """Command ids of the interlock group."""
 
-    AUTH = 0
-    STATUS = 1
-    CALIBRATE = 2
-    MODULE = 3
-    SERVICE = 4
-    CLEAR = 5
-    POLICY = 6
-    CLOCK = 7
-    PROVISION = 8
-    LOGOUT = 9
+    AUTH = g.AUTH
+    STATUS = g.STATUS
+    CALIBRATE = g.CALIBRATE
+    MODULE = g.MODULE
+    SERVICE = g.SERVICE
+    CLEAR = g.CLEAR
+    POLICY = g.POLICY
+    CLOCK = g.CLOCK
+    PROVISION = g.PROVISION
+    LOGOUT = g.LOGOUT
 
 
 @unique
 class InterlockErr(IntEnum):
     """The interlock group's own error codes (SMP v2 `err.rc`)."""
 
-    OK = 0
-    UNKNOWN = 1
-    REFUSED = 2
-    EXPIRED = 3
-    BAD_TOKEN = 4
-    NO_CHALLENGE = 5
-    TOKEN_TOO_LONG = 6
-    UNPROVISIONED = 7
-    PROVISIONED = 8
+    OK = g.ERR_OK
+    UNKNOWN = g.ERR_UNKNOWN
+    REFUSED = g.ERR_REFUSED
+    EXPIRED = g.ERR_EXPIRED
+    BAD_TOKEN = g.ERR_BAD_TOKEN
+    NO_CHALLENGE = g.ERR_NO_CHALLENGE
+    TOKEN_TOO_LONG = g.ERR_TOKEN_TOO_LONG
+    UNPROVISIONED = g.ERR_UNPROVISIONED
+    PROVISIONED = g.ERR_PROVISIONED
 
 
 class InterlockErrorV1(smperr.ErrorV1):

@@ -1,19 +1,17 @@
 """Technician tokens from the companion, and the answer to a handset's login challenge.
 
 A token is the JSON `{"device_id", "tech_id", "expires", "token_key": hex}` the companion issues for one
-handset and one technician; `token_key = HMAC-SHA256(tech_key, b"TT" + >III(device_id, tech_id, expires))`
-where tech_key is the handset's technician key. The technician answers a challenge nonce with
-`HMAC-SHA256(token_key, b"TA" + nonce)` and never sees the handset's keys.
+handset and one technician; the token key and the answer to a challenge nonce are interlock.token's. The
+technician never sees the handset's keys.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from interlock import token as contract
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Token:
             token = cls(int(data["device_id"]), int(data["tech_id"]), int(data["expires"]), key)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a technician token: {e}") from None
-        if len(key) != 32:
+        if len(key) != contract.KEY_BYTES:
             raise ValueError("not a technician token: token_key must be 32 bytes")
         return token
 
@@ -44,7 +42,7 @@ class Token:
 
     def answer(self, nonce: bytes) -> bytes:
         """The MAC that answers a login challenge."""
-        return hmac.new(self.token_key, b"TA" + nonce, hashlib.sha256).digest()
+        return bytes(contract.answer(self.token_key, nonce))
 
     def to_json(self) -> dict:
         """The companion's JSON form."""
@@ -54,5 +52,4 @@ class Token:
 
 def mint(tech_key: bytes, device_id: int, tech_id: int, expires: int) -> Token:
     """The token the companion would issue (for tests and the bench; the companion holds tech_key)."""
-    msg = b"TT" + struct.pack(">III", device_id, tech_id, expires)
-    return Token(device_id, tech_id, expires, hmac.new(tech_key, msg, hashlib.sha256).digest())
+    return Token(device_id, tech_id, expires, bytes(contract.token_key(tech_key, device_id, tech_id, expires)))

@@ -12,8 +12,7 @@ class WireHandset:
     def __init__(self, device_id, secret_hex):
         import os
 
-        from fsm import crypto
-        from storage import record
+        from interlock import crypto, record
 
         self.device_id = device_id
         self.secret = bytes.fromhex(secret_hex)
@@ -42,7 +41,7 @@ class WireHandset:
                 nonce=None, body=None):
         """(headers, body) of a signed sync request."""
         from companion.app.core import timebase
-        from sync import wire
+        from interlock import wire
 
         if body is None:
             doc = {"v": 1, "device_id": self.device_id, "status": status or {"state": "OFF", "lockout": False},
@@ -55,7 +54,7 @@ class WireHandset:
 
     def sync(self, client, expect=200, **kw):
         """Send one request; returns (response, decoded answer or problem). Checks the answer's signature."""
-        from sync import wire
+        from interlock import wire
 
         headers, body = self.request(**kw)
         r = client.post("/api/v1/sync", content=body, headers=headers)

@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from fsm import timebase
+from interlock import timebase
 
 # BrAC in thousandths: mostly sober, some around the warn and fail levels, some drunk
 bracs = st.one_of(st.just(0), st.integers(0, 9), st.integers(10, 25), st.integers(20, 150))
@@ -19,8 +19,10 @@ long_waits = st.integers(10 * 60_000, 8 * 3_600_000)
 cut_lengths = st.one_of(st.integers(0, 3 * 60_000), st.integers(3 * 60_000, 30 * 60_000))  # ms without power
 tick_starts = st.one_of(st.just(timebase.TICKS_PERIOD - 20_000), st.integers(0, timebase.TICKS_PERIOD - 1))
 rtc_jumps = st.integers(-86_400 * 3, 86_400 * 3)
-# how a property-test example opens (then the random actions follow), and how a lockout is cleared
-openings = st.sampled_from(["drive", "drive, lock out", "lock out", "drive, lock out", "nothing"])
-clears = st.sampled_from(["code", "code", "wrong code", "remote", "technician"])
+# how a property-test example opens (then the random actions follow), and how a lockout is cleared. Hypothesis
+# draws the first element more often than the others (it is where shrinking leads), so the first elements are
+# the openings that reach the most: a drive, a lockout and a code.
+openings = st.sampled_from(["drive, lock out", "drive", "lock out", "drive, lock out", "nothing"])
+clears = st.sampled_from(["code", "wrong code", "code", "remote", "technician"])
 seeds = st.integers(0, 2**31 - 1)
 ambients = st.integers(-400, 400)  # deci C

@@ -35,8 +35,8 @@ _RTC_DATES = st.datetimes(min_value=datetime.datetime(2024, 1, 1), max_value=dat
 
 @given(st.dates(min_value=datetime.date(1, 1, 1), max_value=datetime.date(9999, 12, 31)))
 def test_device_calendar_matches_python_ordinals(d):
-    """fsm.timebase (the calendar the RTC driver uses) counts days like datetime, 2024-01-01 being day 0."""
-    from fsm import timebase
+    """interlock.timebase (the calendar the RTC driver uses) counts days like datetime, 2024-01-01 being day 0."""
+    from interlock import timebase
 
     days = timebase.days_from_civil(d.year, d.month, d.day)
     assert days == d.toordinal() - datetime.date(2024, 1, 1).toordinal()

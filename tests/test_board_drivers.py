@@ -2,7 +2,7 @@
 
 import pytest
 
-import drivers
+import board
 from drivers.esp32 import (
     ads1115,
     alarm,
@@ -227,7 +227,7 @@ def test_fuel_cell_configures_continuous_mode_and_reads_signed_counts():
     assert cell.read() == 0x1234
     bus.mem[0x48][0:2] = b"\xff\xfe"
     assert cell.read() == -2
-    assert isinstance(cell, drivers.FuelCell)
+    assert isinstance(cell, board.FuelCell)
 
 
 @pytest.mark.parametrize("kwargs", [{"channel": 4}, {"fsr_mv": 3000}])
@@ -382,11 +382,11 @@ def _buttons(stable=2):
 def test_buttons_decide_from_samples_with_debounce():
     """A press counts after `stable` equal samples; bounces shorter than that are ignored."""
     _, b = _buttons(stable=3)
-    assert b.update(drivers.OK) == 0
+    assert b.update(board.OK) == 0
     assert b.update(0) == 0
-    assert b.update(drivers.OK) == 0
-    assert b.update(drivers.OK) == 0
-    assert b.update(drivers.OK) == drivers.OK
+    assert b.update(board.OK) == 0
+    assert b.update(board.OK) == 0
+    assert b.update(board.OK) == board.OK
 
 
 def test_buttons_report_each_press_once():
@@ -394,7 +394,7 @@ def test_buttons_report_each_press_once():
     (left, ok, right), b = _buttons()
     ok.level = 0
     assert b.pressed() == 0
-    assert b.pressed() == drivers.OK
+    assert b.pressed() == board.OK
     assert b.pressed() == 0
     assert b.pressed() == 0
     ok.level = 1
@@ -402,7 +402,7 @@ def test_buttons_report_each_press_once():
     b.pressed()
     ok.level = 0
     b.pressed()
-    assert b.pressed() == drivers.OK
+    assert b.pressed() == board.OK
 
 
 def test_buttons_keep_presses_seen_by_poll():
@@ -414,7 +414,7 @@ def test_buttons_keep_presses_seen_by_poll():
     b.poll()
     left.level = 1
     right.level = 1
-    assert b.pressed() == drivers.LEFT | drivers.RIGHT
+    assert b.pressed() == board.LEFT | board.RIGHT
 
 
 # ---- outputs -----------------------------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def test_buzzer_plays_a_pattern_from_the_timer():
     pwm, timer = FakePWM(), FakeTimer()
     bz = buzzer.Buzzer(pwm, timer, 2700)
     assert pwm.frequency == 2700 and pwm.duties == [0]
-    bz.beep(buzzer.PROMPT)
+    bz.beep(board.BEEP_PROMPT)
     assert pwm.duties[-1] == 32768 and bz.playing()
     periods = []
     while timer.armed:
@@ -494,12 +494,16 @@ def test_buzzer_plays_a_pattern_from_the_timer():
     assert not bz.playing()
 
 
-def test_buzzer_ids_are_the_state_machines_beep_patterns():
-    """The buzzer's pattern ids are the values fsm.machine sends."""
-    from fsm import machine
-
-    assert (buzzer.KEY, buzzer.PROMPT, buzzer.RETEST, buzzer.ERROR) == (
-        machine.BEEP_KEY, machine.BEEP_PROMPT, machine.BEEP_RETEST, machine.BEEP_ERROR)
+def test_buzzer_plays_every_beep_pattern_of_the_board_contract():
+    """Each of board.BEEP_* (what the state machine sends) starts a pattern of its own on the beeper."""
+    seen = set()
+    for pattern in (board.BEEP_KEY, board.BEEP_PROMPT, board.BEEP_RETEST, board.BEEP_ERROR):
+        pwm, timer = FakePWM(), FakeTimer()
+        bz = buzzer.Buzzer(pwm, timer)
+        bz.beep(pattern)
+        assert pwm.duties[-1] == 32768, pattern
+        seen.add(buzzer._PATTERNS[pattern])
+    assert len(seen) == 4
 
 
 def test_buzzer_refuses_unknown_patterns():
@@ -762,13 +766,13 @@ def test_camera_that_does_not_answer_gives_zero():
 
 def test_board_drivers_implement_the_interfaces():
     """Each driver class subclasses the interface whose verbs it implements."""
-    pairs = [(ads1115.FuelCell, drivers.FuelCell), (sdp810.BreathFlow, drivers.BreathFlow),
-             (ntc.NTC, drivers.BreathTemp), (hum.HumDetect, drivers.HumDetect), (heater.Heater, drivers.Heater),
-             (ds3231.Ambient, drivers.Ambient), (slot.ModuleSlot, drivers.ModuleSlot),
-             (buttons.Buttons, drivers.Buttons), (hd44780.Display, drivers.Display), (relay.Relay, drivers.Relay),
-             (alarm.Alarm, drivers.Alarm), (buzzer.Buzzer, drivers.Buzzer), (vehicle.Vehicle, drivers.Vehicle),
-             (link.HandsetLink, drivers.HandsetLink), (ds3231.DS3231, drivers.Rtc), (vc0706.Camera, drivers.Camera),
-             (pump.Pump, drivers.Pump)]
+    pairs = [(ads1115.FuelCell, board.FuelCell), (sdp810.BreathFlow, board.BreathFlow),
+             (ntc.NTC, board.BreathTemp), (hum.HumDetect, board.HumDetect), (heater.Heater, board.Heater),
+             (ds3231.Ambient, board.Ambient), (slot.ModuleSlot, board.ModuleSlot),
+             (buttons.Buttons, board.Buttons), (hd44780.Display, board.Display), (relay.Relay, board.Relay),
+             (alarm.Alarm, board.Alarm), (buzzer.Buzzer, board.Buzzer), (vehicle.Vehicle, board.Vehicle),
+             (link.HandsetLink, board.HandsetLink), (ds3231.DS3231, board.Rtc), (vc0706.Camera, board.Camera),
+             (pump.Pump, board.Pump)]
     for cls, iface in pairs:
         assert issubclass(cls, iface)
         for name, member in vars(iface).items():
@@ -788,7 +792,7 @@ def test_pump_pulses_the_solenoid_once_per_draw():
     """draw() energises the pin and returns; the timer releases it; a second draw mid-pulse is ignored."""
     pin, timer = FakePin(1), FakeTimer()
     p = pump.Pump(pin, timer, pulse_ms=150)
-    assert pin.level == 0 and isinstance(p, drivers.Pump)
+    assert pin.level == 0 and isinstance(p, board.Pump)
     p.draw()
     assert pin.level == 1 and timer.armed[0] == 150
     armed = timer.armed

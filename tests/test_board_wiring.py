@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-import drivers
+import board as contract
 from tests.board_fakes import FakeI2C
 
 
@@ -120,11 +120,11 @@ def board(monkeypatch):
 
 
 _INTERFACES = {
-    "fuel_cell": drivers.FuelCell, "flow": drivers.BreathFlow, "breath_temp": drivers.BreathTemp,
-    "hum": drivers.HumDetect, "heater": drivers.Heater, "ambient": drivers.Ambient, "module": drivers.ModuleSlot,
-    "buttons": drivers.Buttons, "display": drivers.Display, "relay": drivers.Relay, "alarm": drivers.Alarm,
-    "buzzer": drivers.Buzzer, "vehicle": drivers.Vehicle, "link": drivers.HandsetLink, "rtc": drivers.Rtc,
-    "camera": drivers.Camera, "pump": drivers.Pump,
+    "fuel_cell": contract.FuelCell, "flow": contract.BreathFlow, "breath_temp": contract.BreathTemp,
+    "hum": contract.HumDetect, "heater": contract.Heater, "ambient": contract.Ambient, "module": contract.ModuleSlot,
+    "buttons": contract.Buttons, "display": contract.Display, "relay": contract.Relay, "alarm": contract.Alarm,
+    "buzzer": contract.Buzzer, "vehicle": contract.Vehicle, "link": contract.HandsetLink, "rtc": contract.Rtc,
+    "camera": contract.Camera, "pump": contract.Pump,
 }
 
 
@@ -132,7 +132,7 @@ def test_build_returns_every_driver(board):
     """build() fills every Hardware slot with the matching driver, leaving fs, modem and service port to others."""
     wiring, _ = board
     hw = wiring.build()
-    assert isinstance(hw, drivers.Hardware)
+    assert isinstance(hw, contract.Hardware)
     for name, iface in _INTERFACES.items():
         assert isinstance(getattr(hw, name), iface), name
     assert hw.fs is None and hw.modem is None and hw.service_port is None
@@ -260,7 +260,7 @@ def test_button_sampler_task_catches_a_press_between_runtime_polls(board):
         task.send(None)
     task.close()
     assert slept == [wiring.BUTTON_SAMPLE_MS] * 6
-    assert hw.buttons.pressed() == drivers.OK
+    assert hw.buttons.pressed() == contract.OK
 
 
 def test_inputs_the_runtime_sleeps_through_wake_it(board):

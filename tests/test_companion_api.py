@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from companion.app.core import timebase
-from fsm import codes, crypto
+from interlock import codes, crypto
 from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

@@ -371,7 +371,8 @@ def test_sqlite_exchange_does_not_write_a_log_head_another_worker_moved(tmp_path
     from companion.app.core.keyring import Keyring
     from companion.app.core.problems import Problem
     from companion.app.models import Handset
-    from companion.app.sync import SyncService
+    from companion.app.sync.dbapi_store import DbApiStore
+    from companion.app.sync.protocol import SyncService
 
     settings = testing.settings_for("sqlite:///" + str(tmp_path / "c.db"), testing.test_master_keys())
     migrate.upgrade(settings)
@@ -396,13 +397,13 @@ def test_sqlite_exchange_does_not_write_a_log_head_another_worker_moved(tmp_path
         if service.plan is not plan:  # once: A runs to commit between B's read and B's writes
             service.plan = plan
             with db.sessions() as other:
-                SyncService(settings, keyring).handle(other, *req_a)
+                DbApiStore(SyncService(settings, keyring)).handle(other, *req_a)
         return out
 
     service.plan = plan_then_other_worker
     with db.sessions() as session:
         try:
-            service.handle(session, *req_b)
+            DbApiStore(service).handle(session, *req_b)
             refused = None
         except Problem as exc:
             refused = exc.status

@@ -10,7 +10,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from companion.app.core import keys
-from fsm import codes, crypto
+from interlock import codes, crypto
 from tests.companion_doubles import WireHandset
 from tests.interpreters import ROOT, micropython_available, run_cpython, run_micropython
 
@@ -61,7 +61,7 @@ def test_random_secrets_derive_identically():
 
 
 def test_companion_unlock_code_matches_fsm_codes():
-    """The companion's code equals fsm.codes.code_for for the same parameters."""
+    """The companion's code equals interlock.codes.code_for for the same parameters."""
     from companion.app import crud
 
     for i in range(30):

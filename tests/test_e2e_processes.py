@@ -9,7 +9,7 @@ import pytest
 from companion import testing
 from fsm import authority, records
 from host_sim.http_modem import DROP_RESPONSE, http_handler
-from storage import record
+from interlock import record
 from sync import client as sc
 from tests.companion_doubles import SyncedSim
 
@@ -132,7 +132,7 @@ def test_two_companions_on_one_postgres_never_apply_a_clear_twice(tmp_path):
             assert cmds[0]["deliveries"] >= 2
             seq = cmds[0]["seq"]
             applied = [r for r in sim.records(records.SYNC)
-                       if r[3] == authority.SYNC_COMMAND and r[4] == seq and r[5] == authority.RC_APPLIED]
+                       if r[3] == authority.SYNC_COMMAND and r[4] == seq and r[5] == authority.APPLIED]
             remote = [r for r in sim.records(records.CLEAR) if r[4] == records.SRC_REMOTE]
             assert len(applied) == 1 and len(remote) == 1
             for office in (office_a, office_b):

@@ -10,8 +10,8 @@ import datetime as dt
 
 from fsm import authority, records
 from host_sim.http_modem import DROP_RESPONSE
+from interlock import wire
 from sync import client as sc
-from sync import wire
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
@@ -158,7 +158,7 @@ def test_bad_commands_are_refused_and_logged(office):
     a.fsm.record(records.HANDSET, 1, 0)  # something new in the log so the stale ack is visible in order
     assert a.client.handle_response(a.sim.ticks(), 200, headers, body) == sc.OK
     stale = [r for r in a.records(records.SYNC) if r[3] == authority.SYNC_COMMAND and r[4] == genuine["seq"]]
-    assert [r[5] for r in stale] == [authority.RC_APPLIED, authority.RC_STALE]
+    assert [r[5] for r in stale] == [authority.APPLIED, authority.STALE]
     remote = [r for r in a.records(records.CLEAR) if r[4] == records.SRC_REMOTE]
     assert len(remote) == 1
     # and the old answer itself, replayed to a new request, does not even verify

@@ -15,7 +15,7 @@ def test_calibration_is_written_to_the_module_and_survives_reinsertion_and_reboo
     """A technician's two-point calibration goes into the module's EEPROM, so it travels with the module."""
     sim = _sim()
     fsm = sim.fsm
-    assert fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 40, 15000, 82) == authority.RC_APPLIED
+    assert fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 40, 15000, 82) == authority.APPLIED
     image = module.parse(sim.world.module)
     assert (image.zero_area, image.ref_area, image.ref_brac) == (40, 15000, 82)
     sim.run(500)
@@ -34,25 +34,25 @@ def test_calibration_without_a_module_or_with_nonsense_points_is_refused():
     """No module, or a reference point not above the zero point: refused, nothing written."""
     sim = _sim()
     before = sim.world.module
-    assert sim.fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 500, 400, 80) == authority.RC_REFUSED
+    assert sim.fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 500, 400, 80) == authority.REFUSED
     assert sim.world.module == before
     sim.world.remove_module()
     sim.run(500)
-    assert sim.fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 0, 16000, 80) == authority.RC_REFUSED
+    assert sim.fsm.technician(sim.ticks(), 9, records.SVC_CALIBRATE, 0, 16000, 80) == authority.REFUSED
 
 
 def test_commands_apply_once_in_sequence_order():
     """A command seq applies once; an older or equal seq is stale; a clear for another lockout is refused."""
     sim = _sim()
     fsm = sim.fsm
-    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_SERVICE_EXTEND, 3) == authority.RC_APPLIED
-    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_SERVICE_EXTEND, 3) == authority.RC_STALE
+    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_SERVICE_EXTEND, 3) == authority.APPLIED
+    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_SERVICE_EXTEND, 3) == authority.STALE
     fsm.vlock, fsm.lockout_id = True, 40
-    assert fsm.apply_command(sim.ticks(), 2, authority.CMD_CLEAR, 41) == authority.RC_REFUSED
+    assert fsm.apply_command(sim.ticks(), 2, authority.CMD_CLEAR, 41) == authority.REFUSED
     assert fsm.vlock
-    assert fsm.apply_command(sim.ticks(), 3, authority.CMD_CLEAR, 40) == authority.RC_APPLIED
+    assert fsm.apply_command(sim.ticks(), 3, authority.CMD_CLEAR, 40) == authority.APPLIED
     assert not fsm.vlock
-    assert fsm.apply_command(sim.ticks(), 4, 99, 0) == authority.RC_REFUSED
+    assert fsm.apply_command(sim.ticks(), 4, 99, 0) == authority.REFUSED
     assert fsm.last_command_seq == 4
 
 
@@ -91,5 +91,5 @@ def test_a_clear_for_a_lockout_already_cleared_is_stale_not_applied():
     fsm = sim.fsm
     fsm.vlock, fsm.lockout_id = True, 40
     fsm.clear_violation(records.SRC_CODE, 1)
-    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_CLEAR, 40) == authority.RC_STALE
+    assert fsm.apply_command(sim.ticks(), 1, authority.CMD_CLEAR, 40) == authority.STALE
     assert fsm.last_command_seq == 1

@@ -6,6 +6,7 @@ Rules, in order, for one poll:
 3. the display is sent once, after all of it, and only when it changed.
 """
 
+from board import Board
 from fsm import records
 from fsm.inputs import Inputs
 from fsm.machine import S_DRIVING, S_OFF, S_RESULT, S_START, S_TEST, Interlock
@@ -13,7 +14,7 @@ from host_sim.world import default_module
 from storage.memory import MemoryLog, MemoryState
 
 
-class RecordingBoard:
+class RecordingBoard(Board):
     """Board verbs that append what was called to a shared action list."""
 
     def __init__(self, actions):
@@ -82,6 +83,15 @@ def _poll(m, inp, now, ms):
     return now
 
 
+def _poll_until(m, inp, now, ms, reached, most=20000):
+    """Poll every ms until reached() holds; fails after `most` polls (a broken machine must not hang the test)."""
+    for _ in range(most):
+        if reached():
+            return now
+        now = _poll(m, inp, now, ms)
+    raise AssertionError("not reached in %d polls" % most)
+
+
 def test_ignition_on_logs_the_edge_then_the_transition_then_shows():
     """Key on: IGNITION, then STATE OFF->TEST and TEST_REQUEST, then one display update."""
     m, inp, now, actions = _machine()
@@ -102,12 +112,10 @@ def test_pass_then_start_window_then_engine_start():
         now = _poll(m, inp, now, 50)
     inp.flow, inp.breath_temp = 0, 200
     del actions[:]
-    while m.state != S_RESULT:
-        now = _poll(m, inp, now, 50)
+    now = _poll_until(m, inp, now, 50, lambda: m.state == S_RESULT)
     assert actions == ["log RESULT", "log STATE %d %d" % (S_RESULT, S_TEST), "show PASS|"]
     del actions[:]
-    while m.state != S_START:
-        now = _poll(m, inp, now, 50)
+    now = _poll_until(m, inp, now, 50, lambda: m.state == S_START)
     assert actions == ["log STATE %d %d" % (S_START, S_RESULT), "relay on", "show PASS|START 03:00"]
     del actions[:]
     inp.engine = True
@@ -124,17 +132,14 @@ def test_missed_retest_order():
     for _ in range(100):
         now = _poll(m, inp, now, 50)
     inp.flow, inp.breath_temp = 0, 200
-    while m.state != S_START:
-        now = _poll(m, inp, now, 50)
+    now = _poll_until(m, inp, now, 50, lambda: m.state == S_START)
     inp.engine = True
     now = _poll(m, inp, now, 50)
-    while m.state == S_DRIVING:
-        now = _poll(m, inp, now, 250)
+    now = _poll_until(m, inp, now, 250, lambda: m.state != S_DRIVING)
     for _ in range(6 * 60 * 4 - 2):
         now = _poll(m, inp, now, 250)
     del actions[:]
-    while not m.alarm:
-        now = _poll(m, inp, now, 250)
+    now = _poll_until(m, inp, now, 250, lambda: m.alarm)
     assert [a for a in actions if not a.startswith("beep")] == [
         "log RETEST", "log VIOLATION", "horn on", "lights on", "log ALARM", "show RETEST - BLOW|MISSED TEST"]
 

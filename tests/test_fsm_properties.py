@@ -21,12 +21,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from drivers import LEFT, OK, RIGHT
-from fsm import authority, breath, codes, records
+from board import LEFT, OK, RIGHT
+from fsm import authority, breath, records
 from fsm.machine import S_CODE, S_DRIVING, S_RESTART, S_RETEST, S_START, S_TEST, S_VIOLATION, Interlock
 from host_sim.flash import FlashImage
 from host_sim.handset import SimHandset
 from host_sim.world import default_module
+from interlock import codes
 from tests import strategies as S
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
@@ -422,6 +423,16 @@ class HandsetMachine(RuleBasedStateMachine):
             self.used_codes.append(value)
         self._act()
 
+    @precondition(lambda self: self.sim.fsm is not None and self.sim.fsm.vlock and not self.sim.world.engine)
+    @rule(valid=st.booleans())
+    def key_on_and_enter_code(self, valid):
+        """A composite rule: with a violation lockout, key on and type a fresh code (valid or wrong), as a driver
+        with a code from the portal does (the random actions alone rarely reach the code entry)."""
+        self.sim.world.key(True)
+        self._act()
+        if self.sim.fsm is not None and self.sim.fsm.state in (S_VIOLATION, S_CODE):
+            self.enter_code(valid, 0, 0)
+
     # ---- authenticated and forged messages ------------------------------------------------------
 
     @precondition(lambda self: self.sim.fsm is not None)
@@ -431,14 +442,14 @@ class HandsetMachine(RuleBasedStateMachine):
         if replay and self.last_remote is not None:
             seq, lockout = self.last_remote
             rc = fsm.apply_command(self.sim.ticks(), seq, authority.CMD_CLEAR, lockout)
-            assert rc == authority.RC_STALE, "a replayed command was applied again"
+            assert rc == authority.STALE, "a replayed command was applied again"
             self._act()
             return
         seq = fsm.last_command_seq + seq_delta
         lockout = fsm.lockout_id if right_lockout else fsm.lockout_id + 1
         self.clear_expected = fsm.vlock and right_lockout and seq > fsm.last_command_seq
         rc = fsm.apply_command(self.sim.ticks(), seq, authority.CMD_CLEAR, lockout)
-        if rc == authority.RC_APPLIED:
+        if rc == authority.APPLIED:
             self.last_remote = (seq, lockout)
         self._act()
 

@@ -8,29 +8,46 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers import LEFT, OK, RIGHT
-from fsm import brac, codes, entry, module, persist, policy, timebase
+from board import LEFT, OK, RIGHT
+from fsm import brac, entry, module, persist, policy
 from fsm.machine import Interlock
 from fsm.screen import Screen
+from interlock import codes, timebase
 from storage.memory import MemoryLog, MemoryState
 
 FSM = Path(__file__).resolve().parent.parent / "firmware" / "fsm"
-ALLOWED = {"micropython", "struct", "hashlib", "binascii", "fsm", "drivers"}
+FIRMWARE = FSM.parent
+# the board contract is the module `board` itself: nothing of drivers/, and no submodule
+ALLOWED = {"micropython", "struct", "hashlib", "binascii", "fsm", "board", "interlock"}
+
+
+def _imports(path):
+    """(module, line) for every import in a file (relative ones as '.name')."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or ""), node.lineno
 
 
 def test_fsm_imports_only_the_allowed_modules():
-    """firmware/fsm is pure: it imports micropython, struct, hashlib, binascii, its own package and button bits."""
+    """firmware/fsm is pure: micropython, struct, hashlib, binascii, its own package, the shared contract
+    (interlock) and the board contract (board), and no other module of the board."""
     for path in FSM.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [(node.module or "").split(".")[0]]
-            else:
-                continue
-            for name in names:
-                assert name in ALLOWED, "%s imports %s" % (path.name, name)
+        for name, line in _imports(path):
+            top = name.split(".")[0]
+            assert top in ALLOWED, "%s:%d imports %s" % (path.name, line, name)
+            assert top != "board" or name == "board", "%s:%d imports %s" % (path.name, line, name)
+
+
+def test_drivers_and_the_board_contract_import_nothing_of_the_state_machine():
+    """The seam runs one way: board.py and every driver import nothing from fsm (fsm calls them)."""
+    paths = [FIRMWARE / "board.py", *sorted((FIRMWARE / "drivers").rglob("*.py"))]
+    for path in paths:
+        for name, line in _imports(path):
+            assert name.split(".")[0] != "fsm", "%s:%d imports %s" % (path.name, line, name)
+    assert {n for n, _ in _imports(FIRMWARE / "board.py")} == {"micropython"}
 
 
 @given(st.integers(0, timebase.TICKS_PERIOD - 1), st.integers(-(2**29) + 1, 2**29 - 1))
@@ -259,6 +276,289 @@ def test_baseline_after_an_abort_uses_only_readings_taken_after_it():
     events = [poll() for _ in range(100)]
     assert breath.EV_SAMPLE in events
     inp.flow = 0
-    while t.phase == breath.ANALYZE:
+    for _ in range(200):  # the analysis takes 4 s (a broken one must fail here, not loop for ever)
+        if t.phase != breath.ANALYZE:
+            break
         poll()
+    assert t.phase == breath.DONE
     assert t.area() == 0
+
+
+def _breath_test():
+    """A warm breath test in READY and a poll function that advances it in 50 ms steps."""
+    from fsm import breath
+    from fsm.inputs import Inputs
+
+    t = breath.BreathTest(policy.Policy())
+    inp = Inputs()
+    inp.cell_temp, inp.cell, inp.breath_temp = 350, 1000, 200
+    clock = [0]
+    t.start(0, 350)
+
+    def poll(n=1):
+        events = []
+        for _ in range(n):
+            clock[0] += 50
+            events.append(t.step(clock[0], inp))
+        return events[-1] if n == 1 else events
+
+    return t, inp, poll
+
+
+def test_inhaling_during_a_blow_is_refused_as_inhaling():
+    """Suction in the middle of a blow (flow at the inhale limit) ends it as DON'T INHALE, and the next attempt
+    counts only once that prompt has been shown for its time and the mouthpiece is quiet."""
+    from fsm import breath, records
+
+    t, inp, poll = _breath_test()
+    p = t.policy
+    poll(10)
+    inp.flow, inp.breath_temp = 400, 340
+    poll(20)
+    assert t.phase == breath.BLOW
+    inp.flow = p.inhale_flow
+    assert poll() == breath.EV_ABORT
+    assert (t.abort, t.phase) == (records.ABORT_INHALE, breath.READY)
+    inp.flow = 0
+    poll(p.notice_ms // 50 - 2)
+    inp.flow = 400
+    poll(3)
+    assert t.phase == breath.READY  # too early: the refused attempt's prompt is still up
+    inp.flow = 0
+    poll()
+    inp.flow = 400
+    poll()
+    assert t.phase == breath.BLOW
+
+
+class _Breath:
+    """One BreathTest fed by hand: `poll(dt, n, **readings)` advances n polls of dt ms each with those
+    readings (kept until changed) and returns the events."""
+
+    def __init__(self, cell_temp=350, **policy_values):
+        from fsm import breath
+        from fsm.inputs import Inputs
+
+        self.t = breath.BreathTest(policy.Policy())
+        for name, value in policy_values.items():
+            setattr(self.t.policy, name, value)
+        self.inp = Inputs()
+        self.inp.cell_temp, self.inp.cell, self.inp.breath_temp = cell_temp, 1000, 200
+        self.now = 1000
+        self.t.start(self.now, cell_temp)
+
+    def poll(self, dt=50, n=1, **readings):
+        for name, value in readings.items():
+            setattr(self.inp, name, value)
+        events = []
+        for _ in range(n):
+            self.now += dt
+            events.append(self.t.step(self.now, self.inp))
+        return events
+
+    def blow_in(self, **readings):
+        """Start a blow (the poll that moves READY to BLOW counts no time)."""
+        from fsm import breath
+
+        readings.setdefault("flow", 400)
+        readings.setdefault("breath_temp", 340)
+        self.poll(**readings)
+        assert self.t.phase == breath.BLOW
+
+
+def test_a_sample_is_complete_on_the_poll_that_reaches_both_time_and_volume():
+    """4.5 s and 1.5 L, not a millisecond or a millilitre less; fractions of a mL are carried, neither lost nor
+    made up."""
+    from fsm import breath
+
+    b = _Breath()
+    b.blow_in()
+    assert set(b.poll(50, 89)) == {breath.EV_NONE}
+    assert b.poll(49) == [breath.EV_NONE]  # 4499 ms (1799 mL)
+    assert b.poll(1) == [breath.EV_SAMPLE]  # 4500 ms
+
+    b = _Breath()
+    b.blow_in()
+    assert set(b.poll(50, 99, flow=300)) == {breath.EV_NONE}  # 1485 mL in 4950 ms
+    assert b.poll(50, flow=280) == [breath.EV_NONE]  # + 14 mL: 1499 mL
+    assert b.poll(5, flow=200) == [breath.EV_SAMPLE]  # + 1 mL
+
+    b = _Breath()
+    b.blow_in()
+    assert set(b.poll(50, 96, flow=310)) == {breath.EV_NONE}  # 15.5 mL a poll: 1488 mL
+    assert b.poll(50) == [breath.EV_SAMPLE]  # 1503.5 mL
+
+    b = _Breath()
+    b.blow_in()
+    assert b.poll(3, flow=333) == [breath.EV_NONE]  # 0.999 mL
+    assert b.poll(1, flow=1001) == [breath.EV_NONE]  # + 1.001 mL: 2 mL
+    assert set(b.poll(50, 99, flow=300)) == {breath.EV_NONE}  # + 1485 mL
+    assert b.poll(50, flow=240) == [breath.EV_NONE]  # + 12 mL: 1499 mL in 5004 ms
+    assert b.poll(3, flow=333) == [breath.EV_NONE]  # + 0.999 mL
+    assert b.poll(5, flow=200) == [breath.EV_SAMPLE]  # + 1 mL
+
+
+def test_blow_softer_after_half_a_second_over_the_maximum_flow():
+    """Over-flow for 500 ms in a row refuses the blow as BLOW SOFTER; 499 ms does not, a poll in range (the
+    maximum itself is in range) starts the count again."""
+    from fsm import breath, records
+
+    b = _Breath()
+    b.blow_in(flow=1300)
+    assert set(b.poll(83, 6) + b.poll(1)) == {breath.EV_NONE}  # 499 ms over
+    assert b.poll(50, flow=1200) == [breath.EV_NONE]
+    assert set(b.poll(83, 6, flow=1300) + b.poll(1)) == {breath.EV_NONE}
+    assert b.poll(50, flow=1200) == [breath.EV_NONE]
+    assert set(b.poll(100, 4, flow=1300)) == {breath.EV_NONE}
+    assert b.poll(100) == [breath.EV_ABORT]  # 500 ms over
+    assert b.t.abort == records.ABORT_SOFTER
+
+
+def test_breath_exactly_at_the_minimum_temperature_is_warm_enough():
+    """The air drawn as the sample must be breath-warm: 30.0 C is, 29.9 C is not."""
+    from fsm import breath, records
+
+    for temp, last in ((300, breath.EV_SAMPLE), (299, breath.EV_ABORT)):
+        b = _Breath()
+        b.blow_in(breath_temp=340)
+        events = b.poll(50, 89) + b.poll(50, breath_temp=temp)
+        assert events[-1] == last and set(events[:-1]) == {breath.EV_NONE}, temp
+    assert b.t.abort == records.ABORT_TEMP
+
+
+def test_hum_must_be_heard_for_four_fifths_of_the_blow():
+    """Where policy asks for a hum, it must sound for at least 80 % of the blow: 3.6 s of 4.5 s is enough,
+    3.55 s is not."""
+    from fsm import breath, records
+
+    for hum_polls, last in ((72, breath.EV_SAMPLE), (71, breath.EV_ABORT)):
+        b = _Breath(hum_required=1)
+        b.blow_in()
+        events = b.poll(50, hum_polls, hum=1) + b.poll(50, 90 - hum_polls, hum=0)
+        assert events[-1] == last and set(events[:-1]) == {breath.EV_NONE}, hum_polls
+        if last == breath.EV_ABORT:
+            assert b.t.abort == records.ABORT_HUM
+    b = _Breath(hum_required=1)
+    b.blow_in()
+    b.poll(50, 71, hum=1)
+    b.poll(49)  # 3599 ms of hum
+    b.poll(50, 18, hum=0)
+    assert b.poll(1) == [breath.EV_ABORT]  # at 4500 ms: 1 ms short of four fifths
+    assert b.t.abort == records.ABORT_HUM
+
+
+def test_a_blow_that_ends_early_is_told_what_fell_short():
+    """A blow that stops before the sample is complete: BLOW LONGER when its time fell further short than its
+    volume, BLOW HARDER when its volume did or both fell equally short."""
+    from fsm import breath, records
+
+    for flow, reason in ((300, records.ABORT_HARDER), (400, records.ABORT_HARDER), (500, records.ABORT_VOLUME)):
+        b = _Breath(volume_ml=2000, blow_ms=5000)  # 0.4 mL a ms: 400 mL/s falls equally short of both
+        b.blow_in(flow=flow)
+        b.poll(50, 40)
+        assert b.poll(flow=0) == [breath.EV_ABORT]
+        assert b.t.abort == reason, flow
+
+
+def test_baseline_is_the_mean_of_the_last_eight_quiet_readings():
+    """The fuel-cell baseline averages (rounding down) the last eight readings before the blow, not older
+    ones and not the reading at the end of the blow; the area above it is in counts x 50 ms, rounded down, and
+    the analysis lasts its full time."""
+    from fsm import breath
+
+    b = _Breath()
+    for cell in (5000, 5000, 1000, 1000, 1000, 1000, 1000, 1000, 1007, 1000):
+        b.poll(cell=cell)
+    b.blow_in()
+    events = b.poll(50, 89)
+    assert b.poll(50, cell=1100) == [breath.EV_SAMPLE]  # the alcohol arrives as the sample completes
+    assert b.poll(49, cell=1001) == [breath.EV_NONE]  # 49 counts x ms
+    assert set(b.poll(50, 79, cell=1000)) == {breath.EV_NONE}  # 3999 ms of analysis
+    assert b.poll(1) == [breath.EV_RESULT]
+    assert b.t.area() == 0
+    assert breath.EV_SAMPLE not in events
+
+    b = _Breath()  # a blow right after the prompt: the baseline is what was read before it
+    b.poll(50, 2, cell=1000)
+    b.blow_in()
+    b.poll(50, 90)
+    b.poll(50, 80)
+    assert b.t.phase == breath.DONE and b.t.area() == 0
+
+
+def test_warm_up_ends_at_the_target_and_shows_whole_tens():
+    """A cell within 2 C of the target starts ready; a colder one heats until it reaches the target, showing
+    its progress in whole tens from 0 to 90 %."""
+    from fsm import breath
+
+    assert _Breath(cell_temp=330).t.phase == breath.READY
+    b = _Breath(cell_temp=329)
+    assert b.t.phase == breath.HEAT
+    b = _Breath(cell_temp=200)
+    shown = []
+    for temp in (190, 200, 214, 215, 229, 230, 335, 349):
+        assert b.poll(cell_temp=temp) == [breath.EV_NONE]
+        shown.append(b.t.progress)
+    assert shown == [0, 0, 0, 10, 10, 20, 90, 90]
+    assert b.poll(cell_temp=350) == [breath.EV_READY]
+    assert b.t.phase == breath.READY
+
+    b = _Breath(cell_temp=300, heat_target_dc=450)
+    b.t.policy.heat_target_dc = 300  # a new policy lowers the target to where the warm-up began
+    assert b.poll(cell_temp=290) == [breath.EV_NONE]
+    assert b.t.progress == 0
+
+
+def test_heater_holds_the_cell_in_a_one_degree_band_above_the_target():
+    """On below the target, off from 1 C above it, and in between it keeps what it was doing."""
+    from fsm import breath
+
+    t = breath.BreathTest(policy.Policy())
+    target = t.policy.heat_target_dc
+    assert t.heater_wanted(target - 1, False) is True
+    assert t.heater_wanted(target, False) is False
+    assert t.heater_wanted(target, True) is True
+    assert t.heater_wanted(target + 9, True) is True
+    assert t.heater_wanted(target + 10, True) is False
+
+
+def test_a_tick_that_goes_back_counts_no_time():
+    """Time never runs backwards inside a blow: a poll stamped earlier than the last adds nothing."""
+    from fsm import breath
+
+    b = _Breath()
+    b.blow_in()
+    b.poll(50, 89)
+    b.now -= 100
+    b.poll(50)  # 50 ms earlier than the last poll
+    assert b.poll(49) == [breath.EV_NONE]  # 4499 ms counted
+    assert b.poll(1) == [breath.EV_SAMPLE]
+
+
+def test_a_new_attempt_after_an_abort_needs_the_prompt_time_and_a_quiet_mouthpiece():
+    """After a refused blow the next attempt counts only once its prompt has been up for the notice time and
+    the flow has fallen below half the minimum (and is not suction); inhaling at the limit and a blow at
+    exactly the minimum flow are what they are."""
+    from fsm import breath, records
+
+    b = _Breath()
+    b.poll(50, 2)
+    assert b.poll(flow=b.t.policy.inhale_flow) == [breath.EV_ABORT]  # suction at the limit, while ready
+    assert b.t.abort == records.ABORT_INHALE
+    b.poll(3000, flow=0)
+    assert b.poll(flow=b.t.policy.flow_min) == [breath.EV_NONE]
+    assert b.t.phase == breath.BLOW
+
+    def armed_after(flow, wait=3000, **values):
+        """Whether a blow counts after an abort, `wait` ms of `flow` and a poll of blowing."""
+        b = _Breath(**values)
+        b.poll(flow=-200)
+        b.poll(wait, flow=flow)
+        b.poll(flow=400)
+        return b.t.phase == breath.BLOW
+
+    assert not armed_after(0, wait=2999)
+    assert armed_after(0, wait=3000)
+    for flow, armed in ((75, False), (74, True), (60, True), (-100, False), (-99, True)):
+        assert armed_after(flow) is armed, flow
+    assert not armed_after(75, flow_min=151)

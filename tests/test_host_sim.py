@@ -186,3 +186,23 @@ def test_runtime_loop_polls_at_the_asked_interval_and_wakes_on_input():
         loop_task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_the_simulator_steps_the_firmware_runtime_loop():
+    """SimHandset advances the firmware by Runtime.step, the loop step Runtime.run takes on a board, and waits
+    the interval each step returns."""
+    sim = SimHandset()
+    runtime = sim.runtime
+    steps = []
+    real_step = runtime.step
+
+    def counting_step(now):
+        ms = real_step(now)
+        steps.append((sim.world.t, ms))
+        return ms
+
+    runtime.step = counting_step
+    sim.run(16000)
+    assert len(steps) >= 3
+    for (t0, ms), (t1, _) in zip(steps, steps[1:], strict=False):
+        assert t1 - t0 == ms

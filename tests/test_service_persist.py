@@ -156,7 +156,7 @@ def test_a_corrupt_state_can_still_be_serviced():
 def test_a_wait_that_is_over_does_not_come_back_when_the_ticks_wrap():
     """The tick counter wraps every 12.4 days: a wait that ended must not look fresh again 6.2 days after the
     failure (before, a technician arriving a week after a wrong answer found the port held for days)."""
-    from fsm import timebase
+    from interlock import timebase
 
     b = Bench(lockout=False)
     assert rc(bad_login(b)) == p.InterlockErr.BAD_TOKEN

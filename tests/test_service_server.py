@@ -142,7 +142,7 @@ def test_challenge_expires(b):
 def test_unanswered_challenge_stays_dead_when_the_tick_counter_comes_round():
     """A challenge left unanswered is dead once its 30 s are over, also a whole tick period (about 12 days)
     later, when the tick counter reads what it read when the challenge was given."""
-    from fsm import timebase
+    from interlock import timebase
 
     b = Bench(lockout=False)
     tok = b.token(ttl=20 * 86400)
@@ -436,7 +436,7 @@ def test_refusal_flood_is_on_flash_at_once_and_counted_without_another_refusal(b
 def test_a_day_of_refusals_cannot_fill_the_log(b):
     """A day of denied requests, however they are spread, writes few enough records that the 30 days the log
     keeps acknowledged records could not bring the storage lock: under a fifth of the log's capacity."""
-    from fsm import timebase
+    from interlock import timebase
 
     mark = b.log.next_seq()
     t = b.now
@@ -540,13 +540,17 @@ def test_log_download_from_any_offset_is_logged(b):
 
 
 def test_constants_match_the_client_package():
-    """The firmware's group, command and error numbers are the technician package's."""
-    assert smp.G_INTERLOCK == p.GROUP_ID
+    """The handset serves, and the technician package speaks, every command and error of interlock.smpgroup."""
+    from interlock import smpgroup
+
+    assert smp.G_INTERLOCK == p.GROUP_ID == smpgroup.GROUP
+    names = {n for n in dir(smpgroup) if n.isupper() and n != "GROUP"}
+    assert {c.name for c in p.Cmd} | {"ERR_" + e.name for e in p.InterlockErr} == names
     for cmd in p.Cmd:
-        assert getattr(ilgroup, cmd.name) == cmd.value
+        assert getattr(ilgroup, cmd.name) == cmd.value == getattr(smpgroup, cmd.name)
     for err in p.InterlockErr:
-        assert getattr(ilgroup, "RC_" + err.name) == err.value
-    assert authority.RC_APPLIED != authority.RC_REFUSED
+        assert err.value == getattr(smpgroup, "ERR_" + err.name)
+    assert authority.APPLIED != authority.REFUSED
 
 
 def test_each_challenge_is_fresh():

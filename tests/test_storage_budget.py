@@ -6,7 +6,7 @@ import pytest
 
 from fsm import records as R
 from host_sim.flash import BLOCK_SIZE, BLOCKS, LfsFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 
 # A typical drive, record by record, from the record types in fsm/records.py: a start test, two rolling

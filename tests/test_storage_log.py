@@ -6,7 +6,8 @@ import pytest
 
 from fsm import records as R
 from host_sim.flash import LfsFlash, SimFlash
-from storage import memory, record
+from interlock import record
+from storage import memory
 from storage.log import FlashLog
 
 DAY = 86400

@@ -9,7 +9,7 @@ import pytest
 from fsm import records as R
 from host_sim import logtool
 from host_sim.flash import LfsFlash, SimFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 
 SEG = 8

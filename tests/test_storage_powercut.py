@@ -15,7 +15,7 @@ import pytest
 
 from fsm import records as R
 from host_sim.flash import LfsFlash, SimFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 from storage.state import FileState, PairState, _pack
 

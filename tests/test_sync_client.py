@@ -9,8 +9,8 @@ import pytest
 from companion.app.core import timebase as ctb
 from fsm import authority, records
 from host_sim.http_modem import DROP_REQUEST, ModemError
+from interlock import wire
 from sync import client as sc
-from sync import wire
 from tests.companion_doubles import SyncedSim
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)

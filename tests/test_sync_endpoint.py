@@ -8,8 +8,7 @@ import uuid
 import pytest
 
 from companion.app.core import timebase
-from storage import record
-from sync import wire
+from interlock import record, wire
 from tests.companion_doubles import WireHandset
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
@@ -184,3 +183,28 @@ def test_psycopg_store_on_postgres_behaves_the_same():
             for check in checks:
                 hs = api.post("/api/v1/handsets", json={"serial": "P-" + uuid.uuid4().hex[:12]}).json()
                 check(api, WireHandset(hs["device_id"], hs["secret"]))
+
+
+def _all_routes(routes):
+    for r in routes:
+        yield r
+        inner = getattr(r, "original_router", None)  # an included router
+        if inner is not None:
+            yield from _all_routes(inner.routes)
+
+
+def test_sync_is_registered_once_served_plain_and_documented(tmp_path):
+    """One route serves POST /sync: a PlainRoute (the endpoint takes the Request, no FastAPI request handling),
+    and the OpenAPI document describes it with its authentication headers."""
+    from companion import testing
+    from companion.app.api.routes.sync import PlainRoute
+    from companion.main import create_app
+
+    app = create_app(testing.settings_for("sqlite:///" + str(tmp_path / "c.db"), testing.test_master_keys()))
+    found = [r for r in _all_routes(app.routes) if getattr(r, "path", "").endswith("/sync")]
+    assert len(found) == 1 and isinstance(found[0], PlainRoute)
+    assert found[0].get_route_handler() is found[0].endpoint
+    post = app.openapi()["paths"]["/api/v1/sync"]["post"]
+    assert {p["name"] for p in post["parameters"]} == {wire.H_DEVICE, wire.H_TIME, wire.H_NONCE, wire.H_DIGEST,
+                                                       wire.H_SIG}
+    assert "requestBody" in post

@@ -4,6 +4,7 @@ that themselves allocate nothing. Target 0 everywhere. Run by bench/board.py."""
 import gc
 import sys
 
+import board
 from drivers.esp32 import (
     ads1115,
     alarm,
@@ -185,7 +186,7 @@ def main():
         disp.show(text_a if state[0] else text_b)
 
     def beep():
-        bz.beep(buzzer.PROMPT)
+        bz.beep(board.BEEP_PROMPT)
         while btimer.cb is not None:
             btimer.fire()
 

@@ -5,25 +5,19 @@ import gc
 import sys
 import time
 
-try:
-    import host_sim  # noqa: F401
-except ImportError:
-    sys.path.insert(0, __file__.rsplit("/", 3)[0]) if __file__.count("/") >= 3 else None
-    try:
-        import host_sim  # noqa: F401
-    except ImportError:
-        pass
-
-from fsm import records, timebase
+import host_sim  # noqa: F401  (CPython: firmware/ and the stand-ins on sys.path; run with the root on PYTHONPATH)
+from board import Board
+from fsm import records
 from fsm.inputs import Inputs
 from fsm.machine import S_DRIVING, Interlock
 from host_sim.world import default_module
+from interlock import timebase
 from storage.memory import MemoryLog
 
 MICRO = sys.implementation.name == "micropython"
 
 
-class NullBoard:
+class NullBoard(Board):
     """Board verbs that do nothing, so what is measured is the state machine alone."""
 
     def relay(self, on):

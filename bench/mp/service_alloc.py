@@ -5,8 +5,9 @@ import gc
 import struct
 import time
 
-from fsm import authority, crypto, records
-from service import auth, cbor, frame
+from fsm import authority, records
+from interlock import crypto, token
+from service import cbor, frame
 from service.server import Service
 
 
@@ -80,8 +81,8 @@ def main():
     d = frame.Decoder(4096)
     d.feed(b"".join(svc.feed(now, request(0, 100, 0, {}, 1))), out)
     nonce = cbor.decode(out[-1][1][8:])["nonce"]
-    key = auth.token_key(h._k, 7, 3, h.wall + 3600)
-    svc.feed(now, request(2, 100, 0, {"tech_id": 3, "expires": h.wall + 3600, "mac": auth.answer(key, nonce)}, 2))
+    key = token.token_key(h._k, 7, 3, h.wall + 3600)
+    svc.feed(now, request(2, 100, 0, {"tech_id": 3, "expires": h.wall + 3600, "mac": token.answer(key, nonce)}, 2))
     assert svc.session_for().tech_id == 3
     reqs = [request(0, 8, 0, {"off": off, "name": "/log/events.bin"}, 3 + i % 200)
             for i, off in enumerate(range(0, log.export_size(), 2004))]

@@ -1,7 +1,6 @@
 """Every write the domain API makes, in one place (the sync endpoint's writes are in `sync.py`)."""
 
 import datetime as dt
-import struct
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -10,7 +9,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from companion.app import schedule
-from companion.app.core import keys, timebase
+from companion.app.core import keys, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
@@ -26,8 +25,10 @@ from companion.app.schemas import (
     HandsetPublic,
     HandsetUpdate,
 )
+from interlock import codes
+from interlock.timebase import DAY, HOUR
 
-ACTIONS = {"clear": 1, "service": 2}  # fsm.codes.ACTION_CLEAR / ACTION_SERVICE
+ACTIONS = {"clear": codes.ACTION_CLEAR, "service": codes.ACTION_SERVICE}
 
 
 # ---- views -------------------------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ def queue_command(session: Session, settings: Settings, h: Handset, kind: str, a
             session.flush()
         elif found is not None:
             return found
-    if kind == "policy":
+    if kind == wire.KIND_POLICY:
         if not isinstance(arg, dict) or "version" not in arg:
             raise Problem(422, "invalid", "a policy command needs a dict with a version")
     elif isinstance(arg, dict):
@@ -313,7 +314,7 @@ def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handse
     if not account.allow_codes or account.codes_per_period <= 0:
         raise Problem(403, "codes-not-allowed", "this account's policy does not allow unlock codes")
     now = timebase.device_now()
-    today = now // 86400
+    today = now // DAY
     period = account.service_period_days
     if h.service_due_day:
         # the service period ends at the next service due day
@@ -333,7 +334,7 @@ def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handse
     if (used or 0) >= account.codes_per_period:
         raise Problem(429, "code-limit", "the codes for this service period are used up",
                       codes_per_period=account.codes_per_period)
-    issue_hour = now // 3600
+    issue_hour = now // HOUR
     pk = keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
     code = code_for(pk.unlock, h.id, ACTIONS[action], int(counter), issue_hour)
     row = UnlockCode(handset_id=h.id, action=ACTIONS[action], counter=int(counter), issue_hour=issue_hour,
@@ -344,15 +345,8 @@ def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handse
 
 
 def code_for(unlock_key: bytes, device_id: int, action: int, counter: int, issue_hour: int) -> int:
-    """The unlock code (fsm.codes.code_for, with the standard library's HMAC)."""
-    import hashlib
-    import hmac
-
-    d = hmac.new(unlock_key, b"UC" + struct.pack(">IBII", device_id, action, counter, issue_hour),
-                 hashlib.sha256).digest()
-    off = d[-1] & 0x0F
-    value = ((d[off] & 0x7F) << 24) | (d[off + 1] << 16) | (d[off + 2] << 8) | d[off + 3]
-    return value % 10**8
+    """The unlock code (interlock.codes.code_for, with the standard library's HMAC)."""
+    return int(codes.code_for(unlock_key, device_id, action, counter, issue_hour, mac=keys.mac))
 
 
 def issue_tech_token(session: Session, keyring: Keyring, h: Handset, tech_id: int,

@@ -1,9 +1,12 @@
 """The API's Pydantic models, one family per resource (Base / Create / Update / Public)."""
 
 import datetime as dt
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from interlock import wire
 
 # integers are strict: a JSON true is not 1
 I32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
@@ -122,7 +125,15 @@ class HandsetProvisioned(HandsetPublic):
 
 
 # commands
-CommandKind = Literal["clear", "service_extend", "time_set", "policy"]
+class CommandKind(StrEnum):
+    """What a command does, as it travels to the handset (interlock.wire.KIND_*)."""
+
+    CLEAR = wire.KIND_CLEAR
+    SERVICE_EXTEND = wire.KIND_SERVICE
+    TIME_SET = wire.KIND_TIME
+    POLICY = wire.KIND_POLICY
+
+
 CommandStatus = Literal["queued", "delivered", "applied", "refused", "expired"]
 
 

@@ -7,10 +7,11 @@ in the same state write. A violation lockout ends here only through `clear_viola
 
 from micropython import const
 
-from fsm import crypto, persist, records, timebase
 from fsm import module as module_mod
+from fsm import persist, records
 from fsm.module import ModuleData
 from fsm.states import STATE_NAMES
+from interlock import crypto, timebase
 
 # sync command kinds
 CMD_CLEAR = const(1)
@@ -18,10 +19,11 @@ CMD_SERVICE_EXTEND = const(2)
 CMD_TIME_SET = const(3)
 CMD_POLICY = const(4)
 
-# result codes
-RC_APPLIED = const(0)
-RC_STALE = const(1)
-RC_REFUSED = const(2)
+# outcomes of a change (a sync command's is logged as c of its SYNC record; the client reports it to the
+# companion as interlock.wire's RC_* result code)
+APPLIED = const(0)
+STALE = const(1)
+REFUSED = const(2)
 
 # technician actions beyond records.SVC_*
 TECH_CLEAR = const(20)
@@ -71,31 +73,31 @@ class Authority:
     def apply_command(self, now, seq, kind, arg):
         """Apply one verified sync command once; remembers seq across power loss."""
         if seq <= self.last_command_seq:
-            self._log(records.SYNC, SYNC_COMMAND, seq, RC_STALE)
-            return RC_STALE
-        rc = RC_APPLIED
+            self._log(records.SYNC, SYNC_COMMAND, seq, STALE)
+            return STALE
+        rc = APPLIED
         if kind == CMD_CLEAR:
             if self.vlock and arg == self.lockout_id:
                 self.clear_violation(records.SRC_REMOTE, arg)
             elif not self.vlock and arg == self.lockout_id and arg:
-                rc = RC_STALE  # that lockout was already cleared (by a code or a technician): nothing done
+                rc = STALE  # that lockout was already cleared (by a code or a technician): nothing done
             else:
-                rc = RC_REFUSED
+                rc = REFUSED
         elif kind == CMD_SERVICE_EXTEND:
             if isinstance(arg, int) and 0 < arg <= 90:
                 self._extend_service(arg, records.SRC_REMOTE, seq)
             else:
-                rc = RC_REFUSED
+                rc = REFUSED
         elif kind == CMD_TIME_SET:
             if isinstance(arg, int) and arg > 0:
                 self.set_time(now, arg, records.SRC_REMOTE)
             else:
-                rc = RC_REFUSED
+                rc = REFUSED
         elif kind == CMD_POLICY:
             if not self.apply_policy(now, arg, records.SRC_REMOTE):
-                rc = RC_REFUSED
+                rc = REFUSED
         else:
-            rc = RC_REFUSED
+            rc = REFUSED
         self.last_command_seq = seq
         self._log(records.SYNC, SYNC_COMMAND, seq, rc)
         self._dirty = True
@@ -188,9 +190,9 @@ class Authority:
             # a = the lockout the technician means (status() "lockout_id", 0 with no violation lockout): a
             # clear that names another lockout, one cleared meanwhile or a newer one, clears nothing
             if not self.vlock and not self.state_lock:
-                return RC_REFUSED
+                return REFUSED
             if a != (self.lockout_id if self.vlock else 0):
-                return RC_REFUSED
+                return REFUSED
             if self.state_lock:
                 self.state_lock = False
                 self._log(records.CLEAR, records.LOCK_STATE, records.SRC_TECH, tech_id)
@@ -216,24 +218,24 @@ class Authority:
         elif action == records.SVC_CALIBRATE:
             m = self._module
             if m is None or b <= a or c <= 0:
-                return RC_REFUSED
+                return REFUSED
             cal = ModuleData(m.serial, m.expiry_day, a, b, c, self._cell_temp, self.wall // timebase.DAY)
             # the calibration lives on the module: written there first, used only once it took
             if not self.board.write_module(module_mod.encode(cal)):
                 self._log(records.SERVICE, records.SVC_CALIBRATE, tech_id, 0)
-                return RC_REFUSED
+                return REFUSED
             self._module = cal
             self._log(records.SERVICE, records.SVC_CALIBRATE, tech_id, b - a)
         elif action == records.SVC_MODULE:
             if a <= 0 or b <= self.wall // timebase.DAY:
-                return RC_REFUSED
+                return REFUSED
             self.expected_module = a
             self._log(records.SERVICE, records.SVC_MODULE, tech_id, a)
         else:
-            return RC_REFUSED
+            return REFUSED
         self._dirty = True
         self._flush()
-        return RC_APPLIED
+        return APPLIED
 
     def record(self, rtype, a=0, b=0, c=0):
         """Log an event from outside the state machine (sync, service port); returns its sequence number."""

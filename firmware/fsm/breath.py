@@ -6,7 +6,8 @@ event; the caller (the state machine) decides what the event means. Nothing here
 
 from micropython import const
 
-from fsm import brac, records, timebase
+from fsm import brac, records
+from interlock import timebase
 
 # phases
 IDLE = const(0)

@@ -1,15 +1,15 @@
 """Three-button unlock-code entry and verification.
 
 Entry: each position scrolls with LEFT / RIGHT through 0-9, then `<` (back one digit) and `X` (cancel); OK
-takes the symbol shown. OK on the last digit submits the code. Verification follows fsm.codes: the code must
+takes the symbol shown. OK on the last digit submits the code. Verification follows interlock.codes: the code must
 match an unused counter within the look-ahead window and an issue hour within the validity; wrong codes
 earn escalating waits.
 """
 
 from micropython import const
 
-from drivers import LEFT, OK, RIGHT
-from fsm import codes
+from board import LEFT, OK, RIGHT
+from interlock import codes
 
 _SYMBOLS = const(12)  # 0-9, back, cancel
 _BACK = const(10)

@@ -8,7 +8,7 @@ class Inputs:
         self.ignition = False
         self.engine = False
         self.connected = True
-        self.buttons = 0  # bitmask of presses since the last poll (drivers.LEFT | OK | RIGHT)
+        self.buttons = 0  # bitmask of presses since the last poll (board.LEFT | OK | RIGHT)
         self.flow = 0  # mL/s, negative when inhaling
         self.breath_temp = 200  # deci-degrees C
         self.hum = 0

@@ -16,17 +16,13 @@ state where the engine is off, so the relay can only be on in START or RESTART w
 """
 
 
-from drivers import LEFT, OK, RIGHT
-from fsm import breath, entry, menu, persist, records, timebase, view
+from board import BEEP_ERROR, BEEP_PROMPT, BEEP_RETEST, LEFT, OK, RIGHT
+from fsm import breath, entry, menu, persist, records, view
 from fsm.authority import Authority
 from fsm.policy import Policy
 from fsm.prng import Prng
 from fsm.screen import Screen
 from fsm.states import (  # noqa: F401  (the states are part of this module's interface)
-    BEEP_ERROR,
-    BEEP_KEY,
-    BEEP_PROMPT,
-    BEEP_RETEST,
     PHOTO_REQUEST,
     PHOTO_RETEST,
     PHOTO_SAMPLE,
@@ -53,6 +49,7 @@ from fsm.states import (  # noqa: F401  (the states are part of this module's in
     S_VIOLATION,
     STATE_NAMES,
 )
+from interlock import timebase
 
 
 class Interlock(Authority):
@@ -581,6 +578,9 @@ class Interlock(Authority):
         if self._engine:
             if self.state != S_RETEST:
                 self._enter(S_DRIVING)
+            return
+        if self.state == S_RETEST and self.retest_pending:
+            # a retest asked for ends only with its outcome or the ignition off, not with a clear (engine stalled)
             return
         gate = self._gate(self._connected)
         if gate:

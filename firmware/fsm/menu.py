@@ -2,7 +2,7 @@
 
 from micropython import const
 
-from drivers import LEFT, OK, RIGHT
+from board import LEFT, OK, RIGHT
 
 PAGES = const(5)
 FIRMWARE = b"FW 0.1.0"

@@ -6,7 +6,7 @@ onto both lines, which is how `VIOLATION LOCKOUT` (17 characters) appears: `VIOL
 
 from micropython import const
 
-from fsm import timebase
+from interlock import timebase
 
 WIDTH = const(16)
 SIZE = const(32)

@@ -33,12 +33,6 @@ POLL_FAST = const(50)
 POLL_NORMAL = const(250)
 POLL_IDLE = const(5000)  # ignition off: inputs that matter wake the loop (pin interrupts)
 
-# buzzer patterns
-BEEP_KEY = const(1)
-BEEP_PROMPT = const(2)
-BEEP_RETEST = const(3)
-BEEP_ERROR = const(4)
-
 # camera reasons
 PHOTO_REQUEST = const(1)
 PHOTO_SAMPLE = const(2)

@@ -4,7 +4,7 @@
 display only when it differs from what is shown (the buffers are swapped, not copied).
 """
 
-from fsm import breath, records, timebase
+from fsm import breath, records
 from fsm.states import (
     S_CODE,
     S_DISCONNECTED,
@@ -25,6 +25,7 @@ from fsm.states import (
     S_TEST,
     S_VIOLATION,
 )
+from interlock import timebase
 
 
 def render(m, now):

@@ -1,10 +1,9 @@
 """Technician sessions on the service port: challenge-response with the handset's technician key.
 
-The companion gives a technician a token for one handset: (device_id, tech_id, expires) and
-token_key = HMAC(tech_key, "TT" || device_id || tech_id || expires) (three big-endian u32). The technician
-never holds the technician key itself. To log in, the client asks for a challenge (a fresh 16-byte nonce,
-usable once) and answers (tech_id, expires, HMAC(token_key, "TA" || nonce)). The handset recomputes
-token_key from its own key and device id, so a token for another handset simply gives a wrong MAC.
+The companion gives a technician a token for one handset: (device_id, tech_id, expires) and its token key
+(interlock.token). To log in, the client asks for a challenge (a fresh 16-byte nonce, usable once) and answers
+(tech_id, expires, interlock.token.answer(token_key, nonce)). The handset recomputes the token key from its own
+technician key and device id, so a token for another handset simply gives a wrong MAC.
 
 A session belongs to the connection that opened it (the serial line, one UDP peer, one BLE connection):
 the server keeps one `Session` per connection and never lets another connection use or end it.
@@ -13,11 +12,9 @@ two clocks the token holder cannot move: the lifetime left at login, counted dow
 server's token clock (device time that a technician's clock change never sets back, see server.py).
 """
 
-import struct
-
 from micropython import const
 
-from fsm import crypto, timebase
+from interlock import crypto, timebase, token
 
 NONCE_LEN = const(16)
 CHALLENGE_MS = const(30000)  # a challenge must be answered within this
@@ -35,16 +32,6 @@ R_DENIED = const(6)  # a request that needs a session arrived without one
 R_SUPPRESSED = const(7)  # b = number of refusals not logged one by one (flood)
 R_BACKOFF = const(8)  # a login answer during the wait after failed logins: not even checked
 R_PROVISIONED = const(9)  # provisioning a handset that had a key (its saved state was lost)
-
-
-def token_key(tech_key, device_id, tech_id, expires):
-    """The per-token key the companion hands to a technician."""
-    return crypto.hmac_sha256(tech_key, b"TT" + struct.pack(">III", device_id, tech_id, expires))
-
-
-def answer(token_key_bytes, nonce):
-    """The MAC a client sends back for a challenge."""
-    return crypto.hmac_sha256(token_key_bytes, b"TA" + nonce)
 
 
 def refusal_value(reason, group=0, cmd=0):
@@ -140,7 +127,7 @@ class Session:
             return R_UNPROVISIONED
         if nonce is None or timebase.diff(now_ms, self._nonce_at) >= CHALLENGE_MS:
             return R_NO_CHALLENGE
-        want = answer(token_key(tech_key, device_id, tech_id, expires), nonce)
+        want = token.answer(token.token_key(tech_key, device_id, tech_id, expires), nonce)
         if not crypto.equal(want, mac):
             return R_BAD_MAC
         if expires <= token_wall:

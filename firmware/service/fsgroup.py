@@ -1,6 +1,6 @@
 """SMP file-system group (8), read-only: the event log and a view of the state as two files.
 
-`/log/events.bin` is the log export (storage.record: a header, then the held records back to back, hash
+`/log/events.bin` is the log export (interlock.record: a header, then the held records back to back, hash
 chained); `/state.json` is the reported state (`status()`) as JSON. A download starts at offset 0, which
 takes a snapshot of the length (and of the state text), so records appended while it runs do not move
 the end under the client. Each answer fills the port's buffer (MCUmgr buf_size). Every log download is

@@ -8,40 +8,37 @@ id travels with it. Refusals are SMP v2 errors of this group (v1 clients get the
 from micropython import const
 
 from fsm import authority, records
+from interlock.smpgroup import (  # noqa: F401  (the group's numbers, shared with the technician tool)
+    AUTH,
+    CALIBRATE,
+    CLEAR,
+    CLOCK,
+    ERR_BAD_TOKEN,
+    ERR_EXPIRED,
+    ERR_NO_CHALLENGE,
+    ERR_PROVISIONED,
+    ERR_REFUSED,
+    ERR_TOKEN_TOO_LONG,
+    ERR_UNKNOWN,
+    ERR_UNPROVISIONED,
+    LOGOUT,
+    MODULE,
+    POLICY,
+    PROVISION,
+    SERVICE,
+    STATUS,
+)
 from service import auth, smp
 
-AUTH = const(0)  # read: {} -> {"nonce"}; write: {"tech_id", "expires", "mac"} -> {"tech_id", "expires"}
-STATUS = const(1)  # read: {} -> {"status": {...}}
-CALIBRATE = const(2)  # write: {"zero", "ref", "brac"} -> {}
-MODULE = const(3)  # write: {"serial", "expiry"} -> {}
-SERVICE = const(4)  # write: {"due"?} -> {"due"}
-CLEAR = const(5)  # write: {"lockout_id"?} -> {}
-POLICY = const(6)  # read: {} -> {"policy"}; write: {"policy": {name: int, "version"?}} ->
-# {"policy_version", "policy_local"}: a technician's policy keeps the companion's version (fsm/policy.py)
-CLOCK = const(7)  # read: {} -> {"wall"}; write: {"wall"} -> {"wall"}
-PROVISION = const(8)  # write: {"device_id", "secret"} -> {"device_id"}; only while unprovisioned
-LOGOUT = const(9)  # write: {} -> {}
-
-# this group's error codes (SMP v2 "err": {"group": 100, "rc": ...})
-RC_OK = const(0)
-RC_UNKNOWN = const(1)
-RC_REFUSED = const(2)  # the state machine refused the change (logged there)
-RC_EXPIRED = const(3)  # technician token expired
-RC_BAD_TOKEN = const(4)  # wrong MAC: a wrong token or one for another handset
-RC_NO_CHALLENGE = const(5)  # answer without a fresh challenge (replay or too late)
-RC_TOKEN_TOO_LONG = const(6)  # token lifetime beyond what the handset accepts
-RC_UNPROVISIONED = const(7)  # the handset has no key: provision it first
-RC_PROVISIONED = const(8)  # the handset already has its key
-
 V1_MAP = {
-    RC_REFUSED: smp.EBADSTATE, RC_EXPIRED: smp.EACCESSDENIED, RC_BAD_TOKEN: smp.EACCESSDENIED,
-    RC_NO_CHALLENGE: smp.EACCESSDENIED, RC_TOKEN_TOO_LONG: smp.EACCESSDENIED,
-    RC_UNPROVISIONED: smp.EACCESSDENIED, RC_PROVISIONED: smp.EBADSTATE,
+    ERR_REFUSED: smp.EBADSTATE, ERR_EXPIRED: smp.EACCESSDENIED, ERR_BAD_TOKEN: smp.EACCESSDENIED,
+    ERR_NO_CHALLENGE: smp.EACCESSDENIED, ERR_TOKEN_TOO_LONG: smp.EACCESSDENIED,
+    ERR_UNPROVISIONED: smp.EACCESSDENIED, ERR_PROVISIONED: smp.EBADSTATE,
 }
 
 _LOGIN_RC = {
-    auth.R_EXPIRED: RC_EXPIRED, auth.R_BAD_MAC: RC_BAD_TOKEN, auth.R_NO_CHALLENGE: RC_NO_CHALLENGE,
-    auth.R_TOO_LONG: RC_TOKEN_TOO_LONG, auth.R_UNPROVISIONED: RC_UNPROVISIONED,
+    auth.R_EXPIRED: ERR_EXPIRED, auth.R_BAD_MAC: ERR_BAD_TOKEN, auth.R_NO_CHALLENGE: ERR_NO_CHALLENGE,
+    auth.R_TOO_LONG: ERR_TOKEN_TOO_LONG, auth.R_UNPROVISIONED: ERR_UNPROVISIONED,
 }
 
 # SERVICE record actions (a=) for technician changes made outside `technician()`; b = technician id
@@ -76,7 +73,7 @@ def _int(req, key, lo=0, hi=_U32, default=None):
 
 
 def _applied(rc):
-    return {} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
+    return {} if rc == authority.APPLIED else smp.group_err(ERR_REFUSED)
 
 
 def set_clock(svc, sess, now_ms, wall, reply):
@@ -105,7 +102,7 @@ def _login(svc, sess, now_ms, req):
         svc.login_result(now_ms, reason == 0, sess.peer)  # only a checked MAC is a guess worth pacing
     if reason:
         svc.refused(now_ms, tech_id, reason)
-        return smp.group_err(_LOGIN_RC.get(reason, RC_UNKNOWN))
+        return smp.group_err(_LOGIN_RC.get(reason, ERR_UNKNOWN))
     svc.logged(sess, records.SVC_LOGIN, expires)
     return {"tech_id": tech_id, "expires": expires}
 
@@ -136,7 +133,7 @@ def handle(svc, sess, now_ms, op, cmd, req):
             return smp.EINVAL
         rc = h.technician(now_ms, tech, records.SVC_RECORD, due)
         # the day the handset recorded (a day not after today is replaced by the policy interval)
-        return {"due": h.service_due} if rc == authority.RC_APPLIED else smp.group_err(RC_REFUSED)
+        return {"due": h.service_due} if rc == authority.APPLIED else smp.group_err(ERR_REFUSED)
     if cmd == CLEAR:
         lockout = _int(req, "lockout_id", 0, _U32, 0)
         if lockout is None:
@@ -149,7 +146,7 @@ def handle(svc, sess, now_ms, op, cmd, req):
         if not isinstance(values, dict):
             return smp.EINVAL
         if not h.apply_policy(now_ms, values, records.SRC_TECH):
-            return smp.group_err(RC_REFUSED)
+            return smp.group_err(ERR_REFUSED)
         svc.logged(sess, SVC_POLICY, h.policy.local)
         return {"policy_version": h.policy.version, "policy_local": h.policy.local}
     if cmd == CLOCK:
@@ -165,14 +162,14 @@ def handle(svc, sess, now_ms, op, cmd, req):
         if device_id is None or not isinstance(secret, bytes) or len(secret) != 32:
             return smp.EINVAL
         if h.secret is not None:
-            return smp.group_err(RC_PROVISIONED)
+            return smp.group_err(ERR_PROVISIONED)
         if h.provisioned_before:
             # no key, but it had one (its saved state was lost): refused, and logged as paced as any refusal
             # (this request needs no session, so one record per attempt would let anyone fill the log)
             svc.refused(now_ms, 0, auth.R_PROVISIONED, smp.G_INTERLOCK, cmd)
-            return smp.group_err(RC_PROVISIONED)
+            return smp.group_err(ERR_PROVISIONED)
         if not h.provision(now_ms, device_id, secret):
-            return smp.group_err(RC_PROVISIONED)
+            return smp.group_err(ERR_PROVISIONED)
         return {"device_id": device_id}
     # LOGOUT: this connection's session only
     sess.end()

@@ -4,7 +4,7 @@ import sys
 
 from micropython import const
 
-from fsm import timebase
+from interlock import timebase
 from service import ilgroup, smp
 
 ECHO = const(0)

@@ -31,7 +31,8 @@ the wait a level stands for runs again from the first poll.
 
 from micropython import const
 
-from fsm import records, timebase
+from fsm import records
+from interlock import timebase
 from service import auth, cbor, fsgroup, ilgroup, osgroup, smp
 from service.frame import OVERSIZE, Decoder, Encoder
 

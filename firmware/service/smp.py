@@ -9,6 +9,7 @@ import struct
 
 from micropython import const
 
+from interlock import smpgroup
 from service import cbor
 
 HEADER = const(8)
@@ -23,7 +24,7 @@ V2 = const(1)
 
 G_OS = const(0)
 G_FS = const(8)
-G_INTERLOCK = const(100)  # the application's group (64 is taken by smpmgr's built-in `ic`)
+G_INTERLOCK = smpgroup.GROUP  # the interlock group (interlock.smpgroup)
 
 # MGMT_ERR: protocol-level return codes
 OK = const(0)

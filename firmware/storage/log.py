@@ -1,4 +1,4 @@
-"""The event log on flash: hash-chained records (storage.record) in segment files on littlefs.
+"""The event log on flash: hash-chained records (interlock.record) in segment files on littlefs.
 
 Layout under `root` (default /log):
     /log/0000002f    a segment: record.HEADER (first seq 0x2f, chain hash before it), then its records back to
@@ -20,7 +20,7 @@ nearly_full() turns true `reserve` records before capacity so the lockout and th
 
 from micropython import const
 
-from storage import record
+from interlock import record
 
 _SIZE = const(40)
 _HDR = const(40)

@@ -17,10 +17,9 @@ import binascii
 
 from micropython import const
 
-from fsm import authority, records, timebase
+from fsm import authority, records
 from fsm.prng import Prng
-from storage import record
-from sync import wire
+from interlock import record, timebase, wire
 
 PERIOD_MS = const(1800000)  # periodic sync: every 30 min (and at key-off)
 RETRY_MIN_MS = const(10000)
@@ -43,8 +42,8 @@ _KINDS = {
     wire.KIND_TIME: authority.CMD_TIME_SET,
     wire.KIND_POLICY: authority.CMD_POLICY,
 }
-_RC = {authority.RC_APPLIED: wire.RC_APPLIED, authority.RC_STALE: wire.RC_STALE,
-       authority.RC_REFUSED: wire.RC_REFUSED}
+_RC = {authority.APPLIED: wire.RC_APPLIED, authority.STALE: wire.RC_STALE,
+       authority.REFUSED: wire.RC_REFUSED}
 
 
 def _b64(data):
@@ -152,7 +151,7 @@ class SyncClient:
         return wire.METHOD, wire.PATH, headers, body
 
     def _encoded(self, first, n):
-        """n records from first as the companion verifies them (storage.record encoding, chained)."""
+        """n records from first as the companion verifies them (interlock.record encoding, chained)."""
         raw = getattr(self.log, "raw", None)
         if raw is not None:
             return raw(first, n)  # the flash log keeps the encoded, chained bytes

@@ -10,24 +10,18 @@ Each command logs in with the token first; `login` alone leaves the session open
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
 from rich import print as rprint
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from smpmgr.common import Options, connect_with_spinner, get_smpclient
 
-# smpmgr loads this file by path: make the repository's `technician` package importable
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from smpmgr.common import Options, connect_with_spinner, get_smpclient  # noqa: E402
-
-from technician import client as tc  # noqa: E402
-from technician import protocol as p  # noqa: E402
-from technician.token import Token  # noqa: E402
+# smpmgr loads this file by path; `technician` and `interlock` come from the installed project (pip install .)
+from technician import client as tc
+from technician import protocol as p
+from technician.token import Token
 
 app = typer.Typer(name="interlock", help="The interlock handset's technician group (100).")
 

@@ -9,7 +9,7 @@ except ImportError:
 import binascii
 
 from drivers.esp32 import ads1115, ds3231, ntc, sdp810
-from fsm import timebase
+from interlock import timebase
 
 
 def _walls():

@@ -9,8 +9,9 @@ except ImportError:
 import binascii
 import struct
 
-from fsm import authority, crypto, records
-from service import auth, cbor, frame
+from fsm import authority, records
+from interlock import crypto, token
+from service import cbor, frame
 from service.server import Service
 
 
@@ -38,8 +39,8 @@ class Handset:
         if action == authority.TECH_CLEAR and self.locked:
             self.locked = False
             self.record(records.CLEAR, records.LOCK_VIOLATION, records.SRC_TECH, tech_id)
-            return authority.RC_APPLIED
-        return authority.RC_REFUSED
+            return authority.APPLIED
+        return authority.REFUSED
 
     def set_time(self, now, wall, source):
         # as the state machine keeps its token clock: a technician's set back leaves a lead, never less than 0
@@ -123,17 +124,17 @@ def peers(h, now):
     a, b = ("10.0.0.1", 1337), ("10.0.0.2", 1337)
     tech_key = h.keys()[2]
     expires = h.wall + 600
-    key = auth.token_key(tech_key, h.device_id, 9, expires)
+    key = token.token_key(tech_key, h.device_id, 9, expires)
     nonce = ask(svc, now, a, 0, 100, 0, {}, 1)["nonce"]
     print("a login", sorted(ask(svc, now, a, 2, 100, 0, {"tech_id": 9, "expires": expires,
-                                                          "mac": auth.answer(key, nonce)}, 2).items()))
+                                                          "mac": token.answer(key, nonce)}, 2).items()))
     print("b status", ask(svc, now, b, 0, 100, 1, {}, 3))
     nonce = ask(svc, now, b, 0, 100, 0, {}, 4)["nonce"]
     print("b bad", ask(svc, now, b, 2, 100, 0, {"tech_id": 9, "expires": expires, "mac": bytes(32)}, 5))
     print("a status", sorted(ask(svc, now + 5, a, 0, 100, 1, {}, 6)))
     nonce = ask(svc, now + 10, b, 0, 100, 0, {}, 7)["nonce"]
     print("b held", ask(svc, now + 10, b, 2, 100, 0, {"tech_id": 9, "expires": expires,
-                                                       "mac": auth.answer(key, nonce)}, 8))
+                                                       "mac": token.answer(key, nonce)}, 8))
     print("a clock back", ask(svc, now + 20, a, 2, 100, 7, {"wall": h.wall - 1000}, 9), h.wall)
     t = now + 20
     for i in range(12):
@@ -159,8 +160,8 @@ def main():
     challenge = exchange(svc, now, packet(0, 100, 0, {}, 4), "challenge")
     tech_key = h.keys()[2]
     expires = h.wall + 3600
-    key = auth.token_key(tech_key, h.device_id, 9, expires)
-    answer = {"tech_id": 9, "expires": expires, "mac": auth.answer(key, challenge["nonce"])}
+    key = token.token_key(tech_key, h.device_id, 9, expires)
+    answer = {"tech_id": 9, "expires": expires, "mac": token.answer(key, challenge["nonce"])}
     exchange(svc, now + 10, packet(2, 100, 0, answer, 5), "login")
     print("  tech", svc.session_for().tech_id)
     exchange(svc, now + 20, packet(0, 100, 1, {}, 6), "status")

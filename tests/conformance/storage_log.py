@@ -14,7 +14,7 @@ import os
 import sys
 
 from drivers.flash import VfsFlash
-from storage import record
+from interlock import record
 from storage.log import FlashLog
 from storage.state import FileState, PairState
 

@@ -9,7 +9,7 @@ except ImportError:
 import hashlib
 import struct
 
-from fsm import codes, crypto
+from interlock import codes, crypto
 
 
 def secret(i):

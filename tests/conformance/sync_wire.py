@@ -8,10 +8,10 @@ except ImportError:
 
 import hashlib
 
-from fsm import crypto, records
+from fsm import records
 from fsm.machine import Interlock
+from interlock import crypto, wire
 from storage.memory import MemoryLog, MemoryState
-from sync import wire
 from sync.client import SyncClient
 
 SECRET = hashlib.sha256(b"sync wire conformance").digest()

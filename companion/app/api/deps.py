@@ -12,7 +12,7 @@ from companion.app.core.config import Settings
 from companion.app.core.db import Database
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
-from companion.app.sync import SyncService
+from companion.app.sync.protocol import SyncService
 
 
 def get_db(request: Request) -> Database:

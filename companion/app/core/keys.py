@@ -1,19 +1,22 @@
 """Handset secrets: CSPRNG generation, AES-256-GCM encryption at rest under a rotating master key, and the
-purpose-key derivation (HKDF-SHA256, the same bytes as the firmware's `fsm.crypto.derive`)."""
+purpose keys of the shared contract (interlock.crypto, interlock.token) computed with the standard library's
+HMAC, for speed."""
 
-import hashlib
 import hmac
 import os
 import struct
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-# Same labels as firmware/fsm/crypto.py; a test compares both derivations byte for byte.
-LABEL_SYNC = b"interlock sync v1"
-LABEL_UNLOCK = b"interlock unlock v1"
-LABEL_TECH = b"interlock technician v1"
+from interlock import crypto, token
+from interlock.crypto import LABEL_SYNC, LABEL_TECH, LABEL_UNLOCK  # noqa: F401  (used through this module)
 
 SECRET_BYTES = 32
+
+
+def mac(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 by the standard library: the `mac` the interlock functions take."""
+    return hmac.digest(key, msg, "sha256")
 
 
 def new_secret() -> bytes:
@@ -23,15 +26,7 @@ def new_secret() -> bytes:
 
 def derive(secret: bytes, label: bytes, length: int = 32) -> bytes:
     """HKDF (RFC 5869), SHA-256, empty salt, label as info: one purpose key from the handset secret."""
-    prk = hmac.new(b"\x00" * 32, secret, hashlib.sha256).digest()
-    out = b""
-    block = b""
-    counter = 1
-    while len(out) < length:
-        block = hmac.new(prk, block + label + bytes((counter,)), hashlib.sha256).digest()
-        out += block
-        counter += 1
-    return out[:length]
+    return bytes(crypto.derive(secret, label, length, mac))
 
 
 def _aad(device_id: int, kid: str) -> bytes:
@@ -51,6 +46,5 @@ def decrypt_secret(nonce: bytes, ciphertext: bytes, device_id: int, kid: str, ma
 
 
 def tech_token_key(tech_key: bytes, device_id: int, tech_id: int, expires: int) -> bytes:
-    """The technician token key: HMAC-SHA256(tech key, "TT" | device u32 | tech u32 | expires u32)."""
-    msg = b"TT" + struct.pack(">III", device_id, tech_id, expires)
-    return hmac.new(tech_key, msg, hashlib.sha256).digest()
+    """The technician token key (interlock.token.token_key)."""
+    return bytes(token.token_key(tech_key, device_id, tech_id, expires, mac))

@@ -1,13 +1,8 @@
-"""Upload chain verification with the firmware's own record codec (firmware/storage/record.py)."""
+"""Upload chain verification with the shared record codec (interlock.record, the firmware's own)."""
 
 import binascii
-import importlib
 
-from host_sim import paths
-
-# firmware/ on sys.path: the record codec is defined once, in the firmware, and both sides use it
-paths.install()
-record = importlib.import_module("storage.record")
+from interlock import record
 
 SIZE: int = record.SIZE
 GENESIS: bytes = record.GENESIS

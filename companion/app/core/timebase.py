@@ -1,11 +1,12 @@
-"""Device time: seconds since 2024-01-01T00:00Z, and days since that date (0 = not set)."""
+"""Device time (interlock.timebase): seconds since its epoch, and days since that date (0 = not set)."""
 
 import datetime as dt
 import time
 
-EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-EPOCH_UNIX = 1704067200
-EPOCH_DATE = dt.date(2024, 1, 1)
+from interlock.timebase import EPOCH_UNIX
+
+EPOCH = dt.datetime.fromtimestamp(EPOCH_UNIX, dt.UTC)
+EPOCH_DATE = EPOCH.date()
 
 
 def device_now() -> int:

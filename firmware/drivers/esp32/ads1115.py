@@ -2,7 +2,7 @@
 
 from micropython import const
 
-import drivers
+import board
 
 _REG_CONV = const(0)
 _REG_CONFIG = const(1)
@@ -16,7 +16,7 @@ _BASE = const((4 << 5) | 3)
 _FSR_MV = (6144, 4096, 2048, 1024, 512, 256)
 
 
-class FuelCell(drivers.FuelCell):
+class FuelCell(board.FuelCell):
     """Fuel-cell current in ADC counts, from one ADS1115 input in continuous conversion mode."""
 
     def __init__(self, i2c, addr=0x48, channel=0, fsr_mv=2048):

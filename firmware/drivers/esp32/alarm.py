@@ -2,12 +2,12 @@
 
 from micropython import const
 
-import drivers
+import board
 
 _HALF = const(32768)
 
 
-class Alarm(drivers.Alarm):
+class Alarm(board.Alarm):
     """Horn relay on a pin; lights relay on a PWM channel already set to its flash rate by the wiring."""
 
     def __init__(self, horn, lights):

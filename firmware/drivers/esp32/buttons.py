@@ -1,10 +1,10 @@
 """LEFT, OK and RIGHT buttons on pins with pull-ups, debounced by counting stable samples."""
 
-import drivers
-from drivers import LEFT, OK, RIGHT
+import board
+from board import LEFT, OK, RIGHT
 
 
-class Buttons(drivers.Buttons):
+class Buttons(board.Buttons):
     """Three active-low buttons: sample() reads the pins, update() decides, pressed() reports new presses.
 
     A button counts as pressed once it reads down in `stable` consecutive samples, as released likewise;

@@ -2,21 +2,19 @@
 
 from micropython import const
 
-import drivers
+import board
 
-# Pattern ids: the values of fsm.machine.BEEP_* (1..4); 5 is spare for the board's own use.
-KEY = const(1)       # key click: one short beep
-PROMPT = const(2)    # "blow now", sample accepted: two short beeps
-RETEST = const(3)    # rolling-retest reminder: three beeps
-ERROR = const(4)     # abort prompt, failed test, wrong code: one long beep
+# Pattern ids are board.BEEP_* (1..4); 5 is spare for the board's own use.
 ALERT = const(5)     # spare: three long beeps
 
-# Each pattern: on, off, on, off, ... durations in 10 ms units; the last tone ends the pattern.
+# Each pattern by id: on, off, on, off, ... durations in 10 ms units; the last tone ends the pattern.
+# BEEP_KEY: one short beep; BEEP_PROMPT ("blow now", sample accepted): two short; BEEP_RETEST (rolling-retest
+# reminder): three; BEEP_ERROR (abort prompt, failed test, wrong code): one long; ALERT: three long.
 _PATTERNS = (b"", b"\x05", b"\x08\x08\x08", b"\x0a\x0a\x0a\x0a\x0a", b"\x32", b"\x14\x05\x14\x05\x14")
 _HALF = const(32768)
 
 
-class Buzzer(drivers.Buzzer):
+class Buzzer(board.Buzzer):
     """Beeper: beep() starts a pattern and returns; the timer callback steps through it."""
 
     def __init__(self, pwm, timer, freq=2700):
@@ -29,7 +27,7 @@ class Buzzer(drivers.Buzzer):
         pwm.freq(freq)
 
     def beep(self, pattern):
-        """Play a short pattern (KEY, PROMPT, RETEST, ERROR, ALERT); a new one replaces one playing."""
+        """Play a short pattern (board.BEEP_* or ALERT); a new one replaces one playing."""
         if not 0 < pattern < len(_PATTERNS):
             raise ValueError("beep pattern")
         self._timer.deinit()

@@ -5,8 +5,8 @@ The chip keeps UTC; its temperature sensor doubles as the ambient thermometer (c
 
 from micropython import const
 
-import drivers
-from fsm import timebase
+import board
+from interlock import timebase
 
 _REG_TIME = const(0x00)
 _REG_STATUS = const(0x0F)
@@ -77,7 +77,7 @@ def encode(wall, buf):
     buf[6] = bcd(y % 100)
 
 
-class DS3231(drivers.Rtc):
+class DS3231(board.Rtc):
     """The RTC in UTC; now() in device seconds (negative before 2024, e.g. after a flat coin cell)."""
 
     def __init__(self, i2c, addr=0x68):
@@ -109,7 +109,7 @@ class DS3231(drivers.Rtc):
         return bool(one[0] & _OSF)
 
 
-class Ambient(drivers.Ambient):
+class Ambient(board.Ambient):
     """The DS3231's die temperature (0.25 C steps, refreshed by the chip every 64 s) as ambient."""
 
     def __init__(self, i2c, addr=0x68):

@@ -2,7 +2,7 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # PCF8574 bit -> LCD line on the common backpack: P0 RS, P1 RW, P2 E, P3 backlight, P4..P7 D4..D7.
 _RS = const(0x01)
@@ -14,7 +14,7 @@ _SET_DDRAM = const(0x80)
 _LINE2 = const(0x40)
 
 
-class Display(drivers.Display):
+class Display(board.Display):
     """Two lines of 16 characters; show() compares against a shadow copy and sends only the differences."""
 
     def __init__(self, i2c, addr=0x27, sleep_ms=None):

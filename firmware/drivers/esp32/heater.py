@@ -2,13 +2,13 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # The firmware warms the block to about 35 C; above this the driver cuts the heater whatever it was told.
 _CUTOFF_DECI = const(600)
 
 
-class Heater(drivers.Heater):
+class Heater(board.Heater):
     """Heater switch plus block temperature; off at construction, off on a sensor fault or over temperature.
 
     The cut runs in set() and in every temperature() reading, so it relies on the runtime polling the block

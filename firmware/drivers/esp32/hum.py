@@ -5,10 +5,10 @@ front of the ADC. Sampling audio from Python would block the runtime loop for te
 and depend on the loop's timing; an envelope needs one averaged ADC reading per poll and no buffer.
 """
 
-import drivers
+import board
 
 
-class HumDetect(drivers.HumDetect):
+class HumDetect(board.HumDetect):
     """1 while the band envelope stays above `on_uv` for `hold` polls, back to 0 below `off_uv` for `hold`."""
 
     def __init__(self, adc, on_uv=600000, off_uv=400000, hold=3, samples=4):

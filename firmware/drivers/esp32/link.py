@@ -1,9 +1,9 @@
 """Handset cable sense: a pin pulled up in the handset and tied to ground through the relay-unit cable."""
 
-import drivers
+import board
 
 
-class HandsetLink(drivers.HandsetLink):
+class HandsetLink(board.HandsetLink):
     """Cable present when the sense pin reads its active level (low by default)."""
 
     def __init__(self, pin, active_low=True):

@@ -2,7 +2,7 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # Divider: the NTC (10 kOhm at 25 C, Beta 3950) from the 3.3 V rail to the ADC pin, 10 kOhm from the pin to
 # ground. The voltage rises with temperature, and an open thermistor reads 0 V, which the ESP32 ADC measures
@@ -43,7 +43,7 @@ def to_deci(uv, table):
     return T0_DECI + lo * STEP_DECI + (uv - a) * STEP_DECI // (table[hi] - a)
 
 
-class NTC(drivers.BreathTemp):
+class NTC(board.BreathTemp):
     """Thermistor temperature in deci-degrees C; `ok` is False after a reading outside the table (fault)."""
 
     def __init__(self, adc, vref_uv=3300000, samples=8):

@@ -2,13 +2,13 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # The solenoid's stroke: long enough to complete, short enough not to overheat the coil.
 _PULSE_MS = const(200)
 
 
-class Pump(drivers.Pump):
+class Pump(board.Pump):
     """draw() energises the solenoid and returns at once; the timer releases it after `pulse_ms`."""
 
     def __init__(self, pin, timer, pulse_ms=_PULSE_MS):

@@ -1,9 +1,9 @@
 """Starter interlock relay on a pin: open (starter blocked) from the moment the driver exists."""
 
-import drivers
+import board
 
 
-class Relay(drivers.Relay):
+class Relay(board.Relay):
     """Relay coil driver; the wiring also creates the pin with its off level so boot never glitches it on."""
 
     def __init__(self, pin, active_high=True):

@@ -2,7 +2,7 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # Start continuous measurement, mass-flow temperature compensation, averaging until read.
 _CMD_START = b"\x36\x03"
@@ -70,7 +70,7 @@ def flow(raw, coef):
     return (coef * isqrt(raw << 14) + (1 << (_FRAC + 6))) >> (_FRAC + 7)   # rounded
 
 
-class BreathFlow(drivers.BreathFlow):
+class BreathFlow(board.BreathFlow):
     """Breath flow in mL/s from an SDP810 in continuous mode; positive = blowing into the mouthpiece."""
 
     def __init__(self, i2c, addr=0x25, k_milli=K_MILLI, scale=SCALE_500PA, invert=False):

@@ -2,7 +2,7 @@
 
 from micropython import const
 
-import drivers
+import board
 
 # The image read: the module's data sits in the first bytes (fsm.module parses 32 of them).
 SIZE = const(64)
@@ -12,7 +12,7 @@ _PAGE = const(8)  # the 24C02 writes at most one 8-byte page per write cycle
 _WRITE_POLLS = const(20)  # acknowledge polls (about 1 ms each) while a write cycle runs
 
 
-class ModuleSlot(drivers.ModuleSlot):
+class ModuleSlot(board.ModuleSlot):
     """Latch switch (pulled up, closes to ground when latched) debounced over `stable` polls, and the EEPROM.
 
     The runtime reads the EEPROM on the poll where present() changes; debouncing the latch means the

@@ -8,7 +8,7 @@ default 38400 baud (under 2 s at 115200), during which capture() blocks the call
 
 from micropython import const
 
-import drivers
+import board
 
 _CMD_FBUF_CTRL = b"\x56\x00\x36\x01\x00"    # stop (freeze) the current frame
 _CMD_RESUME = b"\x56\x00\x36\x01\x03"       # resume live video, releasing the frame buffer
@@ -17,7 +17,7 @@ _CHUNK = const(512)
 _ID_MAX = const(0x3FFFFFFF)     # ids stay small ints on a 32-bit port
 
 
-class Camera(drivers.Camera):
+class Camera(board.Camera):
     """VC0706 on `uart` (created by the wiring with a read timeout); photos kept as <photo_id>.jpg."""
 
     def __init__(self, uart, fs=None, directory="/photos"):

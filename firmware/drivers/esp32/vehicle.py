@@ -7,8 +7,8 @@ Its optocoupled pulses are counted by a pin interrupt; the rate over a short win
 
 from micropython import const
 
-import drivers
-from fsm.timebase import diff as ticks_diff
+import board
+from interlock.timebase import diff as ticks_diff
 
 # Pulse counts wrap at 2**30, the same period as ticks, so every value stays a small int (no allocation).
 _COUNT_MASK = const(0x3FFFFFFF)
@@ -16,7 +16,7 @@ _COUNT_MASK = const(0x3FFFFFFF)
 _STALE_MS = const(10000)
 
 
-class Vehicle(drivers.Vehicle):
+class Vehicle(board.Vehicle):
     """Ignition pin (active high by default) and W-terminal pulse rate with hysteresis."""
 
     def __init__(self, ignition, w_pin, ticks_ms, on_hz=40, off_hz=20, window_ms=250, active_low=False):

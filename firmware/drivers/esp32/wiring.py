@@ -18,7 +18,7 @@ import time
 import machine
 from micropython import const
 
-import drivers
+import board
 from drivers.esp32 import (
     ads1115,
     alarm,
@@ -117,7 +117,7 @@ def service_port():
 
 
 def build(camera_fs=None):
-    """Create the buses and every driver; return the board's drivers.Hardware."""
+    """Create the buses and every driver; return the board's board.Hardware."""
     Pin = machine.Pin
     # Outputs first, each created at its off level: the starter stays blocked from the first instruction.
     rel = relay.Relay(Pin(PIN_RELAY, Pin.OUT, value=0))
@@ -138,7 +138,7 @@ def build(camera_fs=None):
         return Pin(pin, Pin.IN, Pin.PULL_UP)
 
     block = ntc.NTC(adc(PIN_BLOCK_NTC), NTC_SUPPLY_UV)
-    return drivers.Hardware(
+    return board.Hardware(
         fuel_cell=ads1115.FuelCell(i2c, ADDR_ADS1115, FUEL_CELL_CHANNEL, FUEL_CELL_FSR_MV),
         flow=sdp810.BreathFlow(i2c, ADDR_SDP810),
         breath_temp=ntc.NTC(adc(PIN_BREATH_NTC), NTC_SUPPLY_UV),

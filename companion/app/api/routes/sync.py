@@ -1,17 +1,31 @@
-"""POST /sync: the handset's authenticated exchange (see firmware/sync/wire.py for the format)."""
+"""POST /sync: the handset's authenticated exchange (see firmware/interlock/wire.py for the format)."""
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from companion.app.core import problems, wire
 from companion.app.core.db import Database
 from companion.app.core.problems import Problem
 from companion.app.schemas import SyncRequest
-from companion.app.sync import SyncResult, SyncService
+from companion.app.sync.dbapi_store import DbApiStore
+from companion.app.sync.protocol import SyncResult
 
-router = APIRouter(tags=["sync"])
+
+class PlainRoute(APIRoute):
+    """A route documented in OpenAPI like any FastAPI route, and served as a plain Starlette one: the endpoint
+    takes the Request and returns a Response, with no dependency solving or body parsing in between (the sync
+    exchange is the hot path: that handling costs more than its HMAC)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint itself: FastAPI wraps it as the route's ASGI app, as Starlette would."""
+        return self.endpoint
+
+
+router = APIRouter(tags=["sync"], route_class=PlainRoute)
 
 
 def _inline(schema: Any, defs: dict[str, Any]) -> Any:
@@ -50,7 +64,7 @@ _AUTH_HEADERS: list[dict[str, Any]] = [
 )
 async def sync(request: Request) -> Response:
     """One sync exchange: report, acknowledgements and log chunk in; desired state, commands, log ack out."""
-    # no dependencies on this route: it is the hot path, and resolving them costs more than the HMAC
+    # no dependencies on this route (PlainRoute): it reads the app's state itself
     state = request.app.state
     limit = state.settings.MAX_BODY_BYTES
     length = request.headers.get("content-length")
@@ -66,10 +80,10 @@ async def sync(request: Request) -> Response:
     if fast is not None:
         result = await fast.handle(headers, body)
     else:
-        result = await run_in_threadpool(_handle, state.db, state.sync, dict(headers), body)
+        result = await run_in_threadpool(_handle, state.db, state.sync_store, dict(headers), body)
     return Response(result.body, media_type="application/json", headers={wire.H_SIG: result.signature})
 
 
-def _handle(db: Database, service: SyncService, headers: dict[str, str], body: bytes) -> SyncResult:
+def _handle(db: Database, store: DbApiStore, headers: dict[str, str], body: bytes) -> SyncResult:
     with db.writer(), db.sessions() as session:
-        return service.handle(session, headers, body)
+        return store.handle(session, headers, body)

@@ -6,7 +6,7 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsm import codes, crypto
+from interlock import codes, crypto
 
 RFC6238_SEED = b"12345678901234567890123456789012"
 

@@ -33,7 +33,7 @@ import binascii
 import hashlib
 import struct
 
-from micropython import const
+from .const import const
 
 SIZE = const(40)
 HEADER_SIZE = const(40)

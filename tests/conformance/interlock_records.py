@@ -7,7 +7,7 @@ except ImportError:
 
 import binascii
 
-from storage import record
+from interlock import record
 
 
 def _vals(i):

@@ -15,9 +15,8 @@ Bodies are built with `encode`, which sorts keys, so both interpreters produce t
 import hashlib
 import json
 
-from micropython import const
-
-from fsm import crypto
+from . import crypto
+from .const import const
 
 VERSION = const(1)
 PATH = "/api/v1/sync"
@@ -37,8 +36,8 @@ KIND_TIME = "time_set"  # arg = device seconds
 KIND_POLICY = "policy"  # arg = {name: int, ..., "version": n}
 KINDS = (KIND_CLEAR, KIND_SERVICE, KIND_TIME, KIND_POLICY)
 
-# Command results the handset reports back in "acks": [[seq, rc], ...]: the state machine's RC_APPLIED,
-# RC_STALE, RC_REFUSED (fsm.authority, 0..2) plus one, and the expiry the client decides itself.
+# Command results the handset reports back in "acks": [[seq, rc], ...]: the state machine's outcome
+# (fsm.authority APPLIED, STALE, REFUSED: 0..2) plus one, and the expiry the client decides itself.
 RC_APPLIED = const(1)
 RC_STALE = const(2)
 RC_REFUSED = const(3)

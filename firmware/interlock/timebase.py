@@ -6,12 +6,15 @@ stay below half a period (about 6.2 days). Device time ("wall") is seconds since
 integer until 2058; a device day is wall // 86400.
 """
 
-from micropython import const
+from .const import const
 
 TICKS_PERIOD = const(0x40000000)
 _TICKS_MAX = const(0x3FFFFFFF)
 _TICKS_HALF = const(0x20000000)
 DAY = const(86400)
+HOUR = const(3600)
+# device time 0 (2024-01-01T00:00Z) in Unix seconds, for the companion and the tools
+EPOCH_UNIX = 1704067200  # a long int on a 32-bit port: no const, and no firmware path reads it
 # days from 0000-03-01 to 2024-01-01 in the proleptic Gregorian calendar (the civil-date algorithm's origin)
 _EPOCH_DAYS = const(739191)
 

@@ -5,7 +5,7 @@ try:
 except ImportError:
     pass
 
-from fsm import codes, crypto
+from interlock import codes, crypto
 
 print(crypto.hexlify(crypto.hmac_sha256(b"\x0b" * 20, b"Hi There")))
 print(crypto.hexlify(crypto.hmac_sha256(b"Jefe", b"what do ya want for nothing?")))

@@ -8,13 +8,21 @@ whose issue hour lies within the validity; accepting counter c voids every count
 
 import struct
 
-from fsm import crypto
+from . import crypto
 
 ACTION_CLEAR = 1  # clear a violation lockout
 ACTION_SERVICE = 2  # extend the service / inspection interval by the policy's grace
+DIGITS = 8
 
 
-def code_for(unlock_key, device_id, action, counter, issue_hour, digits=8):
-    """The code (an int) for these parameters; the companion issues with this, the handset verifies with it."""
-    msg = b"UC" + struct.pack(">IBII", device_id, action, counter, issue_hour)
-    return crypto.truncate(crypto.hmac_sha256(unlock_key, msg), digits)
+def message(device_id, action, counter, issue_hour):
+    """The bytes a code's HMAC covers."""
+    return b"UC" + struct.pack(">IBII", device_id, action, counter, issue_hour)
+
+
+def code_for(unlock_key, device_id, action, counter, issue_hour, digits=DIGITS, mac=crypto.hmac_sha256):
+    """The code (an int) for these parameters; the companion issues with this, the handset verifies with it.
+
+    mac(key, msg) is HMAC-SHA256 (the firmware's by default; the companion passes the standard library's).
+    """
+    return crypto.truncate(mac(unlock_key, message(device_id, action, counter, issue_hour)), digits)

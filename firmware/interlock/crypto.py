@@ -1,15 +1,15 @@
 """HMAC-SHA256, HKDF-style key derivation and HOTP dynamic truncation, written for MicroPython.
 
 MicroPython has `hashlib.sha256` but no `hmac` module, so HMAC (RFC 2104) is built here and checked against
-RFC 4231 in the tests. The same code runs on CPython, which is how the companion checks that both sides
-derive identical keys.
+RFC 4231 in the tests. The same code runs on CPython. The companion may pass the standard library's HMAC as
+`mac` for speed: the labels and the message layouts stay the ones defined here.
 """
 
 import hashlib
 
 _BLOCK = 64
 
-# Purpose labels for keys derived from the handset secret (TRUST.md "Keys").
+# Purpose labels for keys derived from the handset secret (TRUST.md "Keys"): HKDF's info.
 LABEL_SYNC = b"interlock sync v1"
 LABEL_UNLOCK = b"interlock unlock v1"
 LABEL_TECH = b"interlock technician v1"
@@ -49,14 +49,17 @@ def equal(a, b):
     return diff == 0
 
 
-def derive(secret, label, length=32):
-    """HKDF (RFC 5869) with SHA-256, an empty salt and label as the info: one purpose key from the secret."""
-    prk = hmac_sha256(b"\x00" * 32, secret)
+def derive(secret, label, length=32, mac=hmac_sha256):
+    """HKDF (RFC 5869) with SHA-256, an empty salt and label as the info: one purpose key from the secret.
+
+    mac(key, msg) is HMAC-SHA256 (this module's by default).
+    """
+    prk = mac(b"\x00" * 32, secret)
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac_sha256(prk, block + label + bytes((counter,)))
+        block = mac(prk, block + label + bytes((counter,)))
         out += block
         counter += 1
     return out[:length]
