@@ -81,8 +81,8 @@ def test_unlock_codes_within_the_accounts_limit(world, portal_server):
                                                                       "csrf": csrf_of(form.text)})
         assert r2.status_code == 429 and "used up" in r2.text
     # the driver types it on the real firmware's three buttons, as the page says
-    from companion.app.portal.help import entry_steps
     from board import LEFT, OK, RIGHT
+    from companion.app.portal.help import entry_steps
 
     sim = SyncedSim(portal_server.url, d["handsets"][0])
     sim.violation_lockout()
