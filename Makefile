@@ -3,7 +3,8 @@ PY      := .venv/bin/python
 MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
 STAMP   := .venv/.installed
 
-.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate traces
+.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate traces browser portal portal-training \
+	portal-messages portal-screenshots
 
 all: test
 
@@ -22,7 +23,30 @@ $(MPYNODE): tools/mpy/package.json tools/mpy/package-lock.json
 demo: deps
 	$(PY) -m host_sim demo
 
-test: deps
+# the client portal on http://127.0.0.1:8000/portal/ with a demo driver and a simulated handset syncing
+portal: deps
+	$(PY) -m host_sim.portal_demo
+
+# Debian's Chromium for the portal's browser tests (Playwright drives /usr/bin/chromium; no browser download)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# the Help page's handset training: screens recorded from the firmware on the simulator
+portal-training: deps
+	$(PY) -m host_sim.training
+
+# extract the portal's strings into messages.pot and merge them into each catalog (then translate the .po)
+portal-messages: deps
+	.venv/bin/pybabel extract -F companion/app/i18n/babel.cfg -k N_ -k ngettext:1,2 --no-location \
+	  --sort-output --omit-header -o companion/app/i18n/messages.pot .
+	.venv/bin/pybabel update -i companion/app/i18n/messages.pot -d companion/app/i18n/locales -D messages \
+	  --no-fuzzy-matching --ignore-obsolete -w 110
+
+# README screenshots of the dashboard at 390 px and desktop width (docs/portal-*.png)
+portal-screenshots: deps browser
+	$(PY) -m host_sim.portal_demo --screenshots docs
+
+test: deps browser
 	$(PY) -m pytest -n 2 --timeout=900
 
 # every firmware file compiles with mpy-cross; the scenario corpus gives identical traces on both interpreters

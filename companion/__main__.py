@@ -1,4 +1,4 @@
-"""`python -m companion [serve|migrate|rotate-keys] [--host H] [--port P] [--workers N]`."""
+"""`python -m companion [serve|migrate|rotate-keys|worker|create-staff] [--host H] [--port P] [--workers N]`."""
 
 import argparse
 import sys
@@ -26,10 +26,58 @@ def _rotate() -> int:
         db.close()
 
 
+def _worker(once: bool) -> None:
+    from companion.app.core.db import Database
+    from companion.app.notifications import worker
+    from companion.app.portal.config import PortalSettings
+
+    settings = get_settings()
+    migrate.upgrade(settings)
+    db = Database(settings)
+    try:
+        if once:
+            print("notifications %d, emails sent %d" % worker.run_once(db, PortalSettings()))
+        else:
+            worker.run(db, PortalSettings())
+    finally:
+        db.close()
+
+
+def _create_staff(email: str) -> None:
+    import getpass
+    import os
+
+    from companion.app.accounts import staff
+    from companion.app.core.db import Database
+    from companion.app.core.keyring import Keyring
+    from companion.app.core.problems import Problem
+    from companion.app.portal.config import PortalSettings
+    from companion.app.portal.context import PortalContext
+
+    settings = get_settings()
+    migrate.upgrade(settings)
+    password = os.environ.get("PORTAL_STAFF_PASSWORD") or getpass.getpass("password for " + email + ": ")
+    db = Database(settings)
+    try:
+        with db.sessions() as session:
+            ctx = PortalContext.build(settings, PortalSettings(), Keyring(settings))
+            try:
+                user = staff.create_staff_user(session, ctx, email, password)
+            except Problem as exc:
+                raise SystemExit(exc.detail) from None
+            session.commit()
+            print("staff user", user.id, user.email)
+    finally:
+        db.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the API (default), migrate the database, or re-encrypt secrets under the current master key."""
     p = argparse.ArgumentParser(prog="python -m companion")
-    p.add_argument("action", nargs="?", default="serve", choices=("serve", "migrate", "rotate-keys"))
+    p.add_argument("action", nargs="?", default="serve", choices=("serve", "migrate", "rotate-keys", "worker", "create-staff"))
+    p.add_argument("email", nargs="?", help="create-staff: the staff user's email (password: PORTAL_STAFF_PASSWORD"
+                   " or a prompt)")
+    p.add_argument("--once", action="store_true", help="worker: one round, then exit")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
@@ -48,6 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     if args.action == "migrate":
         migrate.upgrade(settings)
+        return
+    if args.action == "worker":
+        _worker(args.once)
+        return
+    if args.action == "create-staff":
+        if not args.email:
+            p.error("create-staff needs an email")
+        _create_staff(args.email)
         return
     if args.action == "rotate-keys":
         print("re-encrypted", _rotate())

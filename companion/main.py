@@ -13,12 +13,14 @@ from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring, check_stored_key_ids
+from companion.app.portal.config import PortalSettings
 from companion.app.sync.asyncpg_store import AsyncpgStore
 from companion.app.sync.dbapi_store import DbApiStore
 from companion.app.sync.protocol import SyncService
+from companion.app.web import install as install_portal
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
     """Build the app for settings (the environment's when None)."""
     settings = settings or get_settings()
 
@@ -56,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router, prefix=settings.API_V1_STR, responses=problems.responses(*problems.COMMON))
     # the admin key and the body limit are checked before any body is read
     app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
-                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",))
+                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",),
+                       open_prefixes=(settings.API_V1_STR + "/portal/",))  # bearer tokens of portal users
+    install_portal(app, settings, app.state.keyring, portal_settings)  # pages, security headers
     return app
 
 

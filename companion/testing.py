@@ -100,12 +100,12 @@ def wait_ready(base_url: str, timeout_s: float = 30.0) -> None:
 class ServerThread:
     """A uvicorn server for settings on a free loopback port, in a thread of this process."""
 
-    def __init__(self, settings: Settings, port: int | None = None):
+    def __init__(self, settings: Settings, port: int | None = None, portal_settings: Any = None):
         from companion.main import create_app
 
         self.port = port or free_port()
         self.url = "http://127.0.0.1:" + str(self.port)
-        self.app = create_app(settings)
+        self.app = create_app(settings, portal_settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
                                 http=httpserver.SPEC)
         self.server = uvicorn.Server(config)

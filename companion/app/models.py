@@ -205,3 +205,8 @@ class LogTamper(Base):
     records: Mapped[int] = mapped_column(Integer)  # how many stored records it differs from
     raw: Mapped[bytes] = mapped_column(LargeBinary)  # the differing records as received
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# the portal's domain tables live beside their services; importing them here puts them on Base.metadata
+from companion.app.accounts import models as _accounts_models  # noqa: E402,F401
+from companion.app.notifications import models as _notification_models  # noqa: E402,F401

@@ -30,16 +30,19 @@ async def _problem(send: Any, status: int, kind: str, detail: str) -> None:
 
 
 class Guard:
-    """Admin routes (under prefix, except the sync exchange, /utils and the schema) need the X-API-Key header;
-    every request body is at most limit bytes (413 beyond, from Content-Length or while it streams)."""
+    """Admin routes (under prefix, except the sync exchange, /utils, the schema and open_prefixes such as the
+    portal's API, which authenticates its own users) need the X-API-Key header; every request body is at most
+    limit bytes (413 beyond, from Content-Length or while it streams)."""
 
-    def __init__(self, app: Any, admin_key: str, limit: int, prefix: str, open_paths: tuple[str, ...]):
+    def __init__(self, app: Any, admin_key: str, limit: int, prefix: str, open_paths: tuple[str, ...],
+                 open_prefixes: tuple[str, ...] = ()):
         self.app = app
         self.key = admin_key.encode()
         self.limit = limit
         self.prefix = prefix + "/"
         self.utils = prefix + "/utils/"
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
         self.sync_path = prefix + "/sync"
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -55,6 +58,7 @@ class Guard:
             elif name == b"content-length":
                 length = value
         if (path.startswith(self.prefix) and not path.startswith(self.utils) and path not in self.open_paths
+                and not path.startswith(self.open_prefixes)
                 and (key is None or not hmac.compare_digest(key, self.key))):
             await _problem(send, 401, "unauthenticated", "a valid X-API-Key header is required")
             return

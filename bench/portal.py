@@ -1,0 +1,246 @@
+"""Portal benchmarks: the signed-in dashboard under 50 concurrent sessions on SQLite and PostgreSQL beside the
+trivial health endpoint of the same server in the same run; the cost of a sign-in (Argon2id, parameters
+stated) and how many sign-ins per second the box sustains; the dashboard's page weight.
+
+    .venv/bin/python bench/portal.py [--sessions 50] [--seconds 8] [--workers 2]
+
+Results go to bench/results/portal.txt. Targets: dashboard p99 < 50 ms and dashboard/trivial >= 0.3;
+page weight < 100 KB.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench" / "lib"))
+
+from loadgen import run_load  # noqa: E402
+
+import host_sim  # noqa: E402,F401  (firmware on sys.path)
+from companion import testing  # noqa: E402
+from companion.app.portal.config import PortalSettings  # noqa: E402
+
+PASSWORD = "bench pass 42"
+
+
+def _status(device_id):
+    return {"state": "OFF", "display": ["", ""], "lockout": True, "lockout_id": 40, "lock_cause": 5,
+            "violations": 3, "recall_deadline": 0, "temp_lock_until": 0, "payment_due": 1065, "service_due": 0,
+            "inspection_due": 0, "policy_version": 0, "desired_version": 1, "module_serial": 1001,
+            "module_expiry": 1421, "last_command_seq": 0, "log_next_seq": 41, "log_acked": 40, "wall": 0,
+            "device_id": device_id, "provisioned": True, "firmware": "0.1.0"}
+
+
+def _seed(settings, sessions, ps):
+    """`sessions` drivers, each with an account, a handset that has reported, and a notification."""
+    from sqlalchemy import update
+
+    from companion.app import crud
+    from companion.app.accounts import services as accounts
+    from companion.app.accounts import staff
+    from companion.app.core.db import Database
+    from companion.app.core.keyring import Keyring
+    from companion.app.models import Handset
+    from companion.app.notifications import services as notes
+    from companion.app.portal.context import PortalContext
+    from companion.app.schemas import AccountCreate, HandsetCreate
+
+    db = Database(settings)
+    ctx = PortalContext.build(settings, ps, Keyring(settings))
+    emails = []
+    with db.sessions() as s:
+        for i in range(sessions):
+            terms = AccountCreate(name="Driver %d" % i, schedule="monthly", installment_cents=9000,
+                                  first_due=dt.date.today() + dt.timedelta(days=9))
+            account, inv = staff.open_driver_account(s, ctx, None, terms, "bench%d@example.org" % i)
+            h, _secret = crud.provision_handset(s, ctx.keyring, HandsetCreate(serial="B-%05d" % i))
+            staff.link_device(s, None, account.id, "interlock", h.id, "Car")
+            accounts.claim(s, ctx, inv.claim_url.rsplit("/", 1)[1], PASSWORD)
+            s.execute(update(Handset).where(Handset.id == h.id).values(
+                reported=_status(h.id), last_sync_at=dt.datetime.now(dt.UTC), lockout_id=40))
+            notes.notify(s, inv.user, "payment-due", {"amount": "$90.00", "date": "2030-01-01"})
+            emails.append(inv.user.email)
+        s.commit()
+    db.close()
+    return emails
+
+
+def _sign_in(base, email):
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as c:
+        page = c.get("/portal/sign-in")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        t0 = time.perf_counter()
+        r = c.post("/portal/sign-in", data={"identity": email, "password": PASSWORD, "csrf": csrf})
+        elapsed = time.perf_counter() - t0
+        assert r.status_code == 303, r.text[:300]
+        return c.cookies["portal_session"], elapsed
+
+
+def bench_backend(name, url, args, ps_env):
+    """Seed, start the server, sign in, then measure the trivial endpoint and the dashboard."""
+    settings = testing.settings_for(url, testing.test_master_keys(), DB_POOL_SIZE=args.pool)
+    from companion.app.core import migrate
+
+    migrate.upgrade(settings)
+    emails = _seed(settings, args.sessions, PortalSettings(_env_file=None, **ps_env))
+    os.environ.update({"PORTAL_" + k: str(v) for k, v in ps_env.items()})
+    srv = testing.ServerProcess(settings, workers=args.workers).start()
+    try:
+        base = srv.url
+        host = "127.0.0.1:" + str(srv.port)
+        with ThreadPoolExecutor(8) as pool:
+            signed = list(pool.map(lambda e: _sign_in(base, e), emails))
+        cookies = [c for c, _ in signed]
+        dash = [("GET /portal/dashboard HTTP/1.1\r\nhost: " + host + "\r\ncookie: portal_session=" + c +
+                 "\r\n\r\n").encode() for c in cookies]
+        health = ("GET /api/v1/utils/health HTTP/1.1\r\nhost: " + host + "\r\n\r\n").encode()
+        run_load(srv.port, [[d] * 50 for d in dash], 2, args.sessions)  # warm-up
+        trivial = run_load(srv.port, [[health] * 100000 for _ in range(args.sessions)], args.seconds,
+                           args.sessions)
+        board = run_load(srv.port, [[d] * 100000 for d in dash], args.seconds, args.sessions)
+        return {"backend": name, "health": trivial, "dashboard": board}
+    finally:
+        srv.stop()
+
+
+def sign_in_cost(args, ps_env):
+    """Argon2id hash time on one core, and sign-ins per second over HTTP with `workers` server processes."""
+    from companion.app.accounts.secrets import Passwords
+
+    pw = Passwords(PortalSettings(_env_file=None, **ps_env))
+    h = pw.hash(PASSWORD)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        pw.verify(PASSWORD, h)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = testing.settings_for("sqlite:///" + tmp + "/signin.db", testing.test_master_keys())
+        from companion.app.core import migrate
+
+        migrate.upgrade(settings)
+        emails = _seed(settings, 8, PortalSettings(_env_file=None, **ps_env))
+        os.environ.update({"PORTAL_" + k: str(v) for k, v in ps_env.items()})
+        srv = testing.ServerProcess(settings, workers=args.workers).start()
+        try:
+            _sign_in(srv.url, emails[0])  # warm-up
+            n = 0
+            t0 = time.perf_counter()
+            deadline = t0 + args.seconds
+            lat = []
+
+            def loop(email):
+                out = []
+                while time.perf_counter() < deadline:
+                    out.append(_sign_in(srv.url, email)[1])
+                return out
+
+            with ThreadPoolExecutor(8) as pool:
+                for part in pool.map(loop, emails):
+                    lat.extend(part)
+            elapsed = time.perf_counter() - t0
+            n = len(lat)
+        finally:
+            srv.stop()
+    lat.sort()
+    return {"hash_median_ms": 1000 * times[len(times) // 2], "signins_per_s": n / elapsed,
+            "signin_p50_ms": 1000 * lat[n // 2], "signin_p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))],
+            "signins": n}
+
+
+def page_weight(ps_env):
+    """Bytes of the dashboard's HTML plus every stylesheet and script it loads (uncompressed)."""
+    import tempfile
+
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = testing.settings_for("sqlite:///" + tmp + "/w.db", testing.test_master_keys())
+        with testing.ServerThread(settings, portal_settings=PortalSettings(_env_file=None, **ps_env)) as srv:
+            emails = _seed(settings, 1, PortalSettings(_env_file=None, **ps_env))
+            cookie, _ = _sign_in(srv.url, emails[0])
+            with httpx.Client(base_url=srv.url, cookies={"portal_session": cookie}) as c:
+                html = c.get("/portal/dashboard").content
+                assets = re.findall(rb'(?:href|src)="(/portal/static/[^"]+)"', html)
+                sizes = {a.decode(): len(c.get(a.decode()).content) for a in assets}
+    return {"html": len(html), "assets": sizes, "total": len(html) + sum(sizes.values())}
+
+
+def main():
+    """Run everything; print and write bench/results/portal.txt."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--sessions", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--pool", type=int, default=4, help="database connections per server process")
+    p.add_argument("--only", choices=("sqlite", "postgres"))
+    args = p.parse_args()
+    import tempfile
+
+    defaults = PortalSettings(_env_file=None)
+    ps_env = {"ARGON2_TIME_COST": defaults.ARGON2_TIME_COST, "ARGON2_MEMORY_KIB": defaults.ARGON2_MEMORY_KIB,
+              "ARGON2_PARALLELISM": defaults.ARGON2_PARALLELISM, "THROTTLE_PER_ADDRESS": 100000}
+    load_before = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only != "postgres":
+            results.append(bench_backend("sqlite", "sqlite:///" + tmp + "/bench.db", args, ps_env))
+    if args.only != "sqlite":
+        reason = testing.pg_unavailable_reason()
+        if reason:
+            results.append({"backend": "postgres", "skipped": reason})
+        else:
+            with testing.fresh_pg_database("bench_portal") as url:
+                results.append(bench_backend("postgres", url, args, ps_env))
+    cost = sign_in_cost(args, ps_env)
+    weight = page_weight(ps_env)
+    load = os.getloadavg()
+    lines = ["# client portal (bench/portal.py)", "command: .venv/bin/python bench/portal.py " + " ".join(sys.argv[1:]),
+             f"machine: {os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load[0]:.1f} after",
+             f"setup: `python -m companion serve --workers {args.workers}`; load generator on the same box; "
+             f"{args.pool} database connections per process; {args.sessions} signed-in drivers, one keep-alive connection each, every request a full dashboard "
+             "(session, account, device card from the handset's report, unread count, Jinja2 page); "
+             f"{args.seconds:.0f} s per phase", ""]
+    for r in results:
+        name = r["backend"]
+        if "skipped" in r:
+            lines.append(name + ": skipped (" + r["skipped"] + ")")
+            continue
+        b, h = r["dashboard"], r["health"]
+        ratio = b["rps"] / h["rps"]
+        lines.append(f"{name:<8} dashboard {b['rps']:7.0f} req/s  p50 {b['p50_ms']:6.1f} ms  p99 {b['p99_ms']:6.1f} ms"
+                     f"  ({b['requests']} requests, statuses {json.dumps(b['statuses'])})")
+        lines.append(f"{name:<8} health    {h['rps']:7.0f} req/s  p50 {h['p50_ms']:6.1f} ms  p99 {h['p99_ms']:6.1f} ms")
+        lines.append(f"{name:<8} dashboard / trivial endpoint = {ratio:.2f}")
+        lines.append(f"{name:<8} target p99 < 50 ms: " + ("met" if b["p99_ms"] < 50 else "NOT met") +
+                     "; ratio >= 0.3: " + ("met" if ratio >= 0.3 else "NOT met"))
+        lines.append("")
+    lines.append(f"sign-in: Argon2id t={ps_env['ARGON2_TIME_COST']} m={ps_env['ARGON2_MEMORY_KIB']} KiB "
+                 f"p={ps_env['ARGON2_PARALLELISM']} (pwdlib); one verify {cost['hash_median_ms']:.0f} ms (median of 10, "
+                 "one core)")
+    lines.append(f"sign-in over HTTP, {args.workers} server processes, 8 clients: {cost['signins_per_s']:.1f} sign-ins/s, "
+                 f"p50 {cost['signin_p50_ms']:.0f} ms, p99 {cost['signin_p99_ms']:.0f} ms ({cost['signins']} sign-ins)")
+    lines.append("")
+    lines.append(f"dashboard page weight: {weight['total']} bytes = HTML {weight['html']} + " +
+                 " + ".join(f"{k.rsplit('/', 1)[1]} {v}" for k, v in weight["assets"].items()) +
+                 " (uncompressed); target < 100 KB: " + ("met" if weight["total"] < 100 * 1024 else "NOT met"))
+    text = "\n".join(lines).rstrip() + "\n"
+    print(text)
+    (ROOT / "bench" / "results" / "portal.txt").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""English and Spanish: gettext catalogs (`locales/<lang>/LC_MESSAGES/messages.po`), compiled in memory when
+first used (no .mo files in the repository, nothing to build), and one Jinja2 environment per language.
+
+Add a string: mark it `{{ _("...") }}` in a template (or `_()` in code), run `make portal-messages` to
+extract it into `messages.pot` and merge it into each catalog, then translate the new entry in the .po file.
+"""
+
+import gettext
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALES = Path(__file__).resolve().parent / "locales"
+LANGUAGES = ("en", "es")
+DEFAULT = "en"
+
+
+@lru_cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The catalog for lang (English is the source language: no catalog)."""
+    if lang not in LANGUAGES or lang == DEFAULT:
+        return gettext.NullTranslations()
+    with open(LOCALES / lang / "LC_MESSAGES" / "messages.po", "rb") as f:
+        catalog = read_po(f, locale=lang)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+def gettext_for(lang: str) -> "gettext.NullTranslations":
+    """Translations for lang (unknown languages fall back to English)."""
+    return translations(lang if lang in LANGUAGES else DEFAULT)
+
+
+def pick_language(accept_language: str | None) -> str:
+    """The first supported language of an Accept-Language header (English when none)."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT
+
+
+@lru_cache
+def environment(searchpath: str, lang: str) -> jinja2.Environment:
+    """A Jinja2 environment over searchpath with lang's catalog installed (autoescaping on)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(searchpath), autoescape=True, auto_reload=False,
+                             extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["lang"] = lang
+    return env

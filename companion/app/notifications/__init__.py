@@ -1,0 +1,1 @@
+"""Notifications stored per account, and the email outbox a worker delivers over SMTP."""

@@ -1,0 +1,40 @@
+"""What each kind of notification says (gettext message ids; `%(name)s` placeholders from its params)."""
+
+
+def N_(text: str) -> str:
+    """Mark text for extraction; it is translated when shown, in the reader's language."""
+    return text
+
+
+# kind -> (subject / title, body)
+MESSAGES: dict[str, tuple[str, str]] = {
+    "claim": (N_("Your interlock portal account"),
+              N_("An account was opened for you. Follow the link to set your password and sign in.")),
+    "reset": (N_("Reset your portal password"),
+              N_("Someone asked to reset your password. If it was you, follow the link within %(minutes)s "
+                 "minutes. If not, ignore this message: your password stays as it is.")),
+    "email-verify": (N_("Confirm your new email address"),
+                     N_("Follow the link to make %(email)s your sign-in address. Until you do, you sign in "
+                        "with your current address.")),
+    "email-changed": (N_("Your sign-in email changed"),
+                      N_("Your sign-in address is now %(email)s. If you did not make this change, call us.")),
+    "password-changed": (N_("Your password changed"),
+                         N_("Your portal password was changed. If you did not do this, reset it now.")),
+    "code-issued": (N_("Unlock code issued"),
+                    N_("An unlock code was issued for device %(device)s. It is valid until %(until)s.")),
+    "fee-paid": (N_("Reset fee received"),
+                 N_("We received the violation reset fee for device %(device)s. The clear is on its way to "
+                    "the handset; it arrives at the handset's next sync.")),
+    "clear-applied": (N_("Lockout cleared"),
+                      N_("The handset %(device)s applied the remote clear. A breath test is still needed to "
+                         "start.")),
+    "clear-failed": (N_("Remote clear not applied"),
+                     N_("The remote clear for device %(device)s was %(status)s. Call us and we will help.")),
+    "lockout": (N_("Handset locked out"),
+                N_("The handset %(device)s reported a lockout: %(cause)s.")),
+    "payment-due": (N_("Payment due soon"),
+                    N_("Your next payment of %(amount)s is due on %(date)s.")),
+}
+
+# kinds a driver may turn off for email (security messages always go out)
+OPTIONAL_EMAIL = ("code-issued", "fee-paid", "clear-applied", "clear-failed", "lockout", "payment-due")

@@ -1,0 +1,324 @@
+"""Driver-facing services: devices (ownership checked), dashboard, unlock codes, the reset fee and the
+remote clear's progress, profile. The pages and the JSON API call these; neither holds a rule of its own."""
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from companion.app import crud
+from companion.app.accounts.models import DeviceLink, User
+from companion.app.accounts.services import audit
+from companion.app.core import timebase
+from companion.app.core.problems import Problem
+from companion.app.models import Account, Command, Handset, Payment
+from companion.app.notifications import services as notes
+from companion.app.notifications.messages import OPTIONAL_EMAIL
+from companion.app.notifications.models import Notification
+from companion.app.portal import handset_words
+from companion.app.portal.context import PortalContext
+
+NOT_FOUND = "no such device on your account"
+
+
+# ---- ownership ---------------------------------------------------------------------------------------------
+def driver_account(session: Session, user: User) -> Account:
+    """The account of a driver (others have none here: 404)."""
+    account = session.get(Account, user.account_id) if user.role == "driver" and user.account_id else None
+    if account is None:
+        raise Problem(404, "not-found", "no account")
+    return account
+
+
+def devices(session: Session, user: User) -> list[DeviceLink]:
+    """The driver's devices, in the order they were linked."""
+    if user.role != "driver" or not user.account_id:
+        return []
+    return list(session.scalars(select(DeviceLink).where(DeviceLink.account_id == user.account_id)
+                                .order_by(DeviceLink.id)))
+
+
+def device(session: Session, user: User, link_id: int) -> DeviceLink:
+    """One of the driver's devices; another account's id (or no such id) is 404, the same answer."""
+    link = session.get(DeviceLink, link_id) if 0 < link_id < 2**31 else None
+    if link is None or user.role != "driver" or link.account_id != user.account_id:
+        raise Problem(404, "not-found", NOT_FOUND)
+    return link
+
+
+def _handset(session: Session, link: DeviceLink) -> Handset:
+    h = session.get(Handset, link.handset_id) if link.handset_id else None
+    if h is None:
+        raise Problem(409, "not-an-interlock", "this device takes no unlock codes or clears")
+    return h
+
+
+# ---- dashboard ---------------------------------------------------------------------------------------------
+@dataclass
+class DeviceCard:
+    """What the dashboard shows for one device."""
+
+    id: int
+    label: str
+    kind: str
+    serial: str = ""
+    state_text: str = handset_words.UNKNOWN_STATE
+    state: str = ""
+    locked: bool = False
+    lockout: bool = False
+    cause_text: str = ""
+    until: dt.datetime | None = None  # the end of a temporary lock or the recall deadline
+    until_kind: str = ""  # "temp-lock" | "recall"
+    service_due: dt.date | None = None
+    inspection_due: dt.date | None = None
+    module_expiry: dt.date | None = None
+    last_sync: dt.datetime | None = None
+    open_clear: int | None = None  # the reset-fee payment whose clear is on its way
+
+
+@dataclass
+class Dashboard:
+    """The driver's dashboard."""
+
+    name: str
+    next_due: dt.date
+    amount_due_cents: int
+    reset_fee_cents: int
+    allow_codes: bool
+    unread: int
+    cards: list[DeviceCard] = field(default_factory=list)
+
+
+def _wall(seconds: Any) -> dt.datetime | None:
+    if not isinstance(seconds, int) or seconds <= 0:
+        return None
+    return timebase.EPOCH + dt.timedelta(seconds=seconds)
+
+
+def card(link: DeviceLink, h: Handset | None, open_clear: int | None, now: dt.datetime) -> DeviceCard:
+    """A device's card from its handset's desired state and last reported status."""
+    c = DeviceCard(id=link.id, label=link.label, kind=link.kind, open_clear=open_clear)
+    if link.handset_id is None:
+        c.state_text = ""
+        return c
+    if h is None:
+        return c
+    c.serial = h.serial
+    c.service_due = timebase.date_of(h.service_due_day)
+    c.inspection_due = timebase.date_of(h.inspection_due_day)
+    c.last_sync = h.last_sync_at
+    rep = h.reported if isinstance(h.reported, dict) else None
+    if rep is not None:
+        c.state = str(rep.get("state", ""))
+        c.state_text = handset_words.STATES.get(c.state, handset_words.UNKNOWN_STATE)
+        expiry = rep.get("module_expiry")
+        c.module_expiry = timebase.date_of(expiry) if isinstance(expiry, int) and expiry > 0 else None
+        c.lockout = bool(rep.get("lockout"))
+        cause = rep.get("lock_cause")
+        temp = _wall(rep.get("temp_lock_until"))
+        recall = _wall(rep.get("recall_deadline"))
+        if temp is not None and temp > now:
+            c.until, c.until_kind, c.locked = temp, "temp-lock", True
+        elif recall is not None and not c.lockout:
+            c.until, c.until_kind = recall, "recall"
+        if c.lockout:  # a violation lockout outlasts key-off: it is what the driver needs to know
+            c.locked = True
+            c.state_text = handset_words.STATES["VIOLATION"]
+            if isinstance(cause, int):
+                c.cause_text = handset_words.CAUSES.get(cause, "")
+        elif c.state in ("TEMP_LOCK", "SERVICE_LOCK"):
+            c.locked = True
+    return c
+
+
+# the dashboard's two statements, built once (a signed-in driver's most frequent page)
+_ACCOUNT_Q = select(Account, select(func.count()).select_from(Notification).where(
+    Notification.user_id == bindparam("uid"), Notification.read.is_(False)).scalar_subquery()).where(
+    Account.id == bindparam("aid"))
+# per device, the newest reset fee whose clear is still on its way
+_OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id)
+               .where(Payment.handset_id == DeviceLink.handset_id, Payment.kind == "reset_fee",
+                      Command.status.in_(("queued", "delivered")))
+               .order_by(Payment.id.desc()).limit(1).correlate(DeviceLink).scalar_subquery())
+_CARDS_Q = (select(DeviceLink, Handset, _OPEN_CLEAR).outerjoin(Handset, Handset.id == DeviceLink.handset_id)
+            .where(DeviceLink.account_id == bindparam("aid")).order_by(DeviceLink.id))
+
+
+def dashboard(session: Session, user: User) -> Dashboard:
+    """The driver's dashboard: next payment from the account's schedule, one card per device (two queries)."""
+    if user.role != "driver" or not user.account_id:
+        raise Problem(404, "not-found", "no account")
+    found = session.execute(_ACCOUNT_Q, {"uid": user.id, "aid": user.account_id}).first()
+    if found is None:
+        raise Problem(404, "not-found", "no account")
+    account, unread_count = found
+    due = max(account.installment_cents - account.credit_cents, 0)
+    d = Dashboard(name=user.name or account.name, next_due=crud.account_next_due(account), amount_due_cents=due,
+                  reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes, unread=int(unread_count))
+    rows = session.execute(_CARDS_Q, {"aid": account.id}).all()
+    now = dt.datetime.now(dt.UTC)
+    d.cards = [card(link, h, clear, now) for link, h, clear in rows]
+    return d
+
+
+# ---- codes -------------------------------------------------------------------------------------------------
+@dataclass
+class IssuedCode:
+    """An unlock code as the driver sees it."""
+
+    device_id: int
+    label: str
+    action: str
+    code: str
+    valid_until: dt.datetime
+    counter: int
+
+
+def request_code(session: Session, ctx: PortalContext, user: User, link_id: int, action: str = "clear"
+                 ) -> IssuedCode:
+    """Issue an unlock code for one of the driver's devices, within the account's policy and limit."""
+    if action not in ("clear", "service"):
+        raise Problem(422, "invalid", "the action is clear or service", field="action")
+    link = device(session, user, link_id)
+    h = _handset(session, link)
+    row, code = crud.issue_code(session, ctx.keyring, ctx.settings, h, action)
+    until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + ctx.settings.CODE_VALID_H)
+    notes.notify(session, user, "code-issued", {"device": link.label, "until": until.strftime("%Y-%m-%d %H:%M UTC")},
+                 link="/portal/devices/%d/code" % link.id, base_url=ctx.ps.BASE_URL)
+    audit(session, user, user, "code-issued", device=link.id, counter=row.counter)
+    return IssuedCode(link.id, link.label, action, "%08d" % code, until, row.counter)
+
+
+# ---- reset fee and the remote clear ------------------------------------------------------------------------
+@dataclass
+class ClearStep:
+    """One step of a remote clear's way to the handset."""
+
+    name: str  # paid | queued | delivered | applied | refused | expired
+    at: dt.datetime | None
+    done: bool
+
+
+@dataclass
+class ClearProgress:
+    """A paid reset fee and where its clear is."""
+
+    payment_id: int
+    device_id: int
+    label: str
+    amount_cents: int
+    status: str
+    steps: list[ClearStep]
+    final: bool
+
+
+def reset_fee_terms(session: Session, user: User, link_id: int) -> tuple[DeviceLink, Handset, int]:
+    """(device, handset, fee in cents) for the reset-fee page."""
+    link = device(session, user, link_id)
+    h = _handset(session, link)
+    return link, h, driver_account(session, user).reset_fee_cents
+
+
+def pay_reset_fee(session: Session, ctx: PortalContext, user: User, link_id: int, reference: str) -> Payment:
+    """Record the reset fee through the existing payment mechanism (it queues the clear); the reference makes
+    a repeated submission one payment."""
+    if not re.fullmatch(r"[A-Za-z0-9._:-]{8,64}", reference or ""):
+        raise Problem(422, "invalid", "the payment reference is missing or malformed", field="reference")
+    link, h, fee = reset_fee_terms(session, user, link_id)
+    account = driver_account(session, user)
+    payment, _cmd = crud.record_payment(session, ctx.settings, account, "reset_fee", fee,
+                                        "portal:" + reference, h.id, None)
+    notes.notify(session, user, "fee-paid", {"device": link.label}, link="/portal/clears/%d" % payment.id,
+                 base_url=ctx.ps.BASE_URL, dedupe="fee-paid:%d" % payment.id)
+    audit(session, user, user, "reset-fee-paid", device=link.id, payment=payment.id, amount_cents=fee)
+    return payment
+
+
+def clear_progress(session: Session, user: User, payment_id: int) -> ClearProgress:
+    """Where the clear paid by one of the driver's payments is: paid, queued, delivered, then applied (or
+    refused / expired), each with its time."""
+    p = session.get(Payment, payment_id) if 0 < payment_id < 2**31 else None
+    if p is None or user.role != "driver" or p.account_id != user.account_id or p.kind != "reset_fee":
+        raise Problem(404, "not-found", "no such payment on your account")
+    cmd = session.get(Command, p.command_id) if p.command_id else None
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == p.handset_id))
+    status = cmd.status if cmd else "queued"
+    steps = [ClearStep("paid", p.created_at, True),
+             ClearStep("queued", cmd.created_at if cmd else None, cmd is not None),
+             ClearStep("delivered", cmd.delivered_at if cmd else None,
+                       cmd is not None and cmd.delivered_at is not None)]
+    if status in ("refused", "expired"):
+        steps.append(ClearStep(status, cmd.acked_at if cmd else None, True))
+    else:
+        steps.append(ClearStep("applied", cmd.acked_at if cmd and status == "applied" else None,
+                               status == "applied"))
+    return ClearProgress(p.id, link.id if link else 0, link.label if link else "", p.amount_cents, status, steps,
+                         status in ("applied", "refused", "expired"))
+
+
+# ---- profile -----------------------------------------------------------------------------------------------
+PHONE = re.compile(r"^\+?[0-9 ().-]{7,20}$")
+PROFILE_FIELDS = ("name", "phone", "address", "vehicles", "email_prefs", "language")
+
+
+def _clean_text(value: Any, name: str, limit: int, multiline: bool = False) -> str:
+    if not isinstance(value, str):
+        raise Problem(422, "invalid", name + " must be text", field=name)
+    value = value.strip().replace("\r\n", "\n")
+    if len(value) > limit:
+        raise Problem(422, "too-long", "%s is longer than %d characters" % (name, limit), field=name)
+    bad = [ch for ch in value if (ord(ch) < 32 and not (multiline and ch == "\n")) or ord(ch) == 127]
+    if bad:
+        raise Problem(422, "invalid", name + " holds control characters", field=name)
+    return value
+
+
+def clean_profile(changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate profile changes (all or nothing): a 422 problem naming the field, or the cleaned values."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in PROFILE_FIELDS:
+            raise Problem(422, "invalid", "unknown field " + name[:40], field=name[:40])
+        if name == "name":
+            out[name] = _clean_text(value, name, 200)
+            if not out[name]:
+                raise Problem(422, "invalid", "the name cannot be empty", field=name)
+        elif name == "phone":
+            out[name] = _clean_text(value, name, 20)
+            if out[name] and not PHONE.match(out[name]):
+                raise Problem(422, "invalid-phone", "a phone number has 7 to 20 digits, spaces or ()+-.",
+                              field=name)
+        elif name == "address":
+            out[name] = _clean_text(value, name, 400, multiline=True)
+        elif name == "vehicles":
+            if not isinstance(value, list) or len(value) > 5:
+                raise Problem(422, "invalid", "vehicles is a list of at most 5", field=name)
+            out[name] = [v for v in (_clean_text(v, name, 80) for v in value) if v]
+        elif name == "email_prefs":
+            if not isinstance(value, dict) or any(k not in OPTIONAL_EMAIL or not isinstance(v, bool)
+                                                  for k, v in value.items()):
+                raise Problem(422, "invalid", "email_prefs maps a notification kind to true or false",
+                              field=name)
+            out[name] = dict(value)
+        elif name == "language":
+            if value not in ("en", "es"):
+                raise Problem(422, "invalid", "the language is en or es", field=name)
+            out[name] = value
+    return out
+
+
+def update_profile(session: Session, user: User, changes: dict[str, Any], actor: User | None = None) -> User:
+    """Change profile fields; each change is audited with its old and new value."""
+    cleaned = clean_profile(changes)
+    for name, value in cleaned.items():
+        old = getattr(user, name)
+        if name == "email_prefs":
+            value = {**(old or {}), **value}
+        if old != value:
+            setattr(user, name, value)
+            audit(session, actor or user, user, "profile-change", field=name, old=old, new=value)
+    session.flush()
+    return user

@@ -1,0 +1,30 @@
+"""Problem kinds in the words a form shows (gettext ids)."""
+
+from companion.app.notifications.messages import N_
+
+_WORDS = {
+    "bad-sign-in": N_("The email (or customer id) or the password is not right."),
+    "throttled": N_("Too many attempts. Wait a few minutes and try again."),
+    "invalid-email": N_("This is not an email address."),
+    "weak-password": N_("A password needs at least 8 characters and at least one number."),
+    "wrong-password": N_("The current password is not right."),
+    "same-password": N_("The new password must differ from the current one."),
+    "same-email": N_("This is already your email address."),
+    "email-taken": N_("This email address cannot be used."),
+    "bad-token": N_("This link is not valid any more (used, expired or mistyped). Ask for a new one."),
+    "csrf": N_("The form expired. Reload the page and try again."),
+    "code-limit": N_("The unlock codes for this service period are used up."),
+    "codes-not-allowed": N_("Your program does not allow unlock codes."),
+    "no-lockout": N_("The handset has not reported a violation lockout, so there is nothing to clear."),
+    "not-an-interlock": N_("This device takes no unlock codes or clears."),
+    "not-found": N_("Not found."),
+    "too-long": N_("A field is too long."),
+    "invalid-phone": N_("A phone number has 7 to 20 digits, spaces or ()+-."),
+    "mismatch": N_("The two passwords are not the same."),
+}
+GENERIC = N_("Something in the form is not right. Check it and try again.")
+
+
+def for_problem(kind: str) -> str:
+    """The message id for a problem kind."""
+    return _WORDS.get(kind, GENERIC)

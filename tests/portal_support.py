@@ -1,0 +1,151 @@
+"""Shared fixtures of the portal tests (registered with `pytest_plugins`): a real SMTP server, a companion
+with the portal on each backend, staff/driver set-up through the service layer, and a signed-in HTTP client."""
+
+import contextlib
+import datetime as dt
+import uuid
+
+import httpx
+import pytest
+
+from companion import testing
+from companion.app.portal.config import PortalSettings
+from tests.portal_client import PASSWORD, sign_in
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def fast_portal_settings(smtp_port: int, base_url: str = "http://127.0.0.1", **extra) -> PortalSettings:
+    """Portal settings for tests: Argon2id with small parameters (the bench measures the real ones)."""
+    return PortalSettings(_env_file=None, ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=1024, ARGON2_PARALLELISM=1,
+                          SMTP_PORT=smtp_port, BASE_URL=base_url, WORKER_POLL_S=0.2, MAIL_RETRY_BASE_S=1,
+                          **extra)
+
+
+@pytest.fixture(scope="module")
+def mail():
+    """A real SMTP server (aiosmtpd) in this process."""
+    from companion.mailcatcher import MailCatcher
+
+    with MailCatcher() as box:
+        yield box
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def portal_backend(request, tmp_path_factory):
+    """Settings for a fresh database of each backend."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = "sqlite:///" + str(tmp_path_factory.mktemp("portal") / "companion.db")
+        else:
+            reason = testing.pg_unavailable_reason()
+            if reason:
+                pytest.skip(reason)
+            url = stack.enter_context(testing.fresh_pg_database("pytest_portal"))
+        yield testing.settings_for(url, testing.test_master_keys())
+
+
+@pytest.fixture(scope="module")
+def portal_server(portal_backend, mail):
+    """A companion with the portal on a free port; emails go to `mail`."""
+    port = testing.free_port()
+    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port)
+    with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
+        yield srv
+
+
+class PageClient(httpx.Client):
+    """An httpx client that may be used in a `with` block after its first request (signed in already)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class World:
+    """Set-up through the real services: staff, accounts, handsets, drivers who claimed their account."""
+
+    def __init__(self, server, mail):
+        self.server = server
+        self.mail = mail
+        self.app = server.app
+        self.office = testing.Backoffice(server.url)
+
+    @property
+    def ctx(self):
+        return self.app.state.portal
+
+    def session(self):
+        return self.app.state.db.sessions()
+
+    def deliver(self):
+        """One round of the worker (notifications noticed, outbox sent to the SMTP server)."""
+        from companion.app.notifications import worker
+
+        return worker.run_once(self.app.state.db, self.ctx.ps)
+
+    def staff(self, email=None, password=PASSWORD):
+        """A staff user with a password."""
+        from companion.app.accounts import staff
+
+        email = email or "staff-%s@example.org" % uuid.uuid4().hex[:8]
+        with self.session() as s:
+            user = staff.create_staff_user(s, self.ctx, email, password)
+            s.commit()
+            return user.id, email
+
+    def driver(self, devices=1, first_due=None, claim=True, language="en", **terms):
+        """An account with `devices` handsets and its driver; returns a dict of ids, email, invitation."""
+        from companion.app.accounts import staff
+        from companion.app.schemas import AccountCreate
+
+        email = "driver-%s@example.org" % uuid.uuid4().hex[:8]
+        first_due = first_due or (dt.date.today() + dt.timedelta(days=10)).isoformat()
+        body = {"name": "Dana Driver", "schedule": "monthly", "first_due": first_due, "installment_cents": 9000}
+        body.update(terms)
+        with self.session() as s:
+            account, inv = staff.open_driver_account(s, self.ctx, None, AccountCreate(**body), email, language)
+            s.commit()
+            out = {"account_id": account.id, "user_id": inv.user.id, "email": email,
+                   "customer_id": inv.customer_id, "temporary": inv.temporary_password, "claim_url": inv.claim_url,
+                   "devices": [], "handsets": []}
+        for i in range(devices):
+            hs = self.office.handset(None, serial="HS-%s" % uuid.uuid4().hex[:8])
+            with self.session() as s:
+                link = staff.link_device(s, None, out["account_id"], "interlock", hs["device_id"],
+                                         "Car %d" % (i + 1))
+                s.commit()
+                out["devices"].append(link.id)
+            out["handsets"].append(hs)
+        if claim:
+            from companion.app.accounts import services as accounts
+
+            token = inv.claim_url.rsplit("/", 1)[1]
+            with self.session() as s:
+                accounts.claim(s, self.ctx, token, PASSWORD)
+                s.commit()
+        return out
+
+    def browser(self, email=None, password=PASSWORD):
+        """An httpx client of the pages, signed in when email is given."""
+        c = PageClient(base_url=self.server.url, timeout=30, follow_redirects=False)
+        if email:
+            sign_in(c, email, password)
+        return c
+
+    def api_token(self, email, password=PASSWORD):
+        """A bearer token of the JSON API."""
+        r = httpx.post(self.server.url + "/api/v1/portal/token",
+                       data={"grant_type": "password", "username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture(scope="module")
+def world(portal_server, mail):
+    """The set-up helper of the module's server."""
+    w = World(portal_server, mail)
+    yield w
+    w.office.close()
