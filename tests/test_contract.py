@@ -129,3 +129,16 @@ def test_the_contract_is_one_self_contained_package():
             del sys.modules["micropython"]
         else:
             sys.modules["micropython"] = blocked
+
+
+def test_companion_and_technician_never_name_the_simulator():
+    """Issue 10's check, `grep -rn host_sim companion technician`, finds nothing: neither imports it nor
+    leans on it in its docs (the portal reads the simulator's recorded training screens from a file)."""
+    hits = []
+    for top in ("companion", "technician"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".png", ".pyc", ".mo"):
+                text = path.read_text(encoding="utf-8", errors="replace")
+                hits += ["%s:%d" % (path.relative_to(ROOT), n) for n, line in enumerate(text.splitlines(), 1)
+                         if "host_sim" in line]
+    assert not hits, hits

@@ -1,5 +1,5 @@
 """Help: the FAQ (searchable, in the project's own words), how to enter a code on three buttons, and the
-handset training screens recorded from the real firmware by `host_sim/training.py` into `training.json`."""
+handset training screens recorded from the real firmware by the simulator (`make portal-training`) into `training.json`."""
 
 import json
 from functools import lru_cache
@@ -51,7 +51,7 @@ FAQ: list[tuple[str, str, str]] = [
 ]
 
 
-# the narration of host_sim/training.py's scenarios (translated where shown; a test keeps the lists equal)
+# the narration of the simulator training script's scenarios (translated where shown; a test keeps the lists equal)
 TRAINING_CAPTIONS = [
     N_("Turn the key. The sensor warms up."),
     N_("When the handset shows BLOW, blow steadily into the mouthpiece."),
