@@ -3,39 +3,17 @@ remote clears, unlock codes, technician tokens, commands, desired state, admin a
 
 import datetime as dt
 import struct
-import uuid
 
 import pytest
 
 from companion.app.core import timebase
 from interlock import codes, crypto
 from tests.companion_doubles import WireHandset
+from tests.companion_helpers import new_account as _account
+from tests.companion_helpers import new_handset as _handset
+from tests.companion_helpers import problem as _problem
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
-
-PROBLEM = "application/problem+json"
-
-
-def _account(api, **kw):
-    body = {"name": "driver", "schedule": "monthly", "first_due": "2026-12-01", "installment_cents": 9000}
-    body.update(kw)
-    r = api.post("/api/v1/accounts", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _handset(api, account_id=None):
-    r = api.post("/api/v1/handsets", json={"serial": "T-" + uuid.uuid4().hex[:12], "account_id": account_id})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _problem(r, status):
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body = r.json()
-    assert body["status"] == status and body["type"] and body["detail"]
-    return body
 
 
 def test_admin_key_is_required(api, server):

@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import uuid
 
 import httpx
 import pytest
@@ -18,31 +17,12 @@ from pydantic import ValidationError
 from companion import testing
 from companion.app.core.config import Settings
 from tests.companion_doubles import WireHandset
+from tests.companion_helpers import PROBLEM
+from tests.companion_helpers import new_account as _account
+from tests.companion_helpers import new_handset as _handset
+from tests.companion_helpers import problem as _problem
 
 pytest_plugins = ["tests.companion_support"]  # the shared fixtures (both backends)
-
-PROBLEM = "application/problem+json"
-
-
-def _problem(r, status):
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers
-    assert r.json()["status"] == status
-    return r.json()
-
-
-def _account(api, **kw):
-    body = {"name": "driver", "schedule": "monthly", "first_due": "2026-12-01", "installment_cents": 9000}
-    body.update(kw)
-    r = api.post("/api/v1/accounts", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _handset(api, account_id=None):
-    r = api.post("/api/v1/handsets", json={"serial": "H-" + uuid.uuid4().hex[:12], "account_id": account_id})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 # ---- 10. concurrent payments ------------------------------------------------------------------------------
