@@ -33,9 +33,12 @@ ACTIONS = {"clear": codes.ACTION_CLEAR, "service": codes.ACTION_SERVICE}
 
 # ---- views -------------------------------------------------------------------------------------------------
 def account_next_due(account: Account) -> dt.date:
-    """The account's next payment due date (422 when it would fall past the last date the calendar has)."""
+    """The account's next payment due date, as the ledger last derived it (`billing.ledger.recompute`); an
+    account the ledger never saw counts from its schedule (422 past the last date the calendar has)."""
+    if account.next_due is not None:
+        return account.next_due
     try:
-        return schedule.due_date(account.first_due, account.schedule, account.periods_paid)
+        return schedule.due_date(account.first_due, account.schedule, account.periods_paid - account.period_base)
     except (OverflowError, ValueError) as exc:
         raise Problem(422, "invalid", "the next due date would fall after year 9999") from exc
 
@@ -89,41 +92,28 @@ def command_public(c: Command) -> CommandPublic:
 # ---- accounts ----------------------------------------------------------------------------------------------
 def create_account(session: Session, data: AccountCreate) -> Account:
     """Open an account."""
-    account = Account(**data.model_dump(), periods_paid=0, credit_cents=0)
+    account = Account(**data.model_dump(), periods_paid=0, credit_cents=0, period_base=0, next_due=data.first_due)
     session.add(account)
     session.flush()
     return account
 
 
-def _apply_credit(account: Account) -> None:
-    """Turn the credit held into whole periods paid (what is left is less than one installment)."""
-    periods = account.credit_cents // account.installment_cents
-    account.periods_paid += periods
-    account.credit_cents -= periods * account.installment_cents
-
-
 def update_account(session: Session, account: Account, data: AccountUpdate) -> Account:
-    """Change an account's terms; a schedule change moves the handsets' due dates, and a lower installment
-    turns the credit held into the periods it now pays."""
-    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+    """Change an account's terms. A schedule change starts the new schedule at the first installment not
+    charged yet (on its due date under the old one); a new installment amount applies to the installments not
+    charged yet; the ledger then derives the due date again and moves the handsets' (`billing.ledger`)."""
+    from companion.app.billing import ledger
+
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "schedule" in changes and changes["schedule"] != account.schedule:
+        start = max(ledger.position(session, account).posted_periods, account.period_base)
+        account.first_due = ledger.installment_date(account, start)
+        account.period_base = start
+    for name, value in changes.items():
         setattr(account, name, value)
-    _apply_credit(account)
     session.flush()
-    _push_due_date(session, account)
+    ledger.recompute(session, account)
     return account
-
-
-def _push_due_date(session: Session, account: Account) -> None:
-    """Give every handset of the account its current payment due date (a new desired version if it moved)."""
-    day = timebase.day_of(account_next_due(account))
-    moved = session.execute(
-        update(Handset).where(Handset.account_id == account.id, Handset.payment_due_day != day)
-        .values(payment_due_day=day, desired_version=Handset.desired_version + 1)
-        .returning(Handset.id, Handset.desired_version)
-        .execution_options(synchronize_session="fetch")).all()
-    for device_id, version in moved:
-        session.add(DesiredVersion(handset_id=device_id, version=int(version)))
-    session.flush()
 
 
 # ---- handsets ----------------------------------------------------------------------------------------------
@@ -265,12 +255,17 @@ def queue_command(session: Session, settings: Settings, h: Handset, kind: str, a
 
 # ---- payments ----------------------------------------------------------------------------------------------
 def record_payment(session: Session, settings: Settings, account: Account, kind: str,
-                         amount_cents: int, reference: str, device_id: int | None,
-                         lockout_id: int | None) -> tuple[Payment, Command | None]:
-    """Record a payment once per reference: an installment moves the due date; a reset fee queues a clear
-    bound to the handset's current violation lockout. The caller holds the account row locked (the write
-    session's transaction), so the credit below is read and written by one payment at a time."""
+                   amount_cents: int, reference: str, device_id: int | None,
+                   lockout_id: int | None, method: str = "backoffice", intent_id: str | None = None
+                   ) -> tuple[Payment, Command | None]:
+    """Record a payment in the ledger once per reference: an installment payment pays the oldest charges and
+    moves the due date; a reset fee is a charge and its payment, and queues a clear bound to the handset's
+    current violation lockout (one clear per lockout, however many times it is paid). The caller holds the
+    account row locked (the write session's transaction), so one payment at a time derives the position."""
+    from companion.app.billing import ledger
+
     handset_id = device_id if kind == "reset_fee" else None
+    ledger.check_amount(amount_cents)
 
     def first(old: Payment) -> tuple[Payment, Command | None]:
         # the same reference again: the first payment when it is the same payment, else a conflict
@@ -279,11 +274,13 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
             raise Problem(409, "conflict", "this reference was used for a different payment")
         return old, (session.get(Command, old.command_id) if old.command_id else None)
 
-    old = session.scalar(select(Payment).where(Payment.account_id == account.id,
-                                                     Payment.reference == reference))
+    def existing() -> Payment | None:
+        return session.scalar(select(Payment).where(Payment.account_id == account.id, Payment.side == "payment",
+                                                    Payment.reference == reference))
+
+    old = existing()
     if old is not None:
         return first(old)
-    payment = Payment(account_id=account.id, kind=kind, amount_cents=amount_cents, reference=reference)
     h = None
     if kind == "reset_fee":
         if device_id is None:
@@ -299,31 +296,32 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
         if amount_cents < account.reset_fee_cents:
             raise Problem(422, "invalid", "the amount is below the reset fee",
                           reset_fee_cents=account.reset_fee_cents)
-        payment.handset_id = h.id
-        payment.lockout_id = h.lockout_id
+    elif kind != "installment":
+        raise Problem(422, "invalid", "the kind is installment or reset_fee", field="kind")
     # the reference first: a concurrent request with the same reference finds it taken and changes nothing
     try:
         with session.begin_nested():
-            session.add(payment)
-            session.flush()
+            charge = None
+            if h is not None:
+                charge = ledger.post_charge(session, account, "reset_fee", amount_cents, "charge:" + reference,
+                                            handset_id=h.id, note="violation reset fee", lockout_id=h.lockout_id)
+            payment = ledger.post_payment(session, account, method, amount_cents, reference, kind=kind,
+                                          handset_id=handset_id, charge_id=charge.id if charge else None,
+                                          intent_id=intent_id)
     except IntegrityError:
-        old = session.scalar(select(Payment).where(Payment.account_id == account.id,
-                                                         Payment.reference == reference))
+        old = existing()
         if old is None:
             raise
         return first(old)
     cmd = None
-    if kind == "installment":
-        account.credit_cents += amount_cents
-        _apply_credit(account)
-        payment.due_after = account_next_due(account)
-        session.flush()
-        _push_due_date(session, account)
-    else:
-        assert h is not None
+    if h is not None:
+        payment.lockout_id = h.lockout_id
         cmd = queue_command(session, settings, h, "clear", h.lockout_id, dedupe="clear:" + str(h.lockout_id))
         payment.command_id = cmd.id
-        session.flush()
+    pos = ledger.recompute(session, account)
+    if kind == "installment":
+        payment.due_after = pos.next_due
+    session.flush()
     return payment, cmd
 
 

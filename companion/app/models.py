@@ -56,6 +56,10 @@ class Account(Base):
     allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
     codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
     service_period_days: Mapped[int] = mapped_column(Integer, default=30)
+    # billing (the ledger keeps these current): installment periods before the current schedule began (a
+    # frequency change starts a new schedule at `first_due`), and the next due date derived from the ledger
+    period_base: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -141,21 +145,41 @@ class SyncNonce(Base):
     ts: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
-class Payment(Base):
-    """A recorded payment: an installment (moves the due date) or a violation reset fee (queues a clear)."""
+class LedgerEntry(Base):
+    """One line of an account's ledger, in integer cents. A charge (side "charge": a program installment, a
+    reset fee, an unlock-code fee, another fee) or a payment (side "payment": a card charge, a payment taken
+    at a service center or by the back office; a refund is a payment of a negative amount). Balances, what is
+    overdue and the next due date are derived from these rows (`companion.app.billing.ledger`).
+    An installment charge names its period (unique per account: no due date is charged twice). A payment
+    that pays one charge (a reset fee) names it (`charge_id`); other payments pay the oldest charges first.
+    A reset fee's payment holds the clear it queued (`command_id`)."""
 
-    __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("account_id", "reference", name="uq_payment_reference"),)
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("account_id", "reference", name="uq_ledger_reference"),
+                      UniqueConstraint("account_id", "period", name="uq_ledger_period"),
+                      Index("ix_ledger_account", "account_id", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    kind: Mapped[str] = mapped_column(String(16))
+    side: Mapped[str] = mapped_column(String(8), default="payment")  # charge | payment
+    kind: Mapped[str] = mapped_column(String(16))  # installment | reset_fee | code_fee | fee | adjustment
+    method: Mapped[str] = mapped_column(String(16), default="")  # card | refund | service_center | backoffice
     amount_cents: Mapped[int] = mapped_column(Integer)
-    reference: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
     handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True)
+    period: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    due_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    charge_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    intent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lockout_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     command_id: Mapped[int | None] = mapped_column(ForeignKey("commands.id"), nullable=True)
     due_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Payments are the ledger's entries on the payment side; the clear paths (a reset fee's payment and the
+# command it queued) read them under this name.
+Payment = LedgerEntry
 
 
 class UnlockCode(Base):
@@ -209,4 +233,5 @@ class LogTamper(Base):
 
 # the portal's domain tables live beside their services; importing them here puts them on Base.metadata
 from companion.app.accounts import models as _accounts_models  # noqa: E402,F401
+from companion.app.billing import models as _billing_models  # noqa: E402,F401
 from companion.app.notifications import models as _notification_models  # noqa: E402,F401

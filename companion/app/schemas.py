@@ -15,7 +15,7 @@ Id = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 # a person's or company's name: no control characters (U+0000 cannot be stored in PostgreSQL text)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
-Schedule = Literal["weekly", "biweekly", "monthly", "bimonthly"]
+Schedule = Literal["weekly", "biweekly", "monthly", "bimonthly", "semimonthly"]
 PolicyValues = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=32,
                                                                 pattern=r"^[a-z][a-z0-9_]*$")],
                               Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]],

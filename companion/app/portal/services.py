@@ -241,7 +241,8 @@ def clear_progress(session: Session, user: User, payment_id: int) -> ClearProgre
     """Where the clear paid by one of the driver's payments is: paid, queued, delivered, then applied (or
     refused / expired), each with its time."""
     p = session.get(Payment, payment_id) if 0 < payment_id < 2**31 else None
-    if p is None or user.role != "driver" or p.account_id != user.account_id or p.kind != "reset_fee":
+    if (p is None or user.role != "driver" or p.account_id != user.account_id or p.kind != "reset_fee"
+            or p.side != "payment"):
         raise Problem(404, "not-found", "no such payment on your account")
     cmd = session.get(Command, p.command_id) if p.command_id else None
     link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == p.handset_id))

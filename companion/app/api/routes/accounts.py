@@ -64,10 +64,12 @@ def record_payment(session: WriteSessionDep, settings: SettingsDep, _admin: Admi
 
 @router.get("/{account_id}/payments")
 def list_payments(session: SessionDep, _admin: AdminDep, account_id: AccountId) -> list[PaymentPublic]:
-    """The account's payments, oldest first."""
+    """The account's payments, oldest first (the ledger's payment entries; its charges and refunds are in
+    the portal's billing history)."""
     _account(session, account_id)
-    rows = (session.scalars(select(Payment).where(Payment.account_id == account_id)
-                                  .order_by(Payment.id))).all()
+    rows = (session.scalars(select(Payment).where(
+        Payment.account_id == account_id, Payment.side == "payment", Payment.amount_cents > 0,
+        Payment.kind.in_(("installment", "reset_fee"))).order_by(Payment.id))).all()
     out = []
     for p in rows:
         cmd = session.get(crud.Command, p.command_id) if p.command_id else None
@@ -77,6 +79,6 @@ def list_payments(session: SessionDep, _admin: AdminDep, account_id: AccountId) 
 
 def _payment_public(p: Payment, cmd: crud.Command | None) -> PaymentPublic:
     return PaymentPublic(id=p.id, account_id=p.account_id, kind=p.kind,  # type: ignore[arg-type]
-                         amount_cents=p.amount_cents, reference=p.reference, device_id=p.handset_id,
+                         amount_cents=p.amount_cents, reference=p.reference or "entry:%d" % p.id, device_id=p.handset_id,
                          lockout_id=p.lockout_id, next_due=p.due_after,
                          command=crud.command_public(cmd) if cmd else None, created_at=p.created_at)
