@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
     app.include_router(api_router, prefix=settings.API_V1_STR, responses=problems.responses(*problems.COMMON))
     # the admin key and the body limit are checked before any body is read
     app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
-                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",),
+                       prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",
+                                               settings.API_V1_STR + "/billing/webhook"),  # signed
                        open_prefixes=(settings.API_V1_STR + "/portal/",))  # bearer tokens of portal users
     install_portal(app, settings, app.state.keyring, portal_settings)  # pages, security headers
     return app

@@ -86,6 +86,12 @@ class World:
 
         return worker.run_once(self.app.state.db, self.ctx.ps)
 
+    def deliver_billing(self):
+        """One round of the worker with billing's work first (auto-pay, unsettled attempts, webhooks)."""
+        from companion.app.notifications import worker
+
+        return worker.run_once(self.app.state.db, self.ctx.ps, self.app.state.billing)
+
     def staff(self, email=None, password=PASSWORD):
         """A staff user with a password."""
         from companion.app.accounts import staff

@@ -1,5 +1,5 @@
 """billing: the ledger (today's payments moved into it), payment methods, billing plans, charge attempts,
-webhook events, invoices, agreements, the sandbox gateway's tables
+webhook events, invoices, agreements
 
 Revision ID: 0004_billing
 Revises: 0003_portal
@@ -173,27 +173,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_agreements_account_id', 'agreements', ['account_id'], unique=False)
-    op.create_table('sandbox_intents',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=100), nullable=False),
-    sa.Column('amount_cents', sa.Integer(), nullable=False),
-    sa.Column('refunded_cents', sa.Integer(), nullable=False),
-    sa.Column('token', sa.String(length=200), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('decline_code', sa.String(length=40), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('idempotency_key', name='uq_sandbox_idempotency')
-    )
-    op.create_table('sandbox_events',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('kind', sa.String(length=40), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('delivered', sa.Boolean(), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id')
-    )
     _move_payments()
     op.drop_table('payments')
 
@@ -284,7 +263,7 @@ def downgrade() -> None:
                "SUBSTR(COALESCE(reference, 'entry:' || CAST(id AS VARCHAR(20))), 1, 64), handset_id, lockout_id, "
                "command_id, due_after, created_at FROM ledger_entries WHERE side = 'payment' AND method != 'refund' "
                "AND kind IN ('installment', 'reset_fee')")
-    for table in ('sandbox_events', 'sandbox_intents', 'agreements', 'invoices', 'webhook_events',
+    for table in ('agreements', 'invoices', 'webhook_events',
                   'charge_attempts', 'billing_plans', 'payment_methods'):
         op.drop_table(table)
     op.drop_index('ix_ledger_account', table_name='ledger_entries')

@@ -17,6 +17,7 @@ Rules
 """
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -32,9 +33,27 @@ PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal")
 MAX_CENTS = 10**9
 
 
+def _system_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_clock: Callable[[], dt.datetime] = _system_now
+
+
+def set_clock(clock: Callable[[], dt.datetime] | None) -> None:
+    """Give billing another clock (tests and demos move time past due dates); None: the system's."""
+    global _clock
+    _clock = clock or _system_now
+
+
+def now() -> dt.datetime:
+    """Billing's now (timezone-aware UTC)."""
+    return _clock()
+
+
 def today() -> dt.date:
     """Today in UTC (the companion's billing day)."""
-    return dt.datetime.now(dt.UTC).date()
+    return _clock().date()
 
 
 def installment_date(account: Account, period: int) -> dt.date:

@@ -108,30 +108,3 @@ class Agreement(Base):
     accepted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class SandboxIntent(Base):
-    """The sandbox gateway's own record of a payment intent (a real processor keeps this on its side)."""
-
-    __tablename__ = "sandbox_intents"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_sandbox_idempotency"),)
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(100))
-    amount_cents: Mapped[int] = mapped_column(Integer)
-    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
-    token: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))
-    decline_code: Mapped[str] = mapped_column(String(40), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class SandboxEvent(Base):
-    """A webhook the sandbox gateway has to deliver (delivered by `deliver_webhooks`, retried until 2xx)."""
-
-    __tablename__ = "sandbox_events"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

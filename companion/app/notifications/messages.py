@@ -34,7 +34,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
                 N_("The handset %(device)s reported a lockout: %(cause)s.")),
     "payment-due": (N_("Payment due soon"),
                     N_("Your next payment of %(amount)s is due on %(date)s.")),
+    "receipt": (N_("Payment receipt"),
+                N_("We received your payment of %(amount)s on %(date)s. Reference: %(reference)s.")),
+    "payment-declined": (N_("Payment declined"),
+                         N_("Your payment of %(amount)s was declined: %(reason)s %(retry)s")),
+    "card-expiring": (N_("Your card expires before your next payment"),
+                      N_("The card ending %(last4)s that pays automatically expires before your payment due on "
+                         "%(date)s. Add a new card so the payment is not missed.")),
 }
 
 # kinds a driver may turn off for email (security messages always go out)
 OPTIONAL_EMAIL = ("code-issued", "fee-paid", "clear-applied", "clear-failed", "lockout", "payment-due")
+# receipts, declines and an expiring auto-pay card always go out (billing/worker.py, billing/services.py)

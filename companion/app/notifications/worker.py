@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from companion.app import crud, i18n
 from companion.app.accounts.models import AuthToken, DeviceLink, LoginFailure, User, WebSession
+from companion.app.billing import worker as billing_worker
+from companion.app.billing.context import BillingContext
 from companion.app.core import timebase
 from companion.app.core.db import Database
 from companion.app.models import Account, Command, LogRecord, Payment, utcnow
@@ -65,17 +67,8 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                             link="/portal/dashboard", base_url=ps.BASE_URL,
                             dedupe="lockout:%d:%d" % (rec.handset_id, rec.seq)):
                 made += 1
-    # payments due within REMIND_DAYS
-    for account in session.scalars(select(Account)):
-        due = crud.account_next_due(account)
-        if 0 <= (due - now.date()).days <= ps.REMIND_DAYS:
-            amount = max(account.installment_cents - account.credit_cents, 0)
-            for user in _drivers(session, account.id):
-                if notes.notify(session, user, "payment-due",
-                                {"amount": "$%d.%02d" % (amount // 100, amount % 100), "date": due.isoformat()},
-                                link="/portal/dashboard", base_url=ps.BASE_URL,
-                                dedupe="payment-due:%s" % due.isoformat()):
-                    made += 1
+    # payments due soon (each account's days ahead; billing's rule)
+    made += billing_worker.reminders(session, ps, now.date())
     session.flush()
     return made
 
@@ -147,8 +140,11 @@ def _failed(ps: PortalSettings, mail: OutboxEmail, now: dt.datetime, error: str)
     log.warning("email %d to %s failed (attempt %d): %s", mail.id, mail.to_addr, mail.attempts, error)
 
 
-def run_once(db: Database, ps: PortalSettings) -> tuple[int, int]:
-    """One round: (new notifications, emails sent)."""
+def run_once(db: Database, ps: PortalSettings, billing: BillingContext | None = None) -> tuple[int, int]:
+    """One round: (new notifications, emails sent); with a billing context, billing's round first (auto-pay,
+    unsettled attempts, the sandbox's webhooks)."""
+    if billing is not None:
+        billing_worker.run_once(db, billing)
     with db.write_session() as session:
         made = notice_events(session, ps)
         purge(session, ps)
@@ -159,11 +155,12 @@ def run_once(db: Database, ps: PortalSettings) -> tuple[int, int]:
     return made, sent
 
 
-def run(db: Database, ps: PortalSettings, stop: "object | None" = None) -> None:
+def run(db: Database, ps: PortalSettings, stop: "object | None" = None,
+        billing: BillingContext | None = None) -> None:
     """Loop until stop (a threading.Event) is set, or forever."""
     while stop is None or not stop.is_set():  # type: ignore[attr-defined]
         try:
-            run_once(db, ps)
+            run_once(db, ps, billing)
         except Exception:  # noqa: BLE001 -- a bad round is logged and the next one tried
             log.exception("worker round failed")
         if stop is not None:

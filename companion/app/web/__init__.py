@@ -19,8 +19,16 @@ def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettin
     from companion.app.web import pages
     from companion.app.web.headers import SecurityHeaders
 
+    from companion.app.billing import context as billing_context
+    from companion.app.billing import sandbox
+    from companion.app.web import billing_pages
+
     app.state.portal = PortalContext.build(settings, ps or PortalSettings(), keyring)
+    app.state.billing = billing_context.build(settings, app.state.portal)
     app.include_router(pages.router)
+    app.include_router(billing_pages.router)
+    if app.state.billing.gateway.name == "sandbox":  # the sandbox's tokenization endpoint and approval page
+        app.include_router(sandbox.router(lambda request: request.app.state.billing.gateway))
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
     app.add_middleware(SecurityHeaders)
     _page_errors(app)

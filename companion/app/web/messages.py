@@ -21,6 +21,19 @@ _WORDS = {
     "too-long": N_("A field is too long."),
     "invalid-phone": N_("A phone number has 7 to 20 digits, spaces or ()+-."),
     "mismatch": N_("The two passwords are not the same."),
+    "card-brand": N_("We accept Visa and Mastercard only."),
+    "expired-card": N_("This card has expired: use another card."),
+    "invalid_number": N_("The card number is not valid: please check it."),
+    "invalid_expiry": N_("The expiry date is not valid."),
+    "expired_card": N_("This card has expired: use another card."),
+    "invalid_cvc": N_("The security code is 3 or 4 digits."),
+    "invalid-token": N_("The card could not be read. Enter it again."),
+    "duplicate": N_("This card is saved already."),
+    "invalid-amount": N_("Enter an amount more than zero and no more than the balance, in dollars and cents."),
+    "nothing-overdue": N_("Nothing is overdue."),
+    "fee-paid": N_("The reset fee for this lockout is paid already."),
+    "no-card": N_("Add a card first."),
+    "idempotency-conflict": N_("This payment was already submitted. Reload the page to start a new one."),
 }
 GENERIC = N_("Something in the form is not right. Check it and try again.")
 
