@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
             if app.state.pg_sync is not None:
                 await app.state.pg_sync.close()
             app.state.db.close()
+            close = getattr(app.state.billing.gateway, "close", None)
+            if close is not None:
+                close()
 
     app = FastAPI(title=settings.PROJECT_NAME, openapi_url=settings.API_V1_STR + "/openapi.json",
                   docs_url="/docs", lifespan=lifespan)

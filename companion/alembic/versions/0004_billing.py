@@ -43,6 +43,8 @@ def _due(first: dt.date, schedule: str, n: int) -> dt.date:
 
 
 def _date(v: object) -> dt.date:
+    if isinstance(v, dt.datetime):
+        return v.date()
     return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])
 
 
@@ -230,7 +232,8 @@ def _move_payments() -> None:
                              note='installment changed before the ledger', created_at=now))
         nxt = _due(first, a.schedule, int(a.periods_paid))
         bind.execute(sa.text("UPDATE accounts SET next_due = :d WHERE id = :i"), {"d": nxt, "i": a.id})
-    rows.sort(key=lambda r: int(r['id']))  # type: ignore[call-overload]
+    # the charges before the payments that name them
+    rows.sort(key=lambda r: (r['charge_id'] is not None, int(r['id'])))  # type: ignore[call-overload]
     for i in range(0, len(rows), 1000):
         op.bulk_insert(ledger, rows[i:i + 1000])
     if bind.dialect.name == 'postgresql':

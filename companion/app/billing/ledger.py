@@ -153,6 +153,11 @@ def derive(account: Account, rows: list[LedgerEntry], day: dt.date, upcoming: in
         if e.kind == "installment" and e.period is not None and first_unpaid_period is None:
             first_unpaid_period = e.period
             pos.partial_cents = e.amount_cents - left
+    if pool < 0:  # refunds beyond what the untargeted payments paid: owed again, today
+        pos.unpaid_cents -= pool
+        pos.due_now_cents -= pool
+        if pos.oldest_unpaid is None:
+            pos.oldest_unpaid, pos.next_amount_cents = day, -pool
     pos.credit_cents = max(pool, 0)
     # installments not posted yet, paid by the credit in order
     n = pos.posted_periods

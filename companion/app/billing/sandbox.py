@@ -158,9 +158,19 @@ class SandboxGateway:
         sqlite = database_url.startswith("sqlite")
         self.engine = create_engine(database_url, connect_args={"timeout": 30} if sqlite else {},
                                     pool_pre_ping=not sqlite)
-        SandboxBase.metadata.create_all(self.engine, checkfirst=True)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._maker = sessionmaker(self.engine, expire_on_commit=False)
+        self._ready = False
         self.clock = time.time  # tests move it
+
+    def sessions(self) -> Session:
+        """A session on the sandbox's own tables (made on first use)."""
+        if not self._ready:
+            try:
+                SandboxBase.metadata.create_all(self.engine, checkfirst=True)
+            except Exception:  # noqa: BLE001 -- another process made them at the same moment: check again
+                SandboxBase.metadata.create_all(self.engine, checkfirst=True)
+            self._ready = True
+        return self._maker()
 
     def close(self) -> None:
         """Dispose of the connections."""

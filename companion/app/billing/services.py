@@ -314,9 +314,13 @@ def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent
             LedgerEntry.account_id == account.id, LedgerEntry.intent_id == intent.id,
             LedgerEntry.method == "refund")) or 0)
         if intent.refunded_cents > refunded:
+            paid = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
+                                                            LedgerEntry.reference == "intent:" + intent.id))
             ledger.post_payment(session, account, "refund", -(intent.refunded_cents - refunded),
-                                "refund:%s:%d" % (intent.id, intent.refunded_cents), kind="installment",
-                                intent_id=intent.id, note="refund")
+                                "refund:%s:%d" % (intent.id, intent.refunded_cents),
+                                kind=paid.kind if paid else "installment", intent_id=intent.id, note="refund",
+                                charge_id=paid.charge_id if paid else None,
+                                handset_id=paid.handset_id if paid else None)
             if intent.refunded_cents >= intent.amount_cents:
                 a.status = "refunded"
             ledger.recompute(session, account)
