@@ -5,7 +5,6 @@ the frequency rule and rounding."""
 import contextlib
 import datetime as dt
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text

@@ -10,7 +10,6 @@ import re
 import time
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from tests.billing_support import CARDS, add_card, billing_day, method_ids, pay

@@ -3,10 +3,12 @@ progress while a simulated handset (real firmware) syncs through the real HTTP m
 notifications, help; bad input leaves nothing stored. Both backends."""
 
 import datetime as dt
+import re
 
 from sqlalchemy import select
 
 from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+from tests.billing_support import add_card, method_ids
 from tests.companion_doubles import SyncedSim
 from tests.portal_client import csrf_of
 
@@ -39,18 +41,23 @@ def test_dashboard_shows_a_synced_handsets_lockout_and_pays_the_fee_to_applied(w
         page = c.get("/portal/dashboard").text
         assert "Locked out after a violation" in page and "Cause: power cuts." in page
         assert "Pay the reset fee" in page
-        form = c.get("/portal/devices/%d/reset-fee" % d["devices"][0])
+        add_card(c)
+        form = c.get("/portal/devices/%d/reset-fee" % d["devices"][0], follow_redirects=True)
         assert "$75.00" in form.text
-        r = c.post("/portal/devices/%d/reset-fee" % d["devices"][0],
-                   data={"reference": "ref-" + "a" * 12, "csrf": csrf_of(form.text), })
+        body = {"key": "ref-" + "a" * 12, "method_id": str(method_ids(c)[0]), "csrf": csrf_of(form.text)}
+        r = c.post("/portal/billing/reset-fee/%d" % d["devices"][0], data=body)
         assert r.status_code == 303
-        progress = r.headers["location"]
+        paid = c.get(r.headers["location"]).text
+        assert 'data-status="succeeded"' in paid
+        progress = re.search(r'href="(/portal/clears/\d+)"', paid).group(1)
         page = c.get(progress).text
         assert 'data-refresh="3"' in page and 'data-status="queued"' in page
-        # the same form submitted twice is one payment
-        again = c.post("/portal/devices/%d/reset-fee" % d["devices"][0],
-                       data={"reference": "ref-" + "a" * 12, "csrf": csrf_of(form.text)})
-        assert again.headers["location"] == progress
+        # the same form submitted twice is one payment; paying again for this lockout is refused
+        again = c.post("/portal/billing/reset-fee/%d" % d["devices"][0], data=body)
+        assert again.headers["location"] == r.headers["location"]
+        body["key"] = "ref-" + "b" * 12
+        twice = c.post("/portal/billing/reset-fee/%d" % d["devices"][0], data=body)
+        assert twice.status_code == 409 and "paid already" in twice.text
         sim.sync()
         assert 'data-status="delivered"' in c.get(progress).text
         sim.settle()

@@ -225,7 +225,8 @@ def test_api_ownership_and_problem_answers(world, portal_server, pair):
     token = world.api_token(a["email"])["access_token"]
     with _api(portal_server, token) as c:
         for method, path, body in (("POST", "/devices/%d/unlock-codes" % b["devices"][0], {"action": "clear"}),
-                                   ("POST", "/devices/%d/reset-fee" % b["devices"][0], {"reference": "r" * 10}),
+                                   ("POST", "/billing/devices/%d/reset-fee" % b["devices"][0],
+                                    {"method_id": 1, "idempotency_key": "r" * 10}),
                                    ("GET", "/clears/%d" % b["payment_id"], None),
                                    ("POST", "/notifications/%d/read" % b["notification_id"], None)):
             r = c.request(method, path, json=body)

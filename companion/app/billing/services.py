@@ -354,6 +354,11 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             return
         entry, _cmd = crud.record_payment(session, b.ctx.settings, account, "reset_fee", a.amount_cents, ref,
                                           a.handset_id, a.lockout_id, method="card", intent_id=intent.id)
+        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+        for user in _drivers(session, account.id):
+            notes.notify(session, user, "fee-paid", {"device": link.label if link else str(h.id)},
+                         link="/portal/clears/%d" % entry.id, base_url=b.ctx.ps.BASE_URL,
+                         dedupe="fee-paid:%d" % entry.id)
     else:
         entry = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
                                                          LedgerEntry.reference == ref))
@@ -454,13 +459,18 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
     h = session.get(Handset, h.id, populate_existing=True) or h
     if not h.lockout_id:
         raise Problem(409, "no-lockout", "the handset has not reported a violation lockout")
+    full = "resetfee:%d:%d:%s" % (h.id, h.lockout_id, key)
+    seen = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == full))
+    if seen is not None and seen.account_id == account.id:  # the same form again: the same payment
+        session.commit()
+        return seen
     paid = session.scalar(select(LedgerEntry.id).where(
         LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
         LedgerEntry.lockout_id == h.lockout_id))
     if paid is not None:
         raise Problem(409, "fee-paid", "the reset fee for this lockout is paid", payment_id=paid)
     m = method(session, account.id, method_id)
-    a = charge(session, b, account.id, "resetfee:%d:%d:%s" % (h.id, h.lockout_id, key), "reset_fee", fee, m,
+    a = charge(session, b, account.id, full, "reset_fee", fee, m,
                handset_id=h.id, lockout_id=h.lockout_id)
     audit(session, user, user, "reset-fee-card", device=link.id, attempt=a.id, status=a.status)
     session.commit()

@@ -16,13 +16,13 @@ from email.message import EmailMessage
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from companion.app import crud, i18n
+from companion.app import i18n
 from companion.app.accounts.models import AuthToken, DeviceLink, LoginFailure, User, WebSession
 from companion.app.billing import worker as billing_worker
 from companion.app.billing.context import BillingContext
 from companion.app.core import timebase
 from companion.app.core.db import Database
-from companion.app.models import Account, Command, LogRecord, Payment, utcnow
+from companion.app.models import Command, LogRecord, Payment, utcnow
 from companion.app.notifications import services as notes
 from companion.app.notifications.models import OutboxEmail
 from companion.app.portal import handset_words

@@ -135,12 +135,6 @@ class CodeIssued(BaseModel):
     entry: list[tuple[str, str, int]]
 
 
-class ResetFeePay(BaseModel):
-    """Pay the reset fee; the reference (the client's idempotency key) makes a retry one payment."""
-
-    reference: Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-
-
 class ClearStepPublic(BaseModel):
     """One step of a clear."""
 

@@ -222,21 +222,6 @@ def reset_fee_terms(session: Session, user: User, link_id: int) -> tuple[DeviceL
     return link, h, driver_account(session, user).reset_fee_cents
 
 
-def pay_reset_fee(session: Session, ctx: PortalContext, user: User, link_id: int, reference: str) -> Payment:
-    """Record the reset fee through the existing payment mechanism (it queues the clear); the reference makes
-    a repeated submission one payment."""
-    if not re.fullmatch(r"[A-Za-z0-9._:-]{8,64}", reference or ""):
-        raise Problem(422, "invalid", "the payment reference is missing or malformed", field="reference")
-    link, h, fee = reset_fee_terms(session, user, link_id)
-    account = driver_account(session, user)
-    payment, _cmd = crud.record_payment(session, ctx.settings, account, "reset_fee", fee,
-                                        "portal:" + reference, h.id, None)
-    notes.notify(session, user, "fee-paid", {"device": link.label}, link="/portal/clears/%d" % payment.id,
-                 base_url=ctx.ps.BASE_URL, dedupe="fee-paid:%d" % payment.id)
-    audit(session, user, user, "reset-fee-paid", device=link.id, payment=payment.id, amount_cents=fee)
-    return payment
-
-
 def clear_progress(session: Session, user: User, payment_id: int) -> ClearProgress:
     """Where the clear paid by one of the driver's payments is: paid, queued, delivered, then applied (or
     refused / expired), each with its time."""

@@ -16,12 +16,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettings | None) -> None:
     """Add the portal (pages, JSON API context, static files, security headers) to the companion's app."""
-    from companion.app.web import pages
-    from companion.app.web.headers import SecurityHeaders
-
     from companion.app.billing import context as billing_context
     from companion.app.billing import sandbox
-    from companion.app.web import billing_pages
+    from companion.app.web import billing_pages, pages
+    from companion.app.web.headers import SecurityHeaders
 
     app.state.portal = PortalContext.build(settings, ps or PortalSettings(), keyring)
     app.state.billing = billing_context.build(settings, app.state.portal)

@@ -1,7 +1,6 @@
 """The portal's pages. Each handler reads the form, calls the service layer, and renders or redirects; the
 rules (ownership, limits, tokens, throttling) are in the services."""
 
-import secrets as pysecrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -300,31 +299,10 @@ def code(request: Request, session: WriteSessionDep, link_id: Id, action: F = "c
 
 
 @router.get("/devices/{link_id}/reset-fee")
-def reset_fee_form(request: Request, session: SessionDep, link_id: Id) -> Response:
-    """The violation reset fee: what it costs and a button to pay it."""
-    v = _v(request, session)
-    user = v.require("driver")
-    link, h, fee = portal.reset_fee_terms(session, user, link_id)
-    return render(v, "reset_fee.html", link=link, fee=fee, lockout=h.lockout_id,
-                  reference=pysecrets.token_hex(12))
-
-
 @router.post("/devices/{link_id}/reset-fee")
-def reset_fee(request: Request, session: WriteSessionDep, link_id: Id, reference: F = "",
-              csrf: F = "") -> Response:
-    """Record the fee (once per reference) and go to the clear's progress."""
-    v = _v(request, session)
-    user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        payment = portal.pay_reset_fee(session, v.ctx, user, link_id, reference)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        link, h, fee = portal.reset_fee_terms(session, user, link_id)
-        return form_error(v, "reset_fee.html", exc, link=link, fee=fee, lockout=h.lockout_id,
-                          reference=pysecrets.token_hex(12))
-    return redirect("/portal/clears/%d" % payment.id)
+def reset_fee(link_id: Id) -> Response:
+    """The violation reset fee is paid by card on billing's page (nothing is recorded here)."""
+    return redirect("/portal/billing/reset-fee/%d" % link_id)
 
 
 @router.get("/clears/{payment_id}")

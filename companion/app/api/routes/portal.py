@@ -28,7 +28,6 @@ from companion.app.portal.schemas import (
     NotificationPublic,
     PasswordChange,
     ProfileUpdate,
-    ResetFeePay,
     ResetRequest,
     TokenOnly,
     TokenPair,
@@ -200,15 +199,6 @@ def unlock_code(session: WriteSessionDep, ctx: PortalDep, user: WriteUserDep, de
     session.commit()
     return CodeIssued(device_id=issued.device_id, action=issued.action, code=issued.code,
                       valid_until=issued.valid_until, entry=helpdesk.entry_steps(issued.code))
-
-
-@router.post("/devices/{device_id}/reset-fee", status_code=201)
-def reset_fee(session: WriteSessionDep, ctx: PortalDep, user: WriteUserDep, device_id: ItemId,
-              data: ResetFeePay) -> ClearPublic:
-    """Pay the violation reset fee (once per reference); the answer is the clear's progress."""
-    payment = portal.pay_reset_fee(session, ctx, user, device_id, data.reference)
-    session.commit()
-    return _clear(portal.clear_progress(session, user, payment.id))
 
 
 @router.get("/clears/{payment_id}")
