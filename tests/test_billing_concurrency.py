@@ -16,9 +16,8 @@ from sqlalchemy import func, select
 from companion import testing
 from companion.app.accounts.models import User
 from companion.app.billing import context as billing_context
-from companion.app.billing import ledger
+from companion.app.billing import ledger, worker
 from companion.app.billing import services as billing
-from companion.app.billing import worker
 from companion.app.billing.models import BillingPlan, ChargeAttempt, PaymentMethod
 from companion.app.billing.sandbox import SandboxIntent
 from companion.app.core import migrate

@@ -59,7 +59,7 @@ class Account(Base):
     # billing (the ledger keeps these current): installment periods before the current schedule began (a
     # frequency change starts a new schedule at `first_due`), and the next due date derived from the ledger
     period_base: Mapped[int] = mapped_column(BigInteger, default=0)
-    next_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    next_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

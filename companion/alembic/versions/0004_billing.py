@@ -80,6 +80,7 @@ def upgrade() -> None:
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('period_base', sa.BigInteger(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('next_due', sa.Date(), nullable=True))
+        batch_op.create_index('ix_accounts_next_due', ['next_due'], unique=False)
 
     op.create_table('payment_methods',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -188,8 +189,8 @@ def _move_payments() -> None:
                                     "FROM accounts ORDER BY id")).all()
     payments = bind.execute(sa.text("SELECT id, account_id, kind, amount_cents, reference, handset_id, lockout_id, "
                                     "command_id, due_after, created_at FROM payments ORDER BY id")).all()
-    first_handset = dict(bind.execute(sa.text(
-        "SELECT account_id, MIN(id) FROM handsets WHERE account_id IS NOT NULL GROUP BY account_id")).all())
+    first_handset: dict[int, int] = {int(a): int(h) for a, h in bind.execute(sa.text(
+        "SELECT account_id, MIN(id) FROM handsets WHERE account_id IS NOT NULL GROUP BY account_id")).all()}
     top = max([p.id for p in payments], default=0)
     rows: list[dict[str, object]] = []
     paid: dict[int, int] = {}
@@ -272,5 +273,6 @@ def downgrade() -> None:
     op.drop_index('ix_ledger_account', table_name='ledger_entries')
     op.drop_table('ledger_entries')
     with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.drop_index('ix_accounts_next_due')
         batch_op.drop_column('next_due')
         batch_op.drop_column('period_base')

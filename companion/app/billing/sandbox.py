@@ -36,7 +36,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import JSON, Boolean, Integer, String, create_engine, select
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, create_engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -87,7 +87,7 @@ class SandboxEvent(SandboxBase):
 
     __tablename__ = "sandbox_events"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, default=0)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)  # creation time (ns): delivery order
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -156,8 +156,7 @@ class SandboxGateway:
         self.public_url = public_url
         self.tokenize_url = PREFIX + "/tokens"
         sqlite = database_url.startswith("sqlite")
-        self.engine = create_engine(database_url, connect_args={"timeout": 30} if sqlite else {},
-                                    pool_pre_ping=not sqlite)
+        self.engine = create_engine(database_url, connect_args={"timeout": 30} if sqlite else {})
         self._maker = sessionmaker(self.engine, expire_on_commit=False)
         self._ready = False
         self.clock = time.time  # tests move it
@@ -214,9 +213,8 @@ class SandboxGateway:
         return Intent(row.id, row.amount_cents, row.status, row.decline_code, url, row.refunded_cents)
 
     def _event(self, s: Session, kind: str, row: SandboxIntent) -> None:
-        seq = (s.scalar(select(SandboxEvent.seq).order_by(SandboxEvent.seq.desc()).limit(1)) or 0) + 1
         intent = self._intent(row)
-        s.add(SandboxEvent(id="evt_" + secrets.token_hex(12), seq=seq, kind=kind, delivered=False, attempts=0,
+        s.add(SandboxEvent(id="evt_" + secrets.token_hex(12), seq=time.time_ns(), kind=kind, delivered=False, attempts=0,
                            payload={"kind": kind, "intent": intent.__dict__, "metadata": row.meta}))
 
     def create_intent(self, token: str, amount_cents: int, idempotency_key: str, metadata: dict[str, Any]

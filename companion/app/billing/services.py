@@ -237,11 +237,11 @@ def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
 def _attempt(session: Session, account: Account, key: str, purpose: str, amount: int, m: PaymentMethod,
              **extra: Any) -> tuple[ChargeAttempt, bool]:
     """The attempt under key: (existing, False), or (new, True) written and flushed."""
-    old = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == key))
-    if old is not None:
+    def same(old: ChargeAttempt) -> tuple[ChargeAttempt, bool]:
         if old.account_id != account.id or old.amount_cents != amount or old.purpose != purpose:
             raise Problem(409, "idempotency-conflict", "this idempotency key was used for another payment")
         return old, False
+
     a = ChargeAttempt(account_id=account.id, idempotency_key=key, purpose=purpose, amount_cents=amount,
                       method_id=m.id, status="created", decline_code="", next_action_url="", **extra)
     try:
@@ -252,7 +252,7 @@ def _attempt(session: Session, account: Account, key: str, purpose: str, amount:
         found = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == key))
         if found is None:
             raise
-        return found, False
+        return same(found)
     return a, True
 
 
@@ -312,7 +312,7 @@ def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent
             _succeeded(session, b, account, a, intent)
         refunded = -int(session.scalar(select(ledger_sum()).where(
             LedgerEntry.account_id == account.id, LedgerEntry.intent_id == intent.id,
-            LedgerEntry.method == "refund")) or 0)
+            LedgerEntry.method == "refund")) or 0) if intent.refunded_cents else 0
         if intent.refunded_cents > refunded:
             paid = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
                                                             LedgerEntry.reference == "intent:" + intent.id))
@@ -360,9 +360,11 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
                          link="/portal/clears/%d" % entry.id, base_url=b.ctx.ps.BASE_URL,
                          dedupe="fee-paid:%d" % entry.id)
     else:
-        entry = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
+        found = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
                                                          LedgerEntry.reference == ref))
-        if entry is None:
+        if found is not None:
+            entry = found
+        else:
             entry = ledger.post_payment(session, account, "card", a.amount_cents, ref, intent_id=intent.id,
                                         handset_id=ledger.primary_handset(session, account.id),
                                         note="automatic payment" if a.purpose == "installment" else "payment")

@@ -58,8 +58,8 @@ def collect(session: Session, b: BillingContext, account_id: int, postgres: bool
     if plan is None or not plan.autopay or plan.method_id is None or (plan.retry_at and plan.retry_at > now):
         session.rollback()
         return ""
-    ledger.accrue(session, account, now.date())
-    pos = ledger.recompute(session, account, now.date())
+    ledger.accrue(session, account, now.date())  # charging what falls due today moves no due date
+    pos = ledger.position(session, account, now.date())
     if pos.due_now_cents <= 0:
         session.commit()
         return ""
