@@ -225,12 +225,14 @@ def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
     if account is None:
         return None
     plan = session.get(BillingPlan, account.id)
-    pos = ledger.position(session, account)
-    on = bool(plan and plan.autopay and plan.method_id)
-    card = session.get(PaymentMethod, plan.method_id) if plan and plan.method_id else None
-    return DashboardBilling(on, pos.next_due if on else None, pos.next_amount_cents if on else 0,
-                            plan.last_decline if plan else "", plan.retry_at if plan else None,
-                            bool(card and expires_before(card, pos.next_due)))
+    if plan is None:
+        return DashboardBilling(False, None, 0, "", None, False)
+    # the ledger's cached derivation (the dashboard is the most visited page: no ledger scan here)
+    due = crud.account_next_due(account)
+    on = bool(plan.autopay and plan.method_id)
+    card = session.get(PaymentMethod, plan.method_id) if plan.method_id else None
+    return DashboardBilling(on, due if on else None, max(account.installment_cents - account.credit_cents, 0),
+                            plan.last_decline, plan.retry_at, bool(on and card and expires_before(card, due)))
 
 
 # ---- charging ----------------------------------------------------------------------------------------------

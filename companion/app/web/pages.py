@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from companion.app import i18n
 from companion.app.accounts import services as accounts
 from companion.app.accounts import staff
+from companion.app.billing import services as billing
 from companion.app.api.deps import SessionDep, WriteSessionDep
 from companion.app.core.problems import Problem
 from companion.app.notifications import services as notes
@@ -269,7 +270,8 @@ def _dashboard(request: Request) -> Response:
         user = v.require("driver", "authority")
         if user.role == "authority":
             return render(v, "authority.html")
-        return render(v, "dashboard.html", d=portal.dashboard(session, user))
+        return render(v, "dashboard.html", d=portal.dashboard(session, user),
+                      billing=billing.dashboard_billing(session, user))
 
 
 @router.get("/devices/{link_id}/code")
