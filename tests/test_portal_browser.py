@@ -66,6 +66,19 @@ def _sign_in(page, base, identity, password=PASSWORD):
     page.click("form.card button[type=submit]")
 
 
+def _add_card(page, base, number="4242424242424242"):
+    """Add a card: the form posts to the gateway's tokenization endpoint, the portal confirms the token."""
+    page.goto(base + "/portal/billing/methods")
+    page.fill("#number", number)
+    page.fill("#exp_month", "12")
+    page.fill("#exp_year", "2031")
+    page.fill("#cvc", "123")
+    page.click("#card-form button[type=submit]")
+    page.wait_for_url("**/portal/billing/methods/new*")
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/portal/billing/methods")
+
+
 def _no_horizontal_scroll(page):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -107,8 +120,13 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
         sim.settle()
         page.goto(base + "/portal/dashboard")
         assert "Locked out after a violation" in page.locator("section.device").inner_text()
+        _add_card(page, base)
+        page.goto(base + "/portal/dashboard")
         page.click("text=Pay the reset fee")
         page.click("form.card button[type=submit]")
+        page.wait_for_url("**/portal/billing/payments/*")
+        assert page.locator("#payment-status").get_attribute("data-status") == "succeeded"
+        page.click("text=Follow the clear")
         page.wait_for_url("**/portal/clears/*")
         assert page.locator("#clear-status").get_attribute("data-status") == "queued"
 
@@ -178,12 +196,20 @@ def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
     sim.settle()
     pay = site.office.pay(d["account_id"], "reset_fee", 7500, device_id=d["handsets"][1]["device_id"])
     site.deliver()
+    with site.browser(d["email"]) as c:
+        from tests.billing_support import add_card, pay as pay_now
+
+        add_card(c)
+        attempt = pay_now(c, "other", "10.00").headers["location"]
+        c.get("/portal/billing/invoices")
     out_pages = ["/portal/sign-in", "/portal/reset", "/portal/help", "/portal/help?q=code",
                  "/portal/claim/not-a-token"]
     driver_pages = ["/portal/dashboard", "/portal/devices/%d/code" % d["devices"][0],
                     "/portal/devices/%d/reset-fee" % d["devices"][1], "/portal/clears/%d" % pay["id"],
                     "/portal/profile", "/portal/notifications", "/portal/help", "/portal/password",
-                    "/portal/devices/999/code"]
+                    "/portal/devices/999/code", "/portal/billing", "/portal/billing/methods",
+                    "/portal/billing/pay", "/portal/billing/history", "/portal/billing/invoices",
+                    "/portal/billing/agreement", attempt, "/portal/billing/reset-fee/%d" % d["devices"][1]]
     found = {}
     checked = 0
     for viewport in ("desktop", "phone"):
