@@ -197,7 +197,8 @@ def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
     pay = site.office.pay(d["account_id"], "reset_fee", 7500, device_id=d["handsets"][1]["device_id"])
     site.deliver()
     with site.browser(d["email"]) as c:
-        from tests.billing_support import add_card, pay as pay_now
+        from tests.billing_support import add_card
+        from tests.billing_support import pay as pay_now
 
         add_card(c)
         attempt = pay_now(c, "other", "10.00").headers["location"]

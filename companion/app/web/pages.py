@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from companion.app import i18n
 from companion.app.accounts import services as accounts
 from companion.app.accounts import staff
-from companion.app.billing import services as billing
 from companion.app.api.deps import SessionDep, WriteSessionDep
+from companion.app.billing import services as billing
 from companion.app.core.problems import Problem
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import N_, OPTIONAL_EMAIL
@@ -301,9 +301,10 @@ def code(request: Request, session: WriteSessionDep, link_id: Id, action: F = "c
 
 
 @router.get("/devices/{link_id}/reset-fee")
-@router.post("/devices/{link_id}/reset-fee")
-def reset_fee(link_id: Id) -> Response:
+def reset_fee(request: Request, session: SessionDep, link_id: Id) -> Response:
     """The violation reset fee is paid by card on billing's page (nothing is recorded here)."""
+    v = _v(request, session)
+    portal.device(session, v.require("driver"), link_id)
     return redirect("/portal/billing/reset-fee/%d" % link_id)
 
 
