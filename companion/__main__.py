@@ -31,15 +31,24 @@ def _worker(once: bool) -> None:
     from companion.app.notifications import worker
     from companion.app.portal.config import PortalSettings
 
+    from companion.app.billing import context as billing_context
+    from companion.app.core.keyring import Keyring
+    from companion.app.portal.context import PortalContext
+
     settings = get_settings()
     migrate.upgrade(settings)
     db = Database(settings)
+    ps = PortalSettings()
+    billing = billing_context.build(settings, PortalContext.build(settings, ps, Keyring(settings)))
     try:
         if once:
-            print("notifications %d, emails sent %d" % worker.run_once(db, PortalSettings()))
+            print("notifications %d, emails sent %d" % worker.run_once(db, ps, billing))
         else:
-            worker.run(db, PortalSettings())
+            worker.run(db, ps, billing=billing)
     finally:
+        close = getattr(billing.gateway, "close", None)
+        if close is not None:
+            close()
         db.close()
 
 

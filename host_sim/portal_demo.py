@@ -146,7 +146,7 @@ class DemoSite:
     def _worker_loop(self):
         from companion.app.notifications import worker
 
-        worker.run(self.server.app.state.db, self.ps, self.stop)
+        worker.run(self.server.app.state.db, self.ps, self.stop, self.server.app.state.billing)
 
 
 def screenshots(site, outdir):
