@@ -27,12 +27,11 @@ def _rotate() -> int:
 
 
 def _worker(once: bool) -> None:
+    from companion.app.billing import context as billing_context
     from companion.app.core.db import Database
+    from companion.app.core.keyring import Keyring
     from companion.app.notifications import worker
     from companion.app.portal.config import PortalSettings
-
-    from companion.app.billing import context as billing_context
-    from companion.app.core.keyring import Keyring
     from companion.app.portal.context import PortalContext
 
     settings = get_settings()
