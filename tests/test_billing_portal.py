@@ -244,3 +244,54 @@ def test_webhook_refusals_record_nothing(world, portal_server):
     assert r.status_code == 400 and "replay window" in r.text
     with world.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookEvent)) == before
+
+
+def test_payment_moves_the_handsets_due_date_and_the_page_says_when(world, portal_server):
+    """An overdue account's handset holds the old due date (PAYMENT DUE); paying by card gives it the next
+    one at its next sync, and the payment's page says so, then when it happened."""
+    from tests.companion_doubles import SyncedSim
+
+    first = dt.date.today() - dt.timedelta(days=3)
+    d = world.driver(first_due=first.isoformat(), installment_cents=9000)
+    sim = SyncedSim(portal_server.url, d["handsets"][0])
+    sim.settle()
+    from companion.app.core import timebase
+
+    assert sim.fsm.payment_due == timebase.day_of(first)
+    with world.browser(d["email"]) as c:
+        add_card(c)
+        r = pay(c, "current")
+        page = c.get(r.headers["location"]).text
+        assert 'data-done="0"' in page and "at its next sync" in page
+        sim.settle()  # it takes the date at one sync and reports it at the next
+        page = c.get(r.headers["location"]).text
+        assert 'data-done="1"' in page and "is cleared" in page
+    assert sim.fsm.payment_due > timebase.day_of(dt.date.today())
+
+
+def test_refund_through_the_back_office_and_primary_card_warning(world, portal_server):
+    """A refund goes through the gateway once per key and is a negative payment; the primary card changed a
+    day before a due date warns."""
+    first = dt.date.today() + dt.timedelta(days=1)
+    d = world.driver(first_due=first.isoformat(), installment_cents=9000)
+    with world.browser(d["email"]) as c:
+        add_card(c)
+        add_card(c, CARDS["mastercard"])
+        ids = method_ids(c)
+        page = c.get("/portal/billing/methods").text
+        r = c.post("/portal/billing/methods/%d/primary" % ids[1], data={"csrf": csrf_of(page)})
+        assert 'id="primary-warning"' in r.text and first.isoformat() in r.text
+        r = pay(c, "other", "30.00")
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    _pos, rows = _ledger(world, d["account_id"])
+    entry = next(e for e in rows if e.side == "payment")
+    body = {"entry_id": entry.id, "amount_cents": 1000, "idempotency_key": "refund-key-1"}
+    r1 = world.office.http.post("/billing/refunds", json=body)
+    r2 = world.office.http.post("/billing/refunds", json=body)
+    assert r1.status_code == r2.status_code == 201, r1.text
+    too_much = world.office.http.post("/billing/refunds", json=dict(body, amount_cents=5000,
+                                                                  idempotency_key="refund-key-2"))
+    assert too_much.status_code == 422
+    pos, rows = _ledger(world, d["account_id"])
+    assert sorted(e.amount_cents for e in rows if e.side == "payment") == [-1000, 3000]
+    assert pos.balance_cents == -2000

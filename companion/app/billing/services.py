@@ -512,6 +512,38 @@ def reconcile(session: Session, b: BillingContext, a: ChargeAttempt) -> ChargeAt
     return a
 
 
+@dataclass
+class HandsetDue:
+    """Where a handset is with the payment due date a payment gave it."""
+
+    label: str
+    due: dt.date | None  # the due date the companion gives the handset now
+    reported: dt.date | None  # the one the handset last reported
+    synced_at: dt.datetime | None  # that report's time
+    done: bool  # the handset has the new date (its PAYMENT DUE is gone if the date is in the future)
+
+
+def handsets_due(session: Session, a: ChargeAttempt) -> list[HandsetDue]:
+    """For a successful payment, each of the account's handsets: has it taken the due date the payment moved
+    (a PAYMENT DUE on it clears at that sync), and when."""
+    from companion.app.core import timebase
+
+    if a.status != "succeeded" or a.purpose == "reset_fee":
+        return []
+    entry = session.get(LedgerEntry, a.entry_id) if a.entry_id else None
+    out = []
+    for link, h in session.execute(select(DeviceLink, Handset).join(Handset, Handset.id == DeviceLink.handset_id)
+                                   .where(DeviceLink.account_id == a.account_id).order_by(DeviceLink.id)).all():
+        rep = h.reported if isinstance(h.reported, dict) else {}
+        day = rep.get("payment_due")
+        reported = timebase.date_of(day) if isinstance(day, int) and day > 0 else None
+        after = entry is None or (h.last_sync_at is not None and h.last_sync_at >= entry.created_at)
+        done = bool(after and isinstance(day, int) and day == h.payment_due_day)
+        out.append(HandsetDue(link.label, timebase.date_of(h.payment_due_day) if h.payment_due_day else None,
+                              reported, h.last_sync_at if done else None, done))
+    return out
+
+
 # ---- webhooks ----------------------------------------------------------------------------------------------
 def webhook(session: Session, b: BillingContext, body: bytes, signature: str) -> str:
     """Accept a gateway webhook: a bad signature, an old timestamp or an unknown intent is refused and nothing

@@ -164,7 +164,7 @@ def payment(request: Request, session: WriteSessionDep, attempt_id: int) -> Resp
     v, user = _driver(request, session)
     a = billing.attempt_of(session, _b(request), user, attempt_id)
     words = billing.DECLINES.get(a.decline_code, billing.DECLINES["generic_decline"]) if a.status == "failed" else ""
-    return render(v, "billing_payment.html", a=a, decline=words)
+    return render(v, "billing_payment.html", a=a, decline=words, handsets=billing.handsets_due(session, a))
 
 
 @router.get("/reset-fee/{link_id}")

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field, StringConstraints
 
-from companion.app.api.deps import SessionDep, WriteSessionDep
+from companion.app.api.deps import AdminDep, SessionDep, WriteSessionDep
 from companion.app.api.routes.portal import ItemId, UserDep, WriteUserDep
 from companion.app.billing import ledger
 from companion.app.billing import services as billing
@@ -28,7 +29,7 @@ from companion.app.billing.schemas import (
     Upcoming,
 )
 from companion.app.core import problems
-from companion.app.models import LedgerEntry
+from companion.app.models import Account, LedgerEntry
 
 
 def get_billing(request: Request) -> BillingContext:
@@ -178,6 +179,24 @@ def history_csv(session: SessionDep, user: UserDep,
     text = billing.history_csv(billing.history(session, user, device_id, start, end))
     return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
+
+
+class RefundRequest(BaseModel):
+    """Refund part or all of a card payment (a ledger payment entry)."""
+
+    entry_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+    amount_cents: Annotated[int, Field(ge=1, le=10**9, strict=True)]
+    idempotency_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,80}$")]
+
+
+@hooks.post("/refunds", status_code=201)
+def refund(session: WriteSessionDep, b: BillingDep, _admin: AdminDep, data: RefundRequest) -> dict[str, int]:
+    """Back office: refund a card payment through the gateway (once per idempotency key); the refund is a
+    negative payment in the ledger."""
+    e = billing.refund(session, b, None, data.entry_id, data.amount_cents, data.idempotency_key)
+    account = session.get(Account, e.account_id)
+    assert account is not None
+    return {"entry_id": e.id, "balance_cents": ledger.position(session, account).balance_cents}
 
 
 @hooks.post("/webhook", responses=problems.responses(400, 404, r400="bad signature, stale or malformed",
