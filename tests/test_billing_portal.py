@@ -295,3 +295,21 @@ def test_refund_through_the_back_office_and_primary_card_warning(world, portal_s
     pos, rows = _ledger(world, d["account_id"])
     assert sorted(e.amount_cents for e in rows if e.side == "payment") == [-1000, 3000]
     assert pos.balance_cents == -2000
+
+
+def test_an_autopay_card_expiring_before_the_due_date_is_flagged(world):
+    """A card that ends this month, paying automatically for a date next month: the billing page and the
+    dashboard flag it, and the reminder round tells the driver by email."""
+    today = dt.date.today()
+    first = today + dt.timedelta(days=40)
+    d = world.driver(first_due=first.isoformat(), installment_cents=9000)
+    with world.browser(d["email"]) as c:
+        assert add_card(c, month="%02d" % today.month, year=str(today.year)).status_code == 303
+        page = c.get("/portal/billing").text
+        c.post("/portal/billing/autopay", data={"on": "1", "method_id": str(method_ids(c)[0]),
+                                               "csrf": csrf_of(page)})
+        assert "expires before your next due date" in c.get("/portal/billing").text
+        assert "expires before the next due date" in c.get("/portal/dashboard").text
+        with billing_day(first - dt.timedelta(days=2)):
+            world.deliver_billing()
+        assert "Your card expires before your next payment" in c.get("/portal/notifications").text

@@ -68,7 +68,7 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                             dedupe="lockout:%d:%d" % (rec.handset_id, rec.seq)):
                 made += 1
     # payments due soon (each account's days ahead; billing's rule)
-    made += billing_worker.reminders(session, ps, now.date())
+    made += billing_worker.reminders(session, ps)  # on billing's clock
     session.flush()
     return made
 
