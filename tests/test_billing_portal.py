@@ -313,3 +313,19 @@ def test_an_autopay_card_expiring_before_the_due_date_is_flagged(world):
         with billing_day(first - dt.timedelta(days=2)):
             world.deliver_billing()
         assert "Your card expires before your next payment" in c.get("/portal/notifications").text
+
+
+def test_a_payment_taken_at_a_service_center_is_in_the_ledger_and_history(world):
+    """The back office records a payment taken at a service center: a payment entry of that method, in the
+    driver's history, moving the due date."""
+    first = dt.date.today() + dt.timedelta(days=5)
+    d = world.driver(first_due=first.isoformat(), installment_cents=9000)
+    r = world.office.http.post("/accounts/%d/payments" % d["account_id"],
+                               json={"kind": "installment", "amount_cents": 9000, "reference": "sc-0001",
+                                     "method": "service_center"})
+    assert r.status_code == 201 and r.json()["method"] == "service_center"
+    pos, rows = _ledger(world, d["account_id"])
+    assert [(e.method, e.amount_cents) for e in rows if e.side == "payment"] == [("service_center", 9000)]
+    assert pos.next_due > first
+    with world.browser(d["email"]) as c:
+        assert "service_center" in c.get("/portal/billing/history").text

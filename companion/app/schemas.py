@@ -180,12 +180,16 @@ class PaymentBase(BaseModel):
 class PaymentCreate(PaymentBase):
     """Record a payment; the reference makes a retried request idempotent."""
 
+    # where the money was taken: by the back office, or at a service center
+    method: Literal["backoffice", "service_center"] = "backoffice"
+
 
 class PaymentPublic(PaymentBase):
     """A recorded payment with its effect: the new due date or the queued clear."""
 
     id: int
     account_id: int
+    method: str  # backoffice | service_center | card (through the gateway) | portal (before the gateway)
     next_due: dt.date | None
     command: CommandPublic | None
     created_at: dt.datetime

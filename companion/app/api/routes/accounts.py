@@ -56,7 +56,7 @@ def record_payment(session: WriteSessionDep, settings: SettingsDep, _admin: Admi
     handset's current violation lockout. Repeating a reference returns the first payment."""
     account = _account(session, account_id, lock=True)
     payment, cmd = crud.record_payment(session, settings, account, data.kind, data.amount_cents,
-                                             data.reference, data.device_id, data.lockout_id)
+                                       data.reference, data.device_id, data.lockout_id, method=data.method)
     out = _payment_public(payment, cmd)
     session.commit()
     return out
@@ -79,6 +79,7 @@ def list_payments(session: SessionDep, _admin: AdminDep, account_id: AccountId) 
 
 def _payment_public(p: Payment, cmd: crud.Command | None) -> PaymentPublic:
     return PaymentPublic(id=p.id, account_id=p.account_id, kind=p.kind,  # type: ignore[arg-type]
-                         amount_cents=p.amount_cents, reference=p.reference or "entry:%d" % p.id, device_id=p.handset_id,
+                         method=p.method, amount_cents=p.amount_cents, reference=p.reference or "entry:%d" % p.id,
+                         device_id=p.handset_id,
                          lockout_id=p.lockout_id, next_due=p.due_after,
                          command=crud.command_public(cmd) if cmd else None, created_at=p.created_at)
