@@ -169,3 +169,34 @@ def test_a_worker_records_nothing_for_an_email_claimed_again(outbox_db, mail):
 def _utc(t):
     """t as an aware UTC time (SQLite hands back naive ones)."""
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def test_concurrent_claims_never_share_an_email(outbox_db):
+    """Eight claimers racing over 400 due emails: every email is claimed by exactly one (on PostgreSQL through
+    FOR UPDATE SKIP LOCKED; on SQLite each claim is one statement under the write lock)."""
+    import threading
+
+    db, postgres = outbox_db
+    ps = PortalSettings(_env_file=None, MAIL_LEASE_S=600)
+    ids = _queue(db, 400, "race")
+    claimed: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def claimer():
+        start.wait()
+        with db.sessions() as s:
+            while True:
+                got, _lease = worker.claim_due(s, ps, postgres)
+                if not got:
+                    return
+                with lock:
+                    claimed.extend(m.id for m in got)
+
+    threads = [threading.Thread(target=claimer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = Counter(claimed)
+    assert sorted(counts) == ids and set(counts.values()) == {1}
