@@ -16,8 +16,11 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from companion.app import schedule
 
 
 def utcnow() -> dt.datetime:
@@ -57,6 +60,19 @@ class Account(Base):
     codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
     service_period_days: Mapped[int] = mapped_column(Integer, default=30)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the next due date (schedule.due_date of the three terms above), stored so the payment reminders can ask
+    # an index for the accounts coming due; kept by _keep_next_due on every ORM insert and update (NULL when
+    # it would fall past year 9999)
+    next_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
+
+
+@event.listens_for(Account, "before_insert")
+@event.listens_for(Account, "before_update")
+def _keep_next_due(_mapper: Any, _connection: Any, account: Account) -> None:
+    try:
+        account.next_due = schedule.due_date(account.first_due, account.schedule, account.periods_paid)
+    except (OverflowError, ValueError):
+        account.next_due = None
 
 
 class Handset(Base):
@@ -151,7 +167,8 @@ class Payment(Base):
     kind: Mapped[str] = mapped_column(String(16))
     amount_cents: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(64))
-    handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True)
+    # indexed: the dashboard asks for each device's open reset fee
+    handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True, index=True)
     lockout_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     command_id: Mapped[int | None] = mapped_column(ForeignKey("commands.id"), nullable=True)
     due_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from email.message import EmailMessage
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from companion.app import crud, i18n
@@ -73,8 +73,8 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                             link="/portal/dashboard", base_url=ps.BASE_URL,
                             dedupe="lockout:%d:%d" % (rec.handset_id, rec.seq)):
                 made += 1
-    # payments due within REMIND_DAYS
-    for account in session.scalars(select(Account)):
+    # payments due within REMIND_DAYS: only the accounts coming due, from the index on accounts.next_due
+    for account in session.scalars(coming_due(now.date(), ps.REMIND_DAYS)):
         due = crud.account_next_due(account)
         if 0 <= (due - now.date()).days <= ps.REMIND_DAYS:
             amount = max(account.installment_cents - account.credit_cents, 0)
@@ -86,6 +86,12 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                     made += 1
     session.flush()
     return made
+
+
+def coming_due(today: dt.date, days: int) -> Select[Account]:
+    """The accounts whose next payment falls within days from today (a range on the accounts.next_due index,
+    so the reminder check reads only those, however many accounts there are)."""
+    return select(Account).where(Account.next_due >= today, Account.next_due <= today + dt.timedelta(days=days))
 
 
 def purge(session: Session, ps: PortalSettings, now: dt.datetime | None = None) -> None:
