@@ -4,6 +4,8 @@ device). Rows, not ORM objects: nothing is tracked, nothing is written. The page
 session check is in the same round trip), the JSON API by user id; both build the Dashboard with `dashboard_of`
 in services, so the rules stay in one place."""
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -86,7 +88,11 @@ def user_of(row: Any) -> User:
 def by_session(conn: Connection, token_hash: str) -> SignedIn | None:
     """The user of a live session with the dashboard's rows; None when the session is unknown, expired or the
     user disabled (the same checks as accounts.session_user)."""
-    rows = conn.execute(BY_SESSION, {"h": token_hash}).all()
+    return signed_in_from(conn.execute(BY_SESSION, {"h": token_hash}).all())
+
+
+def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
+    """The signed-in user from the rows of BY_SESSION, if the session is live."""
     if not rows:
         return None
     first = rows[0]
@@ -98,3 +104,37 @@ def by_session(conn: Connection, token_hash: str) -> SignedIn | None:
 def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
     """The dashboard's rows for a user (the JSON API, which authenticated the user already)."""
     return conn.execute(BY_USER, {"uid": user_id}).all()
+
+
+# ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
+class _Record:
+    """An asyncpg record read by attribute, as SQLAlchemy rows are (the JSON column decoded)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, record: Any):
+        self._r = record
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._r[name]
+        if name == "reported" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+
+@functools.cache
+def _asyncpg_statement() -> tuple[str, tuple[Any, ...], int]:
+    """BY_SESSION as asyncpg SQL: (text, its arguments with the token hash's place empty, that place)."""
+    from sqlalchemy.dialects.postgresql import asyncpg as pg
+
+    compiled = BY_SESSION.compile(dialect=pg.dialect())
+    values = compiled.construct_params({"h": ""})
+    order = list(compiled.positiontup or ())
+    return str(compiled), tuple(values[name] for name in order), order.index("h")
+
+
+async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
+    """by_session on an asyncpg connection (the same statement, the same checks)."""
+    sql, args, at = _asyncpg_statement()
+    rows = [_Record(r) for r in await conn.fetch(sql, *args[:at], token_hash, *args[at + 1:])]
+    return signed_in_from(rows)

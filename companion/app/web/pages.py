@@ -264,20 +264,32 @@ def password(request: Request, session: WriteSessionDep, current: F = "", new: F
 async def dashboard(request: Request) -> Response:
     """One card per device: payment, service, module, handset state, last sync; unread notifications.
     The most visited page, so its path is short: a plain route at the front of the app's routes (install),
-    no dependency machinery, one statement for session, user and dashboard (portal/reads.py)."""
-    return await run_read(request, _dashboard)
+    no dependency machinery, one statement for session, user and dashboard (portal/reads.py); on PostgreSQL
+    through the sync path's asyncpg pool when there is one."""
+    pg = getattr(request.app.state, "pg_sync", None)
+    if pg is None:
+        return await run_read(request, _dashboard)
+    token_hash = session_token_hash(request)
+    if token_hash is None:
+        raise SignInRequired()
+    async with pg.connection() as conn:
+        found = await reads.by_session_asyncpg(conn, token_hash)
+    return _dashboard_page(request, found)
 
 
 def _dashboard(request: Request) -> Response:
-    ctx = request.app.state.portal
     token_hash = session_token_hash(request)
     if token_hash is None:
         raise SignInRequired()
     with read_connection(request) as conn:
         found = reads.by_session(conn, token_hash)
+    return _dashboard_page(request, found)
+
+
+def _dashboard_page(request: Request, found: reads.SignedIn | None) -> Response:
     if found is None:
         raise SignInRequired()
-    v = signed_in(request, ctx, found.user, None, found.csrf)
+    v = signed_in(request, request.app.state.portal, found.user, None, found.csrf)
     user = v.require("driver", "authority")
     if user.role == "authority":
         return render(v, "authority.html")
