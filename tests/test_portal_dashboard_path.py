@@ -72,3 +72,18 @@ def test_a_driver_without_devices_and_the_api_agree_with_the_page(world):
     with world.browser(d2["email"]) as c:
         page = c.get("/portal/dashboard").text
     assert all('id="dev-%d"' % i in page for i in d2["devices"])
+
+
+def test_the_dashboard_without_the_asyncpg_pool(world):
+    """With SYNC_ASYNCPG off (no asyncpg pool) the dashboard reads through SQLAlchemy, on PostgreSQL in the
+    loop's thread pool: the same page."""
+    d = world.driver(devices=1, installment_cents=5555)
+    with world.browser(d["email"]) as c:
+        fast = c.get("/portal/dashboard").text
+        kept = getattr(world.app.state, "pg_sync", None)
+        world.app.state.pg_sync = None
+        try:
+            plain = c.get("/portal/dashboard").text
+        finally:
+            world.app.state.pg_sync = kept
+    assert plain == fast and "$55.55" in plain and 'id="dev-%d"' % d["devices"][0] in plain
