@@ -29,6 +29,9 @@ from companion import testing  # noqa: E402
 from companion.app.portal.config import PortalSettings  # noqa: E402
 
 PASSWORD = "bench pass 42"
+# on a busy machine two server processes take longer than the tests' 30 s to answer
+_wait_ready = testing.wait_ready
+testing.wait_ready = lambda url, timeout_s=180.0: _wait_ready(url, timeout_s)
 
 
 def _status(device_id):
