@@ -29,6 +29,9 @@ from companion import testing  # noqa: E402
 from companion.app.portal.config import PortalSettings  # noqa: E402
 
 PASSWORD = "bench pass 42"
+# on a busy machine two server processes take longer than the tests' 30 s to answer
+_wait_ready = testing.wait_ready
+testing.wait_ready = lambda url, timeout_s=180.0: _wait_ready(url, timeout_s)
 
 
 def _status(device_id):
@@ -73,6 +76,37 @@ def _seed(settings, sessions, ps):
     return emails
 
 
+def _tree_cpu(pid):
+    """CPU seconds (user + system) used so far by process pid and all its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents = {}
+    cpu = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def _phase(srv, port, queues, seconds, concurrency):
+    """One measured phase: the load generator's numbers plus the server's CPU per request."""
+    cpu0 = _tree_cpu(srv.proc.pid)
+    out = run_load(port, queues, seconds, concurrency)
+    out["server_cpu_ms"] = 1000 * (_tree_cpu(srv.proc.pid) - cpu0) / max(out["requests"], 1)
+    return out
+
+
 def _sign_in(base, email):
     import httpx
 
@@ -105,12 +139,107 @@ def bench_backend(name, url, args, ps_env):
                  "\r\n\r\n").encode() for c in cookies]
         health = ("GET /api/v1/utils/health HTTP/1.1\r\nhost: " + host + "\r\n\r\n").encode()
         run_load(srv.port, [[d] * 50 for d in dash], 2, args.sessions)  # warm-up
-        trivial = run_load(srv.port, [[health] * 100000 for _ in range(args.sessions)], args.seconds,
-                           args.sessions)
-        board = run_load(srv.port, [[d] * 100000 for d in dash], args.seconds, args.sessions)
+        trivial = _phase(srv, srv.port, [[health] * 100000 for _ in range(args.sessions)], args.seconds,
+                         args.sessions)
+        board = _phase(srv, srv.port, [[d] * 100000 for d in dash], args.seconds, args.sessions)
         return {"backend": name, "health": trivial, "dashboard": board}
     finally:
         srv.stop()
+
+
+def where_time_goes(url, ps_env, n=1000):
+    """In one process, no HTTP: CPU per request of the health endpoint and of the dashboard through the app
+    (ASGI), the dashboard's parts, and its SQL statements per request."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from companion.app.core import migrate
+    from companion.app.portal import reads
+    from companion.app.portal import services as portal
+    from companion.app.web import session as web
+    from companion.main import create_app
+
+    settings = testing.settings_for(url, testing.test_master_keys())
+    migrate.upgrade(settings)
+    ps = PortalSettings(_env_file=None, **{**ps_env, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024,
+                                           "ARGON2_PARALLELISM": 1})
+    _seed(settings, 1, ps)
+    app = create_app(settings, ps)
+    from starlette.requests import Request
+
+    def scope(path, cookie=None):
+        headers = [(b"host", b"127.0.0.1")] + ([(b"cookie", b"portal_session=" + cookie.encode())] if cookie else [])
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                "headers": headers, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000), "app": app}
+
+    async def call(path, cookie=None):
+        status = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(m):
+            if m["type"] == "http.response.start":
+                status.append(m["status"])
+
+        await app(scope(path, cookie), receive, send)
+        return status[0]
+
+    def cpu_ms(f):
+        for _ in range(100):
+            f()
+        t0 = time.process_time()
+        for _ in range(n):
+            f()
+        return 1000 * (time.process_time() - t0) / n
+
+    async def acpu_ms(path, cookie=None):
+        for _ in range(100):
+            assert await call(path, cookie) == 200, path
+        t0 = time.process_time()
+        for _ in range(n):
+            await call(path, cookie)
+        return 1000 * (time.process_time() - t0) / n
+
+    async def run():
+        out = {}
+        async with app.router.lifespan_context(app):
+            from sqlalchemy import select
+
+            from companion.app.accounts import services as accounts
+            from companion.app.accounts.models import User
+
+            with app.state.db.sessions() as s:
+                user = s.scalar(select(User).where(User.role == "driver"))
+                token, _ = accounts.start_session(s, app.state.portal, user)
+                s.commit()
+            statements = []
+            event.listen(app.state.db.engine, "before_cursor_execute", lambda *a: statements.append(1))
+            await call("/portal/dashboard", token)
+            statements.clear()
+            await call("/portal/dashboard", token)
+            out["statements"] = len(statements) if settings.is_sqlite else None
+            out["health"] = await acpu_ms("/api/v1/utils/health")
+            out["dashboard"] = await acpu_ms("/portal/dashboard", token)
+            if settings.is_sqlite:
+                req = Request(scope("/portal/dashboard", token))
+                th = web.session_token_hash(req)
+
+                def query():
+                    with web.read_connection(req) as conn:
+                        return reads.by_session(conn, th)
+
+                found = query()
+                v = web.signed_in(req, app.state.portal, found.user, None, found.csrf)
+                d = portal.dashboard_of(found.user, found.rows)
+                out["query"] = cpu_ms(query)
+                out["build"] = cpu_ms(lambda: portal.dashboard_of(found.user, found.rows))
+                out["render"] = cpu_ms(lambda: web.render(v, "dashboard.html", d=d))
+        return out
+
+    return asyncio.run(run())
 
 
 def sign_in_cost(args, ps_env):
@@ -205,6 +334,12 @@ def main():
         else:
             with testing.fresh_pg_database("bench_portal") as url:
                 results.append(bench_backend("postgres", url, args, ps_env))
+    profiles = []
+    with tempfile.TemporaryDirectory() as tmp:
+        profiles.append(("sqlite", where_time_goes("sqlite:///" + tmp + "/prof.db", ps_env)))
+    if args.only != "sqlite" and not testing.pg_unavailable_reason():
+        with testing.fresh_pg_database("bench_portal_prof") as url:
+            profiles.append(("postgres", where_time_goes(url, ps_env)))
     cost = sign_in_cost(args, ps_env)
     weight = page_weight(ps_env)
     load = os.getloadavg()
@@ -225,9 +360,27 @@ def main():
                      f"  ({b['requests']} requests, statuses {json.dumps(b['statuses'])})")
         lines.append(f"{name:<8} health    {h['rps']:7.0f} req/s  p50 {h['p50_ms']:6.1f} ms  p99 {h['p99_ms']:6.1f} ms")
         lines.append(f"{name:<8} dashboard / trivial endpoint = {ratio:.2f}")
+        lines.append(f"{name:<8} server CPU per request (both processes): dashboard {b['server_cpu_ms']:.2f} ms, "
+                     f"health {h['server_cpu_ms']:.2f} ms (CPU ratio {h['server_cpu_ms'] / b['server_cpu_ms']:.2f}); "
+                     f"load generator used {b['loadgen_cpu_s'] / b['elapsed_s']:.2f} / "
+                     f"{h['loadgen_cpu_s'] / h['elapsed_s']:.2f} cores")
         lines.append(f"{name:<8} target p99 < 50 ms: " + ("met" if b["p99_ms"] < 50 else "NOT met") +
                      "; ratio >= 0.3: " + ("met" if ratio >= 0.3 else "NOT met"))
         lines.append("")
+    lines.append("where the time goes (one process, no HTTP, CPU per request, mean of 1000; bench/portal.py "
+                 "where_time_goes):")
+    for name, pr in profiles:
+        line = (f"  {name:<8} health {pr['health']:.3f} ms, dashboard {pr['dashboard']:.3f} ms through the app "
+                f"(ratio {pr['health'] / pr['dashboard']:.2f})")
+        if "query" in pr:
+            rest = pr["dashboard"] - pr["query"] - pr["build"] - pr["render"]
+            line += (f"; of it: the one statement {pr['query']:.3f} ms ({pr['statements']} SQL statement per page), "
+                     f"building the cards {pr['build']:.3f} ms, Jinja2 {pr['render']:.3f} ms, the rest "
+                     f"(~{max(rest, 0):.2f} ms) ASGI: middleware, routing, cookies, response")
+        else:
+            line += "; one asyncpg statement per page (prepared)"
+        lines.append(line)
+    lines.append("")
     lines.append(f"sign-in: Argon2id t={ps_env['ARGON2_TIME_COST']} m={ps_env['ARGON2_MEMORY_KIB']} KiB "
                  f"p={ps_env['ARGON2_PARALLELISM']} (pwdlib); one verify {cost['hash_median_ms']:.0f} ms (median of 10, "
                  "one core)")

@@ -59,8 +59,9 @@ def _generator(port, queues, seconds, concurrency, conn):
         uvloop.install()
     except ImportError:
         pass
+    cpu0 = time.process_time()
     lat, statuses, elapsed = asyncio.run(_load(port, queues, seconds, concurrency))
-    conn.send((lat, statuses, elapsed))
+    conn.send((lat, statuses, elapsed, time.process_time() - cpu0))
     conn.close()
 
 
@@ -70,10 +71,11 @@ def run_load(port, queues, seconds, concurrency):
     parent, child = ctx.Pipe()
     p = ctx.Process(target=_generator, args=(port, queues, seconds, concurrency, child))
     p.start()
-    lat, statuses, elapsed = parent.recv()
+    lat, statuses, elapsed, cpu = parent.recv()
     p.join()
     lat.sort()
     n = len(lat)
     return {"requests": n, "rps": n / elapsed, "p50_ms": 1000 * lat[n // 2] if n else 0,
             "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if n else 0,
-            "mean_ms": 1000 * statistics.fmean(lat) if n else 0, "statuses": statuses}
+            "mean_ms": 1000 * statistics.fmean(lat) if n else 0, "statuses": statuses,
+            "elapsed_s": elapsed, "loadgen_cpu_s": cpu}  # the load generator's own CPU time

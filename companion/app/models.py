@@ -165,7 +165,7 @@ class LedgerEntry(Base):
     method: Mapped[str] = mapped_column(String(16), default="")  # card | refund | service_center | backoffice
     amount_cents: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True)
+    handset_id: Mapped[int | None] = mapped_column(ForeignKey("handsets.id"), nullable=True, index=True)
     period: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     due_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     charge_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)

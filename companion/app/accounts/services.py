@@ -118,9 +118,14 @@ def session_user(session: Session, token: str | None) -> tuple[User, WebSession]
     if found is None:
         return None
     row, user = found
-    if _aware(row.expires_at) <= utcnow() or not user.active:
+    if not session_live(row.expires_at, user.active):
         return None
     return user, row
+
+
+def session_live(expires_at: dt.datetime, active: bool) -> bool:
+    """A session row still signs its user in: not expired, and the user not disabled."""
+    return _aware(expires_at) > utcnow() and active
 
 
 def end_session(session: Session, token: str | None) -> None:

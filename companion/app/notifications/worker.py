@@ -4,16 +4,22 @@ and payments coming due, and delivers the email outbox over SMTP with retries (p
 Events the portal itself causes (a code issued, a fee paid, an email changed) write their notification and
 email in the same transaction as the event. Events that arrive through a handset's sync are noticed here,
 each once (a dedupe key per event), so the sync path stays as it is.
-On PostgreSQL several workers may run: outbox rows are claimed with FOR UPDATE SKIP LOCKED. On SQLite, one.
+Several workers may run against one database: an email is claimed for a lease (claim_due, FOR UPDATE SKIP
+LOCKED on PostgreSQL), recorded as sent the moment the SMTP server takes it, and handed back when its worker
+dies and the lease ends. Each email goes out once; only one whose worker died between the server's "250" and
+the record can go out twice (at-least-once at that single point, as with any SMTP client).
 """
 
+import contextlib
 import datetime as dt
 import logging
 import smtplib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from email.message import EmailMessage
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from companion.app import i18n
@@ -29,6 +35,8 @@ from companion.app.portal import handset_words
 from companion.app.portal.config import PortalSettings
 
 log = logging.getLogger("companion.worker")
+Writer = Callable[[], AbstractContextManager[object]]
+LEASE_MARGIN_S = 5  # a send started before lease end - SMTP timeout - this margin ends inside the lease
 REC_LOCKOUT = 9  # fsm.records.LOCKOUT (tests check these against the firmware)
 LOCK_VIOLATION = 3  # fsm.records.LOCK_VIOLATION
 
@@ -92,39 +100,80 @@ def _message(ps: PortalSettings, mail: OutboxEmail) -> EmailMessage:
     return msg
 
 
-def send_due(session: Session, ps: PortalSettings, postgres: bool, now: dt.datetime | None = None) -> int:
-    """Send the outbox's due emails over one SMTP connection; a failure is retried later with a growing wait,
-    up to MAIL_MAX_ATTEMPTS. Returns how many were sent. The caller commits."""
+def claim_due(session: Session, ps: PortalSettings, postgres: bool, now: dt.datetime | None = None,
+              writer: Writer = contextlib.nullcontext) -> tuple[list[OutboxEmail], dt.datetime]:
+    """Claim up to 20 due emails in one statement and commit: each one's next try moves to the end of a lease
+    (now + MAIL_LEASE_S), so no other worker takes it while this one sends, and a worker that dies holding
+    it gives it back when the lease ends. The claim counts as an attempt (an email that kills its worker
+    every time is tried MAIL_MAX_ATTEMPTS times, not for ever). On PostgreSQL rows another worker is
+    claiming are skipped (FOR UPDATE SKIP LOCKED); on SQLite the statement holds the write lock.
+    Returns (claimed emails in id order, end of the lease)."""
     now = now or utcnow()
-    q = (select(OutboxEmail).where(OutboxEmail.sent_at.is_(None), OutboxEmail.next_try_at <= now,
-                                   OutboxEmail.attempts < ps.MAIL_MAX_ATTEMPTS)
-         .order_by(OutboxEmail.id).limit(20))
+    lease_until = now + dt.timedelta(seconds=ps.MAIL_LEASE_S)
+    ids = (select(OutboxEmail.id).where(OutboxEmail.sent_at.is_(None), OutboxEmail.next_try_at <= now,
+                                        OutboxEmail.attempts < ps.MAIL_MAX_ATTEMPTS)
+           .order_by(OutboxEmail.id).limit(20))
     if postgres:
-        q = q.with_for_update(skip_locked=True)
-    due = list(session.scalars(q))
+        ids = ids.with_for_update(skip_locked=True)
+    claim = (update(OutboxEmail).where(OutboxEmail.id.in_(ids.scalar_subquery()))
+             .values(next_try_at=lease_until, attempts=OutboxEmail.attempts + 1).returning(OutboxEmail)
+             .execution_options(populate_existing=True))
+    with writer():
+        due = sorted(session.scalars(claim).all(), key=lambda m: m.id)
+        session.commit()
+    return due, lease_until
+
+
+def _settle(session: Session, writer: Writer, mail: OutboxEmail, lease_until: dt.datetime,
+            **values: object) -> bool:
+    """Record how a claimed email went, if this worker still holds its claim (its next try is still the end of
+    this lease: nobody claimed it again); commits at once, so a crash later loses nothing recorded."""
+    with writer():
+        done = session.execute(update(OutboxEmail).where(
+            OutboxEmail.id == mail.id, OutboxEmail.sent_at.is_(None), OutboxEmail.next_try_at == lease_until)
+            .values(**values).execution_options(synchronize_session="fetch"))
+        session.commit()
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def send_due(session: Session, ps: PortalSettings, postgres: bool, now: dt.datetime | None = None,
+             writer: Writer = contextlib.nullcontext) -> int:
+    """Claim the outbox's due emails (claim_due) and send them over one SMTP connection, each recorded as sent
+    as soon as the server took it. A failure is retried later with a growing wait, up to MAIL_MAX_ATTEMPTS.
+    No email is handed to the server once the lease is too close to its end for a send to finish inside it
+    (the SMTP timeout and a margin): those go out after the lease. Returns how many were sent. Commits;
+    writer guards each write (the database's single-writer lock on SQLite)."""
+    now = now or utcnow()
+    due, lease_until = claim_due(session, ps, postgres, now, writer)
     if not due:
         return 0
+    deadline = time.monotonic() + ps.MAIL_LEASE_S - ps.SMTP_TIMEOUT_S - LEASE_MARGIN_S
     sent = 0
     smtp: smtplib.SMTP | None = None
     try:
-        smtp = smtplib.SMTP(ps.SMTP_HOST, ps.SMTP_PORT, timeout=30)
+        smtp = smtplib.SMTP(ps.SMTP_HOST, ps.SMTP_PORT, timeout=ps.SMTP_TIMEOUT_S)
         if ps.SMTP_STARTTLS:
             smtp.starttls()
         if ps.SMTP_USER:
             smtp.login(ps.SMTP_USER, ps.SMTP_PASSWORD)
     except (OSError, smtplib.SMTPException) as exc:
         for mail in due:
-            _failed(ps, mail, now, "connect: " + str(exc))
+            _failed(session, writer, ps, mail, now, lease_until, "connect: " + str(exc))
         return 0
     try:
         for mail in due:
+            if time.monotonic() >= deadline:
+                log.warning("the lease is ending: %d emails go out after it", len(due) - sent)
+                break
             try:
                 smtp.send_message(_message(ps, mail))
-                mail.sent_at = utcnow()
-                mail.attempts += 1
-                sent += 1
             except (OSError, smtplib.SMTPException) as exc:
-                _failed(ps, mail, now, str(exc))
+                _failed(session, writer, ps, mail, now, lease_until, str(exc))
+                continue
+            if _settle(session, writer, mail, lease_until, sent_at=utcnow()):
+                sent += 1
+            else:  # nothing is sent past the deadline, so only a lease shorter than a send gets here
+                log.error("email %d was claimed again while this worker sent it", mail.id)
     finally:
         try:
             smtp.quit()
@@ -133,10 +182,10 @@ def send_due(session: Session, ps: PortalSettings, postgres: bool, now: dt.datet
     return sent
 
 
-def _failed(ps: PortalSettings, mail: OutboxEmail, now: dt.datetime, error: str) -> None:
-    mail.attempts += 1
-    mail.last_error = error[:300]
-    mail.next_try_at = now + dt.timedelta(seconds=ps.MAIL_RETRY_BASE_S * 2 ** min(mail.attempts - 1, 12))
+def _failed(session: Session, writer: Writer, ps: PortalSettings, mail: OutboxEmail, now: dt.datetime,
+            lease_until: dt.datetime, error: str) -> None:
+    wait = dt.timedelta(seconds=ps.MAIL_RETRY_BASE_S * 2 ** min(mail.attempts - 1, 12))
+    _settle(session, writer, mail, lease_until, last_error=error[:300], next_try_at=now + wait)
     log.warning("email %d to %s failed (attempt %d): %s", mail.id, mail.to_addr, mail.attempts, error)
 
 
@@ -149,9 +198,8 @@ def run_once(db: Database, ps: PortalSettings, billing: BillingContext | None = 
         made = notice_events(session, ps)
         purge(session, ps)
         session.commit()
-    with db.write_session() as session:
-        sent = send_due(session, ps, not db.settings.is_sqlite)
-        session.commit()
+    with db.sessions() as session:  # short write transactions: the claim, then one per email sent
+        sent = send_due(session, ps, not db.settings.is_sqlite, writer=db.writer)
     return made, sent
 
 

@@ -38,6 +38,10 @@ class PortalSettings(BaseSettings):
     MAIL_MAX_ATTEMPTS: int = Field(default=8, ge=1)
     MAIL_RETRY_BASE_S: int = Field(default=30, ge=1)
     WORKER_POLL_S: float = Field(default=2.0, gt=0)
+    SMTP_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    # how long a worker holds the emails it claimed; past it, another worker may send them (a worker that
+    # died). A send starts only while more than SMTP_TIMEOUT_S + 5 s of the lease is left
+    MAIL_LEASE_S: int = Field(default=300, ge=10)
     # days before a due date that a payment reminder goes out
     REMIND_DAYS: int = Field(default=3, ge=0)
     COOKIE_SAMESITE: Literal["lax", "strict"] = "lax"

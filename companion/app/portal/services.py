@@ -3,10 +3,11 @@ remote clear's progress, profile. The pages and the JSON API call these; neither
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from companion.app import crud
@@ -17,8 +18,7 @@ from companion.app.core.problems import Problem
 from companion.app.models import Account, Command, Handset, Payment
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import OPTIONAL_EMAIL
-from companion.app.notifications.models import Notification
-from companion.app.portal import handset_words
+from companion.app.portal import handset_words, reads
 from companion.app.portal.context import PortalContext
 
 NOT_FOUND = "no such device on your account"
@@ -98,19 +98,20 @@ def _wall(seconds: Any) -> dt.datetime | None:
     return timebase.EPOCH + dt.timedelta(seconds=seconds)
 
 
-def card(link: DeviceLink, h: Handset | None, open_clear: int | None, now: dt.datetime) -> DeviceCard:
-    """A device's card from its handset's desired state and last reported status."""
-    c = DeviceCard(id=link.id, label=link.label, kind=link.kind, open_clear=open_clear)
-    if link.handset_id is None:
+def card(row: Any, now: dt.datetime) -> DeviceCard:
+    """A device's card from one row of the dashboard's statement (reads.py): the link, its handset's desired
+    state and last reported status, and the open clear."""
+    c = DeviceCard(id=row.link_id, label=row.label, kind=row.kind, open_clear=row.open_clear)
+    if row.handset_id is None:
         c.state_text = ""
         return c
-    if h is None:
+    if row.serial is None:  # the handset row is gone
         return c
-    c.serial = h.serial
-    c.service_due = timebase.date_of(h.service_due_day)
-    c.inspection_due = timebase.date_of(h.inspection_due_day)
-    c.last_sync = h.last_sync_at
-    rep = h.reported if isinstance(h.reported, dict) else None
+    c.serial = row.serial
+    c.service_due = timebase.date_of(row.service_due_day)
+    c.inspection_due = timebase.date_of(row.inspection_due_day)
+    c.last_sync = row.last_sync_at
+    rep = row.reported if isinstance(row.reported, dict) else None
     if rep is not None:
         c.state = str(rep.get("state", ""))
         c.state_text = handset_words.STATES.get(c.state, handset_words.UNKNOWN_STATE)
@@ -134,34 +135,25 @@ def card(link: DeviceLink, h: Handset | None, open_clear: int | None, now: dt.da
     return c
 
 
-# the dashboard's two statements, built once (a signed-in driver's most frequent page)
-_ACCOUNT_Q = select(Account, select(func.count()).select_from(Notification).where(
-    Notification.user_id == bindparam("uid"), Notification.read.is_(False)).scalar_subquery()).where(
-    Account.id == bindparam("aid"))
-# per device, the newest reset fee whose clear is still on its way
-_OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id)
-               .where(Payment.handset_id == DeviceLink.handset_id, Payment.kind == "reset_fee",
-                      Command.status.in_(("queued", "delivered")))
-               .order_by(Payment.id.desc()).limit(1).correlate(DeviceLink).scalar_subquery())
-_CARDS_Q = (select(DeviceLink, Handset, _OPEN_CLEAR).outerjoin(Handset, Handset.id == DeviceLink.handset_id)
-            .where(DeviceLink.account_id == bindparam("aid")).order_by(DeviceLink.id))
+def dashboard_of(user: User, rows: Sequence[Any]) -> Dashboard:
+    """The dashboard from the rows of the dashboard's statement (reads.BY_SESSION or reads.BY_USER): next
+    payment from the account's schedule, one card per device. Drivers only (others: 404)."""
+    if user.role != "driver" or not user.account_id or not rows or rows[0].account_row is None:
+        raise Problem(404, "not-found", "no account")
+    a = rows[0]
+    due = max(a.installment_cents - a.credit_cents, 0)
+    # the row carries the columns account_next_due reads (first_due, schedule, periods_paid)
+    d = Dashboard(name=user.name or a.account_name, next_due=crud.account_next_due(cast(Account, a)),
+                  amount_due_cents=due, reset_fee_cents=a.reset_fee_cents, allow_codes=a.allow_codes,
+                  unread=int(a.unread))
+    now = dt.datetime.now(dt.UTC)
+    d.cards = [card(row, now) for row in rows if row.link_id is not None]
+    return d
 
 
 def dashboard(session: Session, user: User) -> Dashboard:
-    """The driver's dashboard: next payment from the account's schedule, one card per device (two queries)."""
-    if user.role != "driver" or not user.account_id:
-        raise Problem(404, "not-found", "no account")
-    found = session.execute(_ACCOUNT_Q, {"uid": user.id, "aid": user.account_id}).first()
-    if found is None:
-        raise Problem(404, "not-found", "no account")
-    account, unread_count = found
-    due = max(account.installment_cents - account.credit_cents, 0)
-    d = Dashboard(name=user.name or account.name, next_due=crud.account_next_due(account), amount_due_cents=due,
-                  reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes, unread=int(unread_count))
-    rows = session.execute(_CARDS_Q, {"aid": account.id}).all()
-    now = dt.datetime.now(dt.UTC)
-    d.cards = [card(link, h, clear, now) for link, h, clear in rows]
-    return d
+    """The driver's dashboard (one statement; the JSON API's way in, the page asks by session token)."""
+    return dashboard_of(user, reads.by_user(session.connection(), user.id))
 
 
 # ---- codes -------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
@@ -27,6 +28,9 @@ def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettin
     app.include_router(billing_pages.router)
     if app.state.billing.gateway.name == "sandbox":  # the sandbox's tokenization endpoint and approval page
         app.include_router(sandbox.router(lambda request: request.app.state.billing.gateway))
+    # the dashboard, the most visited page, is matched first: a plain route ahead of the ~70 API and page
+    # routes (FastAPI tries routes in order, ~10 µs each)
+    app.router.routes.insert(0, Route("/portal/dashboard", pages.dashboard, methods=["GET"]))
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
     app.add_middleware(SecurityHeaders)
     _page_errors(app)

@@ -1,0 +1,140 @@
+"""The dashboard's read path, the portal's most visited page: one SQLAlchemy Core statement brings the user,
+their account, the unread count and every device with its handset's last report and open clear (one row per
+device). Rows, not ORM objects: nothing is tracked, nothing is written. The page asks it by session token (the
+session check is in the same round trip), the JSON API by user id; both build the Dashboard with `dashboard_of`
+in services, so the rules stay in one place."""
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
+
+from companion.app.accounts.models import DeviceLink, User, WebSession
+from companion.app.accounts.services import session_live
+from companion.app.models import Account, Command, Handset, Payment
+from companion.app.notifications.models import Notification
+
+_users = User.__table__
+_links = DeviceLink.__table__
+_accounts = Account.__table__
+_handsets = Handset.__table__
+_sessions = WebSession.__table__
+
+_UNREAD = (select(func.count()).select_from(Notification.__table__)
+           .where(Notification.user_id == _users.c.id, Notification.read.is_(False))
+           .correlate(_users).scalar_subquery())
+# per device, the newest reset fee whose clear is still on its way
+_OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id)
+               .where(Payment.handset_id == _links.c.handset_id, Payment.kind == "reset_fee",
+                      (Command.status == "queued") | (Command.status == "delivered"))  # no expanding IN
+               .order_by(Payment.id.desc()).limit(1).correlate(_links).scalar_subquery())
+_USER_COLS = (_users.c.id.label("user_id"), _users.c.email, _users.c.role, _users.c.name.label("user_name"),
+              _users.c.language, _users.c.must_change_password, _users.c.active, _users.c.account_id)
+_DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("account_name"), _accounts.c.schedule,
+              _accounts.c.first_due, _accounts.c.periods_paid, _accounts.c.installment_cents,
+              _accounts.c.credit_cents, _accounts.c.reset_fee_cents, _accounts.c.allow_codes,
+              _UNREAD.label("unread"),
+              _links.c.id.label("link_id"), _links.c.label, _links.c.kind, _links.c.handset_id,
+              _handsets.c.serial, _handsets.c.service_due_day, _handsets.c.inspection_due_day,
+              _handsets.c.last_sync_at, _handsets.c.reported, _OPEN_CLEAR.label("open_clear"))
+_FROM = (_users.outerjoin(_accounts, (_accounts.c.id == _users.c.account_id) & (_users.c.role == "driver"))
+         .outerjoin(_links, _links.c.account_id == _accounts.c.id)
+         .outerjoin(_handsets, _handsets.c.id == _links.c.handset_id))
+
+# built once: the page's statement (session, user and dashboard) and the API's (by user id)
+BY_SESSION = (select(_sessions.c.csrf, _sessions.c.expires_at, *_USER_COLS, *_DASH_COLS)
+              .select_from(_sessions.join(_FROM, _users.c.id == _sessions.c.user_id))
+              .where(_sessions.c.token_hash == bindparam("h")).order_by(_links.c.id))
+BY_USER = (select(*_USER_COLS, *_DASH_COLS).select_from(_FROM).where(_users.c.id == bindparam("uid"))
+           .order_by(_links.c.id))
+
+
+class Viewer:
+    """The signed-in user as the dashboard's statement found them: the columns the pages read, in a plain
+    object (a transient ORM User costs 0.1 ms to build). Never added to a session; nothing changes through it.
+    Typed as User for the pages (`user_of`), which only read it."""
+
+    __slots__ = ("id", "email", "role", "name", "language", "must_change_password", "active", "account_id")
+
+    def __init__(self, row: Any):
+        self.id = row.user_id
+        self.email = row.email
+        self.role = row.role
+        self.name = row.user_name
+        self.language = row.language
+        self.must_change_password = row.must_change_password
+        self.active = row.active
+        self.account_id = row.account_id
+
+
+@dataclass
+class SignedIn:
+    """The signed-in user and session as the dashboard's statement found them."""
+
+    user: User  # a Viewer: read its columns, change nothing through it
+    csrf: str
+    rows: Sequence[Any]
+
+
+def user_of(row: Any) -> User:
+    """The user of a row of the statement, read-only (see Viewer)."""
+    return cast(User, Viewer(row))
+
+
+def by_session(conn: Connection, token_hash: str) -> SignedIn | None:
+    """The user of a live session with the dashboard's rows; None when the session is unknown, expired or the
+    user disabled (the same checks as accounts.session_user)."""
+    return signed_in_from(conn.execute(BY_SESSION, {"h": token_hash}).all())
+
+
+def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
+    """The signed-in user from the rows of BY_SESSION, if the session is live."""
+    if not rows:
+        return None
+    first = rows[0]
+    if not session_live(first.expires_at, first.active):
+        return None
+    return SignedIn(user_of(first), first.csrf, rows)
+
+
+def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
+    """The dashboard's rows for a user (the JSON API, which authenticated the user already)."""
+    return conn.execute(BY_USER, {"uid": user_id}).all()
+
+
+# ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
+class _Record:
+    """An asyncpg record read by attribute, as SQLAlchemy rows are (the JSON column decoded)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, record: Any):
+        self._r = record
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._r[name]
+        if name == "reported" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+
+@functools.cache
+def _asyncpg_statement() -> tuple[str, tuple[Any, ...], int]:
+    """BY_SESSION as asyncpg SQL: (text, its arguments with the token hash's place empty, that place)."""
+    from sqlalchemy.dialects.postgresql import asyncpg as pg
+
+    compiled = BY_SESSION.compile(dialect=pg.dialect())
+    values = compiled.construct_params({"h": ""})
+    order = list(compiled.positiontup or ())
+    return str(compiled), tuple(values[name] for name in order), order.index("h")
+
+
+async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
+    """by_session on an asyncpg connection (the same statement, the same checks)."""
+    sql, args, at = _asyncpg_statement()
+    rows = [_Record(r) for r in await conn.fetch(sql, *args[:at], token_hash, *args[at + 1:])]
+    return signed_in_from(rows)
