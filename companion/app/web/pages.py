@@ -27,6 +27,7 @@ from companion.app.web.session import (
     Visitor,
     form_error,
     read_connection,
+    read_session,
     redirect,
     render,
     run_read,
