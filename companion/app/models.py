@@ -210,3 +210,4 @@ class LogTamper(Base):
 # the portal's domain tables live beside their services; importing them here puts them on Base.metadata
 from companion.app.accounts import models as _accounts_models  # noqa: E402,F401
 from companion.app.notifications import models as _notification_models  # noqa: E402,F401
+from companion.app.service import models as _service_models  # noqa: E402,F401

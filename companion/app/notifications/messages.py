@@ -38,3 +38,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 # kinds a driver may turn off for email (security messages always go out)
 OPTIONAL_EMAIL = ("code-issued", "fee-paid", "clear-applied", "clear-failed", "lockout", "payment-due")
+
+# service (companion/app/service): appointments, module shipments, the program's end
+MESSAGES.update({
+    "appointment-booked": (N_("Service visit booked"),
+                           N_("Your %(what)s visit is booked at %(center)s on %(when)s (the center's local "
+                              "time).")),
+    "appointment-changed": (N_("Service visit moved"),
+                            N_("Your %(what)s visit is now at %(center)s on %(when)s (the center's local time).")),
+    "appointment-reminder": (N_("Service visit soon"),
+                             N_("Reminder: your %(what)s visit is at %(center)s on %(when)s (the center's local "
+                                "time). To change it, call the center.")),
+})

@@ -16,11 +16,12 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettings | None) -> None:
     """Add the portal (pages, JSON API context, static files, security headers) to the companion's app."""
-    from companion.app.web import pages
+    from companion.app.web import pages, service_pages
     from companion.app.web.headers import SecurityHeaders
 
     app.state.portal = PortalContext.build(settings, ps or PortalSettings(), keyring)
     app.include_router(pages.router)
+    app.include_router(service_pages.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
     app.add_middleware(SecurityHeaders)
     _page_errors(app)
@@ -34,7 +35,7 @@ def _page_errors(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException
 
     from companion.app.core import problems
-    from companion.app.web import pages
+    from companion.app.web import pages, service_pages
     from companion.app.web.session import PasswordChangeRequired, SignInRequired
 
     def is_page(request: Request) -> bool:

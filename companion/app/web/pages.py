@@ -19,6 +19,7 @@ from companion.app.notifications.messages import N_, OPTIONAL_EMAIL
 from companion.app.portal import help as helpdesk
 from companion.app.portal import services as portal
 from companion.app.schemas import AccountCreate
+from companion.app.service import appointments
 from companion.app.web.session import (
     CSRF_COOKIE,
     LANG_COOKIE,
@@ -269,8 +270,9 @@ def _dashboard(request: Request) -> Response:
         v = _v(request, session)
         user = v.require("driver", "authority")
         if user.role == "authority":
-            return render(v, "authority.html")
-        return render(v, "dashboard.html", d=portal.dashboard(session, user))
+            return redirect("/portal/authority")
+        return render(v, "dashboard.html", d=portal.dashboard(session, user),
+                      ns=appointments.next_service(session, v.ctx, user))
 
 
 @router.get("/devices/{link_id}/code")
