@@ -241,12 +241,12 @@ def test_reminder_email_goes_out_before_each_appointment_once(world):
                         starts_ts=start, note="")
         s.add(a)
         s.commit()
-        assert appointments.remind(s, world.ctx) >= 1
+        assert appointments.remind(s, world.ctx.ps) >= 1
         s.commit()
-        assert appointments.remind(s, world.ctx) == 0
+        assert appointments.remind(s, world.ctx.ps) == 0
         a.starts_ts = start + 1800
         s.commit()
-        assert appointments.remind(s, world.ctx) == 1
+        assert appointments.remind(s, world.ctx.ps) == 1
         s.commit()
         mails = s.scalars(select(OutboxEmail).where(OutboxEmail.to_addr == d["email"],
                                                     OutboxEmail.subject == "Service visit soon")).all()

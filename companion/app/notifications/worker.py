@@ -149,10 +149,13 @@ def _failed(ps: PortalSettings, mail: OutboxEmail, now: dt.datetime, error: str)
 
 def run_once(db: Database, ps: PortalSettings) -> tuple[int, int]:
     """One round: (new notifications, emails sent)."""
+    from companion.app.service import worker as service_worker
+
     with db.write_session() as session:
         made = notice_events(session, ps)
         purge(session, ps)
         session.commit()
+    made += service_worker.run_once(db, ps)
     with db.write_session() as session:
         sent = send_due(session, ps, not db.settings.is_sqlite)
         session.commit()

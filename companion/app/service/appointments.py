@@ -17,6 +17,7 @@ from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.models import Account, Handset
 from companion.app.notifications import services as notes
+from companion.app.portal.config import PortalSettings
 from companion.app.portal.context import PortalContext
 from companion.app.schemas import DesiredUpdate
 from companion.app.service import centers
@@ -117,7 +118,7 @@ def _device(session: Session, user: User, device_id: int | None) -> DeviceLink |
     return link
 
 
-def _words(session: Session, ctx: PortalContext, a: Appointment, user: User) -> dict[str, str]:
+def _words(session: Session, a: Appointment) -> dict[str, str]:
     c = session.get(ServiceCenter, a.center_id) if a.center_id else None
     when = centers.local(c, a.starts_ts).strftime("%Y-%m-%d %H:%M %Z") if c and a.starts_ts else ""
     return {"what": a.kind, "center": c.name if c else "", "when": when}
@@ -141,7 +142,7 @@ def book(session: Session, ctx: PortalContext, user: User, center_id: int, kind:
                     status="booked", starts_ts=ts, created_by=user.id, note="")
     session.add(a)
     session.flush()
-    notes.notify(session, user, "appointment-booked", _words(session, ctx, a, user),
+    notes.notify(session, user, "appointment-booked", _words(session, a),
                  link="/portal/appointments/%d" % a.id, base_url=ctx.ps.BASE_URL)
     audit(session, user, user, "appointment-booked", appointment=a.id, center=c.id, start=ts)
     return a
@@ -185,7 +186,7 @@ def reschedule(session: Session, ctx: PortalContext, user: User, appt_id: int, c
         release_slot(session, a.center_id, a.starts_ts)
     a.center_id, a.starts_ts, a.updated_at = c.id, ts, _now()
     session.flush()
-    notes.notify(session, user, "appointment-changed", _words(session, ctx, a, user),
+    notes.notify(session, user, "appointment-changed", _words(session, a),
                  link="/portal/appointments/%d" % a.id, base_url=ctx.ps.BASE_URL)
     audit(session, user, user, "appointment-moved", appointment=a.id, old=list(old), new=[c.id, ts])
     return a
@@ -267,7 +268,7 @@ def approve(session: Session, ctx: PortalContext, actor: User, appt_id: int, cen
     a.center_id, a.starts_ts, a.status, a.decided_by, a.updated_at = c.id, ts, "booked", actor.id, _now()
     session.flush()
     for user in _drivers(session, a.account_id):
-        notes.notify(session, user, "appointment-booked", _words(session, ctx, a, user),
+        notes.notify(session, user, "appointment-booked", _words(session, a),
                      link="/portal/appointments/%d" % a.id, base_url=ctx.ps.BASE_URL)
     audit(session, actor, None, "appointment-approved", appointment=a.id, center=c.id, start=ts)
     return a
@@ -340,7 +341,7 @@ def next_service(session: Session, ctx: PortalContext, user: User) -> NextServic
 
 
 # ---- the worker's reminders --------------------------------------------------------------------------------
-def remind(session: Session, ctx: PortalContext, now: dt.datetime | None = None) -> int:
+def remind(session: Session, ps: PortalSettings, now: dt.datetime | None = None) -> int:
     """Remind drivers of visits starting within REMIND_APPOINTMENT_H (once per appointment and start time:
     a rescheduled visit is reminded again)."""
     now = now or _now()
@@ -348,10 +349,10 @@ def remind(session: Session, ctx: PortalContext, now: dt.datetime | None = None)
     made = 0
     for a in session.scalars(select(Appointment).where(
             Appointment.status == "booked", Appointment.starts_ts > t,
-            Appointment.starts_ts <= t + ctx.ps.REMIND_APPOINTMENT_H * 3600)):
+            Appointment.starts_ts <= t + ps.REMIND_APPOINTMENT_H * 3600)):
         for user in _drivers(session, a.account_id):
-            if notes.notify(session, user, "appointment-reminder", _words(session, ctx, a, user),
-                            link="/portal/appointments/%d" % a.id, base_url=ctx.ps.BASE_URL,
+            if notes.notify(session, user, "appointment-reminder", _words(session, a),
+                            link="/portal/appointments/%d" % a.id, base_url=ps.BASE_URL,
                             dedupe="appt-remind:%d:%d" % (a.id, a.starts_ts or 0)):
                 made += 1
     return made
