@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from companion.app.api.routes import accounts, commands, handsets, portal, sync, utils
+from companion.app.api.routes import accounts, commands, handsets, portal, service, sync, utils
 
 api_router = APIRouter()
 api_router.include_router(utils.router)
@@ -11,3 +11,4 @@ api_router.include_router(handsets.router)
 api_router.include_router(commands.router)
 api_router.include_router(sync.router)
 api_router.include_router(portal.router)
+api_router.include_router(service.router)
