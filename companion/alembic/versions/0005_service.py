@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('report_doc_id', sa.Integer(), nullable=True),
     sa.Column('report_sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('out_of_compliance', sa.String(length=200), nullable=False),
+    sa.Column('module_lock', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.PrimaryKeyConstraint('account_id')
     )

@@ -65,8 +65,13 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
                             link="/portal/dashboard", base_url=ps.BASE_URL,
                             dedupe="lockout:%d:%d" % (rec.handset_id, rec.seq)):
                 made += 1
-    # payments due within REMIND_DAYS
+    # payments due within REMIND_DAYS (none after the program's end)
+    from companion.app.service.programs import ended_ids
+
+    ended = ended_ids(session)
     for account in session.scalars(select(Account)):
+        if account.id in ended:
+            continue
         due = crud.account_next_due(account)
         if 0 <= (due - now.date()).days <= ps.REMIND_DAYS:
             amount = max(account.installment_cents - account.credit_cents, 0)

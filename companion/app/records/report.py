@@ -86,3 +86,21 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
         when = dt.datetime.fromtimestamp(v.starts_ts or 0, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         pdf.cell(0, 5, _latin("%s  %s  %s" % (when, v.kind, v.status)), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def certificate_pdf(session: Session, account: Account, ended_on: dt.date) -> bytes:
+    """The compliance certificate of a program that ended: who, which state, when, and the program's counts."""
+    c = authority.compliance(session, account)
+    pdf = FPDF(format="Letter")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(0, 12, "Certificate of program completion", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 11)
+    for line in ("This certifies that %s (account %d) completed the ignition interlock program" % (c.name, account.id),
+                 "on %s%s." % (ended_on.isoformat(), " under the rules of " + c.state if c.state else ""),
+                 "Violations recorded: %d. Violation lockouts: %d. Missed services: %d. Late module returns: %d."
+                 % (c.violations, c.lockouts, c.missed_services, c.module_returns_late),
+                 "Produced %s UTC from the handset's verified event log." % dt.datetime.now(dt.UTC).strftime(
+                     "%Y-%m-%d %H:%M")):
+        pdf.multi_cell(0, 7, _latin(line), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

@@ -79,6 +79,9 @@ class Program(Base):
     report_doc_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     report_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     out_of_compliance: Mapped[str] = mapped_column(String(200), default="")  # why, or "" when compliant
+    # the state's program locks the vehicle when a module is not returned (through the desired state: the
+    # handset's inspection date becomes today, so its INSPECTION DUE lock follows its own policy)
+    module_lock: Mapped[bool] = mapped_column(default=False)
 
 
 class AuthorityAssignment(Base):

@@ -4,12 +4,19 @@ PostgreSQL or a repeated round do nothing twice."""
 
 from companion.app.core.db import Database
 from companion.app.portal.config import PortalSettings
-from companion.app.service import appointments
+from companion.app.service import appointments, programs, shipments
 
 
 def run_once(db: Database, ps: PortalSettings) -> int:
-    """One round; returns how many notifications were new."""
+    """One round: reminders, shipments planned, late deliveries warned, unreturned modules, programs that end
+    today. Returns how many notifications or shipments were new."""
     with db.write_session() as session:
         made = appointments.remind(session, ps)
+        made += shipments.plan(session, ps)
+        made += shipments.warn_late(session, ps)
+        made += shipments.overdue(session, ps, db.settings)
+        session.commit()
+    with db.write_session() as session:
+        made += programs.end_due(session, ps)
         session.commit()
     return made

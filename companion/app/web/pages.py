@@ -19,7 +19,7 @@ from companion.app.notifications.messages import N_, OPTIONAL_EMAIL
 from companion.app.portal import help as helpdesk
 from companion.app.portal import services as portal
 from companion.app.schemas import AccountCreate
-from companion.app.service import appointments
+from companion.app.service import appointments, programs
 from companion.app.web.session import (
     CSRF_COOKIE,
     LANG_COOKIE,
@@ -272,7 +272,7 @@ def _dashboard(request: Request) -> Response:
         if user.role == "authority":
             return redirect("/portal/authority")
         return render(v, "dashboard.html", d=portal.dashboard(session, user),
-                      ns=appointments.next_service(session, v.ctx, user))
+                      ns=appointments.next_service(session, v.ctx, user), prog=programs.status(session, user))
 
 
 @router.get("/devices/{link_id}/code")

@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from companion.app import i18n
 from companion.app.api.deps import SessionDep, WriteSessionDep
+from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.portal import services as portal
 from companion.app.records import authority, report, timeline
-from companion.app.service import appointments, centers, documents
+from companion.app.service import appointments, centers, documents, shipments
 from companion.app.service.models import REQUESTED, SELF_BOOKED, SERVICES, ServiceCenter
 from companion.app.web.session import Visitor, form_error, now, redirect, render, visitor
 
@@ -433,3 +434,55 @@ def note(request: Request, session: WriteSessionDep, body: F = "", csrf: F = "")
         session.rollback()
         return _documents(v, session, None, exc.status, error=_problem_words(v, exc))
     return redirect("/portal/documents")
+
+
+# ---- module shipments --------------------------------------------------------------------------------------
+@router.get("/shipments")
+def shipments_page(request: Request, session: SessionDep) -> Response:
+    """The driver's module shipments (tracking, return label, status) and the one-time address form."""
+    v = visitor(request, session)
+    user = v.require("driver")
+    return render(v, "service/shipments.html", items=shipments.listing(session, user), date_of=timebase.date_of)
+
+
+@router.post("/shipments/address")
+def shipment_address(request: Request, session: WriteSessionDep, address: F = "", csrf: F = "") -> Response:
+    """Send the next module to a one-time address."""
+    v = visitor(request, session)
+    user = v.require("driver")
+    try:
+        v.check_csrf(csrf)
+        shipments.one_time_address(session, user, address)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        return form_error(v, "service/shipments.html", exc, items=shipments.listing(session, user),
+                          date_of=timebase.date_of)
+    return redirect("/portal/shipments")
+
+
+@router.get("/staff/shipments")
+def staff_shipments(request: Request, session: SessionDep) -> Response:
+    """Open shipments: mark shipped (tracking, module serial), delivered, returned or lost."""
+    v = visitor(request, session)
+    v.require("staff")
+    return render(v, "service/staff_shipments.html", items=shipments.open_shipments(session),
+                  date_of=timebase.date_of)
+
+
+@router.post("/staff/shipments/{shipment_id}")
+def staff_shipment(request: Request, session: WriteSessionDep, shipment_id: int, status: F = "",
+                   tracking: F = "", module_serial: F = "", csrf: F = "") -> Response:
+    """Move a shipment on."""
+    v = visitor(request, session)
+    actor = v.require("staff")
+    try:
+        v.check_csrf(csrf)
+        serial = _int(module_serial, "module_serial") if module_serial else 0
+        shipments.mark(session, v.ctx.ps, actor, shipment_id, status, tracking, serial)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        return form_error(v, "service/staff_shipments.html", exc, items=shipments.open_shipments(session),
+                          date_of=timebase.date_of)
+    return redirect("/portal/staff/shipments")
