@@ -41,9 +41,8 @@ def violator(world, portal_server):
 def test_firmware_constants_match_the_records_module():
     """The record types and violation causes the companion names are the firmware's."""
     import host_sim  # noqa: F401
-    from fsm import records as R
-
     from companion.app.records import rules, timeline
+    from fsm import records as R
 
     assert (timeline.TEST_REQUEST, timeline.RESULT, timeline.LOCKOUT, timeline.CLEAR, timeline.VIOLATION,
             timeline.RETEST, timeline.BYPASS) == (R.TEST_REQUEST, R.RESULT, R.LOCKOUT, R.CLEAR, R.VIOLATION,

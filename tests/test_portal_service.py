@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from companion import testing
 from tests.portal_client import csrf_of
-from tests.service_support import ALL_WEEK, driver_user, local_slot, make_center
+from tests.service_support import driver_user, local_slot, make_center
 
 pytest_plugins = ["tests.portal_support"]
 

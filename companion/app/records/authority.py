@@ -4,7 +4,7 @@ compliance report (PDF) for a period. An authority never sees an unassigned driv
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import DeviceLink, User
@@ -89,7 +89,7 @@ def compliance(session: Session, account: Account, since: dt.date | None = None,
     links = list(session.scalars(select(DeviceLink).where(DeviceLink.account_id == account.id)
                                  .order_by(DeviceLink.id)))
     hids = [link.handset_id for link in links if link.handset_id]
-    conds = [LogRecord.handset_id.in_(hids)]
+    conds: list[ColumnElement[bool]] = [LogRecord.handset_id.in_(hids)]
     if since:
         conds.append(LogRecord.wall >= timeline._wall(since))
     if until:

@@ -4,7 +4,7 @@ of the driver's state, every violation lockout and clear, the service visits and
 import datetime as dt
 
 from fpdf import FPDF
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from companion.app.core import timebase
@@ -46,7 +46,7 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Events", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    conds = [LogRecord.handset_id.in_(hids), LogRecord.rtype.in_(TYPES)]
+    conds: list[ColumnElement[bool]] = [LogRecord.handset_id.in_(hids), LogRecord.rtype.in_(TYPES)]
     if since:
         conds.append(LogRecord.wall >= timeline._wall(since))
     if until:

@@ -21,7 +21,14 @@ from companion.app.portal.config import PortalSettings
 from companion.app.portal.context import PortalContext
 from companion.app.schemas import DesiredUpdate
 from companion.app.service import centers
-from companion.app.service.models import REQUESTED, SELF_BOOKED, SERVICES, Appointment, CenterSlot, ServiceCenter
+from companion.app.service.models import (
+    REQUESTED,
+    SELF_BOOKED,
+    SERVICES,
+    Appointment,
+    CenterSlot,
+    ServiceCenter,
+)
 
 OPEN = ("requested", "booked")
 NOT_FOUND = "no such appointment on your account"

@@ -35,7 +35,7 @@ def _page_errors(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException
 
     from companion.app.core import problems
-    from companion.app.web import pages, service_pages
+    from companion.app.web import pages
     from companion.app.web.session import PasswordChangeRequired, SignInRequired
 
     def is_page(request: Request) -> bool:

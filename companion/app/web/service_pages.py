@@ -3,7 +3,7 @@ Each handler reads the form, calls the service layer (companion/app/service, com
 renders or redirects; the rules are in the services, shared with the JSON API."""
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -47,7 +47,7 @@ def centers_page(request: Request, session: SessionDep, zip: Text = "", service:
     """The locator: the nearest centers to a ZIP code, with distance, address and hours."""
     v = visitor(request, session)
     v.require()
-    values = {"zip": zip[:5], "service": service, "services": SELF_BOOKED + REQUESTED, "found": None}
+    values: dict[str, Any] = {"zip": zip[:5], "service": service, "services": SELF_BOOKED + REQUESTED, "found": None}
     if zip:
         try:
             values["origin"], values["found"] = centers.find(session, zip, 10, service)
@@ -75,7 +75,7 @@ def center_page(request: Request, session: SessionDep, center_id: int, date: Tex
 
 
 # ---- appointments ------------------------------------------------------------------------------------------
-def _appointments(v: Visitor, session: SessionDep, status: int = 200, **values: object) -> Response:
+def _appointments(v: Visitor, session: SessionDep, status: int = 200, **values: Any) -> Response:
     user = v.require("driver")
     up, past = appointments.listing(session, v.ctx, user)
     return render(v, "service/appointments.html", status, up=up, past=past, requested_kinds=REQUESTED,
@@ -116,7 +116,7 @@ def _refused(v: Visitor, session: SessionDep, exc: Problem, appt_id: int | None 
     return form_error(v, "service/appointments.html", exc, **_list_values(v, session))
 
 
-def _list_values(v: Visitor, session: SessionDep) -> dict[str, object]:
+def _list_values(v: Visitor, session: SessionDep) -> dict[str, Any]:
     user = v.require("driver")
     up, past = appointments.listing(session, v.ctx, user)
     return {"up": up, "past": past, "requested_kinds": REQUESTED, "devices": portal.devices(session, user)}
@@ -266,7 +266,7 @@ def authority_report(request: Request, session: SessionDep, account_id: int, sin
 
 
 # ---- staff -------------------------------------------------------------------------------------------------
-def _staff_values(session: SessionDep) -> dict[str, object]:
+def _staff_values(session: SessionDep) -> dict[str, Any]:
     from companion.app.accounts.models import User
 
     return {"requests": appointments.open_requests(session), "disputes": timeline.open_disputes(session),
@@ -357,7 +357,7 @@ def staff_program(request: Request, session: WriteSessionDep, account_id: F = ""
 
 # ---- documents and notes -----------------------------------------------------------------------------------
 def _documents(v: Visitor, session: SessionDep, account_id: int | None = None, status: int = 200,
-               **values: object) -> Response:
+               **values: Any) -> Response:
     user = v.require("driver", "authority", "staff")
     docs = documents.listing(session, user, account_id)
     notes = documents.notes_of(session, user.account_id) if user.role == "driver" and user.account_id else []
