@@ -95,7 +95,7 @@ def compliance(session: Session, account: Account, since: dt.date | None = None,
     if until:
         conds.append(LogRecord.wall < timeline._wall(until + dt.timedelta(days=1)))
     vio = int(session.scalar(select(func.count()).select_from(LogRecord).where(
-        *conds, LogRecord.rtype.in_((timeline.VIOLATION, timeline.BYPASS)))) or 0) if hids else 0
+        *conds, LogRecord.rtype == timeline.VIOLATION)) or 0) if hids else 0
     locks = int(session.scalar(select(func.count()).select_from(LogRecord).where(
         *conds, LogRecord.rtype == timeline.LOCKOUT, LogRecord.a == LOCK_VIOLATION)) or 0) if hids else 0
     missed = int(session.scalar(select(func.count()).select_from(Appointment).where(

@@ -64,8 +64,8 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
         _kind, text, params = timeline.describe(rtype, a, b, cc)
         when = (timebase.EPOCH + dt.timedelta(seconds=wall)).strftime("%Y-%m-%d %H:%M")
         line = "%s  %s #%d  %s" % (when, labels.get(hid, ""), seq, text % params if params else text)
-        if rtype in (timeline.VIOLATION, timeline.BYPASS):
-            r = rules.rule_for(a if rtype == timeline.VIOLATION else rules.VIO_BYPASS, c.state)
+        if rtype == timeline.VIOLATION:
+            r = rules.rule_for(a, c.state)
             line += ("  -- %s: %s" % (r.citation, r.says) if r.found
                      else "  -- no rule of %s found for this; a violation under the handset's policy"
                      % (c.state or "the state"))

@@ -177,9 +177,9 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
         kind, title, params = describe(rtype, a, b, c)
         if kind not in kinds:
             continue
-        rule = rules.rule_for(a if rtype == VIOLATION else rules.VIO_BYPASS, state) if kind == "violations" else None
+        rule = rules.rule_for(a, state) if rtype == VIOLATION else None  # the VIOLATION record names the cause
         events.append(Event(hid or 0, seq, timebase.EPOCH + dt.timedelta(seconds=wall), kind, title, params,
-                            rule, disputes.get(seq), kind in ("violations", "lockouts")))
+                            rule, disputes.get(seq), rtype in (VIOLATION, LOCKOUT)))
     open_count = int(session.scalar(select(func.count()).select_from(Dispute).where(
         Dispute.handset_id == hid, Dispute.status == "open")) or 0)
     return Timeline(link, state, events, counts, kinds, since, until, rows[-1][0] if more and rows else None,
@@ -196,7 +196,7 @@ def dispute(session: Session, user: User, link_id: int, seq: int, note: str) -> 
     if not note or len(note) > 1000 or any(ord(ch) < 32 and ch != "\n" for ch in note):
         raise Problem(422, "invalid", "a dispute needs a note of at most 1000 characters", field="note")
     rec = session.get(LogRecord, (link.handset_id, seq)) if 0 <= seq < 2**63 else None
-    if rec is None or rec.rtype not in (VIOLATION, BYPASS, LOCKOUT):
+    if rec is None or rec.rtype not in (VIOLATION, LOCKOUT):
         raise Problem(404, "not-found", "no such violation or lockout in this record", field="seq")
     if session.scalar(select(Dispute.id).where(Dispute.handset_id == rec.handset_id, Dispute.seq == seq)):
         raise Problem(409, "already-disputed", "this event is disputed already")
