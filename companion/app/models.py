@@ -121,6 +121,8 @@ class LogRecord(Base):
     """One uploaded handset log record, keyed by (handset, seq): a retried upload stores nothing twice."""
 
     __tablename__ = "log_records"
+    # the record page and the authority's counts: a handset's records of some types, in a period
+    __table_args__ = (Index("ix_log_records_type", "handset_id", "rtype", "wall"),)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     wall: Mapped[int] = mapped_column(BigInteger)

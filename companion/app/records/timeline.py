@@ -21,7 +21,8 @@ from interlock import record
 
 # fsm.records types (tests check these against the firmware)
 TEST_REQUEST, RESULT, LOCKOUT, CLEAR, VIOLATION, RETEST, BYPASS = 6, 8, 9, 10, 11, 12, 23
-KINDS = {  # filter name -> record types
+KINDS = {  # filter name -> record types (a retest's request and sample are tests too; "retests" are the
+    # retest schedule's own records: asked, passed, missed, refused)
     "tests": (TEST_REQUEST, RESULT),
     "retests": (RETEST,),
     "violations": (VIOLATION, BYPASS),
@@ -55,26 +56,29 @@ class Event:
     disputable: bool = False
 
 
+KIND_OF = {t: k for k, ts in KINDS.items() for t in ts}
+
+
 def describe(rtype: int, a: int, b: int, c: int) -> tuple[str, str, dict[str, str]]:
-    """(kind, title message id, params) for one record."""
+    """(kind, title message id, params) for one record; the kind follows the record type alone."""
+    kind = KIND_OF.get(rtype, "clears")
     if rtype == TEST_REQUEST:
-        return ("tests" if a == 1 else "retests", N_("Breath test asked (%(what)s)"),
-                {"what": N_("start test") if a == 1 else N_("retest")})
+        return kind, N_("Breath test asked (%(what)s)"), {"what": N_("start test") if a == 1 else N_("retest")}
     if rtype == RESULT:
-        return ("tests" if c == 1 else "retests", N_("Result %(brac)s g/dL: %(verdict)s"),
-                {"brac": "%d.%03d" % (a // 1000, a % 1000), "verdict": VERDICTS.get(b, "?")})
+        return kind, N_("Result %(brac)s g/dL: %(verdict)s (%(what)s)"), {
+            "brac": "%d.%03d" % (a // 1000, a % 1000), "verdict": VERDICTS.get(b, "?"),
+            "what": N_("start test") if c == 1 else N_("retest")}
     if rtype == RETEST:
         if a == 0:
-            return "retests", N_("Retest asked"), {}
-        return "retests", N_("Retest %(outcome)s"), {"outcome": RETEST_OUTCOMES.get(a, "?")}
+            return kind, N_("Retest asked"), {}
+        return kind, N_("Retest %(outcome)s"), {"outcome": RETEST_OUTCOMES.get(a, "?")}
     if rtype == VIOLATION:
-        return "violations", N_("Violation: %(cause)s"), {"cause": rules.CAUSES.get(a, "?")}
+        return kind, N_("Violation: %(cause)s"), {"cause": rules.CAUSES.get(a, "?")}
     if rtype == BYPASS:
-        return "violations", N_("Engine started without a passed test"), {}
+        return kind, N_("Engine started without a passed test"), {}
     if rtype == LOCKOUT:
-        return "lockouts", N_("Lockout: %(what)s"), {"what": LOCKS.get(a, "?")}
-    return "clears", N_("Cleared: %(what)s, by %(source)s"), {"what": LOCKS.get(a, "?"),
-                                                             "source": SOURCES.get(b, "?")}
+        return kind, N_("Lockout: %(what)s"), {"what": LOCKS.get(a, "?")}
+    return kind, N_("Cleared: %(what)s, by %(source)s"), {"what": LOCKS.get(a, "?"), "source": SOURCES.get(b, "?")}
 
 
 def words(e: Event, gettext: "Callable[[str], str]") -> str:
@@ -160,13 +164,17 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
     if until:
         conds.append(LogRecord.wall < _wall(until + dt.timedelta(days=1)))
     counts = {k: 0 for k in KINDS}
-    for rtype, a, c, n in session.execute(select(LogRecord.rtype, LogRecord.a, LogRecord.c, func.count())
-                                          .where(*conds).group_by(LogRecord.rtype, LogRecord.a, LogRecord.c)):
-        counts[describe(rtype, a, 0, c)[0]] += n
+    # per type only: answered from the index on (handset, type, wall) alone
+    for rtype, n in session.execute(select(LogRecord.rtype, func.count()).where(*conds).group_by(LogRecord.rtype)):
+        counts[KIND_OF[rtype]] += n
     q = select(LogRecord.seq, LogRecord.wall, LogRecord.rtype, LogRecord.a, LogRecord.b, LogRecord.c).where(*conds)
     if before is not None:
         q = q.where(LogRecord.seq < before)
-    rows = session.execute(q.order_by(LogRecord.seq.desc()).limit(limit + 1)).all()
+    # dense types (tests: most of a log) page backwards through the primary key; sparse ones (violations,
+    # lockouts, clears, retests) through the type index, sorting the few rows found ("seq + 0" keeps SQLite's
+    # planner from walking the whole primary key for them)
+    order = LogRecord.seq if "tests" in kinds else LogRecord.seq + 0
+    rows = session.execute(q.order_by(order.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     state = jurisdiction(session, link.account_id)

@@ -3,11 +3,13 @@ the center's own time zone (zoneinfo: a slot is a local wall time; its UTC insta
 
 import datetime as dt
 import re
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import User
@@ -68,7 +70,7 @@ def create_center(session: Session, actor: User | None, name: str, address: str,
         raise Problem(422, "invalid", "a slot is 15, 20, 30, 45, 60, 90 or 120 minutes", field="slot_minutes")
     c = ServiceCenter(name=name, address=address, zip=where.zip, lat=where.lat, lon=where.lon, tz=tz, phone=phone,
                       hours=_clean_hours(hours), slot_minutes=slot_minutes, capacity=capacity,
-                      services=list(dict.fromkeys(services)), active=True)
+                      services=list(dict.fromkeys(services)), active=True, changed=time.time_ns() // 1000)
     session.add(c)
     session.flush()
     audit(session, actor, None, "center-created", center=c.id, name=name)
@@ -96,13 +98,33 @@ def find(session: Session, zip_code: str, k: int = 10, service: str = "") -> tup
     origin = locator.place(zip_code)
     if service and service not in SERVICES:
         raise Problem(422, "invalid", "unknown service", field="service")
-    rows = session.execute(select(ServiceCenter.id, ServiceCenter.lat, ServiceCenter.lon, ServiceCenter.services)
-                           .where(ServiceCenter.active.is_(True))).all()
-    points = [(r[0], r[1], r[2]) for r in rows if not service or service in (r[3] or [])]
-    best = locator.nearest(origin, points, k)
+    best = _index(session).nearest(origin, k, service)
     centers = {c.id: c for c in session.scalars(select(ServiceCenter).where(
         ServiceCenter.id.in_([cid for _d, cid in best])))}
     return origin, [Found(centers[cid], round(d, 1)) for d, cid in best]
+
+
+_POINTS: dict[str, tuple[tuple[int, int, int], locator.Index]] = {}
+_POINTS_LOCK = threading.Lock()
+
+
+def _index(session: Session) -> locator.Index:
+    """Every active center as (id, lat, lon, services), kept in memory per database and read again when the
+    centers change (their count, highest id or latest change differ): one small query per search."""
+    stamp_row = session.execute(select(func.count(), func.max(ServiceCenter.id), func.max(ServiceCenter.changed))
+                                .where(ServiceCenter.active.is_(True))).one()
+    stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0), int(stamp_row[2] or 0))
+    key = str(session.get_bind().engine.url)
+    with _POINTS_LOCK:
+        cached = _POINTS.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    rows = session.execute(select(ServiceCenter.id, ServiceCenter.lat, ServiceCenter.lon, ServiceCenter.services)
+                           .where(ServiceCenter.active.is_(True))).all()
+    index = locator.Index([(r[0], r[1], r[2], frozenset(r[3] or ())) for r in rows])
+    with _POINTS_LOCK:
+        _POINTS[key] = (stamp, index)
+    return index
 
 
 # ---- slots -------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Where a US ZIP code is, offline: the `zipcodes` package ships every ZIP's centroid and time zone. The
 nearest centers by great-circle distance (miles); no map tiles, no network."""
 
+import bisect
 import heapq
 import math
 import re
@@ -59,16 +60,34 @@ def miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_MILES * math.asin(min(1.0, math.sqrt(h)))
 
 
-def nearest(origin: Place, points: list[tuple[int, float, float]], k: int = 10) -> list[tuple[float, int]]:
-    """The k nearest of points (id, lat, lon) to origin, as (miles, id), nearest first."""
-    lat0, lon0 = math.radians(origin.lat), math.radians(origin.lon)
-    c0 = math.cos(lat0)
-    sin, cos, asin, sqrt, rad = math.sin, math.cos, math.asin, math.sqrt, math.radians
+class Index:
+    """Points (id, lat, lon, tags) sorted by latitude: a search looks at a latitude band around the origin,
+    widened until the band holds enough candidates nearer than anything outside it."""
 
-    def dist(p: tuple[int, float, float]) -> float:
-        la, lo = rad(p[1]), rad(p[2])
-        h = sin((la - lat0) / 2) ** 2 + c0 * cos(la) * sin((lo - lon0) / 2) ** 2
-        return 2 * EARTH_MILES * asin(min(1.0, sqrt(h)))
+    def __init__(self, points: list[tuple[int, float, float, frozenset[str]]]):
+        self.points = sorted(points, key=lambda p: p[1])
+        self.lats = [p[1] for p in self.points]
 
-    best = heapq.nsmallest(k, points, key=dist)
-    return [(dist(p), p[0]) for p in best]
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def nearest(self, origin: Place, k: int = 10, tag: str = "") -> list[tuple[float, int]]:
+        """The k nearest points (with tag, when given) as (miles, id), nearest first. Candidates are picked by a
+        flat-earth distance in degrees (longitude scaled by the origin's latitude and wrapped at the
+        antimeridian), four times as many as asked, then ranked by the great-circle distance."""
+        lat0, lon0 = origin.lat, origin.lon
+        c0 = math.cos(math.radians(lat0))
+        need = max(4 * k, k + 20)
+        band = 1.0
+        while True:
+            lo = bisect.bisect_left(self.lats, lat0 - band)
+            hi = bisect.bisect_right(self.lats, lat0 + band)
+            flat = [((la - lat0) ** 2 + (c0 * ((ln - lon0 + 540.0) % 360.0 - 180.0)) ** 2, cid, la, ln)
+                    for cid, la, ln, tags in self.points[lo:hi] if not tag or tag in tags]
+            found = heapq.nsmallest(need, flat)
+            # anything outside the band is more than `band` degrees of latitude away
+            if band >= 180 or (len(found) >= need and found[-1][0] <= band * band):
+                break
+            band *= 2
+        ranked = sorted((miles(lat0, lon0, la, ln), cid) for _f, cid, la, ln in found)
+        return ranked[:k]

@@ -32,6 +32,7 @@ class ServiceCenter(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=1)  # appointments per slot
     services: Mapped[list[Any]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
+    changed: Mapped[int] = mapped_column(BigInteger, default=0)  # microseconds of the last change (locator cache)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
