@@ -2,6 +2,7 @@
 of the driver's state, every violation lockout and clear, the service visits and the open disputes."""
 
 import datetime as dt
+import textwrap
 
 from fpdf import FPDF
 from sqlalchemy import ColumnElement, select
@@ -17,6 +18,16 @@ TYPES = (timeline.VIOLATION, timeline.BYPASS, timeline.LOCKOUT, timeline.CLEAR)
 
 def _latin(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+WRAP = 110  # characters of 8-point Courier on a Letter page's width inside the margins
+
+
+def _lines(pdf: FPDF, text: str) -> None:
+    """One event, wrapped in a fixed-width font: plain cells (fpdf2's multi_cell measures every glyph, which
+    for a year's events took seconds)."""
+    for part in textwrap.wrap(_latin(text), WRAP, subsequent_indent="    ") or [""]:
+        pdf.cell(0, 4, part, new_x="LMARGIN", new_y="NEXT")
 
 
 def compliance_pdf(session: Session, account: Account, since: dt.date | None, until: dt.date | None,
@@ -45,7 +56,7 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
     pdf.ln(3)
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Events", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font("Courier", "", 8)
     conds: list[ColumnElement[bool]] = [LogRecord.handset_id.in_(hids), LogRecord.rtype.in_(TYPES)]
     if since:
         conds.append(LogRecord.wall >= timeline._wall(since))
@@ -72,7 +83,7 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
         d = disputes.get((hid, seq))
         if d is not None:
             line += "  [disputed: %s]" % d.status
-        pdf.multi_cell(0, 5, _latin(line), new_x="LMARGIN", new_y="NEXT")
+        _lines(pdf, line)
     pdf.ln(3)
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Service visits", new_x="LMARGIN", new_y="NEXT")
