@@ -161,11 +161,17 @@ def test_the_programs_end(world):
 
     from companion.app.notifications import worker as note_worker
     from companion.app.notifications.models import Notification
+    from companion.app.service import appointments
     from companion.app.service.models import Appointment, Document
+    from companion.app.service.models import Appointment as Appt
     from tests.service_support import set_program
 
     d = world.driver(first_due=(dt.date.today() + dt.timedelta(days=1)).isoformat())
     set_program(world, d["account_id"], "AZ", dt.date.today())
+    with world.session() as s:  # a visit tomorrow: no reminder once the program has ended
+        s.add(Appt(account_id=d["account_id"], kind="calibration", status="booked", note="",
+                   starts_ts=int(dt.datetime.now(dt.UTC).timestamp()) + 86400))
+        s.commit()
     court = authority_for(world, d["account_id"])
     assert _round(world) >= 1
     while world.deliver()[1]:
@@ -176,6 +182,7 @@ def test_the_programs_end(world):
                                                      Appointment.kind == "removal"))
         assert removal is not None and removal.status == "requested"
         note_worker.notice_events(s, world.ctx.ps)
+        assert appointments.remind(s, world.ctx.ps) == 0
         s.commit()
         assert s.scalar(select(Notification.id).where(Notification.user_id == d["user_id"],
                                                       Notification.kind == "payment-due")) is None

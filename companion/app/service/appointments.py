@@ -27,6 +27,7 @@ from companion.app.service.models import (
     SERVICES,
     Appointment,
     CenterSlot,
+    Program,
     ServiceCenter,
 )
 
@@ -343,19 +344,21 @@ def next_service(session: Session, ctx: PortalContext, user: User) -> NextServic
     now = _now()
     a = session.scalar(select(Appointment).where(
         Appointment.account_id == aid, Appointment.status == "booked", Appointment.kind.in_(SELF_BOOKED),
-        Appointment.starts_ts > int(now.timestamp())).order_by(Appointment.starts_ts).limit(1))
+        Appointment.center_id.is_not(None), Appointment.starts_ts > int(now.timestamp()))
+        .order_by(Appointment.starts_ts).limit(1))
     return NextService(due, _view(session, ctx, a, now) if a is not None else None)
 
 
 # ---- the worker's reminders --------------------------------------------------------------------------------
 def remind(session: Session, ps: PortalSettings, now: dt.datetime | None = None) -> int:
     """Remind drivers of visits starting within REMIND_APPOINTMENT_H (once per appointment and start time:
-    a rescheduled visit is reminded again)."""
+    a rescheduled visit is reminded again); none after the program's end."""
     now = now or _now()
     t = int(now.timestamp())
     made = 0
+    ended = select(Program.account_id).where(Program.ended_at.is_not(None))
     for a in session.scalars(select(Appointment).where(
-            Appointment.status == "booked", Appointment.starts_ts > t,
+            Appointment.status == "booked", Appointment.starts_ts > t, Appointment.account_id.not_in(ended),
             Appointment.starts_ts <= t + ps.REMIND_APPOINTMENT_H * 3600)):
         for user in _drivers(session, a.account_id):
             if notes.notify(session, user, "appointment-reminder", _words(session, a),

@@ -106,7 +106,7 @@ def warn_late(session: Session, ps: PortalSettings, today: dt.date | None = None
     return made
 
 
-def overdue(session: Session, ps: PortalSettings, settings: object, today: dt.date | None = None) -> int:
+def overdue(session: Session, ps: PortalSettings, today: dt.date | None = None) -> int:
     """Mark modules not returned MODULE_RETURN_DAYS after expiry: out of compliance, the next shipment blocked,
     and where the program says so the handset's inspection date becomes today (its INSPECTION DUE lock)."""
     today = today or timebase.today()

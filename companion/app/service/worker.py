@@ -14,7 +14,7 @@ def run_once(db: Database, ps: PortalSettings) -> int:
         made = appointments.remind(session, ps)
         made += shipments.plan(session, ps)
         made += shipments.warn_late(session, ps)
-        made += shipments.overdue(session, ps, db.settings)
+        made += shipments.overdue(session, ps)
         session.commit()
     with db.write_session() as session:
         made += programs.end_due(session, ps)
