@@ -96,6 +96,12 @@ def test_a_shipment_from_creation_to_return(world, portal_server):
     with world.browser(d["email"]) as c:
         page = c.get("/portal/shipments").text
     assert 'data-status="returned"' in page and "1Z999AA10123456784" in page
+    token = world.api_token(d["email"])["access_token"]
+    import httpx
+
+    api = httpx.get(world.server.url + "/api/v1/portal/shipments", headers={"authorization": "Bearer " + token})
+    assert api.status_code == 200
+    assert [(x["status"], x["tracking"]) for x in api.json()] == [("returned", "1Z999AA10123456784")]
 
 
 def test_late_delivery_warns_driver_and_staff(world):
@@ -127,8 +133,14 @@ def test_an_unreturned_module_puts_the_account_out_of_compliance_and_locks_where
     d = world.driver()
     hid = d["handsets"][0]["device_id"]
     set_program(world, d["account_id"], "AZ")
+    _sid, staff_email = world.staff()
+    with world.browser(staff_email) as c:  # staff say this program locks on an unreturned module
+        page = c.get("/portal/staff/service").text
+        r = c.post("/portal/staff/programs", data={"account_id": d["account_id"], "jurisdiction": "AZ",
+                                                   "module_lock": "on", "csrf": csrf_of(page)})
+        assert r.status_code == 303
     with world.session() as s:
-        s.get(Program, d["account_id"]).module_lock = True
+        assert s.get(Program, d["account_id"]).module_lock
         old = timebase.day_of(timebase.today() - dt.timedelta(days=11))
         sh = Shipment(account_id=d["account_id"], handset_id=hid, for_expiry_day=old, module_serial=0, address="x",
                       status="created", tracking="", return_label="")

@@ -34,13 +34,14 @@ def assign(session: Session, actor: User, authority_id: int, account_id: int) ->
 
 
 def set_program(session: Session, actor: User, account_id: int, jurisdiction: str | None = None,
-                ends_on: dt.date | None = None) -> Program:
-    """Staff set an account's state (whose rules its record cites) and its program end date."""
+                ends_on: dt.date | None = None, module_lock: bool | None = None) -> Program:
+    """Staff set an account's state (whose rules its record cites), its program end date, and whether an
+    unreturned module locks the vehicle (as the state's program says)."""
     if (session.get(Account, account_id) if 0 < account_id < 2**31 else None) is None:
         raise Problem(404, "not-found", "no such account", field="account_id")
     p = session.get(Program, account_id)
     if p is None:
-        p = Program(account_id=account_id, jurisdiction="", out_of_compliance="")
+        p = Program(account_id=account_id, jurisdiction="", out_of_compliance="", module_lock=False)
         session.add(p)
     if jurisdiction is not None:
         jurisdiction = jurisdiction.strip().upper()
@@ -49,9 +50,11 @@ def set_program(session: Session, actor: User, account_id: int, jurisdiction: st
         p.jurisdiction = jurisdiction
     if ends_on is not None:
         p.ends_on = ends_on
+    if module_lock is not None:
+        p.module_lock = module_lock
     session.flush()
     audit(session, actor, None, "program-set", account_id=account_id, jurisdiction=p.jurisdiction,
-          ends_on=p.ends_on.isoformat() if p.ends_on else None)
+          ends_on=p.ends_on.isoformat() if p.ends_on else None, module_lock=bool(p.module_lock))
     return p
 
 

@@ -168,3 +168,22 @@ class CompliancePublic(BaseModel):
     module_returns_late: int
     out_of_compliance: str
     ends_on: dt.date | None
+
+
+class ShipmentPublic(BaseModel):
+    """A module shipment: for the module expiring on `expires`; tracking and return label once shipped."""
+
+    id: int
+    status: str
+    expires: dt.date | None
+    tracking: str
+    return_label: str
+    address: str
+    overdue: bool
+
+
+class AddressOnce(BaseModel):
+    """Where the next module goes instead of the account's address."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: Annotated[str, StringConstraints(min_length=1, max_length=400)]

@@ -10,12 +10,13 @@ from fastapi.responses import Response
 from companion.app import i18n
 from companion.app.api.deps import SessionDep, WriteSessionDep
 from companion.app.api.routes.portal import PortalDep, UserDep, WriteUserDep
-from companion.app.core import problems
+from companion.app.core import problems, timebase
 from companion.app.core.problems import Problem
 from companion.app.records import authority, report, timeline
-from companion.app.service import appointments, centers, documents
+from companion.app.service import appointments, centers, documents, shipments
 from companion.app.service.models import ServiceCenter
 from companion.app.service.schemas import (
+    AddressOnce,
     AppointmentPublic,
     Booking,
     CenterFound,
@@ -30,6 +31,7 @@ from companion.app.service.schemas import (
     NotePublic,
     RecordPublic,
     RulePublic,
+    ShipmentPublic,
     SlotPublic,
     VisitRequest,
 )
@@ -219,3 +221,19 @@ def driver_report(session: SessionDep, user: UserDep, account_id: ItemId, since:
     account = authority.assigned_account(session, user, account_id)
     _k, s, u = timeline.parse_filters([], since, until)
     return Response(report.compliance_pdf(session, account, s, u), media_type="application/pdf")
+
+
+# ---- module shipments --------------------------------------------------------------------------------------
+@router.get("/shipments")
+def list_shipments(session: SessionDep, user: UserDep) -> list[ShipmentPublic]:
+    """The driver's module shipments, newest first."""
+    return [ShipmentPublic(id=s.id, status=s.status, expires=timebase.date_of(s.for_expiry_day),
+                           tracking=s.tracking, return_label=s.return_label, address=s.address,
+                           overdue=s.overdue_at is not None) for s in shipments.listing(session, user)]
+
+
+@router.put("/shipments/address", status_code=204, responses=problems.responses(422))
+def shipment_address(session: WriteSessionDep, user: WriteUserDep, data: AddressOnce) -> None:
+    """Send the next module to a one-time address."""
+    shipments.one_time_address(session, user, data.address)
+    session.commit()
