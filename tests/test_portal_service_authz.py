@@ -127,3 +127,29 @@ def test_the_api_books_and_refuses_like_the_pages(world, cast):
                     json={"center_id": cid, "kind": "inspection", "start": slots[0]["start"]})
         assert r2.status_code == 409 and r2.json()["type"].endswith("slot-full")
         assert c.get("/api/v1/portal/centers", params={"zip": "00000"}).status_code == 422
+
+
+STAFF_POSTS = ["/portal/staff/centers", "/portal/staff/appointments/{appt}/approve",
+               "/portal/staff/appointments/{appt}/decline", "/portal/staff/appointments/{appt}/complete",
+               "/portal/staff/disputes/1", "/portal/staff/assignments", "/portal/staff/programs",
+               "/portal/staff/shipments/1", "/portal/documents/{doc}/delete"]
+STAFF_PAGES = ["/portal/staff/service", "/portal/staff/shipments"]
+
+
+@pytest.mark.parametrize("role", ("owner", "other", "assigned", "unassigned"))
+def test_staff_routes_are_404_to_everyone_else(world, cast, role):
+    """The staff pages and every staff action answer 404 to drivers and authorities; nothing changes."""
+    from companion.app.service.models import Appointment, Document
+
+    ids = cast["ids"]
+    with world.browser(cast[role]) as c:
+        token = csrf_of(c.get("/portal/help").text)
+        for path in STAFF_PAGES:
+            assert c.get(path).status_code == 404, (path, role)
+        for path in STAFF_POSTS:
+            r = c.post(path.format(**ids), data={"csrf": token, "account_id": str(ids["acct"]), "name": "x",
+                                                 "address": "x", "zip": "85004", "status": "lost"})
+            assert r.status_code == 404, (path, role, r.status_code)
+    with world.session() as s:
+        assert s.get(Appointment, ids["appt"]).status == "booked"
+        assert s.get(Document, ids["doc"]).deleted_at is None
