@@ -362,3 +362,34 @@ def test_the_service_revision_matches_the_models_and_goes_down_and_up(portal_bac
 
     mine = [d for d in diffs if table_of(d) in ours or "ix_log_records_type" in repr(d)]
     assert mine == []
+
+
+def test_staff_close_visits_done_or_missed_and_a_missed_one_counts(world):
+    """A visit that has started is listed for staff; 'did not come' makes it missed, which the authority's
+    compliance counts; a future visit cannot be marked missed."""
+    from companion.app.records import authority
+    from companion.app.service.models import Appointment
+
+    cid = make_center(world, "Phoenix Center", "85004")
+    d = world.driver()
+    past = int(dt.datetime.now(dt.UTC).timestamp()) - 3600
+    later = past + 3 * 86400
+    with world.session() as s:
+        a = Appointment(account_id=d["account_id"], center_id=cid, kind="calibration", status="booked",
+                        starts_ts=past, note="")
+        b = Appointment(account_id=d["account_id"], center_id=cid, kind="calibration", status="booked",
+                        starts_ts=later, note="")
+        s.add_all([a, b])
+        s.commit()
+        ids = a.id, b.id
+    _sid, staff = world.staff()
+    with world.browser(staff) as c:
+        page = c.get("/portal/staff/service").text
+        assert "visit%d" % ids[0] in page
+        assert c.post("/portal/staff/appointments/%d/missed" % ids[0], data={"csrf": csrf_of(page)}).status_code == 303
+        assert c.post("/portal/staff/appointments/%d/missed" % ids[1], data={"csrf": csrf_of(page)}).status_code == 409
+    with world.session() as s:
+        from companion.app.models import Account
+
+        assert s.get(Appointment, ids[0]).status == "missed"
+        assert authority.compliance(s, s.get(Account, d["account_id"])).missed_services == 1

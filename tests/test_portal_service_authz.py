@@ -131,7 +131,7 @@ def test_the_api_books_and_refuses_like_the_pages(world, cast):
 
 STAFF_POSTS = ["/portal/staff/centers", "/portal/staff/appointments/{appt}/approve",
                "/portal/staff/appointments/{appt}/decline", "/portal/staff/appointments/{appt}/complete",
-               "/portal/staff/disputes/1", "/portal/staff/assignments", "/portal/staff/programs",
+               "/portal/staff/appointments/{appt}/missed", "/portal/staff/disputes/1", "/portal/staff/assignments", "/portal/staff/programs",
                "/portal/staff/shipments/1", "/portal/documents/{doc}/delete"]
 STAFF_PAGES = ["/portal/staff/service", "/portal/staff/shipments"]
 

@@ -312,6 +312,27 @@ def complete(session: Session, actor: User, appt_id: int) -> Appointment:
     return a
 
 
+def missed(session: Session, actor: User, appt_id: int) -> Appointment:
+    """Staff record that the driver did not come to a booked visit (it counts against compliance)."""
+    a = _staff_get(session, appt_id)
+    if a.status != "booked" or a.starts_ts is None:
+        raise Problem(409, "closed", "only a booked visit is missed")
+    if a.starts_ts > _now().timestamp():
+        raise Problem(409, "closed", "the visit has not started yet")
+    a.status, a.updated_at = "missed", _now()
+    session.flush()
+    audit(session, actor, None, "appointment-missed", appointment=a.id)
+    return a
+
+
+def due_visits(session: Session, now: dt.datetime | None = None) -> list[Appointment]:
+    """Booked visits from a week ago to a day ahead that staff still have to close (done or missed)."""
+    t = int((now or _now()).timestamp())
+    return list(session.scalars(select(Appointment).where(
+        Appointment.status == "booked", Appointment.starts_ts >= t - 7 * 86400, Appointment.starts_ts <= t + 86400)
+        .order_by(Appointment.starts_ts)))
+
+
 def _handsets(session: Session, a: Appointment) -> list[Handset]:
     q = select(Handset).join(DeviceLink, DeviceLink.handset_id == Handset.id).where(
         DeviceLink.account_id == a.account_id)

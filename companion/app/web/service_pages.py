@@ -270,9 +270,10 @@ def _staff_values(session: SessionDep) -> dict[str, Any]:
     from companion.app.accounts.models import User
 
     return {"requests": appointments.open_requests(session), "disputes": timeline.open_disputes(session),
+            "visits": appointments.due_visits(session),
             "centers": list(session.scalars(select(ServiceCenter).order_by(ServiceCenter.id).limit(200))),
             "authorities": list(session.scalars(select(User).where(User.role == "authority").order_by(User.id))),
-            "services": SERVICES}
+            "services": SERVICES, "utc": lambda ts: dt.datetime.fromtimestamp(ts, dt.UTC)}
 
 
 @router.get("/staff/service")
@@ -329,6 +330,12 @@ def staff_decline(request: Request, session: WriteSessionDep, appt_id: int, why:
 def staff_complete(request: Request, session: WriteSessionDep, appt_id: int, csrf: F = "") -> Response:
     """Record a visit as done (a calibration or inspection moves the next inspection date)."""
     return _staff_form(request, session, csrf, lambda actor: appointments.complete(session, actor, appt_id))
+
+
+@router.post("/staff/appointments/{appt_id}/missed")
+def staff_missed(request: Request, session: WriteSessionDep, appt_id: int, csrf: F = "") -> Response:
+    """Record that the driver did not come (a missed service)."""
+    return _staff_form(request, session, csrf, lambda actor: appointments.missed(session, actor, appt_id))
 
 
 @router.post("/staff/disputes/{dispute_id}")
