@@ -50,6 +50,22 @@ def test_locator_finds_the_nearest_centers_by_zip_with_distances(world):
     assert by_id[near] < 5 and 100 < by_id[mid] < 125 and 330 < by_id[far] < 380
 
 
+def test_the_locator_works_signed_out_and_booking_needs_a_driver(world):
+    """Help links the locator: anyone finds centers and sees free times; the booking form is a driver's, and a
+    signed-out POST books nothing."""
+    cid = make_center(world, "Open Center", "85004")
+    day, _h, _ts = local_slot("America/Phoenix", 3, "10:00")
+    with world.browser() as c:
+        assert "/portal/centers" in c.get("/portal/help").text
+        page = c.get("/portal/centers", params={"zip": "85004"}).text
+        assert "Open Center" in page and " miles" in page
+        page = c.get("/portal/centers/%d" % cid, params={"date": day}).text
+        assert "10:00" in page and "Sign in to book" in page and 'action="/portal/appointments"' not in page
+        r = c.post("/portal/appointments", data={"center_id": cid, "kind": "calibration", "date": day,
+                                                 "time": "10:00", "csrf": "x" * 30})
+        assert r.status_code == 303 and r.headers["location"] == "/portal/sign-in"
+
+
 @pytest.mark.parametrize("zip_code,status,words", [("00000", 422, "no such US ZIP code"),
                                                    ("8500", 422, "5 digits"), ("abcde", 422, "5 digits")])
 def test_locator_refuses_zip_codes_that_do_not_exist(world, zip_code, status, words):

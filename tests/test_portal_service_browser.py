@@ -269,11 +269,20 @@ def test_every_new_page_passes_axe_in_both_languages_and_widths(browser, site):
                 "/portal/record/%d" % d["devices"][0]],
         staff: ["/portal/staff/service", "/portal/staff/shipments"],
     }
+    signed_out = ["/portal/centers?zip=85004", "/portal/centers/%d?date=%s" % (cid, day), "/portal/help"]
     found, checked = {}, 0
     for viewport in ("desktop", "phone"):
         for lang in ("en", "es"):
             ctx, page = _page(browser, viewport)
             try:
+                page.goto(base + "/portal/sign-in")
+                if lang == "es":
+                    page.click("form.lang button")
+                for path in signed_out:
+                    page.goto(base + path)
+                    assert page.locator("html").get_attribute("lang") == lang
+                    found[(viewport, lang, "out " + path)] = _serious(page)
+                    checked += 1
                 for who, paths in pages.items():
                     with site.session() as s:
                         s.scalar(select(User).where(User.email == who)).language = lang

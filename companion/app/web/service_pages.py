@@ -44,9 +44,9 @@ def _date(text: str, name: str) -> dt.date | None:
 # ---- centers -----------------------------------------------------------------------------------------------
 @router.get("/centers")
 def centers_page(request: Request, session: SessionDep, zip: Text = "", service: Text = "") -> Response:
-    """The locator: the nearest centers to a ZIP code, with distance, address and hours."""
+    """The locator: the nearest centers to a ZIP code, with distance, address and hours (open to anyone, as
+    Help is)."""
     v = visitor(request, session)
-    v.require()
     values: dict[str, Any] = {"zip": zip[:5], "service": service, "services": SELF_BOOKED + REQUESTED, "found": None}
     if zip:
         try:
@@ -58,9 +58,9 @@ def centers_page(request: Request, session: SessionDep, zip: Text = "", service:
 
 @router.get("/centers/{center_id}")
 def center_page(request: Request, session: SessionDep, center_id: int, date: Text = "") -> Response:
-    """A center's free slots on a date (its local time) and the booking form."""
+    """A center's free slots on a date (its local time); the booking form for a signed-in driver."""
     v = visitor(request, session)
-    user = v.require()
+    user = v.user if v.user is not None and not v.user.must_change_password else None
     c = centers.get(session, center_id)
     today = now().astimezone(centers.zone(c)).date()
     try:
@@ -68,7 +68,7 @@ def center_page(request: Request, session: SessionDep, center_id: int, date: Tex
     except Problem as exc:
         return form_error(v, "service/center.html", exc, c=c, day=today, slots=[], devices=[], kinds=())
     slots = centers.free_slots(session, c, day, now())
-    devices = portal.devices(session, user)
+    devices = portal.devices(session, user) if user is not None else []
     kinds = [k for k in SELF_BOOKED if k in (c.services or [])]
     return render(v, "service/center.html", c=c, day=day, slots=slots, devices=devices, kinds=kinds,
                   prev_day=day - dt.timedelta(days=1), next_day=day + dt.timedelta(days=1))
