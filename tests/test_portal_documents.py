@@ -158,3 +158,22 @@ def test_notes_reach_the_assigned_authority(world):
     email = authority_for(world, d["account_id"])
     with world.browser(email) as c:
         assert "I moved to Tucson" in c.get("/portal/authority/drivers/%d" % d["account_id"]).text
+
+
+def test_the_api_uploads_and_refuses_like_the_pages(world, docs_dir):
+    """Multipart upload over the JSON API: a PDF is kept and listed; an executable is 415; nothing kept for it."""
+    import httpx
+
+    d = world.driver()
+    token = world.api_token(d["email"])["access_token"]
+    pdf = pdf_bytes()
+    with httpx.Client(base_url=world.server.url, headers={"authorization": "Bearer " + token}) as c:
+        r = c.post("/api/v1/portal/documents", files={"file": ("order.pdf", pdf, "application/pdf")})
+        assert r.status_code == 201 and r.json()["kind"] == "pdf"
+        before = _count(world)
+        bad = c.post("/api/v1/portal/documents", files={"file": ("x.png", b"MZ" + b"\x00" * 100, "image/png")})
+        assert bad.status_code == 415 and bad.json()["type"].endswith("bad-file-type")
+        assert _count(world) == before
+        listed = c.get("/api/v1/portal/documents").json()
+        assert [x["title"] for x in listed] == ["order.pdf"]
+        assert c.get("/api/v1/portal/documents/%d" % listed[0]["id"]).content == pdf
