@@ -23,6 +23,7 @@ from companion.app.web import install as install_portal
 def create_app(settings: Settings | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
     """Build the app for settings (the environment's when None)."""
     settings = settings or get_settings()
+    portal_settings = portal_settings or PortalSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +64,9 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
     app.add_middleware(Guard, admin_key=app.state.admin_key, limit=settings.MAX_BODY_BYTES,
                        prefix=settings.API_V1_STR, open_paths=(settings.API_V1_STR + "/openapi.json",
                                                settings.API_V1_STR + "/billing/webhook"),  # signed
-                       open_prefixes=(settings.API_V1_STR + "/portal/",))  # bearer tokens of portal users
+                       open_prefixes=(settings.API_V1_STR + "/portal/",),  # bearer tokens of portal users
+                       uploads=("/portal/documents", settings.API_V1_STR + "/portal/documents"),
+                       upload_limit=portal_settings.DOCUMENT_MAX_BYTES + 16384)  # a file and its form
     install_portal(app, settings, app.state.keyring, portal_settings)  # pages, security headers
     return app
 

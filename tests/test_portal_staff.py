@@ -44,11 +44,11 @@ def test_staff_open_an_account_link_devices_and_invite_an_authority(world, mail)
             page = c.get(path)
             r = c.post(path, data={"password": PASSWORD, "confirm": PASSWORD, "csrf": csrf_of(page.text)})
             assert r.status_code == 303
-            dash = c.get("/portal/dashboard").text
+            dash = c.get("/portal/dashboard", follow_redirects=True).text
             if who.startswith("pat"):
                 assert dash.count('class="card device') == 2 and "Truck" in dash
-            else:
-                assert "Monitoring authority" in dash
+            else:  # an authority's home is its list of drivers (companion/app/records)
+                assert "Your drivers" in dash and "No driver is assigned to you yet." in dash
                 assert c.get("/portal/devices/1/code").status_code == 404
 
 

@@ -125,6 +125,8 @@ class LogRecord(Base):
     """One uploaded handset log record, keyed by (handset, seq): a retried upload stores nothing twice."""
 
     __tablename__ = "log_records"
+    # the record page and the authority's counts: a handset's records of some types, in a period
+    __table_args__ = (Index("ix_log_records_type", "handset_id", "rtype", "wall"),)
     handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     wall: Mapped[int] = mapped_column(BigInteger)
@@ -235,3 +237,4 @@ class LogTamper(Base):
 from companion.app.accounts import models as _accounts_models  # noqa: E402,F401
 from companion.app.billing import models as _billing_models  # noqa: E402,F401
 from companion.app.notifications import models as _notification_models  # noqa: E402,F401
+from companion.app.service import models as _service_models  # noqa: E402,F401

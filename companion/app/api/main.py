@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from companion.app.api.routes import accounts, billing, commands, handsets, portal, sync, utils
+from companion.app.api.routes import accounts, billing, commands, handsets, portal, service, sync, utils
 
 api_router = APIRouter()
 api_router.include_router(utils.router)
@@ -13,3 +13,4 @@ api_router.include_router(sync.router)
 api_router.include_router(portal.router)
 api_router.include_router(billing.router)
 api_router.include_router(billing.hooks)
+api_router.include_router(service.router)

@@ -16,8 +16,9 @@ them at a time; the idempotency keys make even a second try of the same installm
 
 import datetime as dt
 import logging
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from companion.app import crud
@@ -31,15 +32,22 @@ from companion.app.core.problems import Problem
 from companion.app.models import Account
 from companion.app.notifications import services as notes
 from companion.app.portal.config import PortalSettings
+from companion.app.service.models import Program
 
 log = logging.getLogger("companion.billing")
+
+
+def _running() -> Any:
+    """Accounts whose program has not ended (an ended program is charged and reminded no more)."""
+    return ~exists().where(Program.account_id == Account.id, Program.ended_at.is_not(None))
 
 
 def due_accounts(session: Session, day: dt.date, now: dt.datetime, limit: int, after: int = 0) -> list[int]:
     """Ids of accounts with auto-pay on, due by `day`, not waiting for a retry (in id order, after `after`)."""
     q = (select(Account.id).join(BillingPlan, BillingPlan.account_id == Account.id)
          .where(BillingPlan.autopay.is_(True), BillingPlan.method_id.is_not(None), Account.next_due <= day,
-                Account.id > after, or_(BillingPlan.retry_at.is_(None), BillingPlan.retry_at <= now))
+                Account.id > after, or_(BillingPlan.retry_at.is_(None), BillingPlan.retry_at <= now),
+                _running())
          .order_by(Account.id).limit(limit))
     return list(session.scalars(q))
 
@@ -131,7 +139,8 @@ def reminders(session: Session, ps: PortalSettings, day: dt.date | None = None) 
     day = day or ledger.today()
     made = 0
     rows = session.execute(select(Account, BillingPlan).outerjoin(BillingPlan, BillingPlan.account_id == Account.id)
-                           .where(Account.next_due >= day, Account.next_due <= day + dt.timedelta(days=14))).all()
+                           .where(Account.next_due >= day, Account.next_due <= day + dt.timedelta(days=14),
+                                  _running())).all()
     for account, plan in rows:
         if plan is not None and not plan.reminders:
             continue

@@ -35,8 +35,10 @@ class Guard:
     limit bytes (413 beyond, from Content-Length or while it streams)."""
 
     def __init__(self, app: Any, admin_key: str, limit: int, prefix: str, open_paths: tuple[str, ...],
-                 open_prefixes: tuple[str, ...] = ()):
+                 open_prefixes: tuple[str, ...] = (), uploads: tuple[str, ...] = (), upload_limit: int = 0):
         self.app = app
+        self.uploads = uploads  # paths that take a file: their bodies may reach upload_limit
+        self.upload_limit = max(upload_limit, limit)
         self.key = admin_key.encode()
         self.limit = limit
         self.prefix = prefix + "/"
@@ -51,6 +53,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        limit = self.upload_limit if path in self.uploads else self.limit
         key = length = None
         for name, value in scope["headers"]:
             if name == b"x-api-key":
@@ -66,8 +69,8 @@ class Guard:
             if not length.isdigit() or len(length) > 18:
                 await _problem(send, 400, "bad-request", "malformed Content-Length")
                 return
-            if int(length) > self.limit:
-                await _problem(send, 413, "too-large", f"the body exceeds {self.limit} bytes")
+            if int(length) > limit:
+                await _problem(send, 413, "too-large", f"the body exceeds {limit} bytes")
                 return
         seen = 0
         started = False
@@ -77,8 +80,8 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def watched_send(message: Any) -> None:
@@ -92,4 +95,4 @@ class Guard:
         except _TooLarge:
             if started:
                 raise
-            await _problem(send, 413, "too-large", f"the body exceeds {self.limit} bytes")
+            await _problem(send, 413, "too-large", f"the body exceeds {limit} bytes")

@@ -41,6 +41,7 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 _DESCRIPTIONS = {400: "malformed request", 401: "no valid X-API-Key (or, on /sync, no valid signature)",
                  403: "not allowed by the account's policy", 404: "no such resource",
                  409: "conflicts with the current state", 413: "body too large",
+                 415: "the content is not of an accepted type",
                  422: "the request does not match the schema or cannot be stored",
                  429: "limit reached", 503: "the database is unavailable; retry after Retry-After seconds"}
 COMMON = (400, 401, 404, 409, 413, 422, 503)

@@ -46,3 +46,36 @@ MESSAGES: dict[str, tuple[str, str]] = {
 # kinds a driver may turn off for email (security messages always go out)
 OPTIONAL_EMAIL = ("code-issued", "fee-paid", "clear-applied", "clear-failed", "lockout", "payment-due")
 # receipts, declines and an expiring auto-pay card always go out (billing/worker.py, billing/services.py)
+
+# service (companion/app/service): appointments, module shipments, the program's end
+MESSAGES.update({
+    "appointment-booked": (N_("Service visit booked"),
+                           N_("Your %(what)s visit is booked at %(center)s on %(when)s (the center's local "
+                              "time).")),
+    "appointment-changed": (N_("Service visit moved"),
+                            N_("Your %(what)s visit is now at %(center)s on %(when)s (the center's local time).")),
+    "appointment-reminder": (N_("Service visit soon"),
+                             N_("Reminder: your %(what)s visit is at %(center)s on %(when)s (the center's local "
+                                "time). To change it, call the center.")),
+})
+MESSAGES.update({
+    "shipment-shipped": (N_("Your new module has shipped"),
+                         N_("The replacement module for %(device)s is on its way: tracking number %(tracking)s. "
+                            "Send the expired module back with return label %(label)s.")),
+    "shipment-late": (N_("Module replacement late"),
+                      N_("The replacement module for %(device)s has not been delivered and the module expires "
+                         "on %(date)s (tracking %(tracking)s). Call us.")),
+    "module-unreturned": (N_("Module not returned"),
+                          N_("The expired module of %(device)s was not returned within %(days)s days (return "
+                             "label %(label)s). Your account is out of compliance and no further module ships "
+                             "until it is back.")),
+})
+MESSAGES.update({
+    "final-report": (N_("Final compliance report"),
+                     N_("The ignition interlock program of %(driver)s ended on %(date)s. The final compliance "
+                        "report is attached to the driver's record.")),
+    "program-ended": (N_("Your program has ended"),
+                      N_("Your program ended on %(date)s. Automatic payments and reminders have stopped; your "
+                         "compliance certificate is in your documents and the final report was sent to your "
+                         "monitoring authority. We will call you to schedule the removal.")),
+})

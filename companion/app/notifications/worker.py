@@ -194,10 +194,13 @@ def run_once(db: Database, ps: PortalSettings, billing: BillingContext | None = 
     unsettled attempts, the sandbox's webhooks)."""
     if billing is not None:
         billing_worker.run_once(db, billing)
+    from companion.app.service import worker as service_worker
+
     with db.write_session() as session:
         made = notice_events(session, ps)
         purge(session, ps)
         session.commit()
+    made += service_worker.run_once(db, ps)
     with db.sessions() as session:  # short write transactions: the claim, then one per email sent
         sent = send_due(session, ps, not db.settings.is_sqlite, writer=db.writer)
     return made, sent

@@ -45,3 +45,10 @@ class PortalSettings(BaseSettings):
     # days before a due date that a payment reminder goes out
     REMIND_DAYS: int = Field(default=3, ge=0)
     COOKIE_SAMESITE: Literal["lax", "strict"] = "lax"
+    # service (companion/app/service): appointments, documents, module shipments, the program's end
+    RESCHEDULE_CUTOFF_H: int = Field(default=24, ge=0)  # no self-service change this close to a visit
+    REMIND_APPOINTMENT_H: int = Field(default=48, ge=1)  # the reminder email goes out this far ahead
+    DOCUMENTS_DIR: str = "portal-documents"  # uploaded and produced files; names chosen by the server
+    DOCUMENT_MAX_BYTES: int = Field(default=10 * 1024 * 1024, ge=1024)
+    SHIPMENT_LEAD_DAYS: int = Field(default=14, ge=1)  # a replacement module ships this far ahead of expiry
+    MODULE_RETURN_DAYS: int = Field(default=10, ge=1)  # the expired module must be back this long after expiry

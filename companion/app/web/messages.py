@@ -34,6 +34,23 @@ _WORDS = {
     "fee-paid": N_("The reset fee for this lockout is paid already."),
     "no-card": N_("Add a card first."),
     "idempotency-conflict": N_("This payment was already submitted. Reload the page to start a new one."),
+    # service (companion/app/service, companion/app/records)
+    "invalid-zip": N_("A ZIP code is 5 digits."),
+    "unknown-zip": N_("There is no such US ZIP code."),
+    "slot-full": N_("That time has just been taken. Choose another."),
+    "past-time": N_("That time is in the past."),
+    "too-far": N_("That date is too far ahead."),
+    "outside-hours": N_("The center has no appointment at that time. Choose one of its free times."),
+    "not-offered": N_("This center does not offer that service."),
+    "request-only": N_("Installations, removals and vehicle swaps are scheduled by our staff: send a request."),
+    "already-requested": N_("A request of this kind is open already."),
+    "closed": N_("This can no longer be changed."),
+    "bad-file-type": N_("A document must be a PDF, JPEG or PNG file."),
+    "empty-file": N_("Choose a file."),
+    "too-large": N_("The file is too large."),
+    "already-disputed": N_("This event is disputed already."),
+    "bad-move": N_("A shipment cannot move to that status."),
+    "invalid-hours": N_("Opening hours are HH:MM, opening before closing."),
 }
 GENERIC = N_("Something in the form is not right. Check it and try again.")
 

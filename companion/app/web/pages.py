@@ -19,6 +19,7 @@ from companion.app.portal import help as helpdesk
 from companion.app.portal import reads
 from companion.app.portal import services as portal
 from companion.app.schemas import AccountCreate
+from companion.app.service import appointments, programs
 from companion.app.web.session import (
     CSRF_COOKIE,
     LANG_COOKIE,
@@ -293,10 +294,12 @@ def _dashboard_page(request: Request, found: reads.SignedIn | None) -> Response:
     v = signed_in(request, request.app.state.portal, found.user, None, found.csrf)
     user = v.require("driver", "authority")
     if user.role == "authority":
-        return render(v, "authority.html")
+        return redirect("/portal/authority")
     with read_session(request) as session:  # the billing lines (auto-pay, declines) from billing's own tables
         bill = billing.dashboard_billing(session, user)
-    return render(v, "dashboard.html", d=portal.dashboard_of(user, found.rows), billing=bill)
+        ns = appointments.next_service(session, v.ctx, user)
+        prog = programs.status(session, user)
+    return render(v, "dashboard.html", d=portal.dashboard_of(user, found.rows), billing=bill, ns=ns, prog=prog)
 
 
 @router.get("/devices/{link_id}/code")

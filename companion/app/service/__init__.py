@@ -1,0 +1,1 @@
+"""Service centers, appointments, programs, documents and module shipments (issue 13)."""
