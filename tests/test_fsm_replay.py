@@ -68,7 +68,8 @@ def test_booting_on_an_older_state_replays_the_log(name):
     assert checked >= 5
 
 
-@pytest.mark.parametrize("name", ["fail_lockouts", "boundary_temp_lock", "violations_per_service_period",
+@pytest.mark.parametrize("name", ["fail_lockouts", "boundary_temp_lock", "boundary_fail_window",
+                                  "violations_per_service_period",
                                   "code_refusals", "aborts"])
 def test_each_save_is_what_the_log_replay_rebuilds_from_the_one_before(name):
     """Booting on one save and the log up to the next save rebuilds what the next save holds."""
