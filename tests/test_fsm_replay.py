@@ -1,5 +1,5 @@
 """The log is the write-ahead record: booting on any older saved state and the whole log rebuilds the lockouts,
-counters, used codes and pending retest the handset had (what a power cut before a save would leave)."""
+counters, used codes, due dates and pending retest the handset had (what a power cut before a save would leave)."""
 
 import copy
 
@@ -13,7 +13,8 @@ from tests.interpreters import ROOT
 # what the log replay must rebuild
 REPLAYED = ("vlock", "lockout_id", "lock_cause", "violations", "recall_deadline", "temp_until", "fail_streak",
             "fail_lock_end", "code_counter", "codes_used", "code_fails", "code_wait_until", "retest_pending",
-            "engine_saved", "provisioned_before", "abort_times")
+            "engine_saved", "provisioned_before", "abort_times", "service_due", "inspection_due",
+            "payment_due")
 
 
 class SnapshotState(MemoryState):
@@ -44,7 +45,8 @@ def _values(m):
 
 @pytest.mark.parametrize("name", ["violations_per_service_period", "code_single_use", "fail_lockouts", "aborts",
                                   "retest_missed", "clear_remote", "retest_window_survives_power_cuts",
-                                  "code_refusals", "boundary_aborts"])
+                                  "code_refusals", "boundary_aborts", "service_code_moves_inspection",
+                                  "payment_lock"])
 def test_booting_on_an_older_state_replays_the_log(name):
     """From each earlier save, the boot rebuilds the same lockouts, counters and codes from the log."""
     state = SnapshotState()
