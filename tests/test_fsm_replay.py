@@ -138,3 +138,34 @@ def test_a_cut_right_after_an_accepted_code_does_not_spend_it_for_nothing(name, 
         assert m.inspection_due == max(before.inspection_due, done[1] // 86400) + days, "the extension was lost"
         assert any(cut.read(s)[2] == R.SERVICE and cut.read(s)[3] == R.SVC_EXTEND
                    for s in range(code_seq + 1, cut.next_seq()))
+
+
+@pytest.mark.parametrize("count, locked", [(2, False), (3, True)])
+def test_a_cut_between_a_violation_and_its_lockout_still_locks_out(count, locked):
+    """A cut after the VIOLATION record that reaches the limit and before its LOCKOUT record: the boot locks
+    out for that violation's cause. One below the limit (the second violation, cut at the same place) does
+    not lock."""
+    from fsm import persist
+    from fsm import records as R
+
+    state = SnapshotState()
+    sc = scenario.Scenario("violations_immediate", storage=(None, state))
+    sc.run_text((ROOT / "tests" / "scenarios" / "violations_immediate.scn").read_text())
+    assert not sc.failures
+    log = sc.sim.log
+    vio_seq = next(s for s in range(log.first_seq(), log.next_seq())
+                   if log.read(s)[2] == R.VIOLATION and log.read(s)[4] == count)
+    vio = log.read(vio_seq)
+    old = [s for s in state.saves if persist.unpack(s, Interlock(_Board(), log, MemoryState())) <= vio_seq][-1]
+    cut = copy.deepcopy(log)
+    del cut._records[vio_seq + 1 - cut._first:]
+    store = MemoryState()
+    store._data = old
+    store._stamp = vio[1]
+    m = Interlock(_Board(), cut, store)
+    m.boot(0, vio[1])
+    assert m.violations == count
+    assert m.vlock is locked
+    if locked:
+        assert m.lock_cause == vio[3]
+        assert cut.read(m.lockout_id)[2:4] == (R.LOCKOUT, R.LOCK_VIOLATION)
