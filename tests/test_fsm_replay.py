@@ -46,7 +46,7 @@ def _values(m):
 @pytest.mark.parametrize("name", ["violations_per_service_period", "code_single_use", "fail_lockouts", "aborts",
                                   "retest_missed", "clear_remote", "retest_window_survives_power_cuts",
                                   "code_refusals", "boundary_aborts", "service_code_moves_inspection",
-                                  "payment_lock"])
+                                  "payment_lock", "service_visit_keeps_lockout"])
 def test_booting_on_an_older_state_replays_the_log(name):
     """From each earlier save, the boot rebuilds the same lockouts, counters and codes from the log."""
     state = SnapshotState()
