@@ -131,8 +131,8 @@ def test_a_cut_right_after_an_accepted_code_does_not_spend_it_for_nothing(name, 
     assert m.code_counter == log.read(code_seq)[5] + 1  # the code is used
     if action == 1:
         assert before.vlock and not m.vlock, "the code was spent and the lockout is still in force"
-        assert any(cut.read(s)[2] == R.CLEAR and cut.read(s)[3] == R.LOCK_VIOLATION and cut.read(s)[4] == R.SRC_CODE
-                   for s in range(code_seq + 1, cut.next_seq()))
+        assert any(cut.read(s)[2:6] == (R.CLEAR, R.LOCK_VIOLATION, R.SRC_CODE, log.read(code_seq)[5])
+                   for s in range(code_seq + 1, cut.next_seq())), "no CLEAR naming the code's counter"
     else:
         days = m.policy.code_service_days
         assert m.inspection_due == max(before.inspection_due, done[1] // 86400) + days, "the extension was lost"
