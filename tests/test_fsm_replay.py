@@ -1,5 +1,5 @@
 """The log is the write-ahead record: booting on any older saved state and the whole log rebuilds the lockouts,
-counters, used codes and pending retest the handset had (what a power cut before a save would leave)."""
+counters, used codes, due dates and pending retest the handset had (what a power cut before a save would leave)."""
 
 import copy
 
@@ -13,7 +13,8 @@ from tests.interpreters import ROOT
 # what the log replay must rebuild
 REPLAYED = ("vlock", "lockout_id", "lock_cause", "violations", "recall_deadline", "temp_until", "fail_streak",
             "fail_lock_end", "code_counter", "codes_used", "code_fails", "code_wait_until", "retest_pending",
-            "engine_saved", "provisioned_before", "abort_times")
+            "engine_saved", "provisioned_before", "abort_times", "service_due", "inspection_due",
+            "payment_due")
 
 
 class SnapshotState(MemoryState):
@@ -44,7 +45,8 @@ def _values(m):
 
 @pytest.mark.parametrize("name", ["violations_per_service_period", "code_single_use", "fail_lockouts", "aborts",
                                   "retest_missed", "clear_remote", "retest_window_survives_power_cuts",
-                                  "code_refusals", "boundary_aborts"])
+                                  "code_refusals", "boundary_aborts", "service_code_moves_inspection",
+                                  "payment_lock", "service_visit_keeps_lockout"])
 def test_booting_on_an_older_state_replays_the_log(name):
     """From each earlier save, the boot rebuilds the same lockouts, counters and codes from the log."""
     state = SnapshotState()
@@ -68,7 +70,8 @@ def test_booting_on_an_older_state_replays_the_log(name):
     assert checked >= 5
 
 
-@pytest.mark.parametrize("name", ["fail_lockouts", "boundary_temp_lock", "violations_per_service_period",
+@pytest.mark.parametrize("name", ["fail_lockouts", "boundary_temp_lock", "boundary_fail_window",
+                                  "violations_per_service_period",
                                   "code_refusals", "aborts"])
 def test_each_save_is_what_the_log_replay_rebuilds_from_the_one_before(name):
     """Booting on one save and the log up to the next save rebuilds what the next save holds."""
@@ -128,10 +131,41 @@ def test_a_cut_right_after_an_accepted_code_does_not_spend_it_for_nothing(name, 
     assert m.code_counter == log.read(code_seq)[5] + 1  # the code is used
     if action == 1:
         assert before.vlock and not m.vlock, "the code was spent and the lockout is still in force"
-        assert any(cut.read(s)[2] == R.CLEAR and cut.read(s)[3] == R.LOCK_VIOLATION and cut.read(s)[4] == R.SRC_CODE
-                   for s in range(code_seq + 1, cut.next_seq()))
+        assert any(cut.read(s)[2:6] == (R.CLEAR, R.LOCK_VIOLATION, R.SRC_CODE, log.read(code_seq)[5])
+                   for s in range(code_seq + 1, cut.next_seq())), "no CLEAR naming the code's counter"
     else:
         days = m.policy.code_service_days
         assert m.inspection_due == max(before.inspection_due, done[1] // 86400) + days, "the extension was lost"
         assert any(cut.read(s)[2] == R.SERVICE and cut.read(s)[3] == R.SVC_EXTEND
                    for s in range(code_seq + 1, cut.next_seq()))
+
+
+@pytest.mark.parametrize("count, locked", [(2, False), (3, True)])
+def test_a_cut_between_a_violation_and_its_lockout_still_locks_out(count, locked):
+    """A cut after the VIOLATION record that reaches the limit and before its LOCKOUT record: the boot locks
+    out for that violation's cause. One below the limit (the second violation, cut at the same place) does
+    not lock."""
+    from fsm import persist
+    from fsm import records as R
+
+    state = SnapshotState()
+    sc = scenario.Scenario("violations_immediate", storage=(None, state))
+    sc.run_text((ROOT / "tests" / "scenarios" / "violations_immediate.scn").read_text())
+    assert not sc.failures
+    log = sc.sim.log
+    vio_seq = next(s for s in range(log.first_seq(), log.next_seq())
+                   if log.read(s)[2] == R.VIOLATION and log.read(s)[4] == count)
+    vio = log.read(vio_seq)
+    old = [s for s in state.saves if persist.unpack(s, Interlock(_Board(), log, MemoryState())) <= vio_seq][-1]
+    cut = copy.deepcopy(log)
+    del cut._records[vio_seq + 1 - cut._first:]
+    store = MemoryState()
+    store._data = old
+    store._stamp = vio[1]
+    m = Interlock(_Board(), cut, store)
+    m.boot(0, vio[1])
+    assert m.violations == count
+    assert m.vlock is locked
+    if locked:
+        assert m.lock_cause == vio[3]
+        assert cut.read(m.lockout_id)[2:4] == (R.LOCKOUT, R.LOCK_VIOLATION)

@@ -562,3 +562,38 @@ def test_a_new_attempt_after_an_abort_needs_the_prompt_time_and_a_quiet_mouthpie
     for flow, armed in ((75, False), (74, True), (60, True), (-100, False), (-99, True)):
         assert armed_after(flow) is armed, flow
     assert not armed_after(75, flow_min=151)
+
+
+def _scenario_on(text, **handset):
+    """Scenario lines run on a SimHandset made with these arguments (set-ups a .scn file cannot ask for);
+    the expectations that failed."""
+    from host_sim import scenario
+    from host_sim.handset import SimHandset
+
+    sc = scenario.Scenario("unit")
+    sc.sim = SimHandset(**handset)
+    sc.run_text(text)
+    return sc.failures
+
+
+def test_an_unprovisioned_handset_refuses_every_code():
+    """With no secret there is no unlock key: a typed code is booked as a wrong one and clears nothing."""
+    failures = _scenario_on("""
+policy recall_s=3600
+key on
+wait-for "BLOW" within 10s
+hotwire
+key off
+wait 2h
+key on
+expect display "VIOLATION" "LOCKOUT"
+press OK
+expect display "ENTER CODE"
+code clear value=00000001
+expect display "WRONG CODE"
+expect log CODE a=0 b=1
+expect no-log CLEAR
+wait 5s
+expect display "VIOLATION" "LOCKOUT"
+""", provision=False)
+    assert not failures, "\n".join(failures)

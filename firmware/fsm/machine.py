@@ -331,12 +331,23 @@ class Interlock(Authority):
                 self.recall_deadline = c
                 owed = a if b >= p.violations_lock and not self.vlock else 0
             elif rtype == records.SERVICE and a == records.SVC_RECORD:
-                # a technician's service record starts a new service period
+                # a technician's service record starts a new service period, due on day c
+                self.service_due = c
+                if self.inspection_due:
+                    self.inspection_due = c
                 self.violations = 0
                 self.recall_deadline = 0
                 self.codes_used = 0
                 self.code_fails = 0
                 self.code_wait_until = 0
+            elif rtype == records.INSPECTION and a == 3:
+                # the companion moved a due date (c: 1 service, 2 inspection)
+                if c == 1:
+                    self.service_due = b
+                else:
+                    self.inspection_due = b
+            elif rtype == records.PAYMENT and a == 3:
+                self.payment_due = b
             elif rtype == records.RESULT and c == 1 and b != records.FAIL:
                 self.fail_streak = 0
             elif rtype == records.ABORT:
