@@ -24,10 +24,11 @@ except ImportError:
     pass
 
 import storage
+import supervisor as sv
 from drivers.flash import VfsFlash
+from fsm import records
 from host_sim.simdrivers import hardware
 from host_sim.world import World, default_module
-from fsm import records
 from interlock import crypto, timebase, token, wire
 from runtime import Runtime
 from service import cbor, frame
@@ -209,7 +210,10 @@ def run_plan():
     """The whole run, as a generator: each yield is a point where the runner samples the live heap."""
     world, screen, hw, root = _harness
     log, state = storage.on_flash(VfsFlash(root))
-    rt = Runtime(hw, log, state, seed=11)
+    sup = sv.Supervisor()
+    for task_id in (sv.TASK_SYNC, sv.TASK_SERVICE, sv.TASK_BUTTONS):
+        sup.add(task_id, sv.LIMIT_BUTTONS_MS, 0)
+    rt = Runtime(hw, log, state, seed=11, supervisor=sup)
 
     def ticks():
         return (TICK0 + world.t) & (timebase.TICKS_PERIOD - 1)
@@ -243,6 +247,8 @@ def run_plan():
                 if world.t >= end:
                     break
             now = ticks()
+            for task_id in (sv.TASK_SYNC, sv.TASK_SERVICE, sv.TASK_BUTTONS):
+                sup.beat(task_id, now)  # each task reports progress every turn
             nxt[0] = world.t + rt.step(now)
             stats["polls"] += 1
             chunk += 1

@@ -164,10 +164,13 @@ def build(camera_fs=None):
     )
 
 
-async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS):
-    """Sample the buttons every period_ms, so presses shorter than the runtime's poll are not lost."""
+async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS, alive=None):
+    """Sample the buttons every period_ms, so presses shorter than the runtime's poll are not lost; alive()
+    (the supervisor's) is called every turn."""
     while True:
         buttons.poll()
+        if alive is not None:
+            alive()
         await sleep_ms(period_ms)
 
 
@@ -179,8 +182,24 @@ def wake_on_inputs(callback):
         Pin(pin).irq(trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING, handler=callback)
 
 
-def tasks(hw):
-    """The board's background coroutines, for Runtime.run(ticks_ms, tasks)."""
+def tasks(hw, supervisor=None, now=0):
+    """The board's background coroutines, for Runtime.run(ticks_ms, tasks); under the supervisor when given."""
     import asyncio
 
-    return (sample_buttons(hw.buttons, asyncio.sleep_ms),)
+    if supervisor is None:
+        return (sample_buttons(hw.buttons, asyncio.sleep_ms),)
+    import supervisor as sv
+
+    alive = supervisor.watch(sv.TASK_BUTTONS, sv.LIMIT_BUTTONS_MS, now, time.ticks_ms)
+    return (sv.guard(supervisor, sv.TASK_BUTTONS, sample_buttons(hw.buttons, asyncio.sleep_ms, alive=alive)),)
+
+
+def watchdog(timeout_ms):
+    """The hardware watchdog (started by its first feed), the reset cause and the RTC's slow memory."""
+    from drivers.esp32.watchdog import Watchdog
+
+    # machine.reset_cause() -> board.RESET_* (the ESP32 port reports a brown-out as PWRON_RESET)
+    causes = {machine.PWRON_RESET: board.RESET_POWER, machine.HARD_RESET: board.RESET_HARD,
+              machine.WDT_RESET: board.RESET_WATCHDOG, machine.DEEPSLEEP_RESET: board.RESET_DEEPSLEEP,
+              machine.SOFT_RESET: board.RESET_SOFT}
+    return Watchdog(machine.WDT, timeout_ms, causes.get(machine.reset_cause(), board.RESET_UNKNOWN), machine.RTC())
