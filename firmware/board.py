@@ -32,6 +32,7 @@ RESET_WATCHDOG = const(3)  # the hardware watchdog was not fed
 RESET_DEEPSLEEP = const(4)
 RESET_SOFT = const(5)  # MicroPython's soft reset
 RESET_UNKNOWN = const(6)
+RESET_BROWNOUT = const(7)  # the supply sagged away: power-on after a CRITICAL battery record (power.py)
 
 
 class Board:
@@ -242,6 +243,14 @@ class Camera:
         raise NotImplementedError
 
 
+class Supply:
+    """The vehicle supply the handset runs from."""
+
+    def millivolts(self):
+        """Supply voltage in mV."""
+        raise NotImplementedError
+
+
 class Watchdog:
     """The hardware watchdog, and what survives a restart but not a power loss."""
 
@@ -267,7 +276,7 @@ class Hardware:
 
     def __init__(self, fuel_cell, flow, breath_temp, hum, heater, ambient, module, buttons, display, relay,
                  alarm, buzzer, vehicle, link, rtc, camera, pump, fs=None, modem=None, service_port=None,
-                 watchdog=None):
+                 watchdog=None, supply=None):
         self.fuel_cell = fuel_cell
         self.flow = flow
         self.breath_temp = breath_temp
@@ -289,3 +298,4 @@ class Hardware:
         self.modem = modem
         self.service_port = service_port
         self.watchdog = watchdog  # None: no watchdog (the simulator unless asked, tests)
+        self.supply = supply  # None: no supply input

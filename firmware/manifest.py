@@ -21,7 +21,7 @@ if options.board:
 
 for name in ("interlock", "fsm", "storage", "drivers", "sync", "service"):
     package(name)
-for name in ("board.py", "config.py", "runtime.py", "supervisor.py"):
+for name in ("board.py", "config.py", "power.py", "runtime.py", "supervisor.py"):
     module(name)
 if options.board:
     module("main.py")

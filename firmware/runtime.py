@@ -10,6 +10,8 @@ MAX_FAULT_BOOTS such restarts in a row the handset stays in the safe state (and 
 restarting for ever.
 """
 
+import power
+
 import board
 import supervisor as sv
 from fsm import module as module_mod
@@ -29,6 +31,9 @@ class Outputs(board.Board):
     def __init__(self, hw, inputs):
         self.hw = hw
         self.inputs = inputs
+        self.screen = bytearray(32)  # what the state machine last showed
+        self._shown = bytearray(32)  # what the display holds (the screen, maybe with the battery warning)
+        self.warning = b""  # a second line the runtime shows over a blank one (power.WARNING_TEXT)
 
     def relay(self, on):
         """Close or open the starter relay."""
@@ -51,8 +56,24 @@ class Outputs(board.Board):
         self.hw.heater.set(on)
 
     def show(self, buf):
-        """Send the 32-byte screen to the display."""
-        self.hw.display.show(buf)
+        """Send the 32-byte screen to the display (with the runtime's warning over a blank second line)."""
+        screen = self.screen
+        for i in range(32):
+            screen[i] = buf[i]
+        self.refresh()
+
+    def refresh(self):
+        """Show the state machine's screen again, with or without the warning."""
+        screen = self.screen
+        out = self._shown
+        warn = self.warning
+        blank = True
+        for i in range(16, 32):
+            if screen[i] != 32 and screen[i] != 0:
+                blank = False
+        for i in range(32):
+            out[i] = warn[i - 16] if warn and blank and i >= 16 else screen[i]
+        self.hw.display.show(out)
 
     def photo(self, reason, photo_id):
         """Take a photo named photo_id; the id goes in the log record (0 if none was taken)."""
@@ -94,14 +115,19 @@ class Runtime:
         self._bus_errors = 0
         self._flag = None
         self._fault_boots = 0
+        self.battery = power.Battery() if hw.supply is not None else None
         self._failed_at = -1  # tick the runtime failed safe (-1: not yet seen by _supervise)
         self._healthy_at = -1  # tick from which this boot counts as healthy (-1: nothing to clear)
 
     def boot(self, now):
         """Power-up: read the RTC and the module, let the state machine load its state, record why we started."""
+        battery_failed = False
         try:
             self._read(now)
-            self.fsm.boot(now, self.inputs.rtc)
+            battery_failed = self._battery_failed()
+            if battery_failed:
+                self.battery.resume(power.CRITICAL)  # its recovery is recorded when the supply reads well
+            self.fsm.boot(now, self.inputs.rtc, battery_failed)
         except Exception as exc:  # noqa: BLE001 -- any failure must end in the safe state
             self._fail_safe(exc)
         wd = self.hw.watchdog
@@ -109,6 +135,8 @@ class Runtime:
             try:
                 # watchdog restarts in a row (kept where a restart keeps it); any other start ends the run
                 cause = wd.reset_cause()
+                if cause == board.RESET_POWER and battery_failed:
+                    cause = board.RESET_BROWNOUT
                 self._fault_boots = wd.fault_boots() + 1 if cause == board.RESET_WATCHDOG else 0
                 wd.set_fault_boots(self._fault_boots)
                 self.log.append(self.fsm.wall, records.BOOT_REASON, cause, self._fault_boots, 0, 0)
@@ -118,6 +146,28 @@ class Runtime:
                 self._healthy_at = timebase.add(now, sv.HEALTHY_MS)
         if self.supervisor is not None:
             self.supervisor.start(now)
+
+    def _battery_failed(self):
+        """The log's last record says the supply was sagging away (power.CRITICAL) when the power went."""
+        if self.battery is None:
+            return False
+        log = self.log
+        last = log.next_seq() - 1
+        rec = log.read(last) if last > 0 else None
+        return rec is not None and rec[2] == records.VOLTAGE and rec[3] == power.CRITICAL
+
+    def _supply(self, now, mv):
+        """A reading of the vehicle supply: record a level change, show or clear the warning."""
+        bat = self.battery
+        engine = self.inputs.engine
+        level = bat.update(now, mv)
+        if level >= 0:
+            self.log.append(self.fsm.wall, records.VOLTAGE, level, mv, 1 if engine else 0, 0)
+        out = self.outputs
+        want = power.WARNING_TEXT if bat.level != power.OK and not engine else b""
+        if want != out.warning:
+            out.warning = want
+            out.refresh()
 
     def step(self, now):
         """One turn of the loop, on the board and in the simulator: poll, supervise, then the ms until the next
@@ -172,6 +222,16 @@ class Runtime:
             self.fsm.step(now, self.inputs)
         except Exception as exc:  # noqa: BLE001
             self._fail_safe(exc)
+            return
+        if self.battery is not None:
+            try:
+                mv = self.hw.supply.millivolts()
+            except OSError:
+                return  # a bus glitch on the supply input: the next poll reads it again
+            try:
+                self._supply(now, mv)
+            except Exception as exc:  # noqa: BLE001
+                self._fail_safe(exc)
 
     def _read(self, now):
         hw = self.hw

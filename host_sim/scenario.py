@@ -14,6 +14,7 @@ Actions:
   code clear|service [counter=N] [hours-ago=H] [value=DIGITS]   (typed on the three buttons)
   remote clear [lockout=N] [seq=N]    desired [version=N] [payment=DATE] [service=DATE] [inspection=DATE]
   policy NAME=V ...          tech clear [ID] | tech service [due=DATE] | tech time DATE [HH:MM]
+  battery V                  the vehicle battery's resting voltage (12.6 full; the engine charges at 14.2)
   task sync|service|buttons hang|raise|broken|ok   (supervised: a background task fails, or runs again)
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
   say "TEXT"                          a narration line in the trace (the demo prints it)
@@ -260,6 +261,10 @@ class Scenario:
         sim.world.press(mask)
         sim.wake()
         sim.run(150)
+
+    def _do_battery(self, sim, args):
+        sim.world.battery_mv = _number(args[0], 1000)
+        sim.run(50)
 
     def _do_task(self, sim, args):
         if sim.watchdog is None:

@@ -853,3 +853,19 @@ def test_watchdog_starts_at_the_first_feed_and_keeps_a_count_across_restarts():
     wd.set_fault_boots(999)
     assert wd.fault_boots() == 255
     assert watchdog.Watchdog(WDT, 8000, board.RESET_POWER, RTC(b"")).fault_boots() == 0
+
+
+def test_supply_reads_the_vehicle_voltage_through_its_divider():
+    """ads1115.Supply: its own ADS1115 in continuous mode on the chosen input; counts -> mV at the divider's
+    ratio, 0 for a negative reading."""
+    bus = FakeI2C()
+    bus.add(0x49, 4)
+    sup = ads1115.Supply(bus, 0x49, 0, 2048, 11)
+    addr, reg, cfg = bus.writes[0]
+    assert (addr, reg) == (0x49, 1)
+    assert (cfg[0] >> 4) & 7 == 4  # MUX: AIN0 against ground
+    assert cfg[0] & 1 == 0  # continuous conversion
+    for counts, mv in ((18327, 12600), (16000, 11000), (0, 0), (-5, 0)):
+        raw = counts & 0xFFFF
+        bus.mem[0x49][0:2] = bytes((raw >> 8, raw & 0xFF))
+        assert abs(sup.millivolts() - mv) <= 11, counts

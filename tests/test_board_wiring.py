@@ -28,7 +28,7 @@ class _Machine:
         self.created = []
         self.bus = FakeI2C()
         self.irqs = {}
-        for addr, size in ((0x48, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
+        for addr, size in ((0x48, 4), (0x49, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
             self.bus.add(addr, size)
         self.bus.frames[0x25] = [_sdp_frame()]
         m = self

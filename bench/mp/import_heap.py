@@ -26,7 +26,7 @@ PACKAGES = (
     ("storage", ("storage", "storage.memory", "storage.log", "storage.state")),
     ("drivers", ("drivers", "drivers.flash", "drivers.modem", "drivers.serialport", "drivers.simcom")),
     ("drivers/esp32", ("drivers.esp32", "drivers.esp32.wiring", "drivers.esp32.watchdog")),
-    ("runtime", ("supervisor", "runtime")),
+    ("runtime", ("supervisor", "power", "runtime")),
     ("sync", ("sync", "sync.client")),
     ("service", ("service", "service.cbor", "service.frame", "service.smp", "service.auth", "service.osgroup",
                  "service.fsgroup", "service.ilgroup", "service.server", "service.task")),

@@ -32,6 +32,7 @@ BYPASS = const(23)  # engine started without a start permission; b=state
 ALARM = const(24)  # a=1 on / 0 off, b=reason
 STORAGE = const(25)  # a=1 nearly full lock
 BOOT_REASON = const(26)  # a=why the board started (board.RESET_*), b=watchdog restarts in a row
+VOLTAGE = const(27)  # a=supply level (power.OK 0 / LOW 1 / CRITICAL 2), b=mV, c=1 engine running
 
 NAMES = {
     BOOT: "BOOT", POWER_GAP: "POWER_GAP", STATE: "STATE", IGNITION: "IGNITION", ENGINE: "ENGINE",
@@ -39,7 +40,7 @@ NAMES = {
     VIOLATION: "VIOLATION", RETEST: "RETEST", MODULE: "MODULE", HANDSET: "HANDSET", SERVICE: "SERVICE",
     CODE: "CODE", SYNC: "SYNC", POLICY: "POLICY", CLOCK: "CLOCK", PAYMENT: "PAYMENT",
     INSPECTION: "INSPECTION", FAULT: "FAULT", BYPASS: "BYPASS", ALARM: "ALARM", STORAGE: "STORAGE",
-    BOOT_REASON: "BOOT_REASON",
+    BOOT_REASON: "BOOT_REASON", VOLTAGE: "VOLTAGE",
 }
 
 # verdicts

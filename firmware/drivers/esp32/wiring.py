@@ -52,6 +52,10 @@ ADDR_MODULE = const(0x50)      # 24C02 on the sensor module, through the slot co
                                # I2C buffer, so plugging a module cannot hang the bus
 FUEL_CELL_CHANNEL = const(0)
 FUEL_CELL_FSR_MV = const(2048)
+ADDR_SUPPLY_ADC = const(0x49)  # a second ADS1115 (ADDR pin to VDD): the vehicle supply on AIN0 through a
+SUPPLY_CHANNEL = const(0)      # 100 kOhm / 10 kOhm divider (16 V reads 1.45 V) with a 3.6 V zener across the
+SUPPLY_FSR_MV = const(2048)    # 10 k; every ADC1 pin is taken, and the fuel cell keeps its converter alone
+SUPPLY_DIVIDER = const(11)
 
 # Analog inputs (ADC1, 11 dB attenuation, calibrated read_uv()).
 PIN_BREATH_NTC = const(36)     # breath-path NTC, 10 k / B3950, high side; 10 k to ground
@@ -156,6 +160,7 @@ def build(camera_fs=None):
         rtc=ds3231.DS3231(i2c, ADDR_RTC),
         camera=vc0706.Camera(cam_uart, camera_fs),
         pump=pump.Pump(pump_pin, machine.Timer(PUMP_TIMER)),
+        supply=ads1115.Supply(i2c, ADDR_SUPPLY_ADC, SUPPLY_CHANNEL, SUPPLY_FSR_MV, SUPPLY_DIVIDER),
         # Added by their own drivers' authors: the flash filesystem (storage), the cellular modem (on
         # modem_uart()) and the technician's service port (on service_uart()).
         fs=None,
