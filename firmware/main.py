@@ -38,9 +38,17 @@ def main():
                                                                       time.ticks_ms)))
     # the service port is UART0 (the USB bridge); its cable sense ends the technician's session when the cable
     # comes out
+    # and the same server over BLE (the SMP GATT service), its sessions bound to the BLE connection
+    ble_alive = sup.watch(sv.TASK_BLE, sv.LIMIT_BLE_MS, now, time.ticks_ms)
+
+    def ble(server):
+        from service import ble as ble_port
+
+        return sv.guard(sup, sv.TASK_BLE, ble_port.serve(server, time.ticks_ms, ble_alive, config.BLE_NAME))
+
     service = sv.guard(sup, sv.TASK_SERVICE, service_task.start(
         runtime, log, wiring.service_port(), time.ticks_ms, os.urandom, machine.reset,
-        alive=sup.watch(sv.TASK_SERVICE, sv.LIMIT_SERVICE_MS, now, time.ticks_ms)))
+        alive=sup.watch(sv.TASK_SERVICE, sv.LIMIT_SERVICE_MS, now, time.ticks_ms), ble=ble))
     asyncio.run(runtime.run(time.ticks_ms, wiring.tasks(hw, sup, now) + (sync_task, service)))
 
 

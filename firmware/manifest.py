@@ -18,6 +18,8 @@ options.defaults(board=True)
 if options.board:
     freeze("$(PORT_DIR)/modules")  # the port's own _boot.py, flash block device and first-boot set-up
     include("$(MPY_DIR)/extmod/asyncio")
+    require("aioble-peripheral")  # the BLE service port (service/ble.py): advertising and the GATT server
+    require("aioble-server")
 
 for name in ("interlock", "fsm", "storage", "drivers", "sync", "service"):
     package(name)

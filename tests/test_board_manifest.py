@@ -38,6 +38,7 @@ def frozen(**kwargs):
         files.add(name)
 
     env = {"options": Options(**kwargs), "package": package, "module": module,
+           "require": lambda name, **kw: other.append(("require", name)),
            "include": lambda path, **kw: other.append(("include", path)),
            "freeze": lambda path, *a, **kw: other.append(("freeze", path))}
     exec(compile((FIRMWARE / "manifest.py").read_text(), "manifest.py", "exec"), env)
@@ -54,6 +55,7 @@ def test_board_build_freezes_every_firmware_file_and_the_ports_own():
     assert files == firmware_files()
     assert ("freeze", "$(PORT_DIR)/modules") in other  # the port's _boot.py: without it the board does not boot
     assert ("include", "$(MPY_DIR)/extmod/asyncio") in other
+    assert ("require", "aioble-server") in other and ("require", "aioble-peripheral") in other  # BLE port
 
 
 @pytest.mark.parametrize("kwargs", [{"board": False}])

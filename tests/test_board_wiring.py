@@ -368,8 +368,9 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     wiring, _ = board
     started = {}
 
-    def start(runtime, log, port, clock, entropy, reset=None, alive=None):
+    def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
         started["port"] = port
+        started["ble"] = ble
 
         async def idle():
             return None
@@ -396,6 +397,7 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     main = Path(__file__).resolve().parents[1] / "firmware" / "main.py"
     runpy.run_path(str(main), run_name="board_main")
     port = started["port"]
+    assert callable(started["ble"])  # the BLE service port shares the server
     assert isinstance(port, UartPort) and port._sense is not None
     assert port._sense.gpio == wiring.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE
 
@@ -418,7 +420,7 @@ def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):
     calls = []
     monkeypatch.setattr(micropython, "kbd_intr", lambda ch: calls.append(("kbd_intr", ch)), raising=False)
 
-    def start(runtime, log, port, clock, entropy, reset=None, alive=None):
+    def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
         calls.append(("serve",))
 
         async def idle():
