@@ -29,7 +29,7 @@ PACKAGES = (
     ("runtime", ("supervisor", "power", "runtime")),
     ("sync", ("sync", "sync.client")),
     ("service", ("service", "service.cbor", "service.frame", "service.smp", "service.auth", "service.osgroup",
-                 "service.fsgroup", "service.ilgroup", "service.server", "service.task")),
+                 "service.fsgroup", "service.ilgroup", "service.server", "service.task", "service.ble")),
 )
 
 _i = [-1]
