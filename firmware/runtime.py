@@ -10,9 +10,8 @@ MAX_FAULT_BOOTS such restarts in a row the handset stays in the safe state (and 
 restarting for ever.
 """
 
-import power
-
 import board
+import power
 import supervisor as sv
 from fsm import module as module_mod
 from fsm import records

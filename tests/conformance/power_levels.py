@@ -7,7 +7,6 @@ except ImportError:
     pass
 
 import power
-
 from interlock import timebase
 
 T0 = timebase.TICKS_PERIOD - 2000
