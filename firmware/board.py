@@ -25,6 +25,15 @@ BEEP_PROMPT = const(2)  # blow now
 BEEP_RETEST = const(3)  # a retest is due while driving
 BEEP_ERROR = const(4)  # refused: a wrong code, a failed or aborted sample
 
+# Why the board started (Watchdog.reset_cause(), the BOOT_REASON record's a).
+RESET_POWER = const(1)  # power applied (on the ESP32 also a brown-out: its MicroPython reports both alike)
+RESET_HARD = const(2)  # the reset pin, a panic, or machine.reset() (a technician's OS reset)
+RESET_WATCHDOG = const(3)  # the hardware watchdog was not fed
+RESET_DEEPSLEEP = const(4)
+RESET_SOFT = const(5)  # MicroPython's soft reset
+RESET_UNKNOWN = const(6)
+RESET_BROWNOUT = const(7)  # the supply sagged away: power-on after a CRITICAL battery record (power.py)
+
 
 class Board:
     """The verbs the state machine calls; the runtime implements them over a board's drivers."""
@@ -234,11 +243,40 @@ class Camera:
         raise NotImplementedError
 
 
+class Supply:
+    """The vehicle supply the handset runs from."""
+
+    def millivolts(self):
+        """Supply voltage in mV."""
+        raise NotImplementedError
+
+
+class Watchdog:
+    """The hardware watchdog, and what survives a restart but not a power loss."""
+
+    def feed(self):
+        """Restart the watchdog's countdown; the first call starts it (it cannot be stopped after that)."""
+        raise NotImplementedError
+
+    def reset_cause(self):
+        """Why this boot happened (RESET_*)."""
+        raise NotImplementedError
+
+    def fault_boots(self):
+        """The count set_fault_boots kept: watchdog restarts in a row (lost with the power)."""
+        raise NotImplementedError
+
+    def set_fault_boots(self, n):
+        """Keep n for the next boot."""
+        raise NotImplementedError
+
+
 class Hardware:
     """Every driver of one board, built by that board's wiring file and handed to the runtime."""
 
     def __init__(self, fuel_cell, flow, breath_temp, hum, heater, ambient, module, buttons, display, relay,
-                 alarm, buzzer, vehicle, link, rtc, camera, pump, fs=None, modem=None, service_port=None):
+                 alarm, buzzer, vehicle, link, rtc, camera, pump, fs=None, modem=None, service_port=None,
+                 watchdog=None, supply=None):
         self.fuel_cell = fuel_cell
         self.flow = flow
         self.breath_temp = breath_temp
@@ -259,3 +297,5 @@ class Hardware:
         self.fs = fs
         self.modem = modem
         self.service_port = service_port
+        self.watchdog = watchdog  # None: no watchdog (the simulator unless asked, tests)
+        self.supply = supply  # None: no supply input

@@ -2,3 +2,5 @@
 
 # The companion service the handset syncs with, reached through the cellular modem's HTTP stack.
 COMPANION_URL = "http://companion.local"
+# The name the handset advertises its BLE service port under (the technician's `--ble NAME`).
+BLE_NAME = "interlock"

@@ -1,9 +1,18 @@
 """The runtime loop: the only place that does I/O. It polls the drivers into one Inputs object, steps the
 state machine, and turns any unexpected exception into a safe state: relay open, an error on the display,
 a FAULT record written.
+
+With a watchdog (board.Watchdog) it records why the board started at every boot (BOOT_REASON) and feeds the
+watchdog once a turn, only while nothing has failed and the supervisor (supervisor.py) reports every background
+task well. A failure (the loop's own, or a task that raised, ended or stalled) is recorded and fails safe; the
+error stays shown for FAULT_HOLD_MS, then the feeding stops and the watchdog restarts the handset. After
+MAX_FAULT_BOOTS such restarts in a row the handset stays in the safe state (and keeps feeding) instead of
+restarting for ever.
 """
 
 import board
+import power
+import supervisor as sv
 from fsm import module as module_mod
 from fsm import records
 from fsm.inputs import Inputs
@@ -21,6 +30,9 @@ class Outputs(board.Board):
     def __init__(self, hw, inputs):
         self.hw = hw
         self.inputs = inputs
+        self.screen = bytearray(32)  # what the state machine last showed
+        self._shown = bytearray(32)  # what the display holds (the screen, maybe with the battery warning)
+        self.warning = b""  # a second line the runtime shows over a blank one (power.WARNING_TEXT)
 
     def relay(self, on):
         """Close or open the starter relay."""
@@ -43,8 +55,24 @@ class Outputs(board.Board):
         self.hw.heater.set(on)
 
     def show(self, buf):
-        """Send the 32-byte screen to the display."""
-        self.hw.display.show(buf)
+        """Send the 32-byte screen to the display (with the runtime's warning over a blank second line)."""
+        screen = self.screen
+        for i in range(32):
+            screen[i] = buf[i]
+        self.refresh()
+
+    def refresh(self):
+        """Show the state machine's screen again, with or without the warning."""
+        screen = self.screen
+        out = self._shown
+        warn = self.warning
+        blank = True
+        for i in range(16, 32):
+            if screen[i] != 32 and screen[i] != 0:
+                blank = False
+        for i in range(32):
+            out[i] = warn[i - 16] if warn and blank and i >= 16 else screen[i]
+        self.hw.display.show(out)
 
     def photo(self, reason, photo_id):
         """Take a photo named photo_id; the id goes in the log record (0 if none was taken)."""
@@ -73,30 +101,105 @@ class Outputs(board.Board):
 class Runtime:
     """One boot of the handset: drivers in, state machine, drivers out."""
 
-    def __init__(self, hw, log, state, policy=None, seed=1):
+    def __init__(self, hw, log, state, policy=None, seed=1, supervisor=None):
         self.hw = hw
         self.inputs = Inputs()
         self.outputs = Outputs(hw, self.inputs)
         self.fsm = Interlock(self.outputs, log, state, policy, seed)
         self.log = log
+        self.supervisor = supervisor
         self.failed = False
         self._module_present = False
         self._rtc_due = 0
         self._bus_errors = 0
         self._flag = None
+        self._fault_boots = 0
+        self.battery = power.Battery() if hw.supply is not None else None
+        self._failed_at = -1  # tick the runtime failed safe (-1: not yet seen by _supervise)
+        self._healthy_at = -1  # tick from which this boot counts as healthy (-1: nothing to clear)
 
     def boot(self, now):
-        """Power-up: read the RTC and the module, then let the state machine load its state."""
+        """Power-up: read the RTC and the module, let the state machine load its state, record why we started."""
+        battery_failed = False
         try:
             self._read(now)
-            self.fsm.boot(now, self.inputs.rtc)
+            battery_failed = self._battery_failed()
+            if battery_failed:
+                self.battery.resume(power.CRITICAL)  # its recovery is recorded when the supply reads well
+            self.fsm.boot(now, self.inputs.rtc, battery_failed)
         except Exception as exc:  # noqa: BLE001 -- any failure must end in the safe state
             self._fail_safe(exc)
+        wd = self.hw.watchdog
+        if wd is not None:
+            try:
+                # watchdog restarts in a row (kept where a restart keeps it); any other start ends the run
+                cause = wd.reset_cause()
+                if cause == board.RESET_POWER and battery_failed:
+                    cause = board.RESET_BROWNOUT
+                self._fault_boots = wd.fault_boots() + 1 if cause == board.RESET_WATCHDOG else 0
+                wd.set_fault_boots(self._fault_boots)
+                self.log.append(self.fsm.wall, records.BOOT_REASON, cause, self._fault_boots, 0, 0)
+            except Exception as exc:  # noqa: BLE001
+                self._fail_safe(exc)
+            if self._fault_boots:
+                self._healthy_at = timebase.add(now, sv.HEALTHY_MS)
+        if self.supervisor is not None:
+            self.supervisor.start(now)
+
+    def _battery_failed(self):
+        """The log's last record says the supply was sagging away (power.CRITICAL) when the power went."""
+        if self.battery is None:
+            return False
+        log = self.log
+        last = log.next_seq() - 1
+        rec = log.read(last) if last > 0 else None
+        return rec is not None and rec[2] == records.VOLTAGE and rec[3] == power.CRITICAL
+
+    def _supply(self, now, mv):
+        """A reading of the vehicle supply: record a level change, show or clear the warning."""
+        bat = self.battery
+        engine = self.inputs.engine
+        level = bat.update(now, mv)
+        if level >= 0:
+            self.log.append(self.fsm.wall, records.VOLTAGE, level, mv, 1 if engine else 0, 0)
+        out = self.outputs
+        want = power.WARNING_TEXT if bat.level != power.OK and not engine else b""
+        if want != out.warning:
+            out.warning = want
+            out.refresh()
 
     def step(self, now):
-        """One turn of the loop, on the board and in the simulator: poll, then the ms until the next poll."""
+        """One turn of the loop, on the board and in the simulator: poll, supervise, then the ms until the next
+        poll."""
         self.poll(now)
+        self._supervise(now)
         return self.fsm.poll_ms if not self.failed else FAILED_POLL_MS
+
+    def _supervise(self, now):
+        """Check the background tasks; feed the watchdog while all is well (and while an error is held)."""
+        sup = self.supervisor
+        if sup is not None and not self.failed:
+            task = sup.check(now)
+            if task:
+                self._fail_safe(None, records.FAULT_TASK, task, sup.failed_how)
+        wd = self.hw.watchdog
+        if wd is None:
+            return
+        if not self.failed:
+            if self._healthy_at != -1 and timebase.diff(now, self._healthy_at) >= 0:
+                self._healthy_at = -1
+                self._fault_boots = 0
+                wd.set_fault_boots(0)
+            wd.feed()
+            return
+        if self._fault_boots >= sv.MAX_FAULT_BOOTS:
+            wd.feed()  # restarts have not helped: stay in the safe state, showing the error
+            return
+        if self._failed_at == -1:
+            self._failed_at = now
+        if timebase.diff(now, self._failed_at) < sv.FAULT_HOLD_MS:
+            wd.feed()
+        # past the hold: no more feeding; the watchdog restarts the handset
 
     def poll(self, now):
         """One poll of every driver and one step of the state machine."""
@@ -118,6 +221,16 @@ class Runtime:
             self.fsm.step(now, self.inputs)
         except Exception as exc:  # noqa: BLE001
             self._fail_safe(exc)
+            return
+        if self.battery is not None:
+            try:
+                mv = self.hw.supply.millivolts()
+            except OSError:
+                return  # a bus glitch on the supply input: the next poll reads it again
+            try:
+                self._supply(now, mv)
+            except Exception as exc:  # noqa: BLE001
+                self._fail_safe(exc)
 
     def _read(self, now):
         hw = self.hw
@@ -143,7 +256,7 @@ class Runtime:
             # the EEPROM is read once per insertion, not per poll
             inp.module = module_mod.parse(hw.module.read_eeprom()) if present else None
 
-    def _fail_safe(self, exc):
+    def _fail_safe(self, exc, code=records.FAULT_RUNTIME, b=0, c=0):
         self.failed = True
         try:
             self.hw.relay.set(False)
@@ -154,7 +267,7 @@ class Runtime:
         except Exception:  # noqa: BLE001
             pass
         try:
-            self.log.append(self.fsm.wall, records.FAULT, records.FAULT_RUNTIME, 0, 0, 0)
+            self.log.append(self.fsm.wall, records.FAULT, code, b, c, 0)
         except Exception:  # noqa: BLE001
             pass
 
@@ -171,6 +284,12 @@ class Runtime:
         # ThreadSafeFlag may be set from an interrupt handler; CPython's Event stands in on the host
         flag = asyncio.ThreadSafeFlag() if hasattr(asyncio, "ThreadSafeFlag") else asyncio.Event()
         self._flag = flag
+
+        def unhandled(loop, context):
+            # a task's exception nobody awaited (tasks run under supervisor.guard, so this is a backstop)
+            self._fail_safe(context.get("exception"), records.FAULT_TASK, 0, sv.HOW_RAISED)
+
+        asyncio.get_event_loop().set_exception_handler(unhandled)
         for task in tasks:
             asyncio.create_task(task)
         self.boot(ticks_ms())

@@ -1,7 +1,8 @@
 """Scenario files: a timeline of world actions and expectations, run on a SimHandset.
 
 One command per line; `#` starts a comment. Durations: 500ms, 30s, 5m, 2h, 3d. Dates: YYYY-MM-DD.
-Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no-module, tick-start N.
+Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no-module, tick-start N,
+  supervised (the hardware watchdog and the supervised background tasks; a boot reason at every boot).
 Actions:
   key on | key off           crank | hotwire | stall          unplug | plug
   ignition-sense cut | ignition-sense restore   (the handset's ignition wire reads off / reads the key again)
@@ -13,6 +14,8 @@ Actions:
   code clear|service [counter=N] [hours-ago=H] [value=DIGITS]   (typed on the three buttons)
   remote clear [lockout=N] [seq=N]    desired [version=N] [payment=DATE] [service=DATE] [inspection=DATE]
   policy NAME=V ...          tech clear [ID] | tech service [due=DATE] | tech time DATE [HH:MM]
+  battery V                  the vehicle battery's resting voltage (12.6 full; the engine charges at 14.2)
+  task sync|service|buttons hang|raise|broken|ok   (supervised: a background task fails, or runs again)
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
   say "TEXT"                          a narration line in the trace (the demo prints it)
 Expectations (a failure is printed and counted, the run goes on):
@@ -130,6 +133,7 @@ class Scenario:
         self.ambient = 200
         self.with_module = True
         self.tick_start = TICK_START
+        self.supervised = False
         self.sim = None
         self.failures = []
         self._log_mark = 1
@@ -142,7 +146,7 @@ class Scenario:
             log, state = self.storage if self.storage is not None else (None, None)
             self.sim = SimHandset(seed=self.seed, start_wall=self.start_wall, ambient_dc=self.ambient,
                                   with_module=self.with_module, tick_start=self.tick_start, log=log,
-                                  state=state)
+                                  state=state, supervised=self.supervised)
         return self.sim
 
     def fail(self, text):
@@ -200,6 +204,9 @@ class Scenario:
     def _setup_tick_start(self, args):
         self.tick_start = int(args[0])
 
+    def _setup_supervised(self, args):
+        self.supervised = True
+
     # ---- actions --------------------------------------------------------------------------------
 
     def _do_mark(self, sim, args):
@@ -254,6 +261,17 @@ class Scenario:
         sim.world.press(mask)
         sim.wake()
         sim.run(150)
+
+    def _do_battery(self, sim, args):
+        sim.world.battery_mv = _number(args[0], 1000)
+        sim.run(50)
+
+    def _do_task(self, sim, args):
+        if sim.watchdog is None:
+            raise ScenarioError("task needs the set-up `supervised`")
+        if args[0] not in sim.task_modes or args[1] not in ("hang", "raise", "broken", "ok"):
+            raise ScenarioError("task NAME hang|raise|broken|ok")
+        sim.set_task(args[0], args[1])
 
     def _do_crank(self, sim, args):
         ok = sim.world.crank()

@@ -236,11 +236,23 @@ class SimPump(board.Pump):
         self.trace.add("PUMP")
 
 
+class SimSupply(board.Supply):
+    """The vehicle battery's voltage (the alternator's while the engine runs)."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def millivolts(self):
+        """mV."""
+        w = self.world
+        return 14200 if w.engine and w.battery_mv >= 11000 else w.battery_mv
+
+
 def hardware(world, trace):
     """A board.Hardware over the world."""
     return board.Hardware(
         SimFuelCell(world), SimFlow(world), SimBreathTemp(world), SimHum(world), SimHeater(world),
         SimAmbient(world), SimModuleSlot(world), SimButtons(world), SimDisplay(trace), SimRelay(world, trace),
         SimAlarm(world, trace), SimBuzzer(trace), SimVehicle(world), SimLink(world), SimRtc(world, trace),
-        SimCamera(world, trace), SimPump(world, trace),
+        SimCamera(world, trace), SimPump(world, trace), supply=SimSupply(world),
     )

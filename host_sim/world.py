@@ -116,6 +116,7 @@ class World:
         self.module = None  # EEPROM image bytes, or None when no module is inserted
         self.module_latched = True
         self.photos = 0
+        self.battery_mv = 12600  # the vehicle battery, resting and full
 
     # ---- actions --------------------------------------------------------------------------------
 

@@ -814,3 +814,58 @@ def test_pulse_counter_wraps_below_two_to_the_thirty():
     assert v._pulses == 65
     clock.advance(250)
     assert v.engine_running()
+
+
+def test_watchdog_starts_at_the_first_feed_and_keeps_a_count_across_restarts():
+    """drivers/esp32/watchdog.py: machine.WDT is created (and so started) by the first feed, not at boot, with
+    the runtime's timeout; the fault count lives in the RTC's slow memory behind a marker byte, so what a power
+    loss leaves there reads as 0."""
+    from drivers.esp32 import watchdog
+
+    made = []
+
+    class WDT:
+        def __init__(self, timeout):
+            made.append(timeout)
+            self.feeds = 0
+
+        def feed(self):
+            self.feeds += 1
+
+    class RTC:
+        def __init__(self, mem):
+            self.mem = mem
+
+        def memory(self, data=None):
+            if data is None:
+                return self.mem
+            self.mem = bytes(data)
+
+    rtc = RTC(b"\x00\x07garbage")
+    wd = watchdog.Watchdog(WDT, 8000, board.RESET_WATCHDOG, rtc)
+    assert made == [] and wd.reset_cause() == board.RESET_WATCHDOG
+    assert wd.fault_boots() == 0
+    wd.feed()
+    wd.feed()
+    assert made == [8000] and wd._wdt.feeds == 2
+    wd.set_fault_boots(2)
+    assert watchdog.Watchdog(WDT, 8000, board.RESET_WATCHDOG, rtc).fault_boots() == 2
+    wd.set_fault_boots(999)
+    assert wd.fault_boots() == 255
+    assert watchdog.Watchdog(WDT, 8000, board.RESET_POWER, RTC(b"")).fault_boots() == 0
+
+
+def test_supply_reads_the_vehicle_voltage_through_its_divider():
+    """ads1115.Supply: its own ADS1115 in continuous mode on the chosen input; counts -> mV at the divider's
+    ratio, 0 for a negative reading."""
+    bus = FakeI2C()
+    bus.add(0x49, 4)
+    sup = ads1115.Supply(bus, 0x49, 0, 2048, 11)
+    addr, reg, cfg = bus.writes[0]
+    assert (addr, reg) == (0x49, 1)
+    assert (cfg[0] >> 4) & 7 == 4  # MUX: AIN0 against ground
+    assert cfg[0] & 1 == 0  # continuous conversion
+    for counts, mv in ((18327, 12600), (16000, 11000), (0, 0), (-5, 0)):
+        raw = counts & 0xFFFF
+        bus.mem[0x49][0:2] = bytes((raw >> 8, raw & 0xFF))
+        assert abs(sup.millivolts() - mv) <= 11, counts

@@ -28,7 +28,7 @@ class _Machine:
         self.created = []
         self.bus = FakeI2C()
         self.irqs = {}
-        for addr, size in ((0x48, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
+        for addr, size in ((0x48, 4), (0x49, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
             self.bus.add(addr, size)
         self.bus.frames[0x25] = [_sdp_frame()]
         m = self
@@ -102,7 +102,34 @@ class _Machine:
             def deinit(self):
                 pass
 
+        class WDT:
+            def __init__(self, id=0, timeout=5000):
+                m.created.append(("WDT", timeout))
+
+            def feed(self):
+                pass
+
+        class RTC:
+            def __init__(self):
+                self.mem = b""
+
+            def memory(self, data=None):
+                if data is None:
+                    return self.mem
+                self.mem = bytes(data)
+
         mod.Pin, mod.PWM, mod.ADC, mod.I2C, mod.UART, mod.Timer = Pin, PWM, ADC, I2C, UART, Timer
+        mod.WDT, mod.RTC = WDT, RTC
+        mod.PWRON_RESET, mod.HARD_RESET, mod.WDT_RESET, mod.DEEPSLEEP_RESET, mod.SOFT_RESET = 1, 2, 3, 4, 5
+        mod.reset_cause = lambda: 3
+
+
+def _close(coro):
+    """Close a coroutine that never ran, and the task it guards (supervisor.guard's coro) likewise."""
+    inner = coro.cr_frame.f_locals.get("coro") if coro.cr_frame is not None else None
+    coro.close()
+    if inner is not None:
+        _close(inner)
 
 
 @pytest.fixture()
@@ -341,8 +368,9 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     wiring, _ = board
     started = {}
 
-    def start(runtime, log, port, clock, entropy, reset=None):
+    def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
         started["port"] = port
+        started["ble"] = ble
 
         async def idle():
             return None
@@ -352,7 +380,7 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     def run(coro):
         # the runtime's loop and the tasks it was given are never started: close them all
         for t in coro.cr_frame.f_locals["tasks"]:
-            t.close()
+            _close(t)
         coro.close()
 
     class Modem:
@@ -369,6 +397,7 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     main = Path(__file__).resolve().parents[1] / "firmware" / "main.py"
     runpy.run_path(str(main), run_name="board_main")
     port = started["port"]
+    assert callable(started["ble"])  # the BLE service port shares the server
     assert isinstance(port, UartPort) and port._sense is not None
     assert port._sense.gpio == wiring.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE
 
@@ -391,7 +420,7 @@ def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):
     calls = []
     monkeypatch.setattr(micropython, "kbd_intr", lambda ch: calls.append(("kbd_intr", ch)), raising=False)
 
-    def start(runtime, log, port, clock, entropy, reset=None):
+    def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
         calls.append(("serve",))
 
         async def idle():
@@ -401,7 +430,7 @@ def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):
 
     def run(coro):
         for t in coro.cr_frame.f_locals["tasks"]:
-            t.close()
+            _close(t)
         coro.close()
         raise KeyboardInterrupt  # what a 0x03 on UART0 raises while Ctrl-C is on
 

@@ -151,8 +151,9 @@ class Interlock(Authority):
 
     # ---- boot and persistence ------------------------------------------------------------------
 
-    def boot(self, now, rtc_wall):
-        """Start after power-up: load the saved state (fail safe if it is unusable) and measure the gap."""
+    def boot(self, now, rtc_wall, battery_failed=False):
+        """Start after power-up: load the saved state (fail safe if it is unusable) and measure the gap.
+        battery_failed: the supply sagged away before the gap (runtime, power.py): no violation for it."""
         self._now = now
         self._wall_tick = now
         self.wall = rtc_wall
@@ -199,7 +200,8 @@ class Interlock(Authority):
         proven = gap - self.policy.alive_s - POLL_IDLE // 1000 - 1 if gap >= 0 else -1
         if back or proven >= self.policy.power_cut_s:
             self._log(records.POWER_GAP, proven, self.policy.power_cut_s, gap)
-            self._violation(records.VIO_POWER_CUT)
+            if back or not battery_failed:
+                self._violation(records.VIO_POWER_CUT)
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)

@@ -31,6 +31,8 @@ FAULT = const(22)  # a=fault code (FAULT_*), b=detail, c=detail
 BYPASS = const(23)  # engine started without a start permission; b=state
 ALARM = const(24)  # a=1 on / 0 off, b=reason
 STORAGE = const(25)  # a=1 nearly full lock
+BOOT_REASON = const(26)  # a=why the board started (board.RESET_*), b=watchdog restarts in a row
+VOLTAGE = const(27)  # a=supply level (power.OK 0 / LOW 1 / CRITICAL 2), b=mV, c=1 engine running
 
 NAMES = {
     BOOT: "BOOT", POWER_GAP: "POWER_GAP", STATE: "STATE", IGNITION: "IGNITION", ENGINE: "ENGINE",
@@ -38,6 +40,7 @@ NAMES = {
     VIOLATION: "VIOLATION", RETEST: "RETEST", MODULE: "MODULE", HANDSET: "HANDSET", SERVICE: "SERVICE",
     CODE: "CODE", SYNC: "SYNC", POLICY: "POLICY", CLOCK: "CLOCK", PAYMENT: "PAYMENT",
     INSPECTION: "INSPECTION", FAULT: "FAULT", BYPASS: "BYPASS", ALARM: "ALARM", STORAGE: "STORAGE",
+    BOOT_REASON: "BOOT_REASON", VOLTAGE: "VOLTAGE",
 }
 
 # verdicts
@@ -85,6 +88,7 @@ FAULT_RUNTIME = const(2)  # the runtime caught an unexpected error and failed sa
 # the analysis of a drawn sample ended without a result; b=1 start test / 2 retest, c=0 a power cut, else the
 # state that ended it (the module pulled: NO_MODULE; the handset unplugged: DISCONNECTED)
 FAULT_ANALYSIS_LOST = const(3)
+FAULT_TASK = const(4)  # a background task failed; b=task (supervisor.TASK_*), c=how (supervisor.HOW_*)
 
 # retest outcomes
 RT_PASS = const(1)

@@ -163,6 +163,11 @@ class Service:
                 return s
         return None
 
+    def oversize(self, head):
+        """The answer (bytes) to a packet longer than the port takes, from its header alone (BLE, UDP)."""
+        rsp = self._oversize(head)
+        return None if rsp is None else bytes(rsp)
+
     def _oversize(self, head):
         self.errors += 1
         version, op, flags, _n, group, seq, cmd = smp.parse_header(head)

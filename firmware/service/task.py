@@ -27,10 +27,12 @@ def pump(service, port, now_ms, buf):
     return n
 
 
-async def serve(service, port, clock, reset=None):
-    """Run the service port forever."""
+async def serve(service, port, clock, reset=None, alive=None):
+    """Run the service port forever; alive() (the supervisor's) is called every turn."""
     buf = bytearray(_CHUNK)
     while True:
+        if alive is not None:
+            alive()
         n = pump(service, port, clock(), buf)
         while True:
             line = service.next_line(clock())
@@ -47,9 +49,13 @@ async def serve(service, port, clock, reset=None):
         await asyncio.sleep(0 if n == _CHUNK else _POLL_MS / 1000)
 
 
-async def start(runtime, log, port, clock, entropy, reset=None):
+async def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
     """The service-port task for Runtime.run's task list: builds the server once the runtime has booted
-    (tasks first run at the loop's first sleep, after boot), then serves forever."""
+    (tasks first run at the loop's first sleep, after boot), then serves forever. ble(service), when given,
+    makes the BLE task (service.ble.serve) on the same server, so sessions, login waits and resets are one."""
     from service.server import Service
 
-    await serve(Service(runtime.fsm, log, entropy), port, clock, reset)
+    service = Service(runtime.fsm, log, entropy)
+    if ble is not None:
+        asyncio.create_task(ble(service))
+    await serve(service, port, clock, reset, alive)

@@ -298,8 +298,9 @@ class SyncClient:
                 self.key_off(now_ms)
             self._state = state
 
-    async def run(self, ticks_ms=None, max_wait_ms=1000):
-        """Sync forever: at start, at key-off, periodically; back off while offline."""
+    async def run(self, ticks_ms=None, max_wait_ms=1000, alive=None):
+        """Sync forever: at start, at key-off, periodically; back off while offline. alive() (the supervisor's)
+        is called every turn, at least every max_wait_ms plus one exchange."""
         import asyncio
 
         if ticks_ms is None:
@@ -307,6 +308,8 @@ class SyncClient:
 
             ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
         while True:
+            if alive is not None:
+                alive()
             now = ticks_ms()
             self.watch(now)
             if self.due(now):

@@ -1,6 +1,8 @@
 // Run a Python script on real MicroPython (the WebAssembly port) with the project's firmware/ and host_sim/
 // trees copied into its file system and on sys.path. Usage:
-//   node tools/mpy/run.mjs [--heap BYTES] SCRIPT [ARG...]
+//   node tools/mpy/run.mjs [--heap BYTES] [--fw DIR] [--loop FUNC] SCRIPT [ARG...]
+// --fw DIR puts DIR at /fw instead of firmware/: a tree of .mpy files (mpy-cross output) is loaded as bytecode,
+// the way a board loads the .mpy files copied to its flash.
 // The script sees its arguments in sys.argv (argv[0] is the script path). Its stdout goes to our stdout;
 // an uncaught exception prints its traceback to stderr and exits 1.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
@@ -14,13 +16,15 @@ const root = path.resolve(here, "..", "..");
 let args = process.argv.slice(2);
 let heapsize = 8 * 1024 * 1024;
 let loopFunc = null;
-while (args[0] === "--heap" || args[0] === "--loop") {
+let fwDir = path.join(root, "firmware");
+while (args[0] === "--heap" || args[0] === "--loop" || args[0] === "--fw") {
   if (args[0] === "--heap") heapsize = parseInt(args[1], 10);
+  else if (args[0] === "--fw") fwDir = path.resolve(args[1]);
   else loopFunc = args[1];
   args = args.slice(2);
 }
 if (args.length < 1) {
-  process.stderr.write("usage: node tools/mpy/run.mjs [--heap BYTES] SCRIPT [ARG...]\n");
+  process.stderr.write("usage: node tools/mpy/run.mjs [--heap BYTES] [--fw DIR] [--loop FUNC] SCRIPT [ARG...]\n");
   process.exit(2);
 }
 
@@ -51,14 +55,14 @@ function copyTree(src, dst) {
     const s = path.join(src, entry.name);
     const d = dst + "/" + entry.name;
     if (entry.isDirectory()) copyTree(s, d);
-    else if (entry.name.endsWith(".py") || entry.name.endsWith(".txt") || entry.name.endsWith(".scn")) {
+    else if (/\.(py|mpy|txt|scn)$/.test(entry.name)) {
       mp.FS.writeFile(d, fs.readFileSync(s));
     }
   }
 }
 
 // /fw holds the firmware exactly as a board's flash would; /proj holds host_sim and the test data.
-copyTree(path.join(root, "firmware"), "/fw");
+copyTree(fwDir, "/fw");
 try { mp.FS.mkdir("/proj"); } catch (e) { /* exists */ }
 copyTree(path.join(root, "host_sim"), "/proj/host_sim");
 copyTree(path.join(root, "tests"), "/proj/tests");

@@ -46,3 +46,21 @@ def decode(msb, lsb):
     if value & 0x8000:
         value -= 0x10000
     return value
+
+
+class Supply(board.Supply):
+    """The vehicle supply in mV, through a resistor divider into an ADS1115 input in continuous conversion
+    (a second ADS1115, so the fuel cell keeps its converter to itself)."""
+
+    def __init__(self, i2c, addr=0x49, channel=0, fsr_mv=2048, divider=11):
+        self._cell = FuelCell(i2c, addr, channel, fsr_mv)
+        self._fsr = fsr_mv
+        self._div = divider
+
+    def millivolts(self):
+        """Supply voltage in mV (0 for a negative reading); OSError on a bus fault."""
+        counts = self._cell.read()
+        if counts <= 0:
+            return 0
+        # counts * fsr stays below 2**30 (32767 * 6144): no long integer on a 32-bit port
+        return counts * self._fsr // 32767 * self._div

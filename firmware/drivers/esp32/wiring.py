@@ -52,6 +52,10 @@ ADDR_MODULE = const(0x50)      # 24C02 on the sensor module, through the slot co
                                # I2C buffer, so plugging a module cannot hang the bus
 FUEL_CELL_CHANNEL = const(0)
 FUEL_CELL_FSR_MV = const(2048)
+ADDR_SUPPLY_ADC = const(0x49)  # a second ADS1115 (ADDR pin to VDD): the vehicle supply on AIN0 through a
+SUPPLY_CHANNEL = const(0)      # 100 kOhm / 10 kOhm divider (16 V reads 1.45 V) with a 3.6 V zener across the
+SUPPLY_FSR_MV = const(2048)    # 10 k; every ADC1 pin is taken, and the fuel cell keeps its converter alone
+SUPPLY_DIVIDER = const(11)
 
 # Analog inputs (ADC1, 11 dB attenuation, calibrated read_uv()).
 PIN_BREATH_NTC = const(36)     # breath-path NTC, 10 k / B3950, high side; 10 k to ground
@@ -156,6 +160,7 @@ def build(camera_fs=None):
         rtc=ds3231.DS3231(i2c, ADDR_RTC),
         camera=vc0706.Camera(cam_uart, camera_fs),
         pump=pump.Pump(pump_pin, machine.Timer(PUMP_TIMER)),
+        supply=ads1115.Supply(i2c, ADDR_SUPPLY_ADC, SUPPLY_CHANNEL, SUPPLY_FSR_MV, SUPPLY_DIVIDER),
         # Added by their own drivers' authors: the flash filesystem (storage), the cellular modem (on
         # modem_uart()) and the technician's service port (on service_uart()).
         fs=None,
@@ -164,10 +169,13 @@ def build(camera_fs=None):
     )
 
 
-async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS):
-    """Sample the buttons every period_ms, so presses shorter than the runtime's poll are not lost."""
+async def sample_buttons(buttons, sleep_ms, period_ms=BUTTON_SAMPLE_MS, alive=None):
+    """Sample the buttons every period_ms, so presses shorter than the runtime's poll are not lost; alive()
+    (the supervisor's) is called every turn."""
     while True:
         buttons.poll()
+        if alive is not None:
+            alive()
         await sleep_ms(period_ms)
 
 
@@ -179,8 +187,24 @@ def wake_on_inputs(callback):
         Pin(pin).irq(trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING, handler=callback)
 
 
-def tasks(hw):
-    """The board's background coroutines, for Runtime.run(ticks_ms, tasks)."""
+def tasks(hw, supervisor=None, now=0):
+    """The board's background coroutines, for Runtime.run(ticks_ms, tasks); under the supervisor when given."""
     import asyncio
 
-    return (sample_buttons(hw.buttons, asyncio.sleep_ms),)
+    if supervisor is None:
+        return (sample_buttons(hw.buttons, asyncio.sleep_ms),)
+    import supervisor as sv
+
+    alive = supervisor.watch(sv.TASK_BUTTONS, sv.LIMIT_BUTTONS_MS, now, time.ticks_ms)
+    return (sv.guard(supervisor, sv.TASK_BUTTONS, sample_buttons(hw.buttons, asyncio.sleep_ms, alive=alive)),)
+
+
+def watchdog(timeout_ms):
+    """The hardware watchdog (started by its first feed), the reset cause and the RTC's slow memory."""
+    from drivers.esp32.watchdog import Watchdog
+
+    # machine.reset_cause() -> board.RESET_* (the ESP32 port reports a brown-out as PWRON_RESET)
+    causes = {machine.PWRON_RESET: board.RESET_POWER, machine.HARD_RESET: board.RESET_HARD,
+              machine.WDT_RESET: board.RESET_WATCHDOG, machine.DEEPSLEEP_RESET: board.RESET_DEEPSLEEP,
+              machine.SOFT_RESET: board.RESET_SOFT}
+    return Watchdog(machine.WDT, timeout_ms, causes.get(machine.reset_cause(), board.RESET_UNKNOWN), machine.RTC())

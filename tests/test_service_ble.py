@@ -1,0 +1,143 @@
+"""The service port over BLE (firmware/service/ble.py) through an in-process GATT link that enforces the ATT
+MTU (host_sim/ble_link.py): the technician's real client on smpclient's BLE transport (bleak stood in for, no
+radio here), the same sessions and rules as serial, a session bound to its connection and ended with it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from host_sim.ble_link import GattLink, MtuError, patch_smpclient
+from service import cbor, smp
+from service.ble import MAX_MTU, MIN_MTU, Link
+from technician import client as tc
+from technician import protocol as p
+from tests.service_sim import Bench
+
+
+def rc(answer: bytes) -> int:
+    """The error code of an SMP answer packet, v1 or v2 (0 for a success)."""
+    body = cbor.decode(answer[smp.HEADER:])
+    return body["err"]["rc"] if "err" in body else body.get("rc", 0)
+
+
+@pytest.fixture()
+def bench() -> Bench:
+    return Bench(lockout=False)
+
+
+def connector(b: Bench, mtu: int, links: list[GattLink]):
+    def connect(address: str) -> GattLink:
+        link = GattLink(b.svc, b.sim.ticks, mtu)
+        links.append(link)
+        return link
+
+    return connect
+
+
+async def session(b: Bench, mtu: int, links: list[GattLink], work) -> Any:
+    """Connect the technician's client over BLE, run work(client), disconnect."""
+    client = tc.make_client(ble="interlock-1001", timeout=2.0)
+    with patch_smpclient(connector(b, mtu, links)):
+        await tc.connect(client, "interlock-1001")
+        try:
+            return await work(client)
+        finally:
+            await client.disconnect()
+
+
+@pytest.mark.parametrize("mtu", [MIN_MTU, 185, MAX_MTU])
+def test_technician_logs_in_and_downloads_the_whole_log_over_ble(bench, mtu):
+    """Login, status and the whole log file through smpclient's BLE transport: every write and notification
+    within MTU - 3 bytes, answers spread over many notifications, the bytes equal to the log's export."""
+    links: list[GattLink] = []
+    tok = bench.token()
+
+    async def work(client):
+        await tc.login(client, tok)
+        status = await tc.call(client, p.Status())
+        data = await tc.download(client, tc.LOG_FILE)
+        return status, data
+
+    status, data = asyncio.run(session(bench, mtu, links, work))
+    assert status.status["device_id"] == bench.h.device_id
+    assert data == bench.log.export_read(0, bench.log.export_size())
+    link = links[0]
+    assert max(link.notifications) == min(link.chunk_size, max(link.notifications)) <= mtu - 3
+    assert len(link.notifications) > link.writes  # answers longer than one notification were cut up
+    assert not link.connected  # the client's disconnect dropped the link
+
+
+def test_session_is_bound_to_its_ble_connection_and_ends_with_it(bench):
+    """A session opened over one connection is refused on another one and on the serial line; when its link
+    drops the handset ends it, so a reconnecting central must log in again."""
+    links: list[GattLink] = []
+    tok = bench.token()
+
+    async def first(client):
+        await tc.login(client, tok)
+        other = GattLink(bench.svc, bench.sim.ticks, MAX_MTU)  # a second central, connected meanwhile
+        assert rc(b"".join(other.write(p.Status().BYTES))) == smp.EACCESSDENIED
+        assert rc(bench.raw(p.Status().BYTES)) == smp.EACCESSDENIED  # the serial line
+        return await tc.call(client, p.Status())
+
+    assert asyncio.run(session(bench, MAX_MTU, links, first)).status["device_id"] == bench.h.device_id
+
+    async def again(client):
+        with pytest.raises(tc.ServiceError, match="EACCESSDENIED"):
+            await tc.call(client, p.Status())
+        return True
+
+    assert asyncio.run(session(bench, MAX_MTU, links, again))
+
+
+def test_link_loss_mid_session_ends_the_session(bench):
+    """The link drops without a disconnect from the client (out of range): the session is gone."""
+    link = GattLink(bench.svc, bench.sim.ticks, MAX_MTU)
+    nonce = p.ChallengeResponse.loads(b"".join(link.write(p.Challenge().BYTES))).nonce
+    tok = bench.token()
+    ok = b"".join(link.write(p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(nonce)).BYTES))
+    assert rc(ok) == 0
+    assert bench.svc.session_for(link.peer).tech_id == tok.tech_id
+    link.drop()
+    assert bench.svc.session_for(link.peer) is None
+    with pytest.raises(ConnectionError):
+        link.write(p.Status().BYTES)
+
+
+def test_writes_over_the_mtu_are_refused_by_the_link(bench):
+    link = GattLink(bench.svc, bench.sim.ticks, MIN_MTU)
+    with pytest.raises(MtuError):
+        link.write(bytes(21))
+
+
+def test_reassembly_takes_any_cut_of_the_request(bench):
+    """A request cut anywhere, even inside its header, one byte per write, gives one answer; two requests in
+    one write give two."""
+    link = Link(bench.svc, "peer-a", MIN_MTU)
+    req = p.Challenge().BYTES
+    got = []
+    for i in range(len(req)):
+        got += link.written(bench.now, req[i:i + 1])
+    assert len(got) == 1 and p.ChallengeResponse.loads(got[0]).nonce
+    assert len(link.written(bench.now, req + req)) == 2
+    assert all(len(c) <= MIN_MTU - 3 for c in link.chunks(got[0]))
+
+
+def test_oversize_request_gets_msgsize_and_a_stale_half_packet_is_dropped(bench):
+    link = Link(bench.svc, "peer-b", MAX_MTU)
+    head = bytes((0x08 | smp.OP_READ, 0, 0x10, 0x00, 0, 0, 1, 0))  # 4096 bytes of payload announced
+    rsp = []
+    rsp += link.written(bench.now, head)
+    for _ in range(4096 // 200):
+        rsp += link.written(bench.now, bytes(200))
+    rsp += link.written(bench.now, bytes(4096 % 200))
+    assert len(rsp) == 1 and rsp[0][:1] == bytes((0x08 | smp.OP_READ + 1,))
+    assert rc(rsp[0]) == smp.EMSGSIZE
+    # half a request, then nothing for longer than STALE_MS: the next write starts a new packet
+    req = p.Challenge().BYTES
+    assert link.written(bench.now, req[:5]) == []
+    bench.run(4000)
+    assert len(link.written(bench.now, req)) == 1
