@@ -125,3 +125,17 @@ def test_load_refuses_unknown_states_and_broken_files(tmp_path):
     wrong.write_text((presets.DATA / "AZ.toml").read_text())
     with pytest.raises(presets.PresetError, match="named after its state"):
         presets.load_file(wrong)
+
+
+@pytest.mark.parametrize("state", FULL + PARTIAL)
+def test_the_conformance_matrix_scenario_is_generated_from_the_preset(state):
+    """tests/scenarios/preset_XX.scn is what tests/preset_matrix.py makes of the preset now (rewrite it with
+    `python -m tests.preset_matrix`, then `make traces`); every cited parameter is named in it."""
+    from tests import preset_matrix
+
+    p = presets.load(state)
+    assert preset_matrix.path(p).read_text() == preset_matrix.scenario(p)
+    text = preset_matrix.path(p).read_text()
+    for name, param in p.params.items():
+        if param.source != "unsourced" and name != "recall_s":  # no block: the early-recall countdown is the same code in every state
+            assert "# %s %s = %d (%s: %s)" % (state, name, param.value, param.source, param.cite) in text, name
