@@ -139,3 +139,30 @@ def test_the_conformance_matrix_scenario_is_generated_from_the_preset(state):
     for name, param in p.params.items():
         if param.source != "unsourced" and name != "recall_s":  # no block: the early-recall countdown is the same code in every state
             assert "# %s %s = %d (%s: %s)" % (state, name, param.value, param.source, param.cite) in text, name
+
+
+def test_the_rules_page_is_generated_from_the_presets_and_linked_from_the_readme():
+    """docs/RULES.md is what `python -m presets.rules_page` writes now; each state names every behaviour with its
+    citation and lists what is unsourced; the README links it."""
+    from presets import rules_page
+
+    text = rules_page.PAGE.read_text()
+    assert text == rules_page.render(), "docs/RULES.md is out of date: run python -m presets.rules_page"
+    assert rules_page.main(["--check"]) == 0
+    for p in presets.all_presets():
+        section = "\n".join(rules_page.render_state(p))
+        assert section in text
+        for name, param in p.params.items():
+            assert param.says in section and (param.cite or param.source == "unsourced") and param.cite in section
+        assert ", ".join("`%s`" % n for n in p.unsourced()) in section
+    assert "(docs/RULES.md)" in (rules_page.PAGE.parent.parent / "README.md").read_text()
+
+
+def test_the_rules_page_check_fails_when_out_of_date(tmp_path, monkeypatch):
+    from presets import rules_page
+
+    page = tmp_path / "RULES.md"
+    page.write_text(rules_page.render().replace("0.030", "0.040"))
+    monkeypatch.setattr(rules_page, "PAGE", page)
+    assert rules_page.main(["--check"]) == 1
+    assert rules_page.main([]) == 0 and rules_page.main(["--check"]) == 0
