@@ -18,7 +18,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .policy_spec import DEFAULTS, NAMES, check_policy
 
@@ -94,7 +94,7 @@ class Preset:
         return "%s@%d" % (self.state, self.version)
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -108,7 +108,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Preset:
         if not isinstance(data.get(key), str) or not data.get(key):
             problems.append(key + " missing")
     version = data.get("version")
-    if not _int(version) or version < 1:
+    if not (_int(version) and version >= 1):
         problems.append("version must be a whole number >= 1")
     if data.get("coverage") not in COVERAGE:
         problems.append("coverage must be one of " + ", ".join(COVERAGE))
@@ -181,7 +181,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Preset:
             problems.extend(_check_retests(merged, *retests))
     if problems:
         raise PresetError("%s: %s" % (path.name if path else state, "; ".join(problems)))
-    assert isinstance(state, str) and _int(version)
+    assert isinstance(state, str) and isinstance(version, int)
     return Preset(state, data["name"], version, data["coverage"], data["revised"], params, tuple(facts), retests,
                   path)
 

@@ -132,7 +132,7 @@ def _temp_lock(preset, v):
     if preset.retests_after_fail:
         out.append("# %d tests possible within %d s of a failed test" % preset.retests_after_fail)
     out += ["key on", 'wait-for "BLOW" within 2m']
-    for i in range(k):
+    for _ in range(k):
         out += ["blow brac=.045", 'wait-for "FAIL" within 15s', "expect log LOCKOUT a=1 b=%d" % t,
                 "wait %ds" % (t - 2), "expect state TEMP_LOCK", 'wait-for "BLOW" within 2m']
     out += ["# the next fail in a row escalates", "blow brac=.045", 'wait-for "FAIL" within 15s',

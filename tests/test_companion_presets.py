@@ -3,7 +3,6 @@ state, synced to the handset), refuses states without a preset, and audits every
 
 import dataclasses
 
-import pytest
 from sqlalchemy import select
 
 import presets

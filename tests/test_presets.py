@@ -152,7 +152,7 @@ def test_the_rules_page_is_generated_from_the_presets_and_linked_from_the_readme
     for p in presets.all_presets():
         section = "\n".join(rules_page.render_state(p))
         assert section in text
-        for name, param in p.params.items():
+        for param in p.params.values():
             assert param.says in section and (param.cite or param.source == "unsourced") and param.cite in section
         assert ", ".join("`%s`" % n for n in p.unsourced()) in section
     assert "(docs/RULES.md)" in (rules_page.PAGE.parent.parent / "README.md").read_text()

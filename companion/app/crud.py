@@ -8,12 +8,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+import presets
 from companion.app import schedule
+from companion.app.accounts.models import AuditEntry
 from companion.app.core import keys, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
-from companion.app.accounts.models import AuditEntry
 from companion.app.models import (
     Account,
     Command,
@@ -35,7 +36,6 @@ from companion.app.schemas import (
     HandsetPublic,
     HandsetUpdate,
 )
-import presets
 from interlock import codes
 from interlock.timebase import DAY, HOUR
 
