@@ -69,7 +69,8 @@ def render_state(p: Preset) -> list[str]:
             cite += " (%s)" % prm.why if prm.cite else ""
             if not prm.cite:
                 cite = prm.why
-        out.append("| %s | %s | %s | %s | %s |" % (LABELS[name], _value(name, prm.value), prm.says.replace("|", "/"),
+        shown = "none" if name == "warn_brac" and prm.value >= p.params["fail_brac"].value else _value(name, prm.value)
+        out.append("| %s | %s | %s | %s | %s |" % (LABELS[name], shown, prm.says.replace("|", "/"),
                                                    MARKS[prm.source], cite.replace("|", "/")))
     if p.facts:
         out += ["", "Other rules of the state, kept elsewhere:", ""]
