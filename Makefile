@@ -4,7 +4,7 @@ MPYNODE := tools/mpy/node_modules/@micropython/micropython-webassembly-pyscript
 STAMP   := .venv/.installed
 
 .PHONY: all demo test conformance mpy-cross mpy-unix bench lint clean deps mutate traces browser portal portal-training \
-	portal-messages portal-screenshots
+	portal-messages portal-screenshots presets
 
 all: test
 
@@ -81,6 +81,14 @@ lint: deps
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# after a change of presets/data: the rules page (docs/RULES.md) and the conformance matrix (preset_*.scn and
+# their traces)
+presets: deps
+	$(PY) -m presets.rules_page
+	$(PY) -m tests.preset_matrix
+	@for s in tests/scenarios/preset_*.scn; do \
+	  $(PY) -m host_sim run $$s | sed -n '/^== events ==$$/,$$p' > tests/scenarios/traces/$$(basename $$s .scn).trace; done
 
 # rewrite the recorded scenario traces (tests/scenarios/traces) after an intended change of behaviour
 traces: deps

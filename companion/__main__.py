@@ -1,4 +1,4 @@
-"""`python -m companion [serve|migrate|rotate-keys|worker|create-staff] [--host H] [--port P] [--workers N]`."""
+"""`python -m companion [serve|migrate|rotate-keys|worker|create-staff|presets] [--host H] [--port P] [--workers N]`."""
 
 import argparse
 import sys
@@ -20,6 +20,22 @@ def _rotate() -> int:
     try:
         with db.sessions() as session:
             n = crud.rotate_keys(session, Keyring(settings))
+            session.commit()
+        return n
+    finally:
+        db.close()
+
+
+def _presets() -> int:
+    from companion.app import crud
+    from companion.app.core.db import Database
+
+    settings = get_settings()
+    migrate.upgrade(settings)
+    db = Database(settings)
+    try:
+        with db.write_session() as session:
+            n = crud.refresh_presets(session)
             session.commit()
         return n
     finally:
@@ -82,7 +98,7 @@ def _create_staff(email: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Serve the API (default), migrate the database, or re-encrypt secrets under the current master key."""
     p = argparse.ArgumentParser(prog="python -m companion")
-    p.add_argument("action", nargs="?", default="serve", choices=("serve", "migrate", "rotate-keys", "worker", "create-staff"))
+    p.add_argument("action", nargs="?", default="serve", choices=("serve", "migrate", "rotate-keys", "worker", "create-staff", "presets"))
     p.add_argument("email", nargs="?", help="create-staff: the staff user's email (password: PORTAL_STAFF_PASSWORD"
                    " or a prompt)")
     p.add_argument("--once", action="store_true", help="worker: one round, then exit")
@@ -115,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.action == "rotate-keys":
         print("re-encrypted", _rotate())
+        return
+    if args.action == "presets":
+        print("handsets given a new preset version", _presets())
         return
     if args.workers > 1:
         migrate.upgrade(settings)  # once, before the workers start

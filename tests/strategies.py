@@ -2,6 +2,7 @@
 
 from hypothesis import strategies as st
 
+import presets
 from interlock import timebase
 
 # BrAC in thousandths: mostly sober, some around the warn and fail levels, some drunk
@@ -26,3 +27,7 @@ openings = st.sampled_from(["drive, lock out", "drive", "lock out", "drive, lock
 clears = st.sampled_from(["code", "wrong code", "code", "remote", "technician"])
 seeds = st.integers(0, 2**31 - 1)
 ambients = st.integers(-400, 400)  # deci C
+
+# the policy a handset runs: the factory defaults (None) or a state's preset (presets/data), pushed as the
+# companion pushes it
+jurisdictions = st.sampled_from([None, *presets.all_presets()])

@@ -37,7 +37,7 @@ def old_state(m, fmt):
     for t in m.abort_times:
         struct.pack_into(">I", buf, off, t)
         off += 4
-    for v in m.policy.values():
+    for v in m.policy.values()[:49]:  # the policy values those formats had
         struct.pack_into(">i", buf, off, v)
         off += 4
     assert off == len(buf)
@@ -160,3 +160,45 @@ def test_unusable_states_of_every_format_are_refused():
                  b"IS\x00" + old_state(old, 2)[3:]):
         assert persist.unpack(data, m) == -1
         assert m.device_id == 0 and not m.vlock  # nothing was loaded
+
+
+def format_3_state(m):
+    """The state of Interlock m as the firmware of format 3 saved it: 28 reserved bytes after the technician
+    policy count, and the 49 policy values that SPEC had then (kept here to test the migration)."""
+    cur = bytes(persist.pack(m))
+    head = bytearray(cur[:persist._ABORTS_AT + 40])
+    head[2] = 3
+    head[12:16] = b"\x00" * 4  # format 4 keeps the start-up failure there; format 3 reserved it
+    values = b"".join(struct.pack(">i", v) for v in m.policy.values()[:49])
+    return bytes(head) + values
+
+
+def test_format_3_state_loads_with_the_state_rule_values_at_their_defaults():
+    """A format-3 state loads everything it held; the policy values appended since (state rules) keep today's
+    behaviour (their defaults); the boot saves format 4, which keeps them and a pending start-up failure."""
+    from fsm.policy import Policy
+
+    old = _before()
+    old.device_id, old.secret = 0, None
+    old.startup_fail_at = WALL - 30
+    data = format_3_state(old)
+    assert len(data) == 364
+    m, store = _boot(data)
+    assert not m.state_lock and m.startup_fail_at == 0
+    for name in KEPT:
+        if name not in ("device_id", "secret"):
+            assert getattr(m, name) == getattr(old, name), name
+    fresh = Policy()
+    for name in ("retest_redemand", "temp_lock_repeat", "retest_next_from", "startup_fail_s", "startup_fail_vio",
+                 "outage_grace_days"):
+        assert getattr(m.policy, name) == getattr(fresh, name), name
+    assert m.policy.fail_brac == 30 and m.policy.version == 12
+    saved = store.load()
+    assert saved[2] == persist.FORMAT == 4 and len(saved) == persist.SIZE
+    assert m.policy.apply({"version": 13, "startup_fail_s": 600, "temp_lock_repeat": 3}) is None
+    m.startup_fail_at = WALL + 5
+    again = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(bytes(persist.pack(m)), again) >= 0
+    assert again.startup_fail_at == WALL + 5
+    assert again.policy.startup_fail_s == 600 and again.policy.temp_lock_repeat == 3
+    assert persist.unpack(data[:-4], again) == -1 and persist.unpack(b"IS\x05" + data[3:], again) == -1

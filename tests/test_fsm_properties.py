@@ -69,12 +69,14 @@ class HandsetMachine(RuleBasedStateMachine):
         return None, None
 
     @initialize(seed=S.seeds, tick_start=S.tick_starts, ambient=S.ambients, plan=S.openings, brac=S.test_bracs,
-                retest_brac=S.test_bracs, delay=st.integers(0, 7 * 60_000), clear=S.clears)
-    def start(self, seed, tick_start, ambient, plan, brac, retest_brac, delay, clear):
-        """A handset, and how the example opens: a drive with its retest, a lockout and a clear, both, or
-        nothing (the random actions that follow do the rest)."""
+                retest_brac=S.test_bracs, delay=st.integers(0, 7 * 60_000), clear=S.clears, preset=S.jurisdictions)
+    def start(self, seed, tick_start, ambient, plan, brac, retest_brac, delay, clear, preset):
+        """A handset under the factory policy or a state's preset, and how the example opens: a drive with its
+        retest, a lockout and a clear, both, or nothing (the random actions that follow do the rest)."""
         log, state = self.storage()
         self.sim = SimHandset(seed=seed, tick_start=tick_start, ambient_dc=ambient, log=log, state=state)
+        if preset is not None:
+            assert self.sim.fsm.apply_policy(self.sim.ticks(), dict(preset.policy(), version=1), records.SRC_REMOTE)
         self.sim.fsm.apply_policy(self.sim.ticks(), {"recall_s": 3600}, records.SRC_TECH)
         self.engine = False
         self.clear_expected = False

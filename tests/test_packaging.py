@@ -26,7 +26,7 @@ def test_every_folder_of_the_installed_packages_is_listed():
     (a folder left out would be missing from an installed companion)."""
     cfg = _setuptools()
     want = (_source_folders(ROOT / "companion", "companion") | _source_folders(ROOT / "technician", "technician")
-            | _source_folders(ROOT / "firmware" / "interlock", "interlock"))
+            | _source_folders(ROOT / "firmware" / "interlock", "interlock") | _source_folders(ROOT / "presets", "presets"))
     assert set(cfg["packages"]) == want
     assert cfg["package-dir"] == {"interlock": "firmware/interlock"}
 

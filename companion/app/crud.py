@@ -8,12 +8,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+import presets
 from companion.app import schedule
+from companion.app.accounts.models import AuditEntry
 from companion.app.core import keys, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
 from companion.app.core.problems import Problem
-from companion.app.models import Account, Command, DesiredVersion, Handset, Payment, TechToken, UnlockCode
+from companion.app.models import (
+    Account,
+    Command,
+    DesiredVersion,
+    Handset,
+    Payment,
+    TechToken,
+    UnlockCode,
+    utcnow,
+)
 from companion.app.schemas import (
     AccountCreate,
     AccountPublic,
@@ -64,6 +75,7 @@ def account_public(session: Session, account: Account) -> AccountPublic:
         first_due=account.first_due, installment_cents=account.installment_cents,
         reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes,
         codes_per_period=account.codes_per_period, service_period_days=account.service_period_days,
+        jurisdiction=account.jurisdiction,
         periods_paid=account.periods_paid, credit_cents=account.credit_cents,
         next_due=account_next_due(account), handsets=list(ids))
 
@@ -75,7 +87,8 @@ def handset_public(h: Handset) -> HandsetPublic:
         desired=DesiredPublic(version=h.desired_version, payment_due=timebase.date_of(h.payment_due_day),
                               service_due=timebase.date_of(h.service_due_day),
                               inspection_due=timebase.date_of(h.inspection_due_day),
-                              expected_module=h.expected_module, policy=dict(h.policy or {})),
+                              expected_module=h.expected_module, policy=dict(h.policy or {}),
+                              preset=h.preset),
         reported=h.reported, reported_version=h.reported_version, last_command_seq=h.last_command_seq,
         lockout_id=h.lockout_id, log_seq=h.log_seq, log_error=h.log_error, syncs=h.syncs,
         last_sync_at=h.last_sync_at)
@@ -92,6 +105,7 @@ def command_public(c: Command) -> CommandPublic:
 # ---- accounts ----------------------------------------------------------------------------------------------
 def create_account(session: Session, data: AccountCreate) -> Account:
     """Open an account."""
+    _check_jurisdiction(data.jurisdiction)
     account = Account(**data.model_dump(), periods_paid=0, credit_cents=0, period_base=0, next_due=data.first_due)
     session.add(account)
     session.flush()
@@ -109,11 +123,74 @@ def update_account(session: Session, account: Account, data: AccountUpdate) -> A
         start = max(ledger.position(session, account).posted_periods, account.period_base)
         account.first_due = ledger.installment_date(account, start)
         account.period_base = start
+    _check_jurisdiction(changes.get("jurisdiction"))
     for name, value in changes.items():
         setattr(account, name, value)
     session.flush()
     ledger.recompute(session, account)
+    if "jurisdiction" in changes:
+        for h in session.scalars(select(Handset).where(Handset.account_id == account.id)
+                                 .order_by(Handset.id).with_for_update()).all():
+            apply_preset(session, h, account)
     return account
+
+
+# ---- state presets -----------------------------------------------------------------------------------------
+def _check_jurisdiction(code: str | None) -> None:
+    """A 422 problem unless code is None or a state with a preset."""
+    if code is not None and code not in presets.states():
+        raise Problem(422, "invalid", "no preset for state %s (there are presets for %s)"
+                      % (code, ", ".join(presets.states())), field="jurisdiction")
+
+
+def apply_preset(session: Session, h: Handset, account: Account | None) -> bool:
+    """Put the preset of the account's state into the handset's desired policy, pushed on the existing policy
+    path (a new companion policy version, a new desired-state version). Returns whether anything changed.
+
+    The preset's values go over the policy the handset has (values it does not set stay). A change of the
+    preset in force ("AZ@1" -> "AZ@2", a first preset, another state, or none) is an audited event
+    ("preset-changed"). A handset that leaves a state's program keeps the values it had: nothing is loosened
+    without a new preset.
+    """
+    tag = ""
+    values = None
+    if account is not None and account.jurisdiction:
+        preset = presets.load(account.jurisdiction)
+        tag = preset.tag()
+        values = preset.policy()
+    if h.preset == tag:
+        return False
+    old = h.preset
+    if values is not None:
+        policy = dict(h.policy or {})
+        version = int(policy.get("version", 0)) + 1
+        policy.update(values)
+        policy["version"] = version
+        h.policy = policy
+    h.preset = tag
+    session.flush()
+    if values is not None:
+        _new_desired_version(session, h)
+    session.add(AuditEntry(actor_id=None, subject_id=None, action="preset-changed",
+                           detail={"handset_id": h.id, "account_id": account.id if account else None,
+                                   "old": old, "new": tag, "policy_version": int((h.policy or {}).get("version", 0))},
+                           at=utcnow()))
+    session.flush()
+    return True
+
+
+def refresh_presets(session: Session) -> int:
+    """Give every handset of an account with a state the current version of that state's preset (after a preset
+    file changed); returns how many handsets changed. `python -m companion presets` runs it."""
+    rows = session.execute(select(Handset, Account).join(Account, Handset.account_id == Account.id)
+                           .where(Account.jurisdiction.is_not(None)).order_by(Account.id, Handset.id)).all()
+    changed = 0
+    for h, account in rows:
+        lock_account(session, account.id)
+        session.refresh(h, with_for_update=True)
+        if apply_preset(session, h, account):
+            changed += 1
+    return changed
 
 
 # ---- handsets ----------------------------------------------------------------------------------------------
@@ -138,6 +215,8 @@ def provision_handset(session: Session, keyring: Keyring, data: HandsetCreate,
         h.payment_due_day = timebase.day_of(account_next_due(account))
     session.add(DesiredVersion(handset_id=h.id, version=1))
     session.flush()
+    if data.account_id is not None:
+        apply_preset(session, h, account)
     return h, secret
 
 
@@ -169,6 +248,7 @@ def update_handset(session: Session, device_id: int, data: HandsetUpdate) -> Han
         session.flush()
         _new_desired_version(session, h)
     session.flush()
+    apply_preset(session, h, account)
     return h
 
 

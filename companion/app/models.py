@@ -60,6 +60,8 @@ class Account(Base):
     # frequency change starts a new schedule at `first_due`), and the next due date derived from the ledger
     period_base: Mapped[int] = mapped_column(BigInteger, default=0)
     next_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
+    # the state whose interlock rule the account's handsets run (presets/data/XX.toml); None: the factory policy
+    jurisdiction: Mapped[str | None] = mapped_column(String(2), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -80,6 +82,7 @@ class Handset(Base):
     inspection_due_day: Mapped[int] = mapped_column(Integer, default=0)
     expected_module: Mapped[int] = mapped_column(BigInteger, default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    preset: Mapped[str] = mapped_column(String(16), default="")  # the state preset in the policy, e.g. "AZ@1"
     # counters the companion allocates
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     code_counter: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -20,6 +20,8 @@ PolicyValues = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max
                                                                 pattern=r"^[a-z][a-z0-9_]*$")],
                               Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]],
                          Field(max_length=64)]
+# a US state code with a preset (presets.states()); checked against the presets in crud
+Jurisdiction = Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
 Day = Annotated[dt.date, Field(ge=dt.date(2024, 1, 2), le=dt.date(2150, 1, 1))]
 
 
@@ -35,6 +37,7 @@ class AccountBase(BaseModel):
     allow_codes: bool = True
     codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] = 2
     service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] = 30
+    jurisdiction: Jurisdiction | None = None  # the state whose preset the handsets run
 
 
 class AccountCreate(AccountBase):
@@ -50,6 +53,7 @@ class AccountUpdate(BaseModel):
     reset_fee_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
     allow_codes: bool | None = None
     codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
+    jurisdiction: Jurisdiction | None = None
     service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] | None = None
 
 
@@ -91,6 +95,7 @@ class DesiredPublic(BaseModel):
     inspection_due: dt.date | None
     expected_module: int
     policy: dict[str, int]
+    preset: str = ""  # the state preset the policy carries ("AZ@1"), "" none (presets/, docs/RULES.md)
 
 
 class DesiredUpdate(BaseModel):

@@ -148,6 +148,7 @@ class Interlock(Authority):
         self.token_lead = 0  # the token clock's lead over device time (a technician set the clock back)
         self.login_wait_line = 0  # the service port's failed-login wait levels: the cable's
         self.login_wait_net = 0  # and the network peers'
+        self.startup_fail_at = 0  # device time of a failed start test no pass has followed yet (startup_fail_s)
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -350,8 +351,12 @@ class Interlock(Authority):
                     self.inspection_due = b
             elif rtype == records.PAYMENT and a == 3:
                 self.payment_due = b
-            elif rtype == records.RESULT and c == 1 and b != records.FAIL:
-                self.fail_streak = 0
+            elif rtype == records.RESULT and c == 1:
+                if b != records.FAIL:
+                    self.fail_streak = 0
+                self._startup_result(b == records.FAIL, wall)
+            elif rtype == records.STARTUP_FAIL:
+                self.startup_fail_at = 0
             elif rtype == records.ABORT:
                 self._push_abort(wall)
             elif rtype == records.CODE and a == 1:
@@ -569,12 +574,18 @@ class Interlock(Authority):
         if day >= self._module.expiry_day:
             return S_MODULE_EXP
         due = self._inspection_day()
-        if due and day >= due + self.policy.service_grace_days:
+        if due and day >= due + self.policy.service_grace_days + self._outage_days(due):
             return S_INSPECTION
         if (self.policy.payment_lock and self.payment_due
-                and day >= self.payment_due + self.policy.payment_grace_days):
+                and day >= self.payment_due + self.policy.payment_grace_days + self._outage_days(self.payment_due)):
             return S_PAYMENT
         return 0
+
+    def _outage_days(self, due):
+        """outage_grace_days when no sync has come since the due day (the handset could not learn of a payment or
+        a new date made since), else 0; 0 where the state allows no outage extension."""
+        g = self.policy.outage_grace_days
+        return g if g and self.last_sync // timebase.DAY < due else 0
 
     def _inspection_day(self):
         a = self.service_due
@@ -749,6 +760,7 @@ class Interlock(Authority):
         if verdict != records.FAIL and self.fail_streak:
             self.fail_streak = 0
             self._dirty = True
+        self._startup_result(verdict == records.FAIL, self.wall)
         if verdict == records.FAIL:
             self._fail_lock(value)
         self._enter(S_RESULT)
@@ -772,10 +784,36 @@ class Interlock(Authority):
             self.fail_streak += 1
         else:
             self.fail_streak = 1
-        n = self.fail_streak
-        seconds = p.temp_lock_s if n <= 1 else (p.temp_lock2_s if n == 2 else p.temp_lock3_s)
+        n = self.fail_streak - p.temp_lock_repeat  # the first temp_lock_repeat fails in a row lock alike
+        seconds = p.temp_lock_s if n <= 0 else (p.temp_lock2_s if n == 1 else p.temp_lock3_s)
         self.fail_lock_end = self.wall + seconds
         self._temp_lock(records.LOCK_TEMP, seconds, cause)
+
+    def _startup_result(self, failed, wall):
+        """A start test's verdict for the start-up failure rule (startup_fail_s): a fail opens it, a pass ends it."""
+        if failed:
+            if self.policy.startup_fail_s and not self.startup_fail_at:
+                self.startup_fail_at = wall
+                self._dirty = True
+        elif self.startup_fail_at:
+            self.startup_fail_at = 0
+            self._dirty = True
+
+    def _startup_timer(self):
+        """A failed start test that no pass followed within startup_fail_s is a start-up failure (MI R 257.301a(j),
+        IN 260 IAC 3-2-1(3)(C), TN 1340-03-06-.13): logged once for all the fails in that time, and a violation
+        where the policy says so. A pass at the very end of the window still counts."""
+        p = self.policy
+        if not p.startup_fail_s:
+            self.startup_fail_at = 0  # the policy no longer has the rule
+            self._dirty = True
+            return
+        if self.wall > self.startup_fail_at + p.startup_fail_s:
+            self._log(records.STARTUP_FAIL, self.startup_fail_at, p.startup_fail_s, p.startup_fail_vio)
+            self.startup_fail_at = 0
+            self._dirty = True
+            if p.startup_fail_vio:
+                self._violation(records.VIO_FAILED_START)
 
     def _temp_lock(self, kind, seconds, cause):
         self.temp_until = self.wall + seconds
@@ -815,8 +853,11 @@ class Interlock(Authority):
             s = self.prng.between(p.retest_first_min_s, p.retest_first_max_s)
         else:
             s = self.prng.between(p.retest_next_min_s, p.retest_next_max_s)
+        base = self.wall
+        if not first and p.retest_next_from and self.retest_deadline:
+            base = self.retest_deadline - p.retest_window_s  # timed from the previous request (CA 125.02(a)(1))
         # device time, persisted: neither a stall nor a power cut moves the next retest
-        self.retest_due = self.wall + s
+        self.retest_due = base + s
         self._dirty = True
 
     def _on_driving(self, now):
@@ -843,6 +884,17 @@ class Interlock(Authority):
         self.test.start(now, self._cell_temp)
         self._enter(S_RETEST)
 
+    def _redemand(self, now):
+        """retest_redemand (AZ R17-5-615(C)(7),(D)): a missed or failed retest is asked again at once, with a new
+        window, a request record and its photo each time, until a pass or the ignition off. The alarm stays on;
+        the violation was booked once, for the first miss or fail."""
+        self.retest_deadline = self.wall + self.policy.retest_window_s
+        self._beep_at = now
+        photo = self._photo(PHOTO_RETEST)
+        self._log(records.RETEST, 0, 1, records.RQ_REDEMAND, photo)
+        self._log(records.TEST_REQUEST, 2, 0, 0, photo)
+        self._dirty = True
+
     def _resume_retest(self, now):
         """A retest that a power cut interrupted goes on with the deadline it had; a passed one is missed."""
         self._notice = 0
@@ -862,12 +914,16 @@ class Interlock(Authority):
             self.board.beep(BEEP_RETEST)
             self._beep_at = timebase.add(now, self.policy.retest_beep_s * 1000)
         # the moment the sample was complete decides, not the end of its analysis
-        if (not self._retest_missed and self.wall >= self.retest_deadline
+        redemand = self.policy.retest_redemand
+        if ((not self._retest_missed or redemand) and self.wall >= self.retest_deadline
                 and not (self.test.phase == breath.ANALYZE and self._sample_wall < self.retest_deadline)):
-            self._retest_missed = True
             self._log(records.RETEST, records.RT_MISSED)
-            self._violation(records.VIO_MISSED_RETEST)
+            if not self._retest_missed:
+                self._violation(records.VIO_MISSED_RETEST)  # one retest request, one violation
+            self._retest_missed = True
             self._alarm(True)
+            if redemand:
+                self._redemand(now)
         if self._fail_shown and timebase.diff(now, self._fail_shown_until) >= 0:
             self._fail_shown = False
         if self._module is None:
@@ -896,6 +952,8 @@ class Interlock(Authority):
             self.test.start(now, self._cell_temp)
             self._fail_shown_until = timebase.add(now, self.policy.result_ms)
             self._fail_shown = True
+            if self.policy.retest_redemand:
+                self._redemand(now)
             return
         self._log(records.RETEST, records.RT_PASS if verdict == records.PASS else records.RT_WARN)
         self.retest_pending = False
@@ -935,6 +993,8 @@ class Interlock(Authority):
         self._dirty = True
 
     def _long_timers(self):
+        if self.startup_fail_at:
+            self._startup_timer()
         if self.recall_deadline and self.wall >= self.recall_deadline and not self.vlock:
             self._violation_lock(0)  # cause 0: the early-recall deadline passed
         if self.wall >= self._next_alive:

@@ -4,12 +4,15 @@ store of its own, the handset's identity.
 One fixed binary layout each (big-endian). The storage layer makes the write atomic and checks its integrity;
 this module only packs and unpacks, and refuses anything that does not parse (the caller then fails safe).
 
-State formats (all 364 bytes but format 1, 360):
+State formats (364 bytes with the 49 policy values of formats 1 to 3; format 1 4 bytes less; format 4 holds
+every value of the policy's SPEC):
   1  the first layout: identity (device id, secret) in bytes 4..39, no retest deadline
   2  the retest deadline is kept (4 more bytes after the retest due time)
   3  the identity moved to its own store (a corrupt state no longer loses it); bytes 4..39 now hold the token
      clock's lead, the service port's failed-login wait levels and the technician policy count, and room
-unpack() reads all three; pack() writes format 3. A handset updated from older firmware loses nothing: the
+  4  the policy values appended to SPEC since (state rules) are kept, and the start-up failure pending since
+     (device time, 0 none) takes the first 4 reserved bytes
+unpack() reads all four (a policy value an older format lacks keeps its default); pack() writes format 4. A handset updated from older firmware loses nothing: the
 boot that reads an older format saves the current one, and moves the identity it found to its own store.
 
 Identity (IDENTITY_SIZE bytes, written at provisioning and never again): magic b"ID", format, flags,
@@ -21,12 +24,12 @@ import struct
 from fsm import policy as policy_mod
 
 MAGIC = b"IS"
-FORMAT = 3  # 2: the retest deadline is kept; 3: the identity lives in its own store
+FORMAT = 4  # 2: the retest deadline is kept; 3: the identity lives in its own store; 4: state-rule policy values
 _ABORTS = 10  # abort times kept (the policy's aborts_lock is at most this)
 _TAIL = 4  # fail streak, last fail-lock end, next retest due, retest deadline
 
 # format 3: magic, format, flags, token lead, login wait (line), login wait (network), technician policy count,
-# reserved x28,
+# start-up failure pending since (format 4; reserved in 3), reserved x24,
 # lock cause, violations, codes used, code fails, temp kind, reserved x3,
 # lockout id, recall deadline, temp-lock end, code next counter, code wait end,
 # payment due, service due, inspection due, module expiry,
@@ -36,9 +39,11 @@ _TAIL = 4  # fail streak, last fail-lock end, next retest due, retest deadline
 _HEAD = ">2sBBIBBH28sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_TAIL + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
+_OLD_COUNT = 49  # policy values in formats 1 to 3
+_SIZE_V3 = struct.calcsize(_HEAD) + 4 * _OLD_COUNT
 # formats 1 and 2 differ from 3 in bytes 4..39 (device id, secret) and, for 1, in the tail (3 words, no deadline)
 _OLD_ID = ">I32s"
-_SIZE_V1 = SIZE - 4
+_SIZE_V1 = _SIZE_V3 - 4
 # field-group offsets used by pack() and unpack(); checked against the format at import
 assert struct.calcsize(">2sBBIBBH28s") == struct.calcsize(">2sBBI32s") == 40
 assert struct.calcsize(">2sBBIBBH28sBBBBBBBBIIIIIHHHHIIIIIIIIIIIII") == 128
@@ -54,7 +59,7 @@ F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the d
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
 F_ANALYZING = 128  # a drawn sample was being analysed (a cut that ends the analysis is booked at boot)
 
-_ZERO_RESERVED = b"\x00" * 28
+_ZERO_RESERVED = b"\x00" * 24
 
 ID_MAGIC = b"ID"
 ID_FORMAT = 1
@@ -73,8 +78,8 @@ def pack(m, buf=None):
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
         F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
         F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0)
-    struct.pack_into(">2sBBIBBH28sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.token_lead, m.login_wait_line,
-                     m.login_wait_net, m.policy.local, _ZERO_RESERVED, m.lock_cause, m.violations, m.codes_used,
+    struct.pack_into(">2sBBIBBHI24sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.token_lead, m.login_wait_line,
+                     m.login_wait_net, m.policy.local, m.startup_fail_at, _ZERO_RESERVED, m.lock_cause, m.violations, m.codes_used,
                      m.code_fails, m.temp_kind, 0, 0, 0)
     struct.pack_into(">IIIIIHHHH", buf, 48, m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter,
                      m.code_wait_until, m.payment_due, m.service_due, m.inspection_due, m.module_expiry)
@@ -105,11 +110,15 @@ def unpack(data, m):
     if data is None or len(data) < 3 or bytes(data[:2]) != MAGIC:
         return -1
     fmt = data[2]
-    if not ((fmt == FORMAT or fmt == 2) and len(data) == SIZE or fmt == 1 and len(data) == _SIZE_V1):
+    if not (fmt == FORMAT and len(data) == SIZE or (fmt == 3 or fmt == 2) and len(data) == _SIZE_V3
+            or fmt == 1 and len(data) == _SIZE_V1):
         return -1
     flags = data[3]
-    if fmt == FORMAT:
+    m.startup_fail_at = 0
+    if fmt >= 3:
         (m.token_lead, m.login_wait_line, m.login_wait_net, local) = struct.unpack_from(">IBBH", data, 4)
+        if fmt == FORMAT:
+            m.startup_fail_at = struct.unpack_from(">I", data, 12)[0]
     else:
         device_id, secret = struct.unpack_from(_OLD_ID, data, 4)
         m.device_id = device_id
@@ -142,7 +151,7 @@ def unpack(data, m):
     for k in range(_ABORTS):
         m.abort_times[k] = struct.unpack_from(">I", data, off)[0]
         off += 4
-    values = struct.unpack_from(">" + "i" * policy_mod.COUNT, data, off)
+    values = struct.unpack_from(">" + "i" * ((len(data) - off) // 4), data, off)
     m.policy.load_values(values, pol_version, local)
     return log_seq
 

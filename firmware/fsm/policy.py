@@ -60,6 +60,13 @@ SPEC = (
     ("result_ms", 3000, 500, 10000),
     ("notice_ms", 3000, 500, 10000),
     ("menu_timeout_ms", 15000, 3000, 60000),
+    # state rules (../shared/design/JURISDICTIONS.md); each default is the behaviour before it was a parameter
+    ("retest_redemand", 0, 0, 1),  # 1: a missed or failed retest is asked again at once, each miss logged
+    ("temp_lock_repeat", 1, 1, 10),  # failed start tests in a row that take temp_lock_s before it escalates
+    ("retest_next_from", 0, 0, 1),  # the next retest is timed from 0: the pass, 1: the previous request
+    ("startup_fail_s", 0, 0, 7200),  # 0 off; else a failed start test not followed by a pass within it is logged
+    ("startup_fail_vio", 0, 0, 1),  # 1: that start-up failure is also a violation (counted, recall countdown)
+    ("outage_grace_days", 0, 0, 30),  # days the payment and service locks wait when no sync came since the due day
 )
 
 VERSION_MAX = 0xFFFFFFFF  # the version is persisted as an unsigned 32-bit field
@@ -131,6 +138,10 @@ class Policy:
             return "retest next range"
         if merged["flow_min"] >= merged["flow_max"]:
             return "flow range"
+        if merged["startup_fail_vio"] and not merged["startup_fail_s"]:
+            return "start-up failure window"
+        if merged["retest_next_from"] and merged["retest_next_min_s"] <= merged["retest_window_s"]:
+            return "retest next inside window"
         return None
 
     def apply(self, values, local=False):

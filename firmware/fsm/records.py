@@ -33,6 +33,9 @@ ALARM = const(24)  # a=1 on / 0 off, b=reason
 STORAGE = const(25)  # a=1 nearly full lock
 BOOT_REASON = const(26)  # a=why the board started (board.RESET_*), b=watchdog restarts in a row
 VOLTAGE = const(27)  # a=supply level (power.OK 0 / LOW 1 / CRITICAL 2), b=mV, c=1 engine running
+# a failed start test no pass followed within the policy's startup_fail_s: a=device time of that fail,
+# b=startup_fail_s, c=1 if also booked as a violation (VIO_FAILED_START)
+STARTUP_FAIL = const(28)
 
 NAMES = {
     BOOT: "BOOT", POWER_GAP: "POWER_GAP", STATE: "STATE", IGNITION: "IGNITION", ENGINE: "ENGINE",
@@ -40,7 +43,7 @@ NAMES = {
     VIOLATION: "VIOLATION", RETEST: "RETEST", MODULE: "MODULE", HANDSET: "HANDSET", SERVICE: "SERVICE",
     CODE: "CODE", SYNC: "SYNC", POLICY: "POLICY", CLOCK: "CLOCK", PAYMENT: "PAYMENT",
     INSPECTION: "INSPECTION", FAULT: "FAULT", BYPASS: "BYPASS", ALARM: "ALARM", STORAGE: "STORAGE",
-    BOOT_REASON: "BOOT_REASON", VOLTAGE: "VOLTAGE",
+    BOOT_REASON: "BOOT_REASON", VOLTAGE: "VOLTAGE", STARTUP_FAIL: "STARTUP_FAIL",
 }
 
 # verdicts
@@ -81,6 +84,7 @@ VIO_DISCONNECT = const(4)
 VIO_POWER_CUT = const(5)
 VIO_TAMPER = const(6)
 VIO_REFUSED_RETEST = const(7)
+VIO_FAILED_START = const(8)  # a start-up failure (STARTUP_FAIL) where the policy makes it a violation
 
 # fault codes (FAULT a=)
 FAULT_WARMUP = const(1)  # warm-up timed out; b=cell temperature, c=1 start test / 2 retest
@@ -101,6 +105,7 @@ RT_REFUSED = const(5)
 RQ_SCHEDULE = const(0)  # the rolling schedule
 RQ_BYPASS = const(1)  # the engine started without a pass
 RQ_POWER_CUT = const(2)  # a power cut interrupted a drive that may not resume unasked
+RQ_REDEMAND = const(3)  # a missed or failed retest asked again at once (policy retest_redemand)
 
 # module events
 MOD_INSERTED = const(1)

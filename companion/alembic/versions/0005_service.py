@@ -1,7 +1,7 @@
 """service: centers, slots, appointments, programs, authority assignments, documents, notes, disputes, shipments
 
 Revision ID: 0005_service
-Revises: 0003_portal
+Revises: 0004_billing
 """
 
 import sqlalchemy as sa

@@ -34,5 +34,6 @@ CAUSES = {
     5: N_("power cuts"),
     6: N_("tampering"),
     7: N_("a refused retest"),
+    8: N_("a failed start test with no pass after it"),
 }
 UNKNOWN_STATE = N_("Not reported yet: the handset has not synced.")
