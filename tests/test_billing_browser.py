@@ -5,6 +5,7 @@ card's path. With and without script."""
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
         link = page.locator("#invoices a", has_text="PDF").first
         with page.expect_download() as info:
             link.click()
-        text = PdfReader(io.BytesIO(open(info.value.path(), "rb").read())).pages[0].extract_text()
+        text = PdfReader(io.BytesIO(Path(info.value.path()).read_bytes())).pages[0].extract_text()
         assert "Invoice" in text and "Program installment" in text and "$45.00" in text
         # a declined card: the payment page says why, nothing is recorded
         _add_card(page, base, "4000000000000002")

@@ -64,7 +64,7 @@ def test_migration_moves_payments_into_the_ledger_keeping_balances_and_due_dates
             _old_rows(c)
         before = {1: (3, 2500, dt.date(2026, 4, 30)), 2: (0, 1500, dt.date(2026, 11, 2)),
                   3: (2, 0, dt.date(2026, 10, 29))}
-        command.upgrade(cfg, "0004_billing")
+        command.upgrade(cfg, "head")  # the later revisions only add: the ORM models read the head schema
         from sqlalchemy.orm import Session
 
         with Session(engine) as s:

@@ -20,7 +20,7 @@ from companion.app.models import Account, Handset, LedgerEntry
 from companion.app.portal import services as portal
 
 AGREEMENT_VERSION = "2026-12"
-KINDS = {"installment": "Program installment", "reset_fee": "Violation reset fee", "code_fee": "Unlock code fee",
+ENTRY_KINDS = {"installment": "Program installment", "reset_fee": "Violation reset fee", "code_fee": "Unlock code fee",
          "fee": "Fee", "adjustment": "Adjustment"}
 METHODS = {"card": "Card payment", "refund": "Refund", "service_center": "Paid at a service center",
            "backoffice": "Payment", "portal": "Payment"}
@@ -36,7 +36,7 @@ def lines_for(rows: list[LedgerEntry], start: dt.date, end: dt.date) -> tuple[li
             continue
         if e.side == "charge":
             charges += e.amount_cents
-            text = KINDS.get(e.kind, e.kind)
+            text = ENTRY_KINDS.get(e.kind, e.kind)
         else:
             payments += e.amount_cents
             text = METHODS.get(e.method, "Payment")

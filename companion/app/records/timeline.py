@@ -240,7 +240,7 @@ def resolve(session: Session, actor: User, dispute_id: int, upheld: bool, resolu
 # ---- export ------------------------------------------------------------------------------------------------
 def export(session: Session, user: User, link_id: int) -> bytes:
     """The device's stored log as the service port exports it (record header, then the records as the
-    handset wrote them): `python -m host_sim log --raw FILE` verifies the chain."""
+    handset wrote them): the simulator's log reader (`log --raw FILE`) verifies the chain."""
     link = readable_device(session, user, link_id)
     raws = session.scalars(select(LogRecord.raw).where(LogRecord.handset_id == link.handset_id)
                            .order_by(LogRecord.seq)).all()

@@ -221,7 +221,7 @@ def dispute(request: Request, session: WriteSessionDep, link_id: int, seq: F = "
 
 @router.get("/record/{link_id}/export")
 def export(request: Request, session: SessionDep, link_id: int) -> Response:
-    """The stored log as an export the log reader verifies (`python -m host_sim log --raw`)."""
+    """The stored log as an export the log reader verifies (`log --raw`)."""
     v = visitor(request, session)
     user = v.require("driver", "authority", "staff")
     data = timeline.export(session, user, link_id)

@@ -158,7 +158,7 @@ def dispute(session: WriteSessionDep, user: WriteUserDep, device_id: ItemId, dat
 @router.get("/devices/{device_id}/record/export", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def export(session: SessionDep, user: UserDep, device_id: ItemId) -> Response:
-    """The stored log as a service-port export (`python -m host_sim log --raw` verifies it)."""
+    """The stored log as a service-port export (the log reader of the simulator verifies it with `log --raw`)."""
     return Response(timeline.export(session, user, device_id), media_type="application/octet-stream")
 
 
