@@ -147,13 +147,15 @@ class Runtime:
             self.supervisor.start(now)
 
     def _battery_failed(self):
-        """The log's last record says the supply was sagging away (power.CRITICAL) when the power went."""
+        """The log's last record says the supply was sagging away (power.CRITICAL) with the engine off when the
+        power went. A running engine charges its battery: a sag recorded with the engine on (c=1) is a failed
+        charging circuit or a resistor in the lead, and the gap after it is booked as a cut."""
         if self.battery is None:
             return False
         log = self.log
         last = log.next_seq() - 1
         rec = log.read(last) if last > 0 else None
-        return rec is not None and rec[2] == records.VOLTAGE and rec[3] == power.CRITICAL
+        return rec is not None and rec[2] == records.VOLTAGE and rec[3] == power.CRITICAL and rec[5] == 0
 
     def _supply(self, now, mv):
         """A reading of the vehicle supply: record a level change, show or clear the warning."""

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from board import LEFT, OK, RIGHT
-from fsm import brac, entry, module, persist, policy
+from fsm import brac, entry, module, persist, policy, records
 from fsm.machine import Interlock
 from fsm.screen import Screen
 from interlock import codes, timebase
@@ -175,6 +175,7 @@ def test_persisted_state_round_trips():
     a.payment_due, a.service_due, a.last_command_seq, a.secret, a.device_id = 1000, 1010, 42, b"k" * 32, 5
     a.retest_due, a.retest_deadline, a.fail_streak, a.fail_lock_end = 91000, 92000, 2, 93000
     a.token_lead, a.login_wait_line, a.login_wait_net = 2**31, 6, 3
+    a.brownouts = 1
     a.policy.apply({"version": 3, "fail_brac": 40})
     a.policy.apply({"fail_brac": 41}, local=True)
     data = persist.pack(a)
@@ -184,10 +185,30 @@ def test_persisted_state_round_trips():
     for name in ("vlock", "lockout_id", "violations", "recall_deadline", "code_counter", "code_fails",
                  "code_wait_until", "codes_used", "payment_due", "service_due", "last_command_seq",
                  "retest_due", "retest_deadline", "fail_streak", "fail_lock_end", "token_lead", "login_wait_line",
-                 "login_wait_net"):
+                 "login_wait_net", "brownouts"):
         assert getattr(b, name) == getattr(a, name), name
     assert b.secret is None and b.device_id == 0
     assert b.policy.to_dict() == a.policy.to_dict() and b.policy.local == a.policy.local == 1
+
+
+def test_service_record_renews_the_brownout_excuse():
+    """The flat-battery excuse for a power gap is spent per service period: a service record renews it, live
+    and when the log is replayed over an older saved state."""
+    log, state = MemoryLog(), MemoryState()
+    m = Interlock(_Board(), log, state)
+    m.boot(0, 86400 * 100)
+    m.brownouts = 1
+    m._dirty = True
+    m._flush()
+    m.technician(0, 5, records.SVC_RECORD)
+    assert m.brownouts == 0
+    saved = bytearray(persist.pack(m))
+    saved[45] = 1  # a state saved before the service record: the replay of its record renews the excuse
+    r = Interlock(_Board(), log, state)
+    assert persist.unpack(saved, r) > 0
+    assert r.brownouts == 1
+    r._replay(log.first_seq())
+    assert r.brownouts == 0
 
 
 def test_unusable_state_bytes_are_refused():

@@ -9,13 +9,23 @@ It cannot run on the host (no UART); it compiles with mpy-cross.
 """
 
 import asyncio
+import time
 
 from micropython import const
 
 from drivers.modem import Modem, ModemError
+from interlock import timebase
 
 _LINE = const(256)
 _ACTION_MS = const(45000)  # below the sync client's 60 s answer timeout
+# one whole exchange at most: a modem that keeps sending lines (unsolicited reports, a tampered or failing
+# UART) must not hold the sync task past its supervision limit (supervisor.LIMIT_SYNC_MS), which would fail
+# the handset safe and restart it
+_EXCHANGE_MS = const(120000)
+
+
+def _ticks():
+    return time.ticks_ms()  # type: ignore[attr-defined]
 
 
 class SimcomModem(Modem):
@@ -28,6 +38,7 @@ class SimcomModem(Modem):
         self.reader = asyncio.StreamReader(uart)
         self.writer = asyncio.StreamWriter(uart, {})
         self._lines = []
+        self._deadline = -1  # tick the running exchange must end by (-1: none running)
 
     async def _send(self, cmd):
         """Write one AT command line."""
@@ -36,8 +47,9 @@ class SimcomModem(Modem):
         await self.writer.drain()
 
     async def _line(self, timeout_ms):
-        """The next non-empty line (bytes, without CR LF)."""
+        """The next non-empty line (bytes, without CR LF), within timeout_ms and the exchange's deadline."""
         while True:
+            timeout_ms = self._within(timeout_ms)
             try:
                 raw = await asyncio.wait_for_ms(self.reader.readline(), timeout_ms)
             except asyncio.TimeoutError:  # noqa: UP041 -- MicroPython has no builtin TimeoutError
@@ -45,6 +57,15 @@ class SimcomModem(Modem):
             line = raw.rstrip(b"\r\n")
             if line:
                 return line
+
+    def _within(self, timeout_ms):
+        """timeout_ms, cut to what is left of the exchange's time; ModemError once none is left."""
+        if self._deadline == -1:
+            return timeout_ms
+        left = timebase.diff(self._deadline, _ticks())
+        if left <= 0:
+            raise ModemError("modem exchange took too long")
+        return left if left < timeout_ms else timeout_ms
 
     async def _expect(self, cmd, want=b"OK", timeout_ms=0):
         """Send cmd and wait for want (or ERROR); returns the lines before it."""
@@ -67,7 +88,7 @@ class SimcomModem(Modem):
         out = b""
         while len(out) < n:
             try:
-                chunk = await asyncio.wait_for_ms(self.reader.read(n - len(out)), self.timeout_ms)
+                chunk = await asyncio.wait_for_ms(self.reader.read(n - len(out)), self._within(self.timeout_ms))
             except asyncio.TimeoutError:  # noqa: UP041 -- MicroPython has no builtin TimeoutError
                 raise ModemError("modem timeout") from None
             if not chunk:
@@ -79,6 +100,13 @@ class SimcomModem(Modem):
         """One HTTP exchange through the modem's HTTP stack."""
         if method != "POST":
             raise ModemError("only POST is used for sync")
+        self._deadline = timebase.add(_ticks(), _EXCHANGE_MS)
+        try:
+            return await self._exchange(path, headers, body)
+        finally:
+            self._deadline = -1
+
+    async def _exchange(self, path, headers, body):
         try:
             await self._expect(b"AT+HTTPINIT")
         except ModemError:
@@ -102,6 +130,7 @@ class SimcomModem(Modem):
             data = await self._body(length)
             return status, head, data
         finally:
+            self._deadline = timebase.add(_ticks(), self.timeout_ms)  # the closing command gets its own time
             try:
                 await self._expect(b"AT+HTTPTERM")
             except ModemError:

@@ -209,6 +209,7 @@ class Authority:
             self.service_due = due
             if self.inspection_due:
                 self.inspection_due = due
+            self.brownouts = 0
             self.violations = 0
             self.recall_deadline = 0
             self.codes_used = 0

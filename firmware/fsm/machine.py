@@ -51,6 +51,10 @@ from fsm.states import (  # noqa: F401  (the states are part of this module's in
 )
 from interlock import timebase
 
+# power gaps a flat battery (the runtime's battery_failed) excuses per service period; the next one is booked as a
+# cut, as the sag before it can be faked with a resistor in the supply lead
+BROWNOUTS_EXCUSED = 1
+
 
 class Interlock(Authority):
     """The handset: state, timers, lockouts and counters; one instance for the life of a boot."""
@@ -149,6 +153,7 @@ class Interlock(Authority):
         self.login_wait_line = 0  # the service port's failed-login wait levels: the cable's
         self.login_wait_net = 0  # and the network peers'
         self.startup_fail_at = 0  # device time of a failed start test no pass has followed yet (startup_fail_s)
+        self.brownouts = 0  # power gaps excused as a flat battery since the last service record (BROWNOUTS_EXCUSED)
 
     # ---- boot and persistence ------------------------------------------------------------------
 
@@ -201,8 +206,12 @@ class Interlock(Authority):
         proven = gap - self.policy.alive_s - POLL_IDLE // 1000 - 1 if gap >= 0 else -1
         if back or proven >= self.policy.power_cut_s:
             self._log(records.POWER_GAP, proven, self.policy.power_cut_s, gap)
-            if back or not battery_failed:
+            # a flat battery excuses the gap only so often: a driver can fake the sag with a resistor in the lead
+            if back or not battery_failed or self.brownouts >= BROWNOUTS_EXCUSED:
                 self._violation(records.VIO_POWER_CUT)
+            else:
+                self.brownouts += 1
+                self._dirty = True
         if owed and not self.vlock:
             # the cut fell between a violation and the lockout it caused
             self._violation_lock(owed)
@@ -336,6 +345,7 @@ class Interlock(Authority):
             elif rtype == records.SERVICE and a == records.SVC_RECORD:
                 # a technician's service record starts a new service period, due on day c
                 self.service_due = c
+                self.brownouts = 0
                 if self.inspection_due:
                     self.inspection_due = c
                 self.violations = 0

@@ -30,7 +30,7 @@ _TAIL = 4  # fail streak, last fail-lock end, next retest due, retest deadline
 
 # format 3: magic, format, flags, token lead, login wait (line), login wait (network), technician policy count,
 # start-up failure pending since (format 4; reserved in 3), reserved x24,
-# lock cause, violations, codes used, code fails, temp kind, reserved x3,
+# lock cause, violations, codes used, code fails, temp kind, brown-outs excused (reserved 0 before), reserved x2,
 # lockout id, recall deadline, temp-lock end, code next counter, code wait end,
 # payment due, service due, inspection due, module expiry,
 # desired version, last command seq, last alive, last sync, restart-window end, expected module,
@@ -80,7 +80,7 @@ def pack(m, buf=None):
         F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0)
     struct.pack_into(">2sBBIBBHI24sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.token_lead, m.login_wait_line,
                      m.login_wait_net, m.policy.local, m.startup_fail_at, _ZERO_RESERVED, m.lock_cause, m.violations, m.codes_used,
-                     m.code_fails, m.temp_kind, 0, 0, 0)
+                     m.code_fails, m.temp_kind, m.brownouts, 0, 0)
     struct.pack_into(">IIIIIHHHH", buf, 48, m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter,
                      m.code_wait_until, m.payment_due, m.service_due, m.inspection_due, m.module_expiry)
     struct.pack_into(">IIIIIIIII", buf, 76, m.desired_version, m.last_command_seq, m.last_alive, m.last_sync,
@@ -135,7 +135,8 @@ def unpack(data, m):
     m.engine_saved = bool(flags & F_ENGINE)
     m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
     m.analyzing = bool(flags & F_ANALYZING)
-    (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind) = struct.unpack_from(">BBBBB", data, 40)
+    (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind,
+     m.brownouts) = struct.unpack_from(">BBBBBB", data, 40)  # brownouts: a reserved 0 before
     (m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter, m.code_wait_until, m.payment_due,
      m.service_due, m.inspection_due, m.module_expiry) = struct.unpack_from(">IIIIIHHHH", data, 48)
     (m.desired_version, m.last_command_seq, m.last_alive, m.last_sync, m.restart_until, m.expected_module,
