@@ -427,7 +427,9 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
     account = _locked_account(session, user)
     ledger.accrue(session, account)
     pos = ledger.position(session, account)
-    owed = pos.unpaid_cents if pos.unpaid_cents > 0 else pos.next_amount_cents
+    # nothing owed yet: the next installment may be paid ahead, unless the program has ended (none is coming)
+    ahead = 0 if ledger.ended(session, account.id) else pos.next_amount_cents
+    owed = pos.unpaid_cents if pos.unpaid_cents > 0 else ahead
     if choice == "overdue":
         amount = pos.overdue_cents
         if amount <= 0:
