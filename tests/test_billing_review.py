@@ -48,3 +48,25 @@ def test_no_charge_after_the_program_has_ended(world):
 
     with world.session() as s:
         assert s.scalar(select(ChargeAttempt.id).where(ChargeAttempt.account_id == d["account_id"])) is None
+
+
+def test_the_dashboard_gives_the_due_date_the_ledger_derived(world):
+    """The dashboard's one statement carries the ledger's next due date: after paying ahead, the page and the
+    API give the date the payment moved (not the schedule's first date), and neither fails."""
+    import httpx
+
+    from companion.app.models import Account
+
+    first = dt.date.today() + dt.timedelta(days=10)
+    d = world.driver(first_due=first.isoformat())
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        assert pay(c, "current").status_code == 303
+        assert c.get("/portal/dashboard").status_code == 200
+    with world.session() as s:
+        moved = s.get(Account, d["account_id"]).next_due
+    assert moved is not None and moved > first
+    token = world.api_token(d["email"])["access_token"]
+    r = httpx.get(world.server.url + "/api/v1/portal/dashboard", headers={"authorization": "Bearer " + token})
+    assert r.status_code == 200, r.text
+    assert r.json()["next_due"] == moved.isoformat()
