@@ -145,6 +145,13 @@ def book(session: Session, ctx: PortalContext, user: User, center_id: int, kind:
     if kind not in (c.services or []):
         raise Problem(422, "not-offered", "this center does not offer %s visits" % kind, field="kind")
     centers.check_slot(c, ts, _now())
+    # one open visit of a kind per device (or per account without one): no driver holds a center's places
+    same = select(Appointment.id).where(Appointment.account_id == aid, Appointment.kind == kind,
+                                        Appointment.status == "booked")
+    same = same.where(Appointment.device_id == link.id) if link else same.where(Appointment.device_id.is_(None))
+    if session.scalar(same.limit(1)) is not None:
+        raise Problem(409, "already-booked", "a %s visit is booked already: reschedule or cancel it" % kind,
+                      field="kind")
     take_slot(session, c, ts)
     a = Appointment(account_id=aid, device_id=link.id if link else None, center_id=c.id, kind=kind,
                     status="booked", starts_ts=ts, created_by=user.id, note="")
