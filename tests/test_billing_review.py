@@ -70,3 +70,50 @@ def test_the_dashboard_gives_the_due_date_the_ledger_derived(world):
     r = httpx.get(world.server.url + "/api/v1/portal/dashboard", headers={"authorization": "Bearer " + token})
     assert r.status_code == 200, r.text
     assert r.json()["next_due"] == moved.isoformat()
+
+
+def test_a_reset_fee_of_nothing_is_refused_before_any_charge(world, portal_server):
+    """A program with no reset fee: the reset-fee form is refused with words (not a server error), and no
+    payment attempt is left behind waiting forever."""
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from companion.app.billing.models import ChargeAttempt
+    from tests.billing_support import method_ids
+    from tests.companion_doubles import SyncedSim
+    from tests.portal_client import csrf_of
+
+    d = world.driver(reset_fee_cents=0)
+    sim = SyncedSim(portal_server.url, d["handsets"][0])
+    sim.violation_lockout()
+    sim.settle()
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        form = c.get("/portal/billing/reset-fee/%d" % d["devices"][0])
+        body = {"key": "ref-" + "z" * 12, "method_id": str(method_ids(c)[0]), "csrf": csrf_of(form.text)}
+        r = c.post("/portal/billing/reset-fee/%d" % d["devices"][0], data=body)
+        assert r.status_code == 422, r.text
+    with world.session() as s:
+        assert s.scalar(select(ChargeAttempt.id).where(ChargeAttempt.account_id == d["account_id"])) is None
+
+
+def test_a_charge_the_gateway_refuses_outright_ends_as_failed(world, monkeypatch):
+    """The gateway refuses the request itself (a token it no longer knows): the payment ends as failed with
+    the driver told, not a server error with an attempt left waiting."""
+    from companion.app.billing.gateway import GatewayError
+    from companion.app.billing.models import ChargeAttempt
+
+    d = world.driver(first_due=(dt.date.today() + dt.timedelta(days=10)).isoformat())
+    gw = world.app.state.billing.gateway
+
+    def refuse(*_a, **_k):
+        raise GatewayError("invalid-token", "unknown card token")
+
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        monkeypatch.setattr(gw, "create_intent", refuse)
+        r = pay(c, "current")
+        assert r.status_code == 303, r.text
+        page = c.get(r.headers["location"]).text
+        assert 'data-status="failed"' in page
+    with world.session() as s:
+        a = s.scalar(select(ChargeAttempt).where(ChargeAttempt.account_id == d["account_id"]))
+        assert a.status == "failed" and a.intent_id is None

@@ -259,13 +259,16 @@ def _attempt(session: Session, account: Account, key: str, purpose: str, amount:
 
 
 def _ask_gateway(b: BillingContext, a: ChargeAttempt, token: str) -> Intent | None:
-    """Charge the attempt's card with its idempotency key; None when the gateway did not answer."""
+    """Charge the attempt's card with its idempotency key; None when the gateway did not answer. A refusal of
+    the request itself (not a decline) is a failed intent under the gateway's code, so the attempt ends."""
     try:
         return b.gateway.create_intent(token, a.amount_cents, a.idempotency_key,
                                        {"account_id": a.account_id, "attempt": a.idempotency_key,
                                         "purpose": a.purpose})
     except GatewayTimeout:
         return None
+    except GatewayError as exc:
+        return Intent("", a.amount_cents, "failed", exc.code[:40])
 
 
 def charge(session: Session, b: BillingContext, account_id: int, key: str, purpose: str, amount: int,
@@ -296,7 +299,7 @@ def charge(session: Session, b: BillingContext, account_id: int, key: str, purpo
 def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent) -> ChargeAttempt:
     """Apply what the gateway says of an attempt's intent (idempotent; any order, any number of times). The
     caller holds the account row locked."""
-    a.intent_id = a.intent_id or intent.id
+    a.intent_id = a.intent_id or intent.id or None  # "" when the gateway refused the request: no intent
     a.updated_at = ledger.now()
     account = session.get(Account, a.account_id)
     assert account is not None
@@ -461,6 +464,8 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
     Commits."""
     key = _key(key)
     link, h, fee = portal.reset_fee_terms(session, user, link_id)
+    if fee <= 0:
+        raise Problem(422, "invalid-amount", "this program has no reset fee to pay by card: call the service center")
     account = _locked_account(session, user)
     h = session.get(Handset, h.id, populate_existing=True) or h
     if not h.lockout_id:
