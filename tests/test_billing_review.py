@@ -75,8 +75,8 @@ def test_the_dashboard_gives_the_due_date_the_ledger_derived(world):
 def test_a_reset_fee_of_nothing_is_refused_before_any_charge(world, portal_server):
     """A program with no reset fee: the reset-fee form is refused with words (not a server error), and no
     payment attempt is left behind waiting forever."""
-    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
     from companion.app.billing.models import ChargeAttempt
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
     from tests.billing_support import method_ids
     from tests.companion_doubles import SyncedSim
     from tests.portal_client import csrf_of
