@@ -3,6 +3,7 @@ with the portal on each backend, staff/driver set-up through the service layer, 
 
 import contextlib
 import datetime as dt
+import tempfile
 import uuid
 
 import httpx
@@ -16,7 +17,9 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def fast_portal_settings(smtp_port: int, base_url: str = "http://127.0.0.1", **extra) -> PortalSettings:
-    """Portal settings for tests: Argon2id with small parameters (the bench measures the real ones)."""
+    """Portal settings for tests: Argon2id with small parameters (the bench measures the real ones); uploaded
+    and produced documents in a fresh temporary folder, never the working directory."""
+    extra.setdefault("DOCUMENTS_DIR", tempfile.mkdtemp(prefix="portal-documents-"))
     return PortalSettings(_env_file=None, ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=1024, ARGON2_PARALLELISM=1,
                           SMTP_PORT=smtp_port, BASE_URL=base_url, WORKER_POLL_S=0.2, MAIL_RETRY_BASE_S=1,
                           **extra)

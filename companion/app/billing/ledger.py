@@ -27,6 +27,7 @@ from companion.app import schedule
 from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.models import Account, DesiredVersion, Handset, LedgerEntry
+from companion.app.service.models import Program
 
 CHARGE_KINDS = ("installment", "reset_fee", "code_fee", "fee", "adjustment")
 PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal")
@@ -223,8 +224,11 @@ def primary_handset(session: Session, account_id: int) -> int | None:
 def accrue(session: Session, account: Account, day: dt.date | None = None) -> int:
     """Post every installment charge due on or before `day` that is not posted yet, in period order; returns
     how many were posted. The caller holds the account row locked (two workers post nothing twice: the row lock
-    serialises them, and the unique (account, period) would refuse a second charge anyway)."""
+    serialises them, and the unique (account, period) would refuse a second charge anyway). An ended program
+    is charged no more: nothing is posted, whatever the day."""
     day = day or today()
+    if ended(session, account.id):
+        return 0
     last = session.scalar(select(LedgerEntry.period).where(
         LedgerEntry.account_id == account.id, LedgerEntry.side == "charge", LedgerEntry.kind == "installment")
         .order_by(LedgerEntry.period.desc()).limit(1))
@@ -248,6 +252,11 @@ def accrue(session: Session, account: Account, day: dt.date | None = None) -> in
     if posted:
         session.flush()
     return posted
+
+
+def ended(session: Session, account_id: int) -> bool:
+    """Whether the account's program has ended (no installment is charged after it)."""
+    return session.scalar(select(Program.ended_at).where(Program.account_id == account_id)) is not None
 
 
 def post_charge(session: Session, account: Account, kind: str, amount_cents: int, reference: str | None,

@@ -259,13 +259,16 @@ def _attempt(session: Session, account: Account, key: str, purpose: str, amount:
 
 
 def _ask_gateway(b: BillingContext, a: ChargeAttempt, token: str) -> Intent | None:
-    """Charge the attempt's card with its idempotency key; None when the gateway did not answer."""
+    """Charge the attempt's card with its idempotency key; None when the gateway did not answer. A refusal of
+    the request itself (not a decline) is a failed intent under the gateway's code, so the attempt ends."""
     try:
         return b.gateway.create_intent(token, a.amount_cents, a.idempotency_key,
                                        {"account_id": a.account_id, "attempt": a.idempotency_key,
                                         "purpose": a.purpose})
     except GatewayTimeout:
         return None
+    except GatewayError as exc:
+        return Intent("", a.amount_cents, "failed", exc.code[:40])
 
 
 def charge(session: Session, b: BillingContext, account_id: int, key: str, purpose: str, amount: int,
@@ -296,7 +299,7 @@ def charge(session: Session, b: BillingContext, account_id: int, key: str, purpo
 def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent) -> ChargeAttempt:
     """Apply what the gateway says of an attempt's intent (idempotent; any order, any number of times). The
     caller holds the account row locked."""
-    a.intent_id = a.intent_id or intent.id
+    a.intent_id = a.intent_id or intent.id or None  # "" when the gateway refused the request: no intent
     a.updated_at = ledger.now()
     account = session.get(Account, a.account_id)
     assert account is not None
@@ -427,7 +430,9 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
     account = _locked_account(session, user)
     ledger.accrue(session, account)
     pos = ledger.position(session, account)
-    owed = pos.unpaid_cents if pos.unpaid_cents > 0 else pos.next_amount_cents
+    # nothing owed yet: the next installment may be paid ahead, unless the program has ended (none is coming)
+    ahead = 0 if ledger.ended(session, account.id) else pos.next_amount_cents
+    owed = pos.unpaid_cents if pos.unpaid_cents > 0 else ahead
     if choice == "overdue":
         amount = pos.overdue_cents
         if amount <= 0:
@@ -459,6 +464,8 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
     Commits."""
     key = _key(key)
     link, h, fee = portal.reset_fee_terms(session, user, link_id)
+    if fee <= 0:
+        raise Problem(422, "invalid-amount", "this program has no reset fee to pay by card: call the service center")
     account = _locked_account(session, user)
     h = session.get(Handset, h.id, populate_existing=True) or h
     if not h.lockout_id:

@@ -35,9 +35,9 @@ _OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id
 _USER_COLS = (_users.c.id.label("user_id"), _users.c.email, _users.c.role, _users.c.name.label("user_name"),
               _users.c.language, _users.c.must_change_password, _users.c.active, _users.c.account_id)
 _DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("account_name"), _accounts.c.schedule,
-              _accounts.c.first_due, _accounts.c.periods_paid, _accounts.c.installment_cents,
-              _accounts.c.credit_cents, _accounts.c.reset_fee_cents, _accounts.c.allow_codes, _accounts.c.next_due,
-              _accounts.c.period_base,
+              _accounts.c.first_due, _accounts.c.periods_paid, _accounts.c.period_base, _accounts.c.next_due,
+              _accounts.c.installment_cents,
+              _accounts.c.credit_cents, _accounts.c.reset_fee_cents, _accounts.c.allow_codes,
               _UNREAD.label("unread"),
               _links.c.id.label("link_id"), _links.c.label, _links.c.kind, _links.c.handset_id,
               _handsets.c.serial, _handsets.c.service_due_day, _handsets.c.inspection_due_day,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from companion.app import crud
 from companion.app.accounts.models import DeviceLink, User
@@ -145,6 +146,13 @@ def book(session: Session, ctx: PortalContext, user: User, center_id: int, kind:
     if kind not in (c.services or []):
         raise Problem(422, "not-offered", "this center does not offer %s visits" % kind, field="kind")
     centers.check_slot(c, ts, _now())
+    # one open visit of a kind per device (or per account without one): no driver holds a center's places
+    same = select(Appointment.id).where(Appointment.account_id == aid, Appointment.kind == kind,
+                                        Appointment.status == "booked")
+    same = same.where(Appointment.device_id == link.id) if link else same.where(Appointment.device_id.is_(None))
+    if session.scalar(same.limit(1)) is not None:
+        raise Problem(409, "already-booked", "a %s visit is booked already: reschedule or cancel it" % kind,
+                      field="kind")
     take_slot(session, c, ts)
     a = Appointment(account_id=aid, device_id=link.id if link else None, center_id=c.id, kind=kind,
                     status="booked", starts_ts=ts, created_by=user.id, note="")
@@ -188,11 +196,11 @@ def reschedule(session: Session, ctx: PortalContext, user: User, appt_id: int, c
     centers.check_slot(c, ts, _now())
     if (c.id, ts) == (a.center_id, a.starts_ts):
         return a
-    take_slot(session, c, ts)
     old = (a.center_id, a.starts_ts)
-    if a.center_id is not None and a.starts_ts is not None:
-        release_slot(session, a.center_id, a.starts_ts)
-    a.center_id, a.starts_ts, a.updated_at = c.id, ts, _now()
+    _claim(session, a, center_id=c.id, starts_ts=ts, updated_at=_now())
+    take_slot(session, c, ts)
+    if old[0] is not None and old[1] is not None:
+        release_slot(session, old[0], old[1])
     session.flush()
     notes.notify(session, user, "appointment-changed", _words(session, a),
                  link="/portal/appointments/%d" % a.id, base_url=ctx.ps.BASE_URL)
@@ -200,12 +208,27 @@ def reschedule(session: Session, ctx: PortalContext, user: User, appt_id: int, c
     return a
 
 
+def _claim(session: Session, a: Appointment, **values: object) -> None:
+    """Change the appointment only if it is still as this request read it (one conditional UPDATE): of two
+    requests that read it alike (two clicks), the second is refused, so a place is never given back twice."""
+    same = [Appointment.id == a.id, Appointment.status == a.status,
+            Appointment.center_id == a.center_id if a.center_id is not None else Appointment.center_id.is_(None),
+            Appointment.starts_ts == a.starts_ts if a.starts_ts is not None else Appointment.starts_ts.is_(None)]
+    done = session.execute(update(Appointment).where(*same).values(**values)
+                           .execution_options(synchronize_session=False))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise Problem(409, "closed", "this appointment has just been changed: look at it again")
+    for k, v in values.items():
+        set_committed_value(a, k, v)
+
+
 def cancel(session: Session, ctx: PortalContext, user: User, appt_id: int) -> Appointment:
     """Cancel a visit or a request; refused inside the cut-off."""
     a = _changeable(session, ctx, user, appt_id).appt
-    if a.status == "booked" and a.center_id is not None and a.starts_ts is not None:
+    was = a.status
+    _claim(session, a, status="cancelled", updated_at=_now())
+    if was == "booked" and a.center_id is not None and a.starts_ts is not None:
         release_slot(session, a.center_id, a.starts_ts)
-    a.status, a.updated_at = "cancelled", _now()
     session.flush()
     audit(session, user, user, "appointment-cancelled", appointment=a.id)
     return a

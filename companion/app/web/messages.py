@@ -38,6 +38,7 @@ _WORDS = {
     "invalid-zip": N_("A ZIP code is 5 digits."),
     "unknown-zip": N_("There is no such US ZIP code."),
     "slot-full": N_("That time has just been taken. Choose another."),
+    "already-booked": N_("A visit of this kind is booked already. Reschedule or cancel it first."),
     "past-time": N_("That time is in the past."),
     "too-far": N_("That date is too far ahead."),
     "outside-hours": N_("The center has no appointment at that time. Choose one of its free times."),
