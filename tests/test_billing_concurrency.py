@@ -193,6 +193,7 @@ def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
     try:
         with db.sessions() as s:
             a = s.scalar(select(ChargeAttempt).where(ChargeAttempt.account_id == account_id))
