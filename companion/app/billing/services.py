@@ -313,8 +313,11 @@ def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent
             if first:
                 _declined(session, b, account, a)
     elif intent.status == "succeeded":
-        if a.entry_id is None:
+        if a.entry_id is None and a.status != "refunded":
             _succeeded(session, b, account, a, intent)
+        if a.entry_id is None:  # refunded whole, never posted (a reset fee for a lockout paid or over)
+            session.flush()
+            return a
         refunded = -int(session.scalar(select(ledger_sum()).where(
             LedgerEntry.account_id == account.id, LedgerEntry.intent_id == intent.id,
             LedgerEntry.method == "refund")) or 0) if intent.refunded_cents else 0

@@ -1,0 +1,77 @@
+"""Adversarial review of the money, sync and service-port paths: each test here failed on the code before
+its fix (or is a strict xfail naming what is left)."""
+
+import datetime as dt
+import re
+
+import httpx
+from sqlalchemy import select
+
+from tests.billing_support import CARDS, add_card, method_ids
+from tests.portal_client import csrf_of
+
+pytest_plugins = ["tests.portal_support"]
+
+
+def _position(world, account_id):
+    from companion.app.billing import ledger
+    from companion.app.models import Account
+
+    with world.session() as s:
+        account = s.get(Account, account_id)
+        return ledger.position(s, account), ledger.entries(s, account_id)
+
+
+def _deliver_webhooks(world, portal_server):
+    """Every event the sandbox holds, posted to the companion's webhook as the gateway would."""
+    gw = world.app.state.billing.gateway
+    url = portal_server.url + "/api/v1/billing/webhook"
+    for body, sig in gw.pending_events(limit=1000):
+        httpx.post(url, content=body, headers={"Gateway-Signature": sig})
+
+
+def _reset_fee(c, link_id, method_id):
+    form = c.get("/portal/billing/reset-fee/%d" % link_id)
+    key = re.search(r'name="key" value="([^"]+)"', form.text).group(1)
+    return c.post("/portal/billing/reset-fee/%d" % link_id,
+                  data={"key": key, "method_id": str(method_id), "csrf": csrf_of(form.text)})
+
+
+def test_a_second_reset_fee_refunded_is_not_charged_to_the_driver_by_its_refund_event(world, portal_server):
+    """Two reset-fee payments for one lockout (one waiting on the bank's second step while the other
+    succeeds): the late one is refunded. Its refund event must not post a refund of a payment the ledger
+    never took (that made the driver owe the fee again)."""
+    from companion.app.billing.models import ChargeAttempt
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500, first_due=(dt.date.today() + dt.timedelta(days=20)).isoformat())
+    sim = SyncedSim(portal_server.url, d["handsets"][0])
+    sim.violation_lockout()
+    sim.settle()
+    gw = world.app.state.billing.gateway
+    with world.browser(d["email"]) as c:
+        assert add_card(c, CARDS["action"]).status_code == 303
+        assert add_card(c).status_code == 303
+        action, visa = method_ids(c)
+        r1 = _reset_fee(c, d["devices"][0], action)
+        assert r1.status_code == 303, r1.text
+        assert 'data-status="requires_action"' in c.get(r1.headers["location"]).text
+        r2 = _reset_fee(c, d["devices"][0], visa)
+        assert r2.status_code == 303, r2.text
+        assert 'data-status="succeeded"' in c.get(r2.headers["location"]).text
+        before, rows_before = _position(world, d["account_id"])
+        with world.session() as s:
+            late = s.get(ChargeAttempt, int(r1.headers["location"].rsplit("/", 1)[1]))
+            intent_id = late.intent_id
+        gw.authenticate(intent_id, True)  # the bank approves the first one after all
+        c.get(r1.headers["location"])  # the payment page asks the gateway: the late success is refunded
+        _deliver_webhooks(world, portal_server)
+        c.get(r1.headers["location"])
+    with world.session() as s:
+        assert s.get(ChargeAttempt, late.id).status == "refunded"
+    assert gw.retrieve(intent_id).refunded_cents == 7500
+    after, rows = _position(world, d["account_id"])
+    assert [e.amount_cents for e in rows if e.intent_id == intent_id] == []
+    assert after.balance_cents == before.balance_cents
+    assert len(rows) == len(rows_before)
