@@ -99,3 +99,41 @@ def test_pay_now_from_two_tabs_takes_the_balance_they_showed_once(world):
         assert r2.status_code in (409, 422), r2.text
     _pos, rows = _position(world, d["account_id"])
     assert sorted(e.amount_cents for e in rows if e.side == "payment") == [9000]
+
+
+def test_a_handset_moved_to_another_account_is_no_longer_the_first_drivers(world):
+    """Staff attach a handset to another driver's account (the admin API's PATCH /handsets/{id}, as after a
+    removal and a new install). The first driver's old device link must give them nothing of it: no unlock
+    code from the new account's allowance, no record of the new driver's events, no reset fee."""
+    a = world.driver(allow_codes=True, codes_per_period=3)
+    b = world.driver(devices=0, allow_codes=True, codes_per_period=3)
+    device_id = a["handsets"][0]["device_id"]
+    link = a["devices"][0]
+    r = world.office.http.patch("/handsets/%d" % device_id, json={"account_id": b["account_id"]})
+    assert r.status_code == 200, r.text
+    with world.browser(a["email"]) as c:
+        for path in ("/portal/devices/%d/code" % link, "/portal/record/%d" % link,
+                     "/portal/billing/reset-fee/%d" % link):
+            assert c.get(path).status_code == 404, path
+        r = c.post("/portal/devices/%d/code" % link, data={"action": "clear", "csrf": csrf_of(
+            c.get("/portal/dashboard").text)})
+        assert r.status_code == 404, r.text
+    token = world.api_token(a["email"])["access_token"]
+    r = httpx.post(world.server.url + "/api/v1/portal/devices/%d/unlock-codes" % link, json={"action": "clear"},
+                   headers={"authorization": "Bearer " + token})
+    assert r.status_code == 404, r.text
+    from companion.app.models import UnlockCode
+
+    with world.session() as s:
+        assert s.scalar(select(UnlockCode.id).where(UnlockCode.handset_id == device_id)) is None
+
+
+def test_a_handset_detached_from_its_account_leaves_the_drivers_devices(world):
+    """Staff detach a handset (account_id null): the driver's old link gives no code and no record."""
+    a = world.driver(allow_codes=True, codes_per_period=3)
+    link = a["devices"][0]
+    r = world.office.http.patch("/handsets/%d" % a["handsets"][0]["device_id"], json={"account_id": None})
+    assert r.status_code == 200, r.text
+    with world.browser(a["email"]) as c:
+        assert c.get("/portal/devices/%d/code" % link).status_code == 404
+        assert c.get("/portal/record/%d" % link).status_code == 404
