@@ -137,3 +137,27 @@ def test_a_handset_detached_from_its_account_leaves_the_drivers_devices(world):
     with world.browser(a["email"]) as c:
         assert c.get("/portal/devices/%d/code" % link).status_code == 404
         assert c.get("/portal/record/%d" % link).status_code == 404
+
+
+def test_a_card_token_saved_by_one_account_cannot_be_saved_by_another(world):
+    """The gateway sends the browser back with the card's token in the URL (so it lands in access logs and
+    browser history). Another driver who gets hold of it must not be able to save that card and pay with it:
+    a token belongs to the account that saved it first."""
+    import urllib.parse
+
+    a = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat())
+    b = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat())
+    with world.browser(a["email"]) as c:
+        page = c.get("/portal/billing/methods").text
+        action = re.search(r'<form method="post" action="([^"]+)" id="card-form"', page).group(1)
+        r = c.post(action, data={"number": CARDS["visa"], "exp_month": "12", "exp_year": "2031", "cvc": "123",
+                                 "return_url": "/portal/billing/methods/new"})
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["location"]).query)["token"][0]
+        back = c.get(r.headers["location"])
+        assert c.post("/portal/billing/methods", data={"token": token, "csrf": csrf_of(back.text)}
+                      ).status_code == 303
+    bearer = {"authorization": "Bearer " + world.api_token(b["email"])["access_token"]}
+    r = httpx.post(world.server.url + "/api/v1/portal/billing/methods", json={"token": token}, headers=bearer)
+    assert r.status_code in (409, 422), r.text
+    r = httpx.get(world.server.url + "/api/v1/portal/billing/methods", headers=bearer)
+    assert r.json() == []

@@ -112,6 +112,10 @@ def add_method(session: Session, b: BillingContext, user: User, token: str) -> P
         card = b.gateway.card(token)
     except GatewayError as exc:
         raise Problem(422, "invalid-token", "the card token is not valid", field="token") from exc
+    if session.scalar(select(PaymentMethod.id).where(PaymentMethod.token == token,
+                                                     PaymentMethod.account_id != account.id).limit(1)) is not None:
+        # a token belongs to the account that saved it (it travels in a URL: logs, history, a shared screen)
+        raise Problem(422, "invalid-token", "the card token is not valid", field="token")
     if card.brand not in ACCEPTED_BRANDS:
         raise Problem(422, "card-brand", "We accept Visa and Mastercard only.", field="token")
     if (card.exp_year, card.exp_month) < (ledger.today().year, ledger.today().month):
