@@ -161,3 +161,37 @@ def test_a_card_token_saved_by_one_account_cannot_be_saved_by_another(world):
     assert r.status_code in (409, 422), r.text
     r = httpx.get(world.server.url + "/api/v1/portal/billing/methods", headers=bearer)
     assert r.json() == []
+
+
+def test_a_reset_fee_approved_after_its_handset_left_the_account_is_refunded(world, portal_server):
+    """The reset fee waits on the bank's second step; meanwhile staff attach the handset to another account.
+    When the bank approves, the charge cannot clear a handset that is no longer the driver's: it is refunded
+    (it was a server error on every look and every webhook, the money kept with nothing in the ledger)."""
+    from companion.app.billing.models import ChargeAttempt
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    other = world.driver(devices=0)
+    sim = SyncedSim(portal_server.url, d["handsets"][0])
+    sim.violation_lockout()
+    sim.settle()
+    gw = world.app.state.billing.gateway
+    with world.browser(d["email"]) as c:
+        assert add_card(c, CARDS["action"]).status_code == 303
+        r = _reset_fee(c, d["devices"][0], method_ids(c)[0])
+        assert r.status_code == 303, r.text
+        attempt_id = int(r.headers["location"].rsplit("/", 1)[1])
+        with world.session() as s:
+            intent_id = s.get(ChargeAttempt, attempt_id).intent_id
+        moved = world.office.http.patch("/handsets/%d" % d["handsets"][0]["device_id"],
+                                        json={"account_id": other["account_id"]})
+        assert moved.status_code == 200, moved.text
+        gw.authenticate(intent_id, True)
+        page = c.get(r.headers["location"])
+        assert page.status_code == 200, page.text
+        assert 'data-status="refunded"' in page.text
+    _deliver_webhooks(world, portal_server)
+    assert gw.retrieve(intent_id).refunded_cents == 7500
+    _pos, rows = _position(world, d["account_id"])
+    assert [e for e in rows if e.intent_id == intent_id] == []

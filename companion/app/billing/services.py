@@ -359,8 +359,9 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
             LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
         h = session.get(Handset, a.handset_id) if a.handset_id else None
-        if paid is not None or h is None or h.lockout_id != a.lockout_id:
-            # this lockout's fee is paid already (or the lockout is over): one clear per lockout, money back
+        if paid is not None or h is None or h.lockout_id != a.lockout_id or h.account_id != account.id:
+            # this lockout's fee is paid already (or the lockout is over, or the handset is no longer the
+            # account's): one clear per lockout, money back
             a.status = "refunded"
             b.gateway.refund(intent.id, intent.amount_cents, "dup:" + a.idempotency_key)
             return
