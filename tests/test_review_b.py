@@ -195,3 +195,78 @@ def test_a_reset_fee_approved_after_its_handset_left_the_account_is_refunded(wor
     assert gw.retrieve(intent_id).refunded_cents == 7500
     _pos, rows = _position(world, d["account_id"])
     assert [e for e in rows if e.intent_id == intent_id] == []
+
+
+def test_a_paid_clear_that_expired_before_the_handset_synced_is_sent_again(world, portal_server):
+    """A locked-out car may stay parked, its handset out of coverage, longer than a command lives (72 h). The
+    fee is paid once; a clear that expired unsent must not leave the driver locked out with the fee paid and
+    a second payment refused: the worker queues the paid clear again while the handset still reports that
+    lockout, and the next sync applies it."""
+    from sqlalchemy import update
+
+    from companion.app.core import timebase
+    from companion.app.models import Command, Payment
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    lockout = sim.violation_lockout()
+    sim.settle()
+    paid = world.office.pay(d["account_id"], "reset_fee", 7500, device_id=hs["device_id"])
+    with world.session() as s:
+        first = s.get(Payment, paid["id"]).command_id
+        s.execute(update(Command).where(Command.id == first).values(expires=timebase.device_now() - 1))
+        s.commit()
+    sim.settle()
+    with world.session() as s:
+        assert s.get(Command, first).status == "expired"
+    assert sim.fsm.vlock and sim.fsm.lockout_id == lockout
+    world.deliver_billing()
+    sim.settle()
+    assert not sim.fsm.vlock
+    with world.session() as s:
+        p = s.get(Payment, paid["id"])
+        assert p.command_id != first and s.get(Command, p.command_id).status == "applied"
+        # one clear per lockout: the worker sends nothing more now it is applied
+    world.deliver_billing()
+    with world.session() as s:
+        assert len(s.scalars(select(Command).where(Command.handset_id == hs["device_id"],
+                                                   Command.kind == "clear")).all()) == 2
+
+
+def test_a_refunded_reset_fee_gets_no_new_clear(world, portal_server):
+    """The paid clear expired, but the fee was refunded: the worker queues nothing (no free clear)."""
+    from sqlalchemy import update
+
+    from companion.app.core import timebase
+    from companion.app.models import Command, Payment
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    sim.violation_lockout()
+    sim.settle()
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        r = _reset_fee(c, d["devices"][0], method_ids(c)[0])
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    with world.session() as s:
+        p = s.scalar(select(Payment).where(Payment.account_id == d["account_id"], Payment.side == "payment",
+                                           Payment.kind == "reset_fee"))
+        s.execute(update(Command).where(Command.id == p.command_id).values(expires=timebase.device_now() - 1))
+        s.commit()
+        payment_id = p.id
+    r = world.office.http.post("/billing/refunds", json={"entry_id": payment_id, "amount_cents": 7500,
+                                                         "idempotency_key": "refund-fee-%d" % payment_id})
+    assert r.status_code == 201, r.text
+    sim.settle()
+    world.deliver_billing()
+    sim.settle()
+    assert sim.fsm.vlock
+    with world.session() as s:
+        assert len(s.scalars(select(Command).where(Command.handset_id == hs["device_id"],
+                                                   Command.kind == "clear")).all()) == 1
