@@ -118,20 +118,28 @@ class Link:
         self.service.disconnected(self.peer)
 
 
+def gatt():
+    """Register the SMP GATT service with the BLE stack (aioble); its UUID and its characteristic."""
+    import aioble
+    import bluetooth
+
+    uuid = bluetooth.UUID(SERVICE_UUID)
+    svc = aioble.Service(uuid)
+    char = aioble.Characteristic(svc, bluetooth.UUID(CHARACTERISTIC_UUID), write_no_response=True, notify=True,
+                                 capture=True)
+    aioble.register_services(svc)
+    aioble.config(mtu=MAX_MTU)
+    return uuid, char
+
+
 async def serve(service, clock, alive=None, name="interlock"):
     """The board's BLE service port, forever: advertise, serve one central at a time, end its session when
     it goes. alive() (the supervisor's) is called at least every ADV_WAIT_MS."""
     import asyncio
 
     import aioble
-    import bluetooth
 
-    uuid = bluetooth.UUID(SERVICE_UUID)
-    gatt = aioble.Service(uuid)
-    char = aioble.Characteristic(gatt, bluetooth.UUID(CHARACTERISTIC_UUID), write_no_response=True,
-                                 notify=True, capture=True)
-    aioble.register_services(gatt)
-    aioble.config(mtu=MAX_MTU)
+    uuid, char = gatt()
     while True:
         if alive is not None:
             alive()
