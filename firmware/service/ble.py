@@ -153,7 +153,12 @@ async def serve(service, clock, alive=None, name="interlock"):
                 if alive is not None:
                     alive()
                 if link.idle(clock()):
-                    await conn.disconnect()  # idle: the session ends with the connection (finally below)
+                    # idle: the session ends with the connection (finally below), even if the stack is slow to
+                    # confirm the disconnect
+                    try:
+                        await conn.disconnect()
+                    except Exception:  # noqa: BLE001
+                        pass
                     break
                 try:
                     got = await char.written(timeout_ms=ADV_WAIT_MS)
