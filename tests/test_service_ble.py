@@ -206,3 +206,86 @@ def test_client_over_ble_sees_the_idle_disconnect(bench):
         return True
 
     assert asyncio.run(session(bench, MAX_MTU, links, again))
+
+
+class _End(Exception):
+    """Ends the board task in the test (its advertising is called a second time)."""
+
+
+def test_board_task_disconnects_an_idle_connection_and_ends_its_session(bench, monkeypatch):
+    """service.ble.serve, the board's aioble task, over stand-ins for aioble and bluetooth: a technician logs
+    in over the connection, then sends nothing; at IDLE_MS the task disconnects the central itself and the
+    session is gone (the radio is the only part not run here)."""
+    import sys
+    import types
+
+    from service import ble
+
+    now = [bench.now]
+    start = now[0]
+    notified: list[bytes] = []
+    tok = bench.token()
+
+    class Conn:
+        mtu = MAX_MTU
+        connected = True
+        disconnects = 0
+
+        def is_connected(self):
+            return self.connected
+
+        async def disconnect(self, timeout_ms=2000):
+            self.disconnects += 1
+            self.connected = False
+
+    conn = Conn()
+    script = ["challenge", "login"]
+
+    class Char:
+        def __init__(self, *a, **kw):
+            pass
+
+        async def written(self, timeout_ms=None):
+            if script:
+                step = script.pop(0)
+                if step == "challenge":
+                    return conn, p.Challenge().BYTES
+                nonce = p.ChallengeResponse.loads(b"".join(notified)).nonce
+                del notified[:]
+                return conn, p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(nonce)).BYTES
+            now[0] += timeout_ms  # nothing written: the wait runs out
+            if now[0] - start > 2 * ble.IDLE_MS:
+                raise AssertionError("the idle connection was never disconnected")
+            raise TimeoutError
+
+        def notify(self, c, data):
+            notified.append(bytes(data))
+
+    adverts = []
+
+    async def advertise(interval_us, name=None, services=None, timeout_ms=None):
+        adverts.append(name)
+        if len(adverts) > 1:
+            raise _End
+        return conn
+
+    fake_aioble = types.SimpleNamespace(Service=lambda uuid: object(), Characteristic=Char, advertise=advertise,
+                                        register_services=lambda *s: None, config=lambda **kw: None)
+    fake_bt = types.SimpleNamespace(UUID=lambda s: s)
+    monkeypatch.setitem(sys.modules, "aioble", fake_aioble)
+    monkeypatch.setitem(sys.modules, "bluetooth", fake_bt)
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(0), raising=False)
+    sessions = []
+
+    def alive():
+        sess = bench.svc.session_for(conn)
+        sessions.append((now[0], sess.tech_id if sess is not None else 0))
+
+    with pytest.raises(_End):
+        asyncio.run(ble.serve(bench.svc, lambda: now[0], alive, "interlock-1001"))
+    logged_in = [t for t, tech in sessions if tech == tok.tech_id]
+    assert logged_in, "the login over the connection did not open a session"
+    assert conn.disconnects == 1 and not conn.connected
+    # disconnected within one wait (ADV_WAIT_MS) of the idle limit, not before it
+    assert ble.IDLE_MS <= now[0] - logged_in[0] <= ble.IDLE_MS + ble.ADV_WAIT_MS
+    assert bench.svc.session_for(conn) is None
