@@ -5,10 +5,11 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import Select, String, bindparam, cast, or_, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import User
@@ -133,17 +134,33 @@ def _within_box(session: Session, origin: locator.Place, radius: float, service:
     """(miles, id) of the active centers in the box around origin that holds the circle of radius miles,
     nearest first."""
     lat_lo, lat_hi, lons = locator.bounds(origin.lat, origin.lon, radius)
-    q = select(ServiceCenter.id, ServiceCenter.lat, ServiceCenter.lon, ServiceCenter.services).where(
-        ServiceCenter.active.is_(True))
-    if lat_lo > -90.0 or lat_hi < 90.0:
-        q = q.where(ServiceCenter.lat.between(lat_lo, lat_hi))
-    if lons is not None:
-        q = q.where(or_(*[ServiceCenter.lon.between(w, e) for w, e in lons]))
-    if service:  # narrows in SQL (services is a JSON list of fixed names); checked again on each row below
-        q = q.where(cast(ServiceCenter.services, String).like('%"' + service + '"%'))
+    bounded = lat_lo > -90.0 or lat_hi < 90.0
+    params: dict[str, Any] = {"lat_lo": lat_lo, "lat_hi": lat_hi}
+    if service:
+        params["pattern"] = '%"' + service + '"%'
+    for i, (w, e) in enumerate(lons or ()):
+        params["w%d" % i], params["e%d" % i] = w, e
+    rows = session.connection().execute(_box_query(bounded, len(lons or ()), bool(service)), params)
     lat0, lon0 = origin.lat, origin.lon
-    return sorted((locator.miles(lat0, lon0, la, ln), cid) for cid, la, ln, offered in session.execute(q)
-                  if not service or service in (offered or ()))
+    if not service:
+        return sorted((locator.miles(lat0, lon0, la, ln), cid) for cid, la, ln in rows)
+    # services is a JSON list of fixed names: narrowed in SQL by its text, checked again on each row here
+    return sorted((locator.miles(lat0, lon0, la, ln), cid) for cid, la, ln, offered in rows
+                  if service in (offered or ()))
+
+
+@lru_cache(maxsize=16)
+def _box_query(bounded: bool, ranges: int, service: bool) -> Select[Any]:
+    """The box's query (built once per shape: a latitude band or not, 0 to 2 longitude ranges, a service)."""
+    t = ServiceCenter.__table__.c
+    q = select(t.id, t.lat, t.lon, *([t.services] if service else [])).where(t.active.is_(True))
+    if bounded:
+        q = q.where(t.lat.between(bindparam("lat_lo"), bindparam("lat_hi")))
+    if ranges:
+        q = q.where(or_(*[t.lon.between(bindparam("w%d" % i), bindparam("e%d" % i)) for i in range(ranges)]))
+    if service:
+        q = q.where(cast(t.services, String).like(bindparam("pattern")))
+    return q
 
 
 # ---- slots -------------------------------------------------------------------------------------------------
