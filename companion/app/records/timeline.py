@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import DeviceLink, User
@@ -237,8 +237,13 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
     more = len(rows) > limit
     rows = rows[:limit]
     state = jurisdiction(session, link.account_id)
-    disputes = {d.seq: d for d in session.scalars(select(Dispute).where(
-        Dispute.handset_id == hid, Dispute.seq.in_([r[0] for r in rows])))} if rows else {}
+    # the page's disputes and the device's open ones, in one query (a device has few disputes)
+    shown = [r[0] for r in rows]
+    found = list(session.scalars(select(Dispute).where(
+        Dispute.handset_id == hid, or_(Dispute.status == "open", Dispute.seq.in_(shown)) if shown
+        else Dispute.status == "open")))
+    on_page = set(shown)
+    disputes = {d.seq: d for d in found if d.seq in on_page}
     events = []
     for seq, wall, rtype, a, b, c in rows:
         kind, title, params = describe(rtype, a, b, c)
@@ -247,8 +252,7 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
         rule = rules.rule_for(a, state) if rtype == VIOLATION else None  # the VIOLATION record names the cause
         events.append(Event(hid or 0, seq, timebase.EPOCH + dt.timedelta(seconds=wall), kind, title, params,
                             rule, disputes.get(seq), rtype in (VIOLATION, LOCKOUT)))
-    open_count = int(session.scalar(select(func.count()).select_from(Dispute).where(
-        Dispute.handset_id == hid, Dispute.status == "open")) or 0)
+    open_count = sum(1 for d in found if d.status == "open")
     return Timeline(link, state, events, counts, kinds, since, until, rows[-1][0] if more and rows else None,
                     open_count)
 
