@@ -77,3 +77,70 @@ def test_the_portal_does_not_import_the_simulator():
     assert len(files) > 10
     offenders = [str(p) for p in files if re.search(r"^\s*(from|import)\s+host_sim", p.read_text(), re.M)]
     assert offenders == []
+
+
+POT = APP / "i18n" / "messages.pot"
+
+
+def _make_extract_args():
+    """The options `make portal-messages` passes to `pybabel extract` (read from the Makefile, so the test
+    extracts exactly as the target does), without the output file and the input folder."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    line = next(x for x in text.splitlines() if "pybabel extract" in x)
+    args = line.split("pybabel extract", 1)[1].split()
+    out = args.index("-o")
+    return args[:out] + args[out + 2:-1]  # drop "-o FILE" and the trailing "."
+
+
+def _extract(tmp_path):
+    """The message ids `make portal-messages` would extract now, into a temporary .pot."""
+    from babel.messages.frontend import CommandLineInterface
+
+    target = tmp_path / "messages.pot"
+    args = _make_extract_args()
+    args = [a if a != "companion/app/i18n/babel.cfg" else str(APP / "i18n" / "babel.cfg") for a in args]
+    CommandLineInterface().run(["pybabel", "-q", "extract", *args, "-o", str(target), str(ROOT)])
+    return _ids(target)
+
+
+def _ids(path):
+    """The message ids of a .pot or .po file (the header's empty id left out)."""
+    catalog = read_po(io.BytesIO(path.read_bytes()))
+    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+
+
+def _untranslated(path):
+    """The ids of a .po with an empty or fuzzy translation (any form of a plural)."""
+    catalog = read_po(io.BytesIO(path.read_bytes()), locale="es")
+    out = []
+    for m in catalog:
+        if not m.id:
+            continue
+        strings = [m.string] if isinstance(m.string, str) else list(m.string)
+        if m.fuzzy or not all(s.strip() for s in strings):
+            out.append(m.id if isinstance(m.id, str) else m.id[0])
+    return sorted(out)
+
+
+def test_the_catalogs_are_in_sync_with_the_code_and_templates(tmp_path):
+    """Extracted as `make portal-messages` does, the strings marked in the code and templates are exactly the
+    committed messages.pot's and the Spanish catalog's (nothing missing, nothing obsolete): run
+    `make portal-messages` and translate the new entries when this fails."""
+    extracted = _extract(tmp_path)
+    assert len(extracted) > 200
+    for path in (POT, PO):
+        ids = _ids(path)
+        assert sorted(extracted - ids) == [], "not in %s: run make portal-messages" % path.name
+        assert sorted(ids - extracted) == [], "obsolete in %s: run make portal-messages" % path.name
+
+
+def test_every_entry_of_the_spanish_catalog_is_translated(tmp_path):
+    """No empty or fuzzy translation in the Spanish catalog (and the check sees one: a copy with an entry
+    emptied and another marked fuzzy)."""
+    assert _untranslated(PO) == []
+    text = PO.read_text()
+    broken = text.replace('msgid "Record"\nmsgstr "Historial"', 'msgid "Record"\nmsgstr ""').replace(
+        'msgid "Add"\nmsgstr', '#, fuzzy\nmsgid "Add"\nmsgstr')
+    assert broken.count('msgstr ""') > text.count('msgstr ""')
+    (tmp_path / "es.po").write_text(broken)
+    assert _untranslated(tmp_path / "es.po") == ["Add", "Record"]

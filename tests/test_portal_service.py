@@ -314,29 +314,6 @@ def test_twenty_drivers_booking_the_last_slot_exactly_one_gets_it(world):
         assert n is not None
 
 
-def test_the_locator_index_ranks_like_brute_force_great_circle():
-    """The latitude-band index finds the same nearest 10 as ranking all points by great-circle distance,
-    with and without a service filter, for ZIP codes across the country (Alaska, Hawaii, Guam included)."""
-    import random
-
-    from companion.app.service import locator
-
-    rnd = random.Random(5)
-    table = locator._table()
-    zips = sorted(table)
-    pts = []
-    for i in range(3000):
-        p = table[rnd.choice(zips)]
-        pts.append((i + 1, p.lat, p.lon, frozenset({"calibration"} if i % 3 else {"inspection"})))
-    index = locator.Index(pts)
-    for z in ["85004", "99546", "96813", "96910", "04401", "33040"] + rnd.sample(zips, 30):
-        o = locator.place(z)
-        for tag in ("", "inspection"):
-            brute = sorted((locator.miles(o.lat, o.lon, la, lo), cid) for cid, la, lo, t in pts if not tag or tag in t)
-            got = index.nearest(o, 10, tag)
-            assert [round(d, 6) for d, _ in got] == [round(d, 6) for d, _ in brute[:10]], (z, tag)
-
-
 def test_the_service_revision_matches_the_models_and_goes_down_and_up(portal_backend, tmp_path):
     """0005_service creates exactly the service tables and the log index the models declare (compared on the
     migrated database), and it downgrades to 0003_portal and upgrades again."""

@@ -3,10 +3,12 @@
 disputes; and the export the project's log reader verifies."""
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import DeviceLink, User
@@ -54,6 +56,12 @@ class Event:
     rule: rules.Rule | None = None
     dispute: Dispute | None = None
     disputable: bool = False
+
+    @property
+    def stamp(self) -> str:
+        """When, in UTC, as pages show it (YYYY-MM-DD HH:MM UTC)."""
+        a = self.at
+        return "%04d-%02d-%02d %02d:%02d UTC" % (a.year, a.month, a.day, a.hour, a.minute)
 
 
 KIND_OF = {t: k for k, ts in KINDS.items() for t in ts}
@@ -122,7 +130,7 @@ class Timeline:
     link: DeviceLink
     state: str
     events: list[Event]
-    counts: dict[str, int]
+    counts: dict[str, int]  # per kind in the period, whichever kinds are shown
     kinds: tuple[str, ...]
     since: dt.date | None
     until: dt.date | None
@@ -151,10 +159,62 @@ def parse_filters(kinds: list[str], since: str, until: str) -> tuple[tuple[str, 
     return tuple(k for k in KINDS if k in kinds) or tuple(KINDS), s, u
 
 
+# the counts per type of a device's records in a period, per database: (handset, since, until) -> (the first
+# seq stored, the last seq counted, counts). A stored record never changes and new ones come after the last
+# (the sync stores the chain in order, verified), so a page counts only what arrived since it last counted.
+_COUNTS: "OrderedDict[tuple[str, int, int | None, int | None], tuple[int, int, dict[int, int]]]" = OrderedDict()
+_COUNTS_LOCK = threading.Lock()
+COUNTS_KEPT = 1024
+
+
+def period_counts(session: Session, hid: int, since: dt.date | None, until: dt.date | None) -> dict[int, int]:
+    """How many records of each timeline type the device logged in the period (all of its log without one).
+    The first count of a period walks its records on the index (handset, type, wall); later ones add only the
+    records stored since (seq above the last counted, on the primary key) -- or count again when the stored
+    log no longer starts or ends where it did."""
+    lo = _wall(since) if since else None
+    hi = _wall(until + dt.timedelta(days=1)) if until else None
+    first, last = session.execute(select(
+        select(func.min(LogRecord.seq)).where(LogRecord.handset_id == hid).scalar_subquery(),
+        select(func.max(LogRecord.seq)).where(LogRecord.handset_id == hid).scalar_subquery())).one()
+    if first is None:
+        return {}
+    key = (str(session.get_bind().engine.url), hid, lo, hi)
+    with _COUNTS_LOCK:
+        cached = _COUNTS.get(key)
+    conds = [LogRecord.handset_id == hid, LogRecord.rtype.in_(ALL_TYPES)]
+    if lo is not None:
+        conds.append(LogRecord.wall >= lo)
+    if hi is not None:
+        conds.append(LogRecord.wall < hi)
+    if cached is not None and cached[0] == first and cached[1] <= last:
+        counts = dict(cached[2])
+        if cached[1] < last:
+            # "rtype + 0": walk the new seqs on the primary key, not the type index
+            for rtype, n in session.execute(select(LogRecord.rtype, func.count()).where(
+                    LogRecord.handset_id == hid, LogRecord.seq > cached[1], LogRecord.seq <= last,
+                    (LogRecord.rtype + 0).in_(ALL_TYPES), *conds[2:]).group_by(LogRecord.rtype)):
+                counts[rtype] = counts.get(rtype, 0) + n
+    else:
+        # answered from the type index alone (a bound on seq would read each row): kept only when no record
+        # arrived meanwhile, i.e. the last seq is the same after the count
+        counts = dict(session.execute(select(LogRecord.rtype, func.count()).where(*conds)
+                                      .group_by(LogRecord.rtype)).all())
+        if session.scalar(select(func.max(LogRecord.seq)).where(LogRecord.handset_id == hid)) != last:
+            return counts
+    with _COUNTS_LOCK:
+        _COUNTS[key] = (first, last, counts)
+        _COUNTS.move_to_end(key)
+        while len(_COUNTS) > COUNTS_KEPT:
+            _COUNTS.popitem(last=False)
+    return counts
+
+
 def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] = tuple(KINDS),
              since: dt.date | None = None, until: dt.date | None = None, before: int | None = None,
              limit: int = PAGE) -> Timeline:
-    """A page of the device's record (newest first) and the counts per kind over the whole filter."""
+    """A page of the device's record (newest first) and the counts per kind in the filter's period (every
+    kind, shown or not)."""
     link = readable_device(session, user, link_id)
     hid = link.handset_id
     types = tuple(t for k in kinds for t in KINDS[k])
@@ -164,8 +224,7 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
     if until:
         conds.append(LogRecord.wall < _wall(until + dt.timedelta(days=1)))
     counts = {k: 0 for k in KINDS}
-    # per type only: answered from the index on (handset, type, wall) alone
-    for rtype, n in session.execute(select(LogRecord.rtype, func.count()).where(*conds).group_by(LogRecord.rtype)):
+    for rtype, n in period_counts(session, hid or 0, since, until).items():
         counts[KIND_OF[rtype]] += n
     q = select(LogRecord.seq, LogRecord.wall, LogRecord.rtype, LogRecord.a, LogRecord.b, LogRecord.c).where(*conds)
     if before is not None:
@@ -178,8 +237,13 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
     more = len(rows) > limit
     rows = rows[:limit]
     state = jurisdiction(session, link.account_id)
-    disputes = {d.seq: d for d in session.scalars(select(Dispute).where(
-        Dispute.handset_id == hid, Dispute.seq.in_([r[0] for r in rows])))} if rows else {}
+    # the page's disputes and the device's open ones, in one query (a device has few disputes)
+    shown = [r[0] for r in rows]
+    found = list(session.scalars(select(Dispute).where(
+        Dispute.handset_id == hid, or_(Dispute.status == "open", Dispute.seq.in_(shown)) if shown
+        else Dispute.status == "open")))
+    on_page = set(shown)
+    disputes = {d.seq: d for d in found if d.seq in on_page}
     events = []
     for seq, wall, rtype, a, b, c in rows:
         kind, title, params = describe(rtype, a, b, c)
@@ -188,8 +252,7 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
         rule = rules.rule_for(a, state) if rtype == VIOLATION else None  # the VIOLATION record names the cause
         events.append(Event(hid or 0, seq, timebase.EPOCH + dt.timedelta(seconds=wall), kind, title, params,
                             rule, disputes.get(seq), rtype in (VIOLATION, LOCKOUT)))
-    open_count = int(session.scalar(select(func.count()).select_from(Dispute).where(
-        Dispute.handset_id == hid, Dispute.status == "open")) or 0)
+    open_count = sum(1 for d in found if d.status == "open")
     return Timeline(link, state, events, counts, kinds, since, until, rows[-1][0] if more and rows else None,
                     open_count)
 

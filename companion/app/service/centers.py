@@ -3,13 +3,13 @@ the center's own time zone (zoneinfo: a slot is a local wall time; its UTC insta
 
 import datetime as dt
 import re
-import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, bindparam, cast, or_, select
 from sqlalchemy.orm import Session
 
 from companion.app.accounts.models import User
@@ -77,6 +77,18 @@ def create_center(session: Session, actor: User | None, name: str, address: str,
     return c
 
 
+def set_active(session: Session, actor: User | None, center_id: int, active: bool) -> ServiceCenter:
+    """Close a center (the locator and booking no longer offer it; booked visits stay) or open it again
+    (staff)."""
+    c = session.get(ServiceCenter, center_id) if 0 < center_id < 2**31 else None
+    if c is None:
+        raise Problem(404, "not-found", "no such service center")
+    c.active, c.changed = bool(active), time.time_ns() // 1000
+    session.flush()
+    audit(session, actor, None, "center-opened" if active else "center-closed", center=c.id)
+    return c
+
+
 def get(session: Session, center_id: int) -> ServiceCenter:
     """An active center (404 otherwise)."""
     c = session.get(ServiceCenter, center_id) if 0 < center_id < 2**31 else None
@@ -94,37 +106,61 @@ class Found:
 
 
 def find(session: Session, zip_code: str, k: int = 10, service: str = "") -> tuple[locator.Place, list[Found]]:
-    """The k active centers nearest to a ZIP code (offering service, when given), nearest first."""
+    """The k active centers nearest to a ZIP code (offering service, when given), nearest first (ties by id).
+    Read from the database on every search (centers added, moved or closed count at once, in every process):
+    the centers in a bounding box around the ZIP code (the index on active, lat, lon), ranked by great-circle
+    distance; when fewer than k of them are within the box's radius, a wider box. Anything outside a box is
+    farther than its radius, so the k found are the k nearest."""
     origin = locator.place(zip_code)
     if service and service not in SERVICES:
         raise Problem(422, "invalid", "unknown service", field="service")
-    best = _index(session).nearest(origin, k, service)
-    centers = {c.id: c for c in session.scalars(select(ServiceCenter).where(
-        ServiceCenter.id.in_([cid for _d, cid in best])))}
-    return origin, [Found(centers[cid], round(d, 1)) for d, cid in best]
+    radius = START_MILES
+    while True:
+        ranked = _within_box(session, origin, radius, service)
+        near = [x for x in ranked if x[0] <= radius]
+        if len(near) >= k or radius >= locator.WORLD:
+            best = near[:k]
+            break
+        radius = locator.next_radius(radius, len(near), k)
+    rows = {c.id: c for c in session.scalars(select(ServiceCenter).where(
+        ServiceCenter.id.in_([cid for _d, cid in best])))} if best else {}
+    return origin, [Found(rows[cid], round(d, 1)) for d, cid in best if cid in rows]
 
 
-_POINTS: dict[str, tuple[tuple[int, int, int], locator.Index]] = {}
-_POINTS_LOCK = threading.Lock()
+START_MILES = 50.0  # the first box; about ten of 5,000 centers spread like the population are within it
 
 
-def _index(session: Session) -> locator.Index:
-    """Every active center as (id, lat, lon, services), kept in memory per database and read again when the
-    centers change (their count, highest id or latest change differ): one small query per search."""
-    stamp_row = session.execute(select(func.count(), func.max(ServiceCenter.id), func.max(ServiceCenter.changed))
-                                .where(ServiceCenter.active.is_(True))).one()
-    stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0), int(stamp_row[2] or 0))
-    key = str(session.get_bind().engine.url)
-    with _POINTS_LOCK:
-        cached = _POINTS.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    rows = session.execute(select(ServiceCenter.id, ServiceCenter.lat, ServiceCenter.lon, ServiceCenter.services)
-                           .where(ServiceCenter.active.is_(True))).all()
-    index = locator.Index([(r[0], r[1], r[2], frozenset(r[3] or ())) for r in rows])
-    with _POINTS_LOCK:
-        _POINTS[key] = (stamp, index)
-    return index
+def _within_box(session: Session, origin: locator.Place, radius: float, service: str) -> list[tuple[float, int]]:
+    """(miles, id) of the active centers in the box around origin that holds the circle of radius miles,
+    nearest first."""
+    lat_lo, lat_hi, lons = locator.bounds(origin.lat, origin.lon, radius)
+    bounded = lat_lo > -90.0 or lat_hi < 90.0
+    params: dict[str, Any] = {"lat_lo": lat_lo, "lat_hi": lat_hi}
+    if service:
+        params["pattern"] = '%"' + service + '"%'
+    for i, (w, e) in enumerate(lons or ()):
+        params["w%d" % i], params["e%d" % i] = w, e
+    rows = session.connection().execute(_box_query(bounded, len(lons or ()), bool(service)), params)
+    lat0, lon0 = origin.lat, origin.lon
+    if not service:
+        return sorted((locator.miles(lat0, lon0, la, ln), cid) for cid, la, ln in rows)
+    # services is a JSON list of fixed names: narrowed in SQL by its text, checked again on each row here
+    return sorted((locator.miles(lat0, lon0, la, ln), cid) for cid, la, ln, offered in rows
+                  if service in (offered or ()))
+
+
+@lru_cache(maxsize=16)
+def _box_query(bounded: bool, ranges: int, service: bool) -> Select[Any]:
+    """The box's query (built once per shape: a latitude band or not, 0 to 2 longitude ranges, a service)."""
+    t = ServiceCenter.__table__.c
+    q = select(t.id, t.lat, t.lon, *([t.services] if service else [])).where(t.active.is_(True))
+    if bounded:
+        q = q.where(t.lat.between(bindparam("lat_lo"), bindparam("lat_hi")))
+    if ranges:
+        q = q.where(or_(*[t.lon.between(bindparam("w%d" % i), bindparam("e%d" % i)) for i in range(ranges)]))
+    if service:
+        q = q.where(cast(t.services, String).like(bindparam("pattern")))
+    return q
 
 
 # ---- slots -------------------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Where a US ZIP code is, offline: the `zipcodes` package ships every ZIP's centroid and time zone. The
-nearest centers by great-circle distance (miles); no map tiles, no network."""
+nearest centers by great-circle distance (miles), searched in the database through a bounding box on
+latitude and longitude that widens until it holds enough; no map tiles, no network."""
 
-import bisect
-import heapq
 import math
 import re
 from dataclasses import dataclass
@@ -60,34 +59,39 @@ def miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_MILES * math.asin(min(1.0, math.sqrt(h)))
 
 
-class Index:
-    """Points (id, lat, lon, tags) sorted by latitude: a search looks at a latitude band around the origin,
-    widened until the band holds enough candidates nearer than anything outside it."""
+def bounds(lat0: float, lon0: float, radius: float) -> tuple[float, float, list[tuple[float, float]] | None]:
+    """A latitude band and longitude ranges (None: every longitude) that hold every point within `radius` miles
+    of (lat0, lon0) on the sphere: the band is the radius in degrees of latitude; the longitude half-width is
+    asin(sin r / cos lat0), the meridians tangent to the circle (every longitude when the circle holds a pole).
+    Ranges that pass the antimeridian are split in two. A hair wider than exact, never narrower."""
+    r = radius / EARTH_MILES  # radians
+    if r >= math.pi:
+        return -90.0, 90.0, None
+    dlat = math.degrees(r) + _EPS
+    lo, hi = lat0 - dlat, lat0 + dlat
+    if lo <= -90.0 or hi >= 90.0:
+        return max(lo, -90.0), min(hi, 90.0), None
+    s = math.sin(r) / math.cos(math.radians(lat0))
+    if s >= 1.0:
+        return lo, hi, None
+    dlon = math.degrees(math.asin(s)) + _EPS
+    if dlon >= 180.0:
+        return lo, hi, None
+    west, east = lon0 - dlon, lon0 + dlon
+    if west < -180.0:
+        return lo, hi, [(west + 360.0, 180.0), (-180.0, east)]
+    if east > 180.0:
+        return lo, hi, [(west, 180.0), (-180.0, east - 360.0)]
+    return lo, hi, [(west, east)]
 
-    def __init__(self, points: list[tuple[int, float, float, frozenset[str]]]):
-        self.points = sorted(points, key=lambda p: p[1])
-        self.lats = [p[1] for p in self.points]
 
-    def __len__(self) -> int:
-        return len(self.points)
+_EPS = 1e-7  # degrees (about a centimetre): rounding never leaves a point on the edge out
+WORLD = math.pi * EARTH_MILES  # a radius that holds every point
 
-    def nearest(self, origin: Place, k: int = 10, tag: str = "") -> list[tuple[float, int]]:
-        """The k nearest points (with tag, when given) as (miles, id), nearest first. Candidates are picked by a
-        flat-earth distance in degrees (longitude scaled by the origin's latitude and wrapped at the
-        antimeridian), four times as many as asked, then ranked by the great-circle distance."""
-        lat0, lon0 = origin.lat, origin.lon
-        c0 = math.cos(math.radians(lat0))
-        need = max(4 * k, k + 20)
-        band = 1.0
-        while True:
-            lo = bisect.bisect_left(self.lats, lat0 - band)
-            hi = bisect.bisect_right(self.lats, lat0 + band)
-            flat = [((la - lat0) ** 2 + (c0 * ((ln - lon0 + 540.0) % 360.0 - 180.0)) ** 2, cid, la, ln)
-                    for cid, la, ln, tags in self.points[lo:hi] if not tag or tag in tags]
-            found = heapq.nsmallest(need, flat)
-            # anything outside the band is more than `band` degrees of latitude away
-            if band >= 180 or (len(found) >= need and found[-1][0] <= band * band):
-                break
-            band *= 2
-        ranked = sorted((miles(lat0, lon0, la, ln), cid) for _f, cid, la, ln in found)
-        return ranked[:k]
+
+def next_radius(radius: float, found: int, k: int) -> float:
+    """The radius to try after `found` of the k wanted were within `radius`: scaled by the square root of the
+    shortfall (the count grows with the area), at least 1.5 and at most 4 times."""
+    if found <= 0:
+        return radius * 4
+    return radius * max(1.5, min(4.0, math.sqrt(k / found) * 1.25))

@@ -19,6 +19,8 @@ class ServiceCenter(Base):
     """A place that installs and services handsets: where it is, its zone, its hours and slot capacity."""
 
     __tablename__ = "service_centers"
+    # the locator's bounding box: active centers by latitude band, then longitude (companion.app.service.centers)
+    __table_args__ = (Index("ix_service_centers_place", "active", "lat", "lon"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(400))
@@ -32,7 +34,7 @@ class ServiceCenter(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=1)  # appointments per slot
     services: Mapped[list[Any]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
-    changed: Mapped[int] = mapped_column(BigInteger, default=0)  # microseconds of the last change (locator cache)
+    changed: Mapped[int] = mapped_column(BigInteger, default=0)  # microseconds of the last change
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from companion.app import i18n
 from companion.app.api.deps import SessionDep, WriteSessionDep
@@ -17,7 +18,7 @@ from companion.app.portal import services as portal
 from companion.app.records import authority, report, timeline
 from companion.app.service import appointments, centers, documents, shipments
 from companion.app.service.models import REQUESTED, SELF_BOOKED, SERVICES, ServiceCenter
-from companion.app.web.session import Visitor, form_error, now, redirect, render, visitor
+from companion.app.web.session import Visitor, form_error, now, read_session, redirect, render, visitor
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 F = Annotated[str, Form()]
@@ -43,9 +44,14 @@ def _date(text: str, name: str) -> dt.date | None:
 
 # ---- centers -----------------------------------------------------------------------------------------------
 @router.get("/centers")
-def centers_page(request: Request, session: SessionDep, zip: Text = "", service: Text = "") -> Response:
+def centers_page(request: Request, zip: Text = "", service: Text = "") -> Response:
     """The locator: the nearest centers to a ZIP code, with distance, address and hours (open to anyone, as
-    Help is)."""
+    Help is). Reads only: an autocommit session (no BEGIN and ROLLBACK round trips)."""
+    with read_session(request) as session:
+        return _centers_page(request, session, zip, service)
+
+
+def _centers_page(request: Request, session: Session, zip: str, service: str) -> Response:
     v = visitor(request, session)
     values: dict[str, Any] = {"zip": zip[:5], "service": service, "services": SELF_BOOKED + REQUESTED, "found": None}
     if zip:
@@ -182,10 +188,17 @@ def cancel(request: Request, session: WriteSessionDep, appt_id: int, csrf: F = "
 
 # ---- the record --------------------------------------------------------------------------------------------
 @router.get("/record/{link_id}")
-def record_page(request: Request, session: SessionDep, link_id: int,
+def record_page(request: Request, link_id: int,
                 kind: Annotated[list[str] | None, Query()] = None, since: Text = "", until: Text = "",
                 before: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> Response:
-    """The device's record from its uploaded log, filtered; each violation with the state's rule."""
+    """The device's record from its uploaded log, filtered; each violation with the state's rule. Reads only:
+    an autocommit session (no BEGIN and ROLLBACK round trips)."""
+    with read_session(request) as session:
+        return _record_page(request, session, link_id, kind, since, until, before)
+
+
+def _record_page(request: Request, session: Session, link_id: int, kind: list[str] | None, since: str, until: str,
+                 before: int | None) -> Response:
     v = visitor(request, session)
     user = v.require("driver", "authority", "staff")
     try:
