@@ -23,6 +23,14 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import presets
+from companion.app.core import timebase
+from companion.app.notifications.messages import N_
+from companion.app.models import Handset, LogRecord
+from companion.app.service.models import Program
 from presets import ClassRule, Preset
 
 # fsm.records (tests check these against the firmware)
@@ -41,6 +49,8 @@ STARTUP = "startup-failure"  # a counted start-up failure
 STARTUP_ONCE = "startup-failure-same-time"  # within startup_apart_s of the one counted: counted with it
 MINOR = "minor"
 MAJOR = "major"
+LABELS = {STARTUP: N_("Start-up failure"), STARTUP_ONCE: N_("Start-up failure, counted once with an earlier one"),
+          MINOR: N_("Minor violation"), MAJOR: N_("Major violation")}
 
 
 @dataclass(frozen=True)
@@ -177,3 +187,33 @@ def classify(records: Iterable[tuple[int, int, int, int, int, int]], preset: Pre
             events.append(Classified(m.seq, m.wall, MAJOR, "%d minor violations" % need, k["major_minors"]))
     events.sort(key=lambda e: (e.wall, e.seq if e.seq is not None else -1))
     return Classes(tuple(events))
+
+
+# ---- from the database: the preset the handset runs, the program's start, the device's records -------------
+def device_preset(tag: str) -> Preset | None:
+    """The preset a handset runs, from its tag ("MI@1"; "" none): the state's preset file as it is now (the
+    companion pushes every new version to the handsets of the state, `python -m companion presets`)."""
+    state = (tag or "").split("@")[0]
+    if not state:
+        return None
+    try:
+        return presets.load(state)
+    except presets.PresetError:
+        return None
+
+
+def of_device(session: Session, handset_id: int, account_id: int, today: dt.date | None = None) -> Classes:
+    """The violation classes of one device's uploaded log, under the preset its handset runs."""
+    h = session.get(Handset, handset_id)
+    preset = device_preset(h.preset) if h is not None else None
+    if preset is None or not preset.classes:
+        return NONE
+    p = session.get(Program, account_id)
+    starts_on = p.starts_on if p is not None else None
+    if starts_on is None:
+        first = session.scalar(select(func.min(LogRecord.wall)).where(LogRecord.handset_id == handset_id))
+        starts_on = EPOCH_DATE + dt.timedelta(days=first // DAY) if first is not None else None
+    rows = session.execute(select(LogRecord.seq, LogRecord.wall, LogRecord.rtype, LogRecord.a, LogRecord.b,
+                                  LogRecord.c).where(LogRecord.handset_id == handset_id,
+                                                     LogRecord.rtype.in_(TYPES))).all()
+    return classify([tuple(r) for r in rows], preset, starts_on, today or timebase.today())
