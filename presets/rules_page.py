@@ -32,7 +32,7 @@ LABELS = {
     "temp_lock_repeat": "Failed tests before the wait grows", "startup_fail_s": "Start-up failure window",
     "startup_fail_vio": "Start-up failure is a violation", "service_days": "Service interval",
     "camera": "Camera", "volume_ml": "Breath volume", "recall_s": "Violation countdown",
-    "outage_grace_days": "Outage grace",
+    "outage_grace_days": "Outage grace", "startup_fail_now": "Failed start test is a violation at once",
 }
 
 
@@ -43,7 +43,7 @@ def _value(name: str, v: int) -> str:
         return "the previous request" if v else "the previous pass"
     if name == "retest_redemand":
         return "asked again at once" if v else "alarm until pass or key-off"
-    if name in ("camera", "startup_fail_vio"):
+    if name in ("camera", "startup_fail_vio", "startup_fail_now"):
         return "yes" if v else "no"
     if name == "volume_ml":
         return "%d.%d L" % (v // 1000, v % 1000 // 100)

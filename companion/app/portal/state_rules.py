@@ -23,7 +23,7 @@ LABELS = {
     "temp_lock_repeat": N_("Failed tests before the wait grows"), "startup_fail_s": N_("Start-up failure window"),
     "startup_fail_vio": N_("Start-up failure is a violation"), "service_days": N_("Service interval"),
     "camera": N_("Camera"), "volume_ml": N_("Breath volume"), "recall_s": N_("Violation countdown"),
-    "outage_grace_days": N_("Outage grace"),
+    "outage_grace_days": N_("Outage grace"), "startup_fail_now": N_("Failed start test is a violation at once"),
 }
 MARKS = {"rule": N_("rule text"), "agency": N_("agency page"), "secondary": N_("secondary source (an assumption)"),
          "unsourced": N_("not found: the conservative default")}
