@@ -119,3 +119,50 @@ def test_a_driver_may_not_read_another_drivers_rules_page(world, michigan):
     with world.browser(other["email"]) as c:
         assert c.get("/portal/record/%d/rules" % michigan["devices"][0]).status_code == 404
         assert c.get("/portal/authority/drivers/%d/rules" % michigan["account_id"]).status_code in (403, 404)
+
+
+def test_a_completed_visit_sets_the_next_date_by_the_interval_of_the_preset_the_handset_runs(world):
+    """The account's own service period is 45 days, but the handset runs California's preset (60 days, Veh. Code
+    23573(e)(1)): the next inspection date the dashboard shows and the handset counts to is 60 days on. A
+    handset with no preset keeps the account's period."""
+    import datetime as dt
+
+    import presets
+    from companion.app.accounts.models import User
+    from companion.app.service import appointments
+    from companion.app.service.models import Appointment
+    from tests.service_support import make_center
+
+    cid = make_center(world, "Fresno Center", "93721")
+    days = presets.load("CA").params["service_days"].value
+    assert days != 45
+    for state, period in (("CA", days), (None, 45)):
+        d = world.driver(service_period_days=45)
+        if state:
+            _give_state(world, d["account_id"], state)
+        visit = int(dt.datetime.now(dt.UTC).timestamp()) + 3 * 86400
+        with world.session() as s:
+            a = Appointment(account_id=d["account_id"], device_id=d["devices"][0], center_id=cid,
+                            kind="inspection", status="booked", starts_ts=visit, note="")
+            s.add(a)
+            staff = User(email="x-%s@example.org" % d["email"].split("@")[0], role="staff", name="", active=True,
+                         phone="", address="", vehicles=[], email_prefs={}, language="en")
+            s.add(staff)
+            s.commit()
+            appointments.complete(s, staff, a.id)
+            s.commit()
+        due = dt.datetime.fromtimestamp(visit, dt.UTC).date() + dt.timedelta(days=period)
+        assert world.office.handset_view(d["handsets"][0]["device_id"])["desired"]["inspection_due"] == \
+            due.isoformat(), state
+
+
+def test_a_failed_start_violation_names_indianas_rule():
+    from companion.app.records import rules, timeline
+    from fsm import records as R
+
+    assert rules.VIO_FAILED_START == R.VIO_FAILED_START
+    assert rules.rule_for(R.VIO_FAILED_START, "IN").citation == "260 IAC 3-2-1(3)"
+    assert not rules.rule_for(R.VIO_FAILED_START, "AZ").found
+    _kind, _title, params = timeline.describe(R.VIOLATION, R.VIO_FAILED_START, 1, 0)
+    assert params["cause"] == "failed start test"
+    assert timeline.STARTUP_FAIL == R.STARTUP_FAIL
