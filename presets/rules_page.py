@@ -10,9 +10,8 @@ its citation and how it is sourced, and the parameters left unsourced.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import RULE_PARAMS, Preset, all_presets
 from .policy_spec import DEFAULTS

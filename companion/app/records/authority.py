@@ -53,7 +53,8 @@ def set_program(session: Session, actor: User, account_id: int, jurisdiction: st
     if ends_on is not None:
         p.ends_on = ends_on
     if starts_on is not None:
-        if (ends_on or p.ends_on) and starts_on > (ends_on or p.ends_on):
+        last = ends_on or p.ends_on
+        if last is not None and starts_on > last:
             raise Problem(422, "invalid", "the program starts after it ends", field="starts_on")
         p.starts_on = starts_on
     if module_lock is not None:

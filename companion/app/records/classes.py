@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 import presets
 from companion.app.core import timebase
-from companion.app.notifications.messages import N_
 from companion.app.models import Handset, LogRecord
+from companion.app.notifications.messages import N_
 from companion.app.service.models import Program
 from presets import ClassRule, Preset
 
@@ -216,4 +216,5 @@ def of_device(session: Session, handset_id: int, account_id: int, today: dt.date
     rows = session.execute(select(LogRecord.seq, LogRecord.wall, LogRecord.rtype, LogRecord.a, LogRecord.b,
                                   LogRecord.c).where(LogRecord.handset_id == handset_id,
                                                      LogRecord.rtype.in_(TYPES))).all()
-    return classify([tuple(r) for r in rows], preset, starts_on, today or timebase.today())
+    return classify([(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows], preset, starts_on,
+                    today or timebase.today())
