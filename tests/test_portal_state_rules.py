@@ -166,3 +166,34 @@ def test_a_failed_start_violation_names_indianas_rule():
     _kind, _title, params = timeline.describe(R.VIOLATION, R.VIO_FAILED_START, 1, 0)
     assert params["cause"] == "failed start test"
     assert timeline.STARTUP_FAIL == R.STARTUP_FAIL
+
+
+def test_signed_out_visitors_get_no_rules_page(world, michigan):
+    for path in ("/portal/rules", "/portal/record/%d/rules" % michigan["devices"][0],
+                 "/portal/authority/drivers/%d/rules" % michigan["account_id"]):
+        with world.browser() as c:
+            r = c.get(path)
+        assert r.status_code in (303, 401, 404), path
+        assert "Rules of Michigan" not in r.text
+
+
+def test_a_program_cannot_start_after_it_ends_and_nothing_changes(world):
+    import datetime as dt
+
+    from companion.app.core.problems import Problem
+    from companion.app.records import authority
+    from companion.app.service.models import Program
+    from tests.service_support import _staff
+
+    d = world.driver()
+    with world.session() as s:
+        authority.set_program(s, _staff(s), d["account_id"], "MI", dt.date(2027, 1, 31), None, dt.date(2026, 3, 1))
+        s.commit()
+    with world.session() as s:
+        with pytest.raises(Problem) as exc:
+            authority.set_program(s, _staff(s), d["account_id"], None, None, None, dt.date(2027, 2, 1))
+        assert exc.value.status == 422
+        s.rollback()
+    with world.session() as s:
+        p = s.get(Program, d["account_id"])
+        assert p.starts_on == dt.date(2026, 3, 1) and p.ends_on == dt.date(2027, 1, 31)
