@@ -282,6 +282,26 @@ def load(state: str) -> Preset:
     return load_file(path)
 
 
+_CACHE: dict[str, tuple[int, Preset]] = {}
+
+
+def load_cached(state: str) -> Preset:
+    """load(), kept while the file is unchanged (its modification time): for pages that read a preset on every
+    request. A preset is frozen, so sharing one is safe."""
+    code = state.upper()
+    path = DATA / (code + ".toml")
+    try:
+        mtime = path.stat().st_mtime_ns if code.isalpha() and len(code) == 2 else -1
+    except OSError:
+        mtime = -1
+    hit = _CACHE.get(code)
+    if hit is not None and mtime != -1 and hit[0] == mtime:
+        return hit[1]
+    preset = load(code)
+    _CACHE[code] = (mtime, preset)
+    return preset
+
+
 def states() -> list[str]:
     """The states that have a preset, sorted."""
     return sorted(p.stem for p in DATA.glob("*.toml"))

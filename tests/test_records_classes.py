@@ -166,3 +166,22 @@ def test_a_pass_at_14_59_after_a_fail_is_no_start_up_failure_at_15_01_it_is(gap,
     assert results[1][1] - results[0][1] == gap
     got = classes.classify([r[:6] for r in recs], MI, dt.date(2026, 1, 1), dt.date(2026, 6, 2))
     assert got.startup_failures == counted
+
+
+def test_a_cached_preset_is_read_again_once_its_file_changes(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    shutil.copy(presets.DATA / "MI.toml", tmp_path / "MI.toml")
+    monkeypatch.setattr(presets, "DATA", tmp_path)
+    monkeypatch.setattr(presets, "_CACHE", {})
+    first = presets.load_cached("MI")
+    assert presets.load_cached("mi") is first
+    path = tmp_path / "MI.toml"
+    path.write_text(path.read_text().replace("version = 1", "version = 2"))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert presets.load_cached("MI").version == 2
+    path.unlink()
+    with pytest.raises(presets.PresetError):
+        presets.load_cached("MI")

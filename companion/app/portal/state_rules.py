@@ -50,7 +50,7 @@ def of_state(state: str | None) -> StateRules:
     preset = None
     if state:
         try:
-            preset = presets.load(state)
+            preset = presets.load_cached(state)
         except presets.PresetError:
             preset = None
     if preset is None:

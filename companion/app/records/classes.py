@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import presets
@@ -197,7 +197,7 @@ def device_preset(tag: str) -> Preset | None:
     if not state:
         return None
     try:
-        return presets.load(state)
+        return presets.load_cached(state)
     except presets.PresetError:
         return None
 
@@ -211,7 +211,9 @@ def of_device(session: Session, handset_id: int, account_id: int, today: dt.date
     p = session.get(Program, account_id)
     starts_on = p.starts_on if p is not None else None
     if starts_on is None:
-        first = session.scalar(select(func.min(LogRecord.wall)).where(LogRecord.handset_id == handset_id))
+        # the oldest record's time, through the primary key (handset, seq): min(wall) walked the whole log
+        first = session.scalar(select(LogRecord.wall).where(LogRecord.handset_id == handset_id)
+                               .order_by(LogRecord.seq).limit(1))
         starts_on = EPOCH_DATE + dt.timedelta(days=first // DAY) if first is not None else None
     rows = session.execute(select(LogRecord.seq, LogRecord.wall, LogRecord.rtype, LogRecord.a, LogRecord.b,
                                   LogRecord.c).where(LogRecord.handset_id == handset_id,
