@@ -31,6 +31,7 @@ from companion.app.core import timebase
 from companion.app.models import Handset, LogRecord
 from companion.app.notifications.messages import N_
 from companion.app.service.models import Program
+from interlock.timebase import DAY
 from presets import ClassRule, Preset
 
 # fsm.records (tests check these against the firmware)
@@ -41,8 +42,7 @@ RETEST_CAUSES = (VIO_MISSED_RETEST, VIO_FAILED_RETEST, VIO_REFUSED_RETEST)
 TAMPER_CAUSES = (VIO_BYPASS, VIO_DISCONNECT, VIO_TAMPER)
 TYPES = (VIOLATION, SERVICE, INSPECTION, STARTUP_FAIL)  # the record types the classes are counted from
 
-DAY = 86400
-EPOCH_DATE = dt.date(2024, 1, 1)  # device time 0 (interlock.timebase)
+EPOCH_DATE = timebase.EPOCH_DATE  # device time 0
 
 # class names
 STARTUP = "startup-failure"  # a counted start-up failure
@@ -115,8 +115,7 @@ def _day(d: dt.date) -> int:
 
 
 def _when(wall: int) -> str:
-    t = dt.datetime(2024, 1, 1) + dt.timedelta(seconds=wall)
-    return t.strftime("%Y-%m-%d %H:%M")
+    return (timebase.EPOCH + dt.timedelta(seconds=wall)).strftime("%Y-%m-%d %H:%M")
 
 
 def classify(records: Iterable[tuple[int, int, int, int, int, int]], preset: Preset | None,
