@@ -31,8 +31,21 @@ RULE_PARAMS = (
     "fail_brac", "warn_brac", "free_restart_s", "retest_first_min_s", "retest_first_max_s", "retest_next_min_s",
     "retest_next_max_s", "retest_next_from", "retest_window_s", "retest_redemand", "temp_lock_s",
     "temp_lock_repeat", "startup_fail_s", "startup_fail_vio", "service_days", "camera", "volume_ml", "recall_s",
-    "outage_grace_days",
+    "outage_grace_days", "startup_fail_now",
 )
+
+# the violation classes a state's rule defines and the companion counts from the uploaded log
+# (companion/app/records/classes.py): name -> what the value means. A preset gives none, or every one.
+CLASS_KEYS = {
+    "startup_apart_s": "start-up failures closer together than this count once (seconds)",
+    "minor_startups": "this many counted start-up failures make a minor violation",
+    "minor_after_months": "start-up failures count toward a minor violation only this many months into the program",
+    "service_report_days": "not reporting for service within this many days of the date is a minor violation",
+    "major_minors": "this many minor violations make a major violation",
+    "major_retest": "1: a rolling-retest violation (missed, failed or refused retest) is a major violation",
+    "major_tamper": "1: tampering or circumvention (bypass, tamper, disconnect) is a major violation",
+}
+
 
 # the most a breath test takes, from request to result, when the driver blows at once (warm-up in the cold
 # excluded): used to check that a rule's "N retests within W" fits the lockouts the preset sets
@@ -68,6 +81,17 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class ClassRule:
+    """One number of a state's violation classes, with its citation and plain words."""
+
+    name: str
+    value: int
+    source: str
+    cite: str
+    says: str
+
+
+@dataclass(frozen=True)
 class Preset:
     """A state's preset, as loaded from its file."""
 
@@ -79,6 +103,7 @@ class Preset:
     params: dict[str, Param]
     facts: tuple[Fact, ...] = ()
     retests_after_fail: tuple[int, int] | None = None  # (count, within seconds)
+    classes: dict[str, ClassRule] = field(default_factory=dict)  # the state's violation classes (CLASS_KEYS)
     path: Path | None = field(default=None, compare=False)
 
     def policy(self) -> dict[str, int]:
@@ -170,6 +195,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Preset:
             problems.append("retests_after_fail needs count and within_s")
         else:
             retests = (raf["count"], raf["within_s"])
+    classes = _parse_classes(data.get("classes"), problems)
     if not problems:
         merged = dict(DEFAULTS)
         merged.update({n: p.value for n, p in params.items()})
@@ -183,7 +209,40 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Preset:
         raise PresetError("%s: %s" % (path.name if path else state, "; ".join(problems)))
     assert isinstance(state, str) and isinstance(version, int)
     return Preset(state, data["name"], version, data["coverage"], data["revised"], params, tuple(facts), retests,
-                  path)
+                  classes, path)
+
+
+def _parse_classes(raw: Any, problems: list[str]) -> dict[str, ClassRule]:
+    """The [classes] table: absent, or every CLASS_KEYS entry with a whole value >= 0, its source and citation."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("classes must be a table")
+        return {}
+    out: dict[str, ClassRule] = {}
+    for name in raw:
+        if name not in CLASS_KEYS:
+            problems.append("classes.%s: not a violation-class value (%s)" % (name, ", ".join(CLASS_KEYS)))
+    for name in CLASS_KEYS:
+        entry = raw.get(name)
+        if not isinstance(entry, dict):
+            problems.append("classes.%s: missing (a preset with classes gives every one)" % name)
+            continue
+        value, source, cite, says = entry.get("value"), entry.get("source"), entry.get("cite"), entry.get("says")
+        if not _int(value) or value < 0:
+            problems.append("classes.%s: value must be a whole number >= 0" % name)
+        elif source not in SOURCES:
+            problems.append("classes.%s: source must be one of %s" % (name, ", ".join(SOURCES)))
+        elif not isinstance(says, str) or not says:
+            problems.append("classes.%s: says missing" % name)
+        elif source != "unsourced" and (not isinstance(cite, str) or not cite):
+            problems.append("classes.%s: a %s value needs its citation" % (name, source))
+        else:
+            out[name] = ClassRule(name, value, source, cite or "", says)
+    for name in ("minor_startups", "major_minors"):
+        if name in out and out[name].value < 1:
+            problems.append("classes.%s: must be at least 1" % name)
+    return out
 
 
 def _check_retests(values: dict[str, int], count: int, within_s: int) -> list[str]:
@@ -221,6 +280,26 @@ def load(state: str) -> Preset:
     if not code.isalpha() or len(code) != 2 or not path.is_file():
         raise PresetError("no preset for state %r (have: %s)" % (state, ", ".join(states())))
     return load_file(path)
+
+
+_CACHE: dict[str, tuple[int, Preset]] = {}
+
+
+def load_cached(state: str) -> Preset:
+    """load(), kept while the file is unchanged (its modification time): for pages that read a preset on every
+    request. A preset is frozen, so sharing one is safe."""
+    code = state.upper()
+    path = DATA / (code + ".toml")
+    try:
+        mtime = path.stat().st_mtime_ns if code.isalpha() and len(code) == 2 else -1
+    except OSError:
+        mtime = -1
+    hit = _CACHE.get(code)
+    if hit is not None and mtime != -1 and hit[0] == mtime:
+        return hit[1]
+    preset = load(code)
+    _CACHE[code] = (mtime, preset)
+    return preset
 
 
 def states() -> list[str]:

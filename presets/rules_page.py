@@ -10,9 +10,11 @@ its citation and how it is sourced, and the parameters left unsourced.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import RULE_PARAMS, Preset, all_presets
+from .policy_spec import DEFAULTS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "RULES.md"
 
@@ -29,7 +31,7 @@ LABELS = {
     "temp_lock_repeat": "Failed tests before the wait grows", "startup_fail_s": "Start-up failure window",
     "startup_fail_vio": "Start-up failure is a violation", "service_days": "Service interval",
     "camera": "Camera", "volume_ml": "Breath volume", "recall_s": "Violation countdown",
-    "outage_grace_days": "Outage grace",
+    "outage_grace_days": "Outage grace", "startup_fail_now": "Failed start test is a violation at once",
 }
 
 
@@ -40,7 +42,7 @@ def _value(name: str, v: int) -> str:
         return "the previous request" if v else "the previous pass"
     if name == "retest_redemand":
         return "asked again at once" if v else "alarm until pass or key-off"
-    if name in ("camera", "startup_fail_vio"):
+    if name in ("camera", "startup_fail_vio", "startup_fail_now"):
         return "yes" if v else "no"
     if name == "volume_ml":
         return "%d.%d L" % (v // 1000, v % 1000 // 100)
@@ -55,13 +57,21 @@ def _value(name: str, v: int) -> str:
     return str(v)
 
 
-def render_state(p: Preset) -> list[str]:
-    """The Markdown lines of one state's section."""
-    out = ["## %s (%s)" % (p.name, p.state), "",
-           "Preset `%s`, %s, revised %s (`presets/data/%s.toml`)." % (p.tag(), "full" if p.coverage == "full"
-                                                                      else "partial: many numbers not found",
-                                                                      p.revised, p.state), "",
-           "| behaviour | value | in plain words | source | citation |", "|---|---|---|---|---|"]
+@dataclass(frozen=True)
+class Row:
+    """One behaviour of a state's rules as the pages show it (the Markdown page and the portal's pages)."""
+
+    name: str  # the policy parameter (or the violation-class value)
+    label: str  # LABELS: the handset's words for it
+    value: str  # the value in plain units
+    says: str  # the rule in plain words
+    source: str  # rule | agency | secondary | unsourced
+    cite: str  # the citation ("-" none), with why an unsourced value was chosen
+
+
+def rows(p: Preset) -> list[Row]:
+    """Every state-rule parameter of a preset, in RULE_PARAMS order."""
+    out = []
     for name in RULE_PARAMS:
         prm = p.params[name]
         cite = prm.cite or "-"
@@ -70,8 +80,35 @@ def render_state(p: Preset) -> list[str]:
             if not prm.cite:
                 cite = prm.why
         shown = "none" if name == "warn_brac" and prm.value >= p.params["fail_brac"].value else _value(name, prm.value)
-        out.append("| %s | %s | %s | %s | %s |" % (LABELS[name], shown, prm.says.replace("|", "/"),
-                                                   MARKS[prm.source], cite.replace("|", "/")))
+        out.append(Row(name, LABELS[name], shown, prm.says, prm.source, cite))
+    return out
+
+
+def default_rows() -> list[Row]:
+    """The handset's factory values of the same parameters, for a program with no state preset."""
+    return [Row(name, LABELS[name], _value(name, DEFAULTS[name]), "", "unsourced", "-") for name in RULE_PARAMS]
+
+
+def class_rows(p: Preset) -> list[Row]:
+    """The state's violation classes the companion counts (none for a preset without [classes])."""
+    return [Row(c.name, c.name, str(c.value), c.says, c.source, c.cite or "-") for c in p.classes.values()]
+
+
+def render_state(p: Preset) -> list[str]:
+    """The Markdown lines of one state's section."""
+    out = ["## %s (%s)" % (p.name, p.state), "",
+           "Preset `%s`, %s, revised %s (`presets/data/%s.toml`)." % (p.tag(), "full" if p.coverage == "full"
+                                                                      else "partial: many numbers not found",
+                                                                      p.revised, p.state), "",
+           "| behaviour | value | in plain words | source | citation |", "|---|---|---|---|---|"]
+    for r in rows(p):
+        out.append("| %s | %s | %s | %s | %s |" % (r.label, r.value, r.says.replace("|", "/"), MARKS[r.source],
+                                                   r.cite.replace("|", "/")))
+    if p.classes:
+        out += ["", "Violation classes, counted by the companion from the uploaded log "
+                "(`companion/app/records/classes.py`):", ""]
+        for r in class_rows(p):
+            out.append("- %s (`%s` = %s; %s: %s)" % (r.says, r.name, r.value, MARKS[r.source], r.cite))
     if p.facts:
         out += ["", "Other rules of the state, kept elsewhere:", ""]
         for f in p.facts:

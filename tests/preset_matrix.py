@@ -141,19 +141,25 @@ def _temp_lock(preset, v):
 
 
 def _startup(preset, v):
-    names = _cited(preset, "startup_fail_s", "startup_fail_vio")
+    names = _cited(preset, "startup_fail_s", "startup_fail_vio", "startup_fail_now")
     if not names or not v["startup_fail_s"]:
         return []
-    s, vio, t = v["startup_fail_s"], v["startup_fail_vio"], v["temp_lock_s"]
+    s, vio, now, t = v["startup_fail_s"], v["startup_fail_vio"], v["startup_fail_now"], v["temp_lock_s"]
     out = _say(preset, names) + _prelude(v)
-    out += ["# a fail that a pass follows within the window is no start-up failure", "key on",
-            'wait-for "BLOW" within 2m', "blow brac=.045", 'wait-for "FAIL" within 15s', "mark", "key off",
+    out += ["# a fail that a pass follows within the window is no start-up failure%s" % (
+                "; the fail itself is a violation" if now else ", and no violation"), "mark", "key on",
+            'wait-for "BLOW" within 2m', "blow brac=.045", 'wait-for "FAIL" within 15s', "key off",
             "wait %ds" % (t + 2), "key on", 'wait-for "BLOW" within 2m', "blow", 'wait-for "PASS" within 15s',
-            "key off", "wait %ds" % s, "expect no-log STARTUP_FAIL"]
+            "key off", "wait %ds" % s, "expect no-log STARTUP_FAIL",
+            "expect log VIOLATION a=8" if now else "expect no-log VIOLATION a=8"]
     out += ["# a fail that no pass follows: logged once the window is over", "key on", 'wait-for "BLOW" within 2m',
             "blow brac=.045", 'wait-for "FAIL" within 15s', "mark", "key off", "wait %ds" % (s - 3),
-            "expect no-log STARTUP_FAIL", "wait 12s", "expect log STARTUP_FAIL b=%d c=%d" % (s, vio)]
-    out += ["expect log VIOLATION a=8" if vio else "expect no-log VIOLATION"]
+            "expect no-log STARTUP_FAIL", "wait 12s",
+            "expect log STARTUP_FAIL b=%d c=%d" % (s, 1 if vio and not now else 0)]
+    if now:
+        out += ["# booked at the fail already: the start-up failure is no second violation", "expect no-log VIOLATION"]
+    else:
+        out += ["expect log VIOLATION a=8" if vio else "expect no-log VIOLATION"]
     return out
 
 

@@ -202,3 +202,23 @@ def test_format_3_state_loads_with_the_state_rule_values_at_their_defaults():
     assert again.startup_fail_at == WALL + 5
     assert again.policy.startup_fail_s == 600 and again.policy.temp_lock_repeat == 3
     assert persist.unpack(data[:-4], again) == -1 and persist.unpack(b"IS\x05" + data[3:], again) == -1
+
+
+def test_a_format_4_state_saved_before_a_policy_value_was_appended_loads_it_at_its_default():
+    """Format 4's length follows SPEC: a state saved by firmware whose SPEC ended at outage_grace_days (55 values)
+    loads, and startup_fail_now (appended since) keeps today's behaviour; a state longer than SPEC, or cut
+    inside a value, is refused."""
+    from fsm.policy import Policy
+
+    old = _before()
+    assert old.policy.apply({"version": 20, "startup_fail_s": 600, "startup_fail_now": 1}) is None
+    full = bytes(persist.pack(old))
+    assert len(full) == persist.SIZE
+    first = full[:persist._SIZE_V4]  # what the first format-4 firmware wrote (the same head, 55 values)
+    again = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(first, again) >= 0
+    assert again.policy.startup_fail_s == 600 and again.policy.version == 20
+    assert again.policy.startup_fail_now == Policy().startup_fail_now == 0
+    assert persist.unpack(full + b"\0\0\0\0", again) == -1
+    assert persist.unpack(full[:-2], again) == -1
+    assert persist.unpack(first[:-4], again) == -1

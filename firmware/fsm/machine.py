@@ -772,6 +772,9 @@ class Interlock(Authority):
             self._dirty = True
         self._startup_result(verdict == records.FAIL, self.wall)
         if verdict == records.FAIL:
+            if p.startup_fail_now:
+                # a start test at or above the fail point is a violation of its own (IN 260 IAC 3-2-1(3))
+                self._violation(records.VIO_FAILED_START)
             self._fail_lock(value)
         self._enter(S_RESULT)
 
@@ -812,17 +815,19 @@ class Interlock(Authority):
     def _startup_timer(self):
         """A failed start test that no pass followed within startup_fail_s is a start-up failure (MI R 257.301a(j),
         IN 260 IAC 3-2-1(3)(C), TN 1340-03-06-.13): logged once for all the fails in that time, and a violation
-        where the policy says so. A pass at the very end of the window still counts."""
+        where the policy says so (not again when startup_fail_now booked the fail itself). A pass at the very end
+        of the window still counts."""
         p = self.policy
         if not p.startup_fail_s:
             self.startup_fail_at = 0  # the policy no longer has the rule
             self._dirty = True
             return
         if self.wall > self.startup_fail_at + p.startup_fail_s:
-            self._log(records.STARTUP_FAIL, self.startup_fail_at, p.startup_fail_s, p.startup_fail_vio)
+            vio = 1 if p.startup_fail_vio and not p.startup_fail_now else 0
+            self._log(records.STARTUP_FAIL, self.startup_fail_at, p.startup_fail_s, vio)
             self.startup_fail_at = 0
             self._dirty = True
-            if p.startup_fail_vio:
+            if vio:
                 self._violation(records.VIO_FAILED_START)
 
     def _temp_lock(self, kind, seconds, cause):

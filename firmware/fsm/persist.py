@@ -11,7 +11,8 @@ every value of the policy's SPEC):
   3  the identity moved to its own store (a corrupt state no longer loses it); bytes 4..39 now hold the token
      clock's lead, the service port's failed-login wait levels and the technician policy count, and room
   4  the policy values appended to SPEC since (state rules) are kept, and the start-up failure pending since
-     (device time, 0 none) takes the first 4 reserved bytes
+     (device time, 0 none) takes the first 4 reserved bytes. Its length follows SPEC: a format-4 state saved
+     when SPEC had fewer values (at least the 55 of its first version) loads, the values it lacks at default
 unpack() reads all four (a policy value an older format lacks keeps its default); pack() writes format 4. A handset updated from older firmware loses nothing: the
 boot that reads an older format saves the current one, and moves the identity it found to its own store.
 
@@ -40,6 +41,8 @@ _HEAD = ">2sBBIBBH28sBBBBBBBBIIIIIHHHHIIIIIIIII" + "I" * (_TAIL + _ABORTS)
 _FMT = _HEAD + "i" * policy_mod.COUNT
 SIZE = struct.calcsize(_FMT)
 _OLD_COUNT = 49  # policy values in formats 1 to 3
+_V4_COUNT = 55  # policy values in the first format-4 states (SPEC up to outage_grace_days)
+_SIZE_V4 = struct.calcsize(_HEAD) + 4 * _V4_COUNT
 _SIZE_V3 = struct.calcsize(_HEAD) + 4 * _OLD_COUNT
 # formats 1 and 2 differ from 3 in bytes 4..39 (device id, secret) and, for 1, in the tail (3 words, no deadline)
 _OLD_ID = ">I32s"
@@ -110,7 +113,7 @@ def unpack(data, m):
     if data is None or len(data) < 3 or bytes(data[:2]) != MAGIC:
         return -1
     fmt = data[2]
-    if not (fmt == FORMAT and len(data) == SIZE or (fmt == 3 or fmt == 2) and len(data) == _SIZE_V3
+    if not (fmt == FORMAT and _SIZE_V4 <= len(data) <= SIZE and (len(data) - _SIZE_V4) % 4 == 0 or (fmt == 3 or fmt == 2) and len(data) == _SIZE_V3
             or fmt == 1 and len(data) == _SIZE_V1):
         return -1
     flags = data[3]

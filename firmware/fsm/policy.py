@@ -67,6 +67,7 @@ SPEC = (
     ("startup_fail_s", 0, 0, 7200),  # 0 off; else a failed start test not followed by a pass within it is logged
     ("startup_fail_vio", 0, 0, 1),  # 1: that start-up failure is also a violation (counted, recall countdown)
     ("outage_grace_days", 0, 0, 30),  # days the payment and service locks wait when no sync came since the due day
+    ("startup_fail_now", 0, 0, 1),  # 1: a failed start test is a violation at once (then none again after the window)
 )
 
 VERSION_MAX = 0xFFFFFFFF  # the version is persisted as an unsigned 32-bit field

@@ -34,7 +34,7 @@ STORAGE = const(25)  # a=1 nearly full lock
 BOOT_REASON = const(26)  # a=why the board started (board.RESET_*), b=watchdog restarts in a row
 VOLTAGE = const(27)  # a=supply level (power.OK 0 / LOW 1 / CRITICAL 2), b=mV, c=1 engine running
 # a failed start test no pass followed within the policy's startup_fail_s: a=device time of that fail,
-# b=startup_fail_s, c=1 if also booked as a violation (VIO_FAILED_START)
+# b=startup_fail_s, c=1 if also booked as a violation (VIO_FAILED_START; 0 when startup_fail_now booked the fail)
 STARTUP_FAIL = const(28)
 
 NAMES = {
@@ -84,7 +84,8 @@ VIO_DISCONNECT = const(4)
 VIO_POWER_CUT = const(5)
 VIO_TAMPER = const(6)
 VIO_REFUSED_RETEST = const(7)
-VIO_FAILED_START = const(8)  # a start-up failure (STARTUP_FAIL) where the policy makes it a violation
+VIO_FAILED_START = const(8)  # a start-up failure (STARTUP_FAIL) where the policy makes it a violation, or
+# any failed start test where startup_fail_now says so
 
 # fault codes (FAULT a=)
 FAULT_WARMUP = const(1)  # warm-up timed out; b=cell temperature, c=1 start test / 2 retest

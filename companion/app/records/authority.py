@@ -12,6 +12,7 @@ from companion.app.accounts.services import audit
 from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.models import Account, Handset, LogRecord
+from companion.app.records import classes as vclasses
 from companion.app.records import timeline
 from companion.app.service.models import Appointment, AuthorityAssignment, Program, Shipment
 
@@ -34,9 +35,10 @@ def assign(session: Session, actor: User, authority_id: int, account_id: int) ->
 
 
 def set_program(session: Session, actor: User, account_id: int, jurisdiction: str | None = None,
-                ends_on: dt.date | None = None, module_lock: bool | None = None) -> Program:
-    """Staff set an account's state (whose rules its record cites), its program end date, and whether an
-    unreturned module locks the vehicle (as the state's program says)."""
+                ends_on: dt.date | None = None, module_lock: bool | None = None,
+                starts_on: dt.date | None = None) -> Program:
+    """Staff set an account's state (whose rules its record cites), its program start and end dates, and whether
+    an unreturned module locks the vehicle (as the state's program says)."""
     if (session.get(Account, account_id) if 0 < account_id < 2**31 else None) is None:
         raise Problem(404, "not-found", "no such account", field="account_id")
     p = session.get(Program, account_id)
@@ -50,11 +52,17 @@ def set_program(session: Session, actor: User, account_id: int, jurisdiction: st
         p.jurisdiction = jurisdiction
     if ends_on is not None:
         p.ends_on = ends_on
+    if starts_on is not None:
+        last = ends_on or p.ends_on
+        if last is not None and starts_on > last:
+            raise Problem(422, "invalid", "the program starts after it ends", field="starts_on")
+        p.starts_on = starts_on
     if module_lock is not None:
         p.module_lock = module_lock
     session.flush()
     audit(session, actor, None, "program-set", account_id=account_id, jurisdiction=p.jurisdiction,
-          ends_on=p.ends_on.isoformat() if p.ends_on else None, module_lock=bool(p.module_lock))
+          ends_on=p.ends_on.isoformat() if p.ends_on else None,
+          starts_on=p.starts_on.isoformat() if p.starts_on else None, module_lock=bool(p.module_lock))
     return p
 
 
@@ -81,6 +89,10 @@ class Compliance:
     module_returns_late: int
     out_of_compliance: str
     ends_on: dt.date | None
+    minor: int = 0  # the state's minor and major violations in the period (states whose preset has classes)
+    major: int = 0
+    classes: list[vclasses.Classified] | None = None  # those classified events, oldest first
+    classed: bool = False  # whether the state's preset defines violation classes
 
 
 LOCK_VIOLATION = 3
@@ -111,8 +123,20 @@ def compliance(session: Session, account: Account, since: dt.date | None = None,
         Shipment.account_id == account.id, Shipment.overdue_at.is_not(None))) or 0)
     p = session.get(Program, account.id)
     driver = session.scalar(select(User.name).where(User.account_id == account.id, User.role == "driver"))
-    return Compliance(account, driver or account.name, p.jurisdiction if p else "", links, vio, locks, missed, late,
-                      p.out_of_compliance if p else "", p.ends_on if p else None)
+    lo = timeline._wall(since) if since else None
+    hi = timeline._wall(until + dt.timedelta(days=1)) if until else None
+    classified: list[vclasses.Classified] = []
+    classed = False
+    for hid in hids:
+        got = vclasses.of_device(session, hid, account.id)
+        classed = classed or got is not vclasses.NONE
+        classified += [e for e in got.events if (lo is None or e.wall >= lo) and (hi is None or e.wall < hi)]
+    classified.sort(key=lambda e: e.wall)
+    state = timeline.jurisdiction(session, account.id, hids[0] if hids else None)
+    return Compliance(account, driver or account.name, state, links, vio, locks, missed, late,
+                      p.out_of_compliance if p else "", p.ends_on if p else None,
+                      sum(1 for e in classified if e.cls == vclasses.MINOR),
+                      sum(1 for e in classified if e.cls == vclasses.MAJOR), classified, classed)
 
 
 def drivers(session: Session, user: User) -> list[Compliance]:

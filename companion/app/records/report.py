@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from companion.app.core import timebase
 from companion.app.models import Account, LogRecord
 from companion.app.records import authority, rules, timeline
+from companion.app.records import classes as vclasses
 from companion.app.service.models import Appointment, Dispute
 
 TYPES = (timeline.VIOLATION, timeline.BYPASS, timeline.LOCKOUT, timeline.CLEAR)
@@ -49,6 +50,8 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
                  "Program ends: %s" % (c.ends_on.isoformat() if c.ends_on else "not set"),
                  "Violations: %d   Violation lockouts: %d   Missed services: %d   Late module returns: %d"
                  % (c.violations, c.lockouts, c.missed_services, c.module_returns_late),
+                 *(["Under the state's violation classes: minor violations: %d   major violations: %d"
+                    % (c.minor, c.major)] if c.classed else []),
                  "Produced: %s UTC" % dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")):
         pdf.cell(0, 6, _latin(line), new_x="LMARGIN", new_y="NEXT")
     if c.out_of_compliance:
@@ -84,6 +87,20 @@ def compliance_pdf(session: Session, account: Account, since: dt.date | None, un
         if d is not None:
             line += "  [disputed: %s]" % d.status
         _lines(pdf, line)
+    if c.classed:
+        pdf.ln(3)
+        pdf.set_font("Helvetica", "B", 12)
+        pdf.cell(0, 8, "Violation classes of %s" % c.state, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Courier", "", 8)
+        shown = [e for e in c.classes or [] if e.cls in (vclasses.MINOR, vclasses.MAJOR, vclasses.STARTUP)]
+        if not shown:
+            pdf.cell(0, 6, "No start-up failure, minor or major violation in the period.", new_x="LMARGIN",
+                     new_y="NEXT")
+        for e in shown:
+            when = (timebase.EPOCH + dt.timedelta(seconds=e.wall)).strftime("%Y-%m-%d %H:%M")
+            _lines(pdf, "%s  %s%s: %s  -- %s: %s" % (when, vclasses.LABELS[e.cls],
+                                                     " (#%d)" % e.seq if e.seq is not None else "", e.why,
+                                                     e.rule.cite, e.rule.says))
     pdf.ln(3)
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Service visits", new_x="LMARGIN", new_y="NEXT")

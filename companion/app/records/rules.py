@@ -14,6 +14,7 @@ VIO_DISCONNECT = 4
 VIO_POWER_CUT = 5
 VIO_TAMPER = 6
 VIO_REFUSED_RETEST = 7
+VIO_FAILED_START = 8
 
 CAUSES = {
     VIO_MISSED_RETEST: N_("missed retest"),
@@ -23,6 +24,7 @@ CAUSES = {
     VIO_POWER_CUT: N_("power cut"),
     VIO_TAMPER: N_("tampering"),
     VIO_REFUSED_RETEST: N_("refused retest"),
+    VIO_FAILED_START: N_("failed start test"),
 }
 
 STATES = ("AZ", "CA", "IN", "MI", "TN", "TX", "WA")
@@ -45,6 +47,12 @@ _TAMPER = {
     "MI": ("Mich. Admin. Code R 257.301a", "tampering or circumvention is a major violation"),
     "CA": ("Cal. Veh. Code 23575(d)", "tampering is reported to the court or the DMV"),
 }
+_FAILED_START = {
+    "IN": ("260 IAC 3-2-1(3)", "violation reset with notice: a start test at or above the fail point, or a fail "
+                              "not followed by a pass within 10 minutes"),
+    "TN": ("Tenn. Comp. R. & Regs. 1340-03-06-.13", "a failed start test is a violation unless a test within 10 "
+                                                    "minutes reads at or below 0.020"),
+}
 RULES: dict[int, dict[str, tuple[str, str]]] = {
     VIO_MISSED_RETEST: _RETEST,
     VIO_FAILED_RETEST: _RETEST,
@@ -53,6 +61,7 @@ RULES: dict[int, dict[str, tuple[str, str]]] = {
     VIO_TAMPER: _TAMPER,
     VIO_DISCONNECT: _TAMPER,
     VIO_POWER_CUT: {},
+    VIO_FAILED_START: _FAILED_START,
 }
 
 

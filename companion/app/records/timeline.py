@@ -17,15 +17,16 @@ from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.models import Handset, LogRecord
 from companion.app.notifications.messages import N_
+from companion.app.records import classes as vclasses
 from companion.app.records import rules
 from companion.app.service.models import AuthorityAssignment, Dispute, Program
 from interlock import record
 
 # fsm.records types (tests check these against the firmware)
-TEST_REQUEST, RESULT, LOCKOUT, CLEAR, VIOLATION, RETEST, BYPASS = 6, 8, 9, 10, 11, 12, 23
+TEST_REQUEST, RESULT, LOCKOUT, CLEAR, VIOLATION, RETEST, BYPASS, STARTUP_FAIL = 6, 8, 9, 10, 11, 12, 23, 28
 KINDS = {  # filter name -> record types (a retest's request and sample are tests too; "retests" are the
     # retest schedule's own records: asked, passed, missed, refused)
-    "tests": (TEST_REQUEST, RESULT),
+    "tests": (TEST_REQUEST, RESULT, STARTUP_FAIL),
     "retests": (RETEST,),
     "violations": (VIOLATION, BYPASS),
     "lockouts": (LOCKOUT,),
@@ -56,6 +57,7 @@ class Event:
     rule: rules.Rule | None = None
     dispute: Dispute | None = None
     disputable: bool = False
+    classes: list[vclasses.Classified] = field(default_factory=list)  # the state's violation classes of it
 
     @property
     def stamp(self) -> str:
@@ -84,6 +86,9 @@ def describe(rtype: int, a: int, b: int, c: int) -> tuple[str, str, dict[str, st
         return kind, N_("Violation: %(cause)s"), {"cause": rules.CAUSES.get(a, "?")}
     if rtype == BYPASS:
         return kind, N_("Engine started without a passed test"), {}
+    if rtype == STARTUP_FAIL:
+        return kind, N_("Start-up failure: no pass within %(min)s minutes of a failed start test"), {
+            "min": str(b // 60)}
     if rtype == LOCKOUT:
         return kind, N_("Lockout: %(what)s"), {"what": LOCKS.get(a, "?")}
     return kind, N_("Cleared: %(what)s, by %(source)s"), {"what": LOCKS.get(a, "?"), "source": SOURCES.get(b, "?")}
@@ -116,8 +121,13 @@ def readable_device(session: Session, user: User, link_id: int) -> DeviceLink:
     return link
 
 
-def jurisdiction(session: Session, account_id: int) -> str:
-    """The account's state ("" when not set)."""
+def jurisdiction(session: Session, account_id: int, handset_id: int | None = None) -> str:
+    """The state whose rules a device's record cites: the state of the preset its handset runs (the policy
+    the events happened under), else the program's state ("" when neither is set)."""
+    if handset_id is not None:
+        h = session.get(Handset, handset_id)
+        if h is not None and h.preset:
+            return h.preset.split("@")[0]
     p = session.get(Program, account_id)
     return p.jurisdiction if p else ""
 
@@ -137,6 +147,7 @@ class Timeline:
     before: int | None  # the seq to continue from (older), or None at the end
     disputes_open: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    classes: vclasses.Classes = vclasses.NONE  # the state's violation classes over the whole log
 
 
 def _wall(d: dt.date) -> int:
@@ -236,7 +247,9 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
     rows = session.execute(q.order_by(order.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    state = jurisdiction(session, link.account_id)
+    state = jurisdiction(session, link.account_id, hid)
+    classified = vclasses.of_device(session, hid, link.account_id) if hid else vclasses.NONE
+    by_seq = classified.by_seq()
     # the page's disputes and the device's open ones, in one query (a device has few disputes)
     shown = [r[0] for r in rows]
     found = list(session.scalars(select(Dispute).where(
@@ -251,10 +264,10 @@ def timeline(session: Session, user: User, link_id: int, kinds: tuple[str, ...] 
             continue
         rule = rules.rule_for(a, state) if rtype == VIOLATION else None  # the VIOLATION record names the cause
         events.append(Event(hid or 0, seq, timebase.EPOCH + dt.timedelta(seconds=wall), kind, title, params,
-                            rule, disputes.get(seq), rtype in (VIOLATION, LOCKOUT)))
+                            rule, disputes.get(seq), rtype in (VIOLATION, LOCKOUT), by_seq.get(seq, [])))
     open_count = sum(1 for d in found if d.status == "open")
     return Timeline(link, state, events, counts, kinds, since, until, rows[-1][0] if more and rows else None,
-                    open_count)
+                    open_count, classes=classified)
 
 
 # ---- disputes ----------------------------------------------------------------------------------------------

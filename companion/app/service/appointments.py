@@ -20,6 +20,7 @@ from companion.app.models import Account, Handset
 from companion.app.notifications import services as notes
 from companion.app.portal.config import PortalSettings
 from companion.app.portal.context import PortalContext
+from companion.app.records import classes as vclasses
 from companion.app.schemas import DesiredUpdate
 from companion.app.service import centers
 from companion.app.service.models import (
@@ -318,17 +319,20 @@ def decline(session: Session, actor: User, appt_id: int, why: str) -> Appointmen
 
 def complete(session: Session, actor: User, appt_id: int) -> Appointment:
     """Staff record a visit as done. A calibration or inspection moves the device's next inspection date in
-    its desired state by the account's service period: the date the dashboard shows and the handset's
-    INSPECTION DUE counts to, one field."""
+    its desired state by the service interval of the state preset its handset runs (the account's service
+    period when it runs none): the date the dashboard shows and the handset's INSPECTION DUE counts to, one
+    field."""
     a = _staff_get(session, appt_id)
     if a.status != "booked" or a.starts_ts is None:
         raise Problem(409, "closed", "only a booked visit is completed")
     a.status, a.updated_at = "done", _now()
     if a.kind in SELF_BOOKED:
         account = session.get(Account, a.account_id)
-        period = account.service_period_days if account else 30
+        default = account.service_period_days if account else 30
         visit = dt.datetime.fromtimestamp(a.starts_ts, dt.UTC).date()
         for h in _handsets(session, a):
+            preset = vclasses.device_preset(h.preset)
+            period = preset.params["service_days"].value if preset is not None else default
             crud.set_desired(session, h, DesiredUpdate(inspection_due=visit + dt.timedelta(days=period)))
     session.flush()
     audit(session, actor, None, "appointment-done", appointment=a.id)

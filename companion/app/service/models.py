@@ -77,6 +77,8 @@ class Program(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True, autoincrement=False)
     jurisdiction: Mapped[str] = mapped_column(String(2), default="")  # US state code; "" = not set
     ends_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # the program's first day (None: the day of the first uploaded log record); state rules count from it
+    starts_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     certificate_doc_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     report_doc_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -19,7 +19,7 @@ def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettin
     """Add the portal (pages, JSON API context, static files, security headers) to the companion's app."""
     from companion.app.billing import context as billing_context
     from companion.app.billing import sandbox
-    from companion.app.web import billing_pages, pages, service_pages
+    from companion.app.web import billing_pages, pages, rules_pages, service_pages
     from companion.app.web.headers import SecurityHeaders
 
     app.state.portal = PortalContext.build(settings, ps or PortalSettings(), keyring)
@@ -32,6 +32,7 @@ def install(app: FastAPI, settings: Settings, keyring: Keyring, ps: PortalSettin
     # routes (FastAPI tries routes in order, ~10 µs each)
     app.router.routes.insert(0, Route("/portal/dashboard", pages.dashboard, methods=["GET"]))
     app.include_router(service_pages.router)
+    app.include_router(rules_pages.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
     app.add_middleware(SecurityHeaders)
     _page_errors(app)

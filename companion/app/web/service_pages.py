@@ -369,11 +369,11 @@ def staff_assign(request: Request, session: WriteSessionDep, authority_id: F = "
 
 @router.post("/staff/programs")
 def staff_program(request: Request, session: WriteSessionDep, account_id: F = "", jurisdiction: F = "",
-                  ends_on: F = "", module_lock: F = "", csrf: F = "") -> Response:
-    """Set an account's state, program end date, and whether an unreturned module locks."""
+                  ends_on: F = "", module_lock: F = "", starts_on: F = "", csrf: F = "") -> Response:
+    """Set an account's state, program start and end dates, and whether an unreturned module locks."""
     return _staff_form(request, session, csrf, lambda actor: authority.set_program(
         session, actor, _int(account_id, "account_id"), jurisdiction, _date(ends_on, "ends_on"),
-        module_lock == "on"))
+        module_lock == "on", _date(starts_on, "starts_on")))
 
 
 # ---- documents and notes -----------------------------------------------------------------------------------
