@@ -226,12 +226,14 @@ def frequency(request: Request, session: WriteSessionDep, schedule: F = "", csrf
 
 
 @router.post("/autopay")
-def autopay(request: Request, session: WriteSessionDep, on: F = "", method_id: F = "", csrf: F = "") -> Response:
-    """Turn automatic payments on with a card, or stop them."""
+def autopay(request: Request, session: WriteSessionDep, on: F = "", method_id: F = "", device_id: F = "",
+            csrf: F = "") -> Response:
+    """Turn automatic payments on with a card, or stop them (for one device, or every device)."""
     v, user = _driver(request, session)
     try:
         v.check_csrf(csrf)
-        billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit() else None)
+        billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit() else None,
+                            int(device_id) if device_id.isdigit() and len(device_id) < 10 else None)
         session.commit()
     except Problem as exc:
         session.rollback()
