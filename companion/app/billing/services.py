@@ -27,7 +27,13 @@ from companion.app.accounts.services import audit
 from companion.app.billing import ledger
 from companion.app.billing.context import BillingContext
 from companion.app.billing.gateway import GatewayError, GatewayTimeout, Intent
-from companion.app.billing.models import BillingPlan, ChargeAttempt, DeviceAutopay, PaymentMethod, WebhookEvent
+from companion.app.billing.models import (
+    BillingPlan,
+    ChargeAttempt,
+    DeviceAutopay,
+    PaymentMethod,
+    WebhookEvent,
+)
 from companion.app.core.problems import Problem
 from companion.app.models import Account, Handset, LedgerEntry
 from companion.app.notifications import services as notes

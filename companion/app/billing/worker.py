@@ -19,6 +19,7 @@ installment charge nothing twice.
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import exists, func, insert, or_, select, update
@@ -112,7 +113,7 @@ def _rows_by_account(session: Session, ids: list[int]) -> dict[int, list[LedgerE
 
 
 def _primaries(session: Session, ids: list[int]) -> dict[int, int]:
-    return {int(a): int(h) for a, h in session.execute(
+    return {int(a or 0): int(h) for a, h in session.execute(
         select(Handset.account_id, func.min(Handset.id)).where(Handset.account_id.in_(ids))
         .group_by(Handset.account_id)).all()}
 
@@ -159,6 +160,17 @@ def _push_due_dates(session: Session, due: dict[int, dt.date]) -> None:
         session.execute(insert(DesiredVersion), versions)
 
 
+def _ask_all(b: BillingContext, todo: list[tuple[ChargeAttempt, str]], concurrency: int
+             ) -> list[tuple[ChargeAttempt, Any]]:
+    """The gateway's answer to each attempt (None: no answer), `concurrency` requests in flight at a time (each
+    under its own idempotency key: a request repeated after a lost answer charges nothing twice)."""
+    if concurrency <= 1 or len(todo) <= 1:
+        return [(a, billing._ask_gateway(b, a, token)) for a, token in todo]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(todo)), thread_name_prefix="autopay") as pool:
+        got = list(pool.map(lambda t: billing._ask_gateway(b, t[0], t[1]), todo))
+    return [(a, i) for (a, _t), i in zip(todo, got, strict=True)]
+
+
 def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]]) -> dict[str, int]:
     """Collect what is due on a batch of claimed devices in three transactions, whatever the batch's size:
 
@@ -166,7 +178,8 @@ def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]
        each position derived in memory; one attempt per device under `autopay:<account>:<handset>:<period>:<try>`
        written in bulk and committed (an attempt already under that key is asked about again, never charged
        anew: the gateway answers a key it knows with the intent it made);
-    2. the gateway asked for each attempt (no lock held while it answers);
+    2. the gateway asked for each attempt, BILLING_GATEWAY_CONCURRENCY at a time (no lock held while it
+       answers);
     3. the accounts locked again; successes settled in bulk (payments, cached positions, handset due dates,
        attempts, retry state, receipts); declines, second steps and lost answers settled one by one as any
        other attempt is.
@@ -233,7 +246,7 @@ def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]
             else:
                 counts[a.status] = counts.get(a.status, 0) + 1  # settled already: nothing to do
         s.expunge_all()
-    answers = [(a, billing._ask_gateway(b, a, token)) for a, token in todo]
+    answers = _ask_all(b, todo, 1 if db.settings.is_sqlite else b.bs.GATEWAY_CONCURRENCY)
     with db.write_session() as s:
         accounts = _lock_accounts(s, [a.account_id for a, _i in answers], postgres)
         current = {a.id: a for a in s.scalars(select(ChargeAttempt).where(
@@ -291,10 +304,10 @@ def _settle_successes(session: Session, b: BillingContext, accounts: dict[int, A
     _push_due_dates(session, due)
     now = ledger.now()
     for a, _intent in quick:
-        e = entries.get(a.id)
-        if e is not None:
-            e.due_after = due[a.account_id]
-            a.entry_id = e.id
+        made = entries.get(a.id)
+        if made is not None:
+            made.due_after = due[a.account_id]
+            a.entry_id = made.id
         a.status, a.updated_at = "succeeded", now
     session.execute(update(DeviceAutopay).where(DeviceAutopay.handset_id.in_([a.handset_id for a, _i in quick]))
                     .values(retry_period=None, retry_attempts=0, retry_at=None, last_decline="")
