@@ -1,4 +1,4 @@
-"""billing: auto-pay per device (device_autopay), the account's auto-pay settings copied to each of its
+"""billing: unlock-code fees (accounts.code_fee_cents; a code-fee attempt's action and issued code), auto-pay per device (device_autopay), the account's auto-pay settings copied to each of its
 handsets; billing_plans keeps its columns (reminders are read there; the auto-pay ones are no longer read)
 
 Revision ID: 0008_billing2
@@ -38,9 +38,20 @@ def upgrade() -> None:
         "retry_at, last_decline, lease_until, updated_at) "
         "SELECT h.id, p.account_id, p.autopay, p.method_id, p.retry_period, p.retry_attempts, p.retry_at, p.last_decline, "
         "NULL, p.updated_at FROM billing_plans p JOIN handsets h ON h.account_id = p.account_id")
+    op.add_column('accounts', sa.Column('code_fee_cents', sa.Integer(), server_default='0', nullable=False))
+    with op.batch_alter_table('charge_attempts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('code_action', sa.String(length=8), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('code_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key('fk_charge_attempts_code_id', 'unlock_codes', ['code_id'], ['id'])
 
 
 def downgrade() -> None:
     """Revert (an account's auto-pay is on if any of its devices had it on, as billing_plans still says)."""
+    with op.batch_alter_table('charge_attempts', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_charge_attempts_code_id', type_='foreignkey')
+        batch_op.drop_column('code_id')
+        batch_op.drop_column('code_action')
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.drop_column('code_fee_cents')
     op.drop_index(op.f('ix_device_autopay_account_id'), table_name='device_autopay')
     op.drop_table('device_autopay')

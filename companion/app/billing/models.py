@@ -85,6 +85,9 @@ class ChargeAttempt(Base):
     decline_code: Mapped[str] = mapped_column(String(40), default="")
     next_action_url: Mapped[str] = mapped_column(String(300), default="")
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    # a code fee's paid code: the action it was bought for, and the code issued once the payment succeeded
+    code_action: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("unlock_codes.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -391,7 +391,7 @@ def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent
         refunded = -int(session.scalar(select(ledger_sum()).where(
             LedgerEntry.account_id == account.id, LedgerEntry.intent_id == intent.id,
             LedgerEntry.method == "refund")) or 0) if intent.refunded_cents else 0
-        if intent.refunded_cents > refunded:
+        if a.entry_id is not None and intent.refunded_cents > refunded:  # (a refused one booked no payment)
             paid = session.scalar(select(LedgerEntry).where(LedgerEntry.account_id == account.id,
                                                             LedgerEntry.reference == "intent:" + intent.id))
             ledger.post_payment(session, account, "refund", -(intent.refunded_cents - refunded),
@@ -418,9 +418,63 @@ def _drivers(session: Session, account_id: int) -> list[User]:
                                                    User.active.is_(True))))
 
 
+def _refund_whole(b: BillingContext, a: ChargeAttempt, intent: Intent) -> None:
+    try:
+        b.gateway.refund(intent.id, intent.amount_cents, "dup:" + a.idempotency_key)
+    except GatewayError:  # left unsettled: the refund is asked again (same key) when it is next settled
+        return
+    a.status = "refunded"
+
+
+def _code_paid(session: Session, b: BillingContext, account: Account, a: ChargeAttempt, intent: Intent
+               ) -> LedgerEntry | None:
+    """A code fee went through: issue the code (once: the attempt keeps it), and book the fee as a charge on
+    the device with the card payment that pays it. When the code can no longer be issued (the limit was
+    reached or codes were turned off meanwhile, the handset left the account), the money goes back and nothing
+    is booked."""
+    from companion.app.core import timebase
+
+    h = session.get(Handset, a.handset_id) if a.handset_id else None
+    try:
+        if h is None or h.account_id != account.id:
+            raise Problem(409, "not-an-interlock", "the handset is no longer on the account")
+        with session.begin_nested():
+            row, _code = crud.issue_code(session, b.ctx.keyring, b.ctx.settings, h, a.code_action or "clear")
+    except Problem as exc:
+        a.decline_code = exc.kind[:40]
+        _refund_whole(b, a, intent)
+        for user in _drivers(session, account.id):
+            notes.notify(session, user, "payment-declined", {"amount": money(a.amount_cents),
+                                                             "reason": "The code could not be issued: %s. The "
+                                                             "payment was refunded." % exc.detail, "retry": ""},
+                         link="/portal/billing/payments/%d" % a.id, base_url=b.ctx.ps.BASE_URL,
+                         dedupe="code-refund:%d" % a.id)
+        return None
+    charge = ledger.post_charge(session, account, "code_fee", a.amount_cents, "codefee:%d" % a.id,
+                                handset_id=h.id, note="unlock code")
+    entry = ledger.post_payment(session, account, "card", a.amount_cents, "intent:" + intent.id, kind="code_fee",
+                                handset_id=h.id, charge_id=charge.id, intent_id=intent.id, note="unlock code fee")
+    a.code_id = row.id
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    for user in _drivers(session, account.id):
+        until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
+        notes.notify(session, user, "code-issued", {"device": link.label if link else str(h.id),
+                                                    "until": until.strftime("%Y-%m-%d %H:%M UTC")},
+                     link="/portal/billing/payments/%d" % a.id, base_url=b.ctx.ps.BASE_URL,
+                     dedupe="code-paid:%d" % a.id)
+    return entry
+
+
 def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeAttempt, intent: Intent) -> None:
     ref = "intent:" + intent.id
-    if a.purpose == "reset_fee":
+    if a.purpose == "code_fee":
+        if a.status == "refunded":
+            return
+        booked = _code_paid(session, b, account, a, intent)
+        if booked is None:
+            return
+        entry = booked
+    elif a.purpose == "reset_fee":
         paid = session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
             LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
@@ -571,6 +625,71 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
     audit(session, user, user, "reset-fee-card", device=link.id, attempt=a.id, status=a.status)
     session.commit()
     return a
+
+
+def buy_code(session: Session, b: BillingContext, user: User, link_id: int, action: str, method_id: int,
+             key: str) -> ChargeAttempt:
+    """Buy an unlock code for one of the driver's devices at the account's code fee: the card is charged
+    once per idempotency key, and the code is issued when the payment succeeds (at once, or when the bank's
+    second step or the webhook says so); the fee is then booked on the device with its payment. The policy and
+    the limit are checked before any charge. Commits."""
+    key = _key(key)
+    if action not in ("clear", "service"):
+        raise Problem(422, "invalid", "the action is clear or service", field="action")
+    link = portal.device(session, user, link_id)
+    if not link.handset_id:
+        raise Problem(409, "not-an-interlock", "this device takes no unlock codes or clears")
+    account = _locked_account(session, user)
+    h = session.get(Handset, link.handset_id)
+    if h is None or h.account_id != account.id:
+        raise Problem(409, "not-an-interlock", "this device takes no unlock codes or clears")
+    full = "codefee:%d:%s" % (h.id, key)
+    seen = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == full))
+    if seen is not None and seen.account_id == account.id:  # the same form again: the same payment
+        session.commit()
+        return seen
+    fee = account.code_fee_cents or 0
+    if fee <= 0:
+        raise Problem(422, "code-free", "unlock codes are free on your program: get one on the code page")
+    if not account.allow_codes or account.codes_per_period <= 0:
+        raise Problem(403, "codes-not-allowed", "this account's policy does not allow unlock codes")
+    if crud.codes_left(session, account, h) <= 0:
+        raise Problem(429, "code-limit", "the codes for this service period are used up",
+                      codes_per_period=account.codes_per_period)
+    m = method(session, account.id, method_id)
+    if expired(m, ledger.today()):
+        raise Problem(422, "expired-card", "This card has expired: choose another.", field="method_id")
+    a = charge(session, b, account.id, full, "code_fee", fee, m, handset_id=h.id, code_action=action)
+    audit(session, user, user, "code-fee-card", device=link.id, attempt=a.id, status=a.status)
+    session.commit()
+    return a
+
+
+@dataclass
+class PaidCode:
+    """The code a paid code fee issued."""
+
+    label: str
+    code: str
+    valid_until: dt.datetime
+
+
+def paid_code(session: Session, b: BillingContext, a: ChargeAttempt) -> PaidCode | None:
+    """The unlock code a succeeded code fee issued (recomputed from its parameters), else None."""
+    from companion.app.core import timebase
+    from companion.app.models import UnlockCode
+
+    if a.purpose != "code_fee" or a.status != "succeeded" or not a.code_id:
+        return None
+    row = session.get(UnlockCode, a.code_id)
+    h = session.get(Handset, row.handset_id) if row else None
+    if row is None or h is None:
+        return None
+    pk = b.ctx.keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
+    code = crud.code_for(pk.unlock, h.id, row.action, row.counter, row.issue_hour)
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
+    return PaidCode(link.label if link else str(h.id), "%08d" % code, until)
 
 
 def attempt_of(session: Session, b: BillingContext, user: User, attempt_id: int, refresh: bool = True
