@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from companion import testing
@@ -46,12 +46,14 @@ def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_ba
         engine = create_engine(settings.sync_database_url)
         retry = dt.datetime(2027, 2, 3, 12, tzinfo=dt.UTC)
         with Session(engine) as s:
-            accounts = [Account(name=n, schedule="weekly", first_due=dt.date(2027, 1, 4), installment_cents=5000,
-                                periods_paid=0, credit_cents=0, reset_fee_cents=7500, period_base=0)
-                        for n in ("on", "off", "none")]
-            s.add_all(accounts)
-            s.flush()
-            on, off, none = (a.id for a in accounts)
+            ids_ = []
+            for n in ("on", "off", "none"):  # the 0007 columns (the model has 0008's)
+                ids_.append(s.execute(text(
+                    "INSERT INTO accounts (name, schedule, first_due, installment_cents, periods_paid, credit_cents, "
+                    "reset_fee_cents, allow_codes, codes_per_period, service_period_days, period_base, created_at) "
+                    "VALUES (:n, 'weekly', '2027-01-04', 5000, 0, 0, 7500, true, 2, 30, 0, CURRENT_TIMESTAMP) "
+                    "RETURNING id"), {"n": n}).scalar_one())
+            on, off, none = ids_
             hs = [Handset(serial="M-%d" % i, account_id=acc, key_id="k1", secret_nonce=b"", secret_ct=b"")
                   for i, acc in enumerate((on, on, off, none))]
             s.add_all(hs)
@@ -77,8 +79,9 @@ def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_ba
                 assert d.retry_at is not None and d.retry_at.replace(tzinfo=dt.UTC) == retry
             assert (got[ids[2]].account_id, got[ids[2]].autopay, got[ids[2]].method_id) == (off, False, None)
         command.downgrade(cfg, "0007_perf")
-        with Session(engine) as s:
-            assert s.get(BillingPlan, on).autopay is True and s.get(BillingPlan, on).method_id == card_id
+        with engine.connect() as c:
+            assert tuple(c.execute(text("SELECT autopay, method_id FROM billing_plans WHERE account_id = :a"),
+                                   {"a": on}).one()) == (True, card_id)
         command.upgrade(cfg, "head")
         engine.dispose()
 

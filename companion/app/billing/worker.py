@@ -205,14 +205,16 @@ def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]
         positions = {aid: ledger.derive(acc, rows[aid], day) for aid, acc in accounts.items()}
         plans = {d.handset_id: d for d in s.scalars(select(DeviceAutopay).where(
             DeviceAutopay.handset_id.in_([h for h, _a in claimed])))}
+        owner = {int(h): a for h, a in s.execute(select(Handset.id, Handset.account_id).where(
+            Handset.id.in_([h for h, _a in claimed]))).all()}
         cards = {m.id: m for m in s.scalars(select(PaymentMethod).where(
             PaymentMethod.id.in_({d.method_id for d in plans.values() if d.method_id})))}
         wanted: dict[str, dict[str, Any]] = {}
         for handset_id, aid in claimed:
             plan, pos = plans.get(handset_id), positions.get(aid)
             if plan is None or pos is None or plan.account_id != aid or not plan.autopay or plan.method_id is None \
-                    or (plan.retry_at and plan.retry_at > now):
-                continue
+                    or (plan.retry_at and plan.retry_at > now) or owner.get(handset_id) != aid:
+                continue  # off, waiting for a retry, or the handset left the account (its auto-pay stays behind)
             amount = pos.due_for(handset_id, primaries.get(aid) == handset_id)
             if amount <= 0:
                 continue
@@ -347,8 +349,9 @@ def collect(session: Session, b: BillingContext, handset_id: int, postgres: bool
         return ""
     now = ledger.now()
     plan = session.get(DeviceAutopay, handset_id, populate_existing=True)
+    h = session.get(Handset, handset_id)
     if plan is None or plan.account_id != account.id or not plan.autopay or plan.method_id is None \
-            or (plan.retry_at and plan.retry_at > now):
+            or (plan.retry_at and plan.retry_at > now) or h is None or h.account_id != account.id:
         session.rollback()
         return ""
     ledger.accrue(session, account, now.date())  # charging what falls due today moves no due date
