@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from companion import testing  # noqa: E402
 
 DAY = dt.date(2027, 6, 7)
+RUNS = 200  # invoice PDFs timed
 
 
 def _context(settings):
@@ -41,12 +42,12 @@ def _context(settings):
 
 
 def _seed(settings, n):
-    """n accounts with auto-pay on a Visa card, a 50.00 weekly installment due on DAY."""
+    """n accounts of one handset each with auto-pay on a Visa card, a 50.00 weekly installment due on DAY."""
     from sqlalchemy import insert, select
 
-    from companion.app.billing.models import BillingPlan, PaymentMethod
+    from companion.app.billing.models import BillingPlan, DeviceAutopay, PaymentMethod
     from companion.app.core.db import Database
-    from companion.app.models import Account, utcnow
+    from companion.app.models import Account, Handset, utcnow
 
     b = _context(settings)
     token = b.gateway.tokenize("4242424242424242", "12", "2031", "123").token
@@ -69,13 +70,27 @@ def _seed(settings, n):
         methods = {a: m for a, m in c.execute(select(PaymentMethod.account_id, PaymentMethod.id)).all()}
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
-            c.execute(insert(BillingPlan), [dict(account_id=i, autopay=True, method_id=methods[i], remind_days=3,
+            c.execute(insert(BillingPlan), [dict(account_id=i, autopay=False, method_id=None, remind_days=3,
                                                  reminders=True, retry_attempts=0, last_decline="", updated_at=now)
                                             for i in chunk])
+            c.execute(insert(Handset), [dict(serial="B-%d" % i, account_id=i, key_id="k", secret_nonce=b"",
+                                             secret_ct=b"", desired_version=1, payment_due_day=0, service_due_day=0,
+                                             inspection_due_day=0, expected_module=0, policy={}, preset="",
+                                             command_seq=0, code_counter=0, reported_version=0, last_command_seq=0,
+                                             lockout_id=0, log_seq=0, log_hash="", log_error="", syncs=0,
+                                             created_at=now) for i in chunk])
+        handsets = {a: h for a, h in c.execute(select(Handset.account_id, Handset.id)).all()}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            c.execute(insert(DeviceAutopay), [dict(handset_id=handsets[i], account_id=i, autopay=True,
+                                                   method_id=methods[i], retry_attempts=0, last_decline="",
+                                                   updated_at=now) for i in chunk])
     db.close()
 
 
-def _work(url, keys, shard, out):
+def _work(url, keys, ready, go, out):
+    from sqlalchemy import text
+
     from companion.app.billing import ledger, worker
     from companion.app.core.db import Database
 
@@ -83,7 +98,14 @@ def _work(url, keys, shard, out):
     b = _context(settings)
     db = Database(settings)
     ledger.set_clock(lambda: dt.datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=dt.UTC))
-    counts = worker.autopay_round(db, b, limit=2000, shard=shard)
+    with db.sessions() as s:  # connections open before the clock starts
+        s.execute(text("SELECT 1"))
+    ready.put(os.getpid())
+    go.wait()
+    t0, c0 = time.perf_counter(), time.process_time()
+    counts = worker.autopay_round(db, b)
+    counts["seconds"] = round(time.perf_counter() - t0, 1)
+    counts["cpu_seconds"] = round(time.process_time() - c0, 1)  # this process's (the sandbox runs in it)
     out.put(counts)
     db.close()
 
@@ -103,14 +125,16 @@ def autopay(n, workers):
         migrate.upgrade(settings)
         _seed(settings, n)
         ctx = multiprocessing.get_context("spawn")
-        out = ctx.Queue()
-        # the workers split the accounts by id (SKIP LOCKED and the idempotency keys would keep two workers
-        # that both walked every account from charging one twice, as tests/test_billing_concurrency.py shows;
-        # splitting keeps them from queueing on each other's row locks)
-        procs = [ctx.Process(target=_work, args=(url, keys, (i, workers), out)) for i in range(workers)]
-        t0 = time.perf_counter()
+        out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        # every worker walks every due device: each claims its own batches (FOR UPDATE SKIP LOCKED, a lease);
+        # the clock starts when all of them have imported the companion and connected
+        procs = [ctx.Process(target=_work, args=(url, keys, ready, go, out)) for i in range(workers)]
         for p in procs:
             p.start()
+        for _ in procs:
+            ready.get()
+        t0 = time.perf_counter()
+        go.set()
         results = [out.get() for _ in procs]
         for p in procs:
             p.join()
@@ -154,14 +178,21 @@ def invoices():
         return inv.invoice_pdf(invoice, account, user)
 
     one()
-    times = []
-    for _ in range(30):
-        t0 = time.perf_counter()
+    times, cpu = [], []
+    for _ in range(RUNS):
+        t0, c0 = time.perf_counter(), time.thread_time()
         pdf = one()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
     times.sort()
+    cpu.sort()
     assert pdf.startswith(b"%PDF")
-    return 1 / (sum(times) / len(times)), times[len(times) // 2] * 1000, times[-1] * 1000
+
+    def p(xs, q):
+        return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
+
+    return (1 / (sum(times) / len(times)), p(times, 0.5), p(times, 0.99), times[-1] * 1000, p(cpu, 0.5),
+            p(cpu, 0.99))
 
 
 def main():
@@ -172,9 +203,11 @@ def main():
     out = ["# bench/billing.py on %s (load average %s, %d cores)" % (
         dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), " ".join("%.1f" % x for x in os.getloadavg()),
         os.cpu_count() or 0)]
-    rate, median_ms, worst_ms = invoices()
-    out.append("invoice PDF (12 months, 104 lines, fpdf2): %.0f PDFs/s on one core; median %.1f ms, worst of 30 "
-               "%.1f ms (target < 50 ms)" % (rate, median_ms, worst_ms))
+    rate, median_ms, p99_ms, worst_ms, cpu_median, cpu_p99 = invoices()
+    out.append("invoice PDF (12 months, 104 lines, fpdf2): %.0f PDFs/s on one core; of %d, wall median %.1f ms, "
+               "p99 %.1f ms, worst %.1f ms; CPU median %.1f ms, p99 %.1f ms (target < 50 ms; wall beyond CPU is "
+               "time the shared machine gave other processes)"
+               % (rate, RUNS, median_ms, p99_ms, worst_ms, cpu_median, cpu_p99))
     print(out[-1], flush=True)
     if not args.skip_autopay:
         reason = testing.pg_unavailable_reason()
@@ -186,9 +219,11 @@ def main():
                 rate = paid / seconds
                 out.append("auto-pay, %d worker%s, PostgreSQL, sandbox gateway in process: %d of %d due accounts "
                            "charged in %.1f s = %.0f accounts/s (%d charges at the gateway: none twice); a day "
-                           "of a weekly million-handset fleet (143,000) %.2f h, every handset in one day %.2f h"
+                           "of a weekly million-handset fleet (143,000) %.2f h, every handset in one day %.2f h; "
+                           "per worker: %s; load average after: %s"
                            % (workers, "" if workers == 1 else "s", paid, args.accounts, seconds, rate, intents,
-                              143_000 / rate / 3600, 1_000_000 / rate / 3600))
+                              143_000 / rate / 3600, 1_000_000 / rate / 3600, results,
+                              " ".join("%.1f" % x for x in os.getloadavg())))
                 print(out[-1], flush=True)
                 assert paid == args.accounts and intents == args.accounts, (paid, intents, results)
     path = ROOT / "bench" / "results" / "billing.txt"

@@ -18,12 +18,12 @@ from companion.app.accounts.models import User
 from companion.app.billing import context as billing_context
 from companion.app.billing import ledger, worker
 from companion.app.billing import services as billing
-from companion.app.billing.models import BillingPlan, ChargeAttempt, PaymentMethod
+from companion.app.billing.models import BillingPlan, ChargeAttempt, DeviceAutopay, PaymentMethod
 from companion.app.billing.sandbox import SandboxIntent
 from companion.app.core import migrate
 from companion.app.core.db import Database
 from companion.app.core.keyring import Keyring
-from companion.app.models import Account, LedgerEntry
+from companion.app.models import Account, Handset, LedgerEntry
 from companion.app.portal.context import PortalContext
 from tests.portal_support import fast_portal_settings
 
@@ -61,10 +61,16 @@ def _driver_with_card(db, b, first_due, installment=5000, autopay=True, card_tok
                           exp_month=12, exp_year=2031, primary=True, deleted=False)
         s.add(m)
         s.flush()
-        s.add(BillingPlan(account_id=account.id, autopay=autopay, method_id=m.id, remind_days=3, reminders=True,
+        s.add(BillingPlan(account_id=account.id, autopay=False, method_id=None, remind_days=3, reminders=True,
                           retry_attempts=0, last_decline="", updated_at=ledger.now()))
+        h = Handset(serial="HS-%s" % uuid.uuid4().hex[:12], account_id=account.id, key_id="k", secret_nonce=b"",
+                    secret_ct=b"")
+        s.add(h)
+        s.flush()
+        s.add(DeviceAutopay(handset_id=h.id, account_id=account.id, autopay=autopay, method_id=m.id,
+                            retry_attempts=0, last_decline="", updated_at=ledger.now()))
         s.commit()
-        return account.id, user.id, m.id
+        return account.id, user.id, m.id, h.id
 
 
 def _sandbox_intents(b, prefix):
@@ -78,7 +84,7 @@ def test_two_pay_now_clicks_with_one_key_charge_once(pg):
     db = Database(pg)
     b = _context(pg)
     try:
-        account_id, user_id, method_id = _driver_with_card(db, b, dt.date.today() - dt.timedelta(days=1))
+        account_id, user_id, method_id, _h = _driver_with_card(db, b, dt.date.today() - dt.timedelta(days=1))
         results, errors = [], []
 
         def click():
@@ -179,13 +185,13 @@ def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, 
     db = Database(pg)
     b = _context(pg)
     day = dt.date(2027, 5, 3)
-    account_id, _user_id, _m = _driver_with_card(db, b, day)
+    account_id, _user_id, _m, handset_id = _driver_with_card(db, b, day)
     script = tmp_path / "killed.py"
     script.write_text(KILLED)
     env = testing.env_for(pg)
     env["PYTHONPATH"] = str(testing.ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, str(script), pg.DATABASE_URL, pg.MASTER_KEYS, day.isoformat(),
-                             str(account_id)],
+                             str(handset_id)],
                             stdout=subprocess.PIPE, env=env, cwd=str(testing.ROOT))
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
@@ -200,7 +206,7 @@ def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, 
             assert a is not None and a.status == "created" and a.entry_id is None
         ledger.set_clock(lambda: dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC))
         with db.write_session() as s:  # the same key again: the gateway answers with the charge it made
-            worker.collect(s, b, account_id, True)
+            worker.collect(s, b, handset_id, True)
         ledger.set_clock(None)
         assert _sandbox_intents(b, "autopay:%d:" % account_id) == 1
         events = b.gateway.pending_events()  # type: ignore[attr-defined]

@@ -75,7 +75,7 @@ def account_public(session: Session, account: Account) -> AccountPublic:
         first_due=account.first_due, installment_cents=account.installment_cents,
         reset_fee_cents=account.reset_fee_cents, allow_codes=account.allow_codes,
         codes_per_period=account.codes_per_period, service_period_days=account.service_period_days,
-        jurisdiction=account.jurisdiction,
+        code_fee_cents=account.code_fee_cents or 0, jurisdiction=account.jurisdiction,
         periods_paid=account.periods_paid, credit_cents=account.credit_cents,
         next_due=account_next_due(account), handsets=list(ids))
 
@@ -413,6 +413,28 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
 
 
 # ---- unlock codes and technician tokens --------------------------------------------------------------------
+def codes_left(session: Session, account: Account, h: Handset) -> int:
+    """How many more codes the account's policy allows the handset this service period (0: none, or codes not
+    allowed). A check before charging for a code; `issue_code` checks again under the handset's row lock."""
+    if not account.allow_codes or account.codes_per_period <= 0:
+        return 0
+    today = timebase.device_now() // DAY
+    used = session.scalar(select(func.count()).select_from(UnlockCode).where(
+        UnlockCode.handset_id == h.id, UnlockCode.issue_day >= _code_period_start(account, h, today)))
+    return max(account.codes_per_period - int(used or 0), 0)
+
+
+def _code_period_start(account: Account, h: Handset, today: int) -> int:
+    period = account.service_period_days
+    if h.service_due_day:
+        # the service period ends at the next service due day
+        start = h.service_due_day - period * ((h.service_due_day - today + period - 1) // period)
+        if start > today:
+            start -= period
+        return int(start)
+    return today - today % period
+
+
 def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handset,
                      action: str) -> tuple[UnlockCode, int]:
     """Issue the next unlock code where the account's policy allows codes, within the per-period limit."""
@@ -423,14 +445,7 @@ def issue_code(session: Session, keyring: Keyring, settings: Settings, h: Handse
         raise Problem(403, "codes-not-allowed", "this account's policy does not allow unlock codes")
     now = timebase.device_now()
     today = now // DAY
-    period = account.service_period_days
-    if h.service_due_day:
-        # the service period ends at the next service due day
-        start = h.service_due_day - period * ((h.service_due_day - today + period - 1) // period)
-        if start > today:
-            start -= period
-    else:
-        start = today - today % period
+    start = _code_period_start(account, h, today)
     # allocate the counter first: the row lock it takes makes the count below exact under concurrency
     # (a refusal rolls the allocation back)
     counter = session.scalar(update(Handset).where(Handset.id == h.id)

@@ -55,6 +55,8 @@ class Account(Base):
     reset_fee_cents: Mapped[int] = mapped_column(Integer)
     allow_codes: Mapped[bool] = mapped_column(Boolean, default=True)
     codes_per_period: Mapped[int] = mapped_column(Integer, default=2)
+    # what an unlock code costs the driver, charged by card before the code is issued (0: codes are free)
+    code_fee_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     service_period_days: Mapped[int] = mapped_column(Integer, default=30)
     # billing (the ledger keeps these current): installment periods before the current schedule began (a
     # frequency change starts a new schedule at `first_due`), and the next due date derived from the ledger

@@ -36,6 +36,7 @@ class AccountBase(BaseModel):
     reset_fee_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] = 7500
     allow_codes: bool = True
     codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] = 2
+    code_fee_cents: Annotated[int, Field(ge=0, le=10**6, strict=True)] = 0  # per unlock code; 0: free
     service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] = 30
     jurisdiction: Jurisdiction | None = None  # the state whose preset the handsets run
 
@@ -53,6 +54,7 @@ class AccountUpdate(BaseModel):
     reset_fee_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
     allow_codes: bool | None = None
     codes_per_period: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
+    code_fee_cents: Annotated[int, Field(ge=0, le=10**6, strict=True)] | None = None
     jurisdiction: Jurisdiction | None = None
     service_period_days: Annotated[int, Field(ge=1, le=365, strict=True)] | None = None
 

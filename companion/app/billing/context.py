@@ -31,6 +31,9 @@ class BillingSettings(BaseSettings):
     EXPIRY_WARN_DAYS: int = Field(default=30, ge=0)
     # changing the primary card this close to a due date warns that the change may miss it
     PRIMARY_WARN_DAYS: int = Field(default=2, ge=0)
+    # auto-pay asks the gateway about this many charges of a batch at once (a processor answers each in
+    # hundreds of milliseconds; one at a time would bound a worker at a few charges a second). SQLite: 1.
+    GATEWAY_CONCURRENCY: int = Field(default=8, ge=1, le=64)
 
 
 @dataclass

@@ -97,6 +97,12 @@ class Position:
     periods_paid: int = 0  # installments fully paid, counted from the first
     partial_cents: int = 0  # what is paid of the first installment not fully paid
     upcoming: list[Upcoming] = field(default_factory=list)
+    # due_now_cents by the handset each unpaid charge is booked against (None: the account's, no handset)
+    due_by_handset: dict[int | None, int] = field(default_factory=dict)
+
+    def due_for(self, handset_id: int, primary: bool) -> int:
+        """What is due now on one device (the primary handset also pays the charges booked to no handset)."""
+        return self.due_by_handset.get(handset_id, 0) + (self.due_by_handset.get(None, 0) if primary else 0)
 
     @property
     def balance_cents(self) -> int:
@@ -149,6 +155,7 @@ def derive(account: Account, rows: list[LedgerEntry], day: dt.date, upcoming: in
             pos.overdue_cents += left
         if due <= day:
             pos.due_now_cents += left
+            pos.due_by_handset[e.handset_id] = pos.due_by_handset.get(e.handset_id, 0) + left
         if pos.oldest_unpaid is None:
             pos.oldest_unpaid, pos.next_amount_cents = due, left
         if e.kind == "installment" and e.period is not None and first_unpaid_period is None:
@@ -157,6 +164,7 @@ def derive(account: Account, rows: list[LedgerEntry], day: dt.date, upcoming: in
     if pool < 0:  # refunds beyond what the untargeted payments paid: owed again, today
         pos.unpaid_cents -= pool
         pos.due_now_cents -= pool
+        pos.due_by_handset[None] = pos.due_by_handset.get(None, 0) - pool
         if pos.oldest_unpaid is None:
             pos.oldest_unpaid, pos.next_amount_cents = day, -pool
     pos.credit_cents = max(pool, 0)

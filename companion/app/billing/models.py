@@ -28,7 +28,8 @@ class PaymentMethod(Base):
 
 
 class BillingPlan(Base):
-    """An account's billing choices: auto-pay and its card, reminders, and the auto-pay retry state."""
+    """An account's billing choices: reminders. (Auto-pay is per device, `DeviceAutopay`; the auto-pay columns
+    here are what migration 0008 copied to each device and are no longer read.)"""
 
     __tablename__ = "billing_plans"
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
@@ -41,6 +42,24 @@ class BillingPlan(Base):
     retry_attempts: Mapped[int] = mapped_column(Integer, default=0)
     retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_decline: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeviceAutopay(Base):
+    """Auto-pay of one device (handset): on or off, its card, the retry state of its collection, and the
+    lease a worker holds on it while collecting (claimed in batches, FOR UPDATE SKIP LOCKED)."""
+
+    __tablename__ = "device_autopay"
+    handset_id: Mapped[int] = mapped_column(ForeignKey("handsets.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    autopay: Mapped[bool] = mapped_column(Boolean, default=False)
+    method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"), nullable=True)
+    # the installment period auto-pay is collecting, its failed attempts and when it tries next
+    retry_period: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retry_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_decline: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -66,6 +85,9 @@ class ChargeAttempt(Base):
     decline_code: Mapped[str] = mapped_column(String(40), default="")
     next_action_url: Mapped[str] = mapped_column(String(300), default="")
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    # a code fee's paid code: the action it was bought for, and the code issued once the payment succeeded
+    code_action: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("unlock_codes.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

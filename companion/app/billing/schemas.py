@@ -111,6 +111,8 @@ class AutopayRequest(BaseModel):
 
     on: bool
     method_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)] | None = None
+    # one of the driver's devices (account_devices.id); none: every handset of the account
+    device_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)] | None = None
 
 
 class RemindersRequest(BaseModel):

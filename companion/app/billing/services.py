@@ -27,7 +27,13 @@ from companion.app.accounts.services import audit
 from companion.app.billing import ledger
 from companion.app.billing.context import BillingContext
 from companion.app.billing.gateway import GatewayError, GatewayTimeout, Intent
-from companion.app.billing.models import BillingPlan, ChargeAttempt, PaymentMethod, WebhookEvent
+from companion.app.billing.models import (
+    BillingPlan,
+    ChargeAttempt,
+    DeviceAutopay,
+    PaymentMethod,
+    WebhookEvent,
+)
 from companion.app.core.problems import Problem
 from companion.app.models import Account, Handset, LedgerEntry
 from companion.app.notifications import services as notes
@@ -68,6 +74,31 @@ def plan_of(session: Session, account_id: int) -> BillingPlan:
             plan = session.get(BillingPlan, account_id)
             assert plan is not None
     return plan
+
+
+def device_plans(session: Session, account_id: int) -> list[DeviceAutopay]:
+    """Auto-pay of each of the account's handsets (made, off, the first time), in handset order."""
+    have = {d.handset_id: d for d in session.scalars(select(DeviceAutopay).where(
+        DeviceAutopay.account_id == account_id))}
+    out = []
+    for hid in session.scalars(select(Handset.id).where(Handset.account_id == account_id).order_by(Handset.id)):
+        d = have.get(hid)
+        if d is None:
+            d = DeviceAutopay(handset_id=hid, account_id=account_id, autopay=False, retry_attempts=0,
+                              last_decline="", updated_at=ledger.now())
+            try:
+                with session.begin_nested():
+                    session.add(d)
+                    session.flush()
+            except IntegrityError:
+                found = session.get(DeviceAutopay, hid)
+                assert found is not None
+                d = found
+        if d.account_id != account_id:  # the handset moved to this account: its old auto-pay does not follow
+            d.account_id, d.autopay, d.method_id = account_id, False, None
+            d.retry_period, d.retry_attempts, d.retry_at, d.last_decline = None, 0, None, ""
+        out.append(d)
+    return out
 
 
 def _locked_account(session: Session, user: User) -> Account:
@@ -150,8 +181,8 @@ def set_primary(session: Session, b: BillingContext, user: User, method_id: int)
     m = method(session, account.id, method_id)
     for other in methods(session, account.id):
         other.primary = other.id == m.id
-    plan = plan_of(session, account.id)
-    plan.method_id = m.id
+    for d in device_plans(session, account.id):
+        d.method_id = m.id
     session.flush()
     audit(session, user, user, "card-primary", method=m.id)
     return m, primary_warning(session, b, account)
@@ -164,15 +195,13 @@ def delete_method(session: Session, user: User, method_id: int) -> None:
     m.deleted = True
     m.primary = False
     rest = methods(session, account.id)
-    plan = plan_of(session, account.id)
-    if rest:
-        if not any(x.primary for x in rest):
-            rest[0].primary = True
-        if plan.method_id == m.id:
-            plan.method_id = rest[0].id if rest[0].primary else next(x.id for x in rest if x.primary)
-    else:
-        plan.method_id = None
-        plan.autopay = False
+    if rest and not any(x.primary for x in rest):
+        rest[0].primary = True
+    primary = next((x.id for x in rest if x.primary), None)
+    for d in device_plans(session, account.id):
+        if d.method_id == m.id or primary is None:
+            d.method_id = primary
+            d.autopay = d.autopay and primary is not None
     session.flush()
     audit(session, user, user, "card-deleted", method=m.id)
 
@@ -193,6 +222,47 @@ class Overview:
     expiring: list[PaymentMethod] = field(default_factory=list)
     remind_days: int = 3
     reminders: bool = True
+    devices: list["DeviceBilling"] = field(default_factory=list)
+
+
+@dataclass
+class DeviceBilling:
+    """Auto-pay of one device as the pages show it: on or off, its card, its next automatic payment (what is
+    due on it by the account's next due date), and its last decline."""
+
+    device_id: int  # the portal's device (account_devices.id)
+    handset_id: int
+    label: str
+    autopay: bool
+    method: PaymentMethod | None
+    next_autopay: dt.date | None
+    next_autopay_cents: int
+    decline: str
+    retry_at: dt.datetime | None
+    card_expiring: bool
+
+
+def devices_billing(session: Session, account: Account, due: dt.date, amount_cents: int,
+                    cards: dict[int, PaymentMethod] | None = None) -> list[DeviceBilling]:
+    """Each of the account's handsets with its auto-pay (amount_cents: what the next due date asks, shown on
+    the primary handset, which the account's installments are booked to; the others show what is booked to
+    them and due by then)."""
+    rows = session.execute(select(DeviceLink, DeviceAutopay).join(
+        DeviceAutopay, DeviceAutopay.handset_id == DeviceLink.handset_id).where(
+        DeviceLink.account_id == account.id, DeviceAutopay.account_id == account.id)
+        .order_by(DeviceLink.handset_id)).all()
+    if not rows:
+        return []
+    primary = ledger.primary_handset(session, account.id)
+    cards = cards if cards is not None else {m.id: m for m in methods(session, account.id)}
+    out = []
+    for link, d in rows:
+        on = bool(d.autopay and d.method_id)
+        card = cards.get(d.method_id) if d.method_id else None
+        cents = amount_cents if d.handset_id == primary else 0
+        out.append(DeviceBilling(link.id, d.handset_id, link.label, on, card, due if on else None, cents,
+                                 d.last_decline, d.retry_at, bool(on and card and expires_before(card, due))))
+    return out
 
 
 def overview(session: Session, b: BillingContext, user: User, upcoming: int = 6) -> Overview:
@@ -201,12 +271,15 @@ def overview(session: Session, b: BillingContext, user: User, upcoming: int = 6)
     pos = ledger.position(session, account, upcoming=upcoming)
     plan = session.get(BillingPlan, account.id)
     cards = methods(session, account.id)
-    chosen = next((m for m in cards if plan is not None and m.id == plan.method_id), None)
+    devs = devices_billing(session, account, pos.next_due, pos.next_amount_cents, {m.id: m for m in cards})
+    on = [d for d in devs if d.autopay]
+    chosen = next((d.method for d in on if d.method is not None), None)
     chosen = chosen or next((m for m in cards if m.primary), None)
     expiring = [m for m in cards if expires_before(m, pos.next_due)]
-    return Overview(pos, account.schedule, account.installment_cents, bool(plan and plan.autopay), chosen, cards,
-                    plan.last_decline if plan else "", plan.retry_at if plan else None, expiring,
-                    plan.remind_days if plan else 3, plan.reminders if plan else True)
+    declined = next((d for d in devs if d.decline), None)
+    return Overview(pos, account.schedule, account.installment_cents, bool(on), chosen, cards,
+                    declined.decline if declined else "", declined.retry_at if declined else None, expiring,
+                    plan.remind_days if plan else 3, plan.reminders if plan else True, devs)
 
 
 @dataclass
@@ -219,6 +292,7 @@ class DashboardBilling:
     decline: str
     retry_at: dt.datetime | None
     card_expiring: bool
+    devices: list[DeviceBilling] = field(default_factory=list)
 
 
 def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
@@ -228,15 +302,14 @@ def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
     account = session.get(Account, user.account_id)
     if account is None:
         return None
-    plan = session.get(BillingPlan, account.id)
-    if plan is None:
-        return DashboardBilling(False, None, 0, "", None, False)
     # the ledger's cached derivation (the dashboard is the most visited page: no ledger scan here)
     due = crud.account_next_due(account)
-    on = bool(plan.autopay and plan.method_id)
-    card = session.get(PaymentMethod, plan.method_id) if plan.method_id else None
-    return DashboardBilling(on, due if on else None, max(account.installment_cents - account.credit_cents, 0),
-                            plan.last_decline, plan.retry_at, bool(on and card and expires_before(card, due)))
+    devs = devices_billing(session, account, due, max(account.installment_cents - account.credit_cents, 0))
+    on = [d for d in devs if d.autopay]
+    declined = next((d for d in devs if d.decline), None)
+    return DashboardBilling(bool(on), due if on else None, sum(d.next_autopay_cents for d in on),
+                            declined.decline if declined else "", declined.retry_at if declined else None,
+                            any(d.card_expiring for d in devs), devs)
 
 
 # ---- charging ----------------------------------------------------------------------------------------------
@@ -352,9 +425,63 @@ def _drivers(session: Session, account_id: int) -> list[User]:
                                                    User.active.is_(True))))
 
 
+def _refund_whole(b: BillingContext, a: ChargeAttempt, intent: Intent) -> None:
+    try:
+        b.gateway.refund(intent.id, intent.amount_cents, "dup:" + a.idempotency_key)
+    except GatewayError:  # left unsettled: the refund is asked again (same key) when it is next settled
+        return
+    a.status = "refunded"
+
+
+def _code_paid(session: Session, b: BillingContext, account: Account, a: ChargeAttempt, intent: Intent
+               ) -> LedgerEntry | None:
+    """A code fee went through: issue the code (once: the attempt keeps it), and book the fee as a charge on
+    the device with the card payment that pays it. When the code can no longer be issued (the limit was
+    reached or codes were turned off meanwhile, the handset left the account), the money goes back and nothing
+    is booked."""
+    from companion.app.core import timebase
+
+    h = session.get(Handset, a.handset_id) if a.handset_id else None
+    try:
+        if h is None or h.account_id != account.id:
+            raise Problem(409, "not-an-interlock", "the handset is no longer on the account")
+        with session.begin_nested():
+            row, _code = crud.issue_code(session, b.ctx.keyring, b.ctx.settings, h, a.code_action or "clear")
+    except Problem as exc:
+        a.decline_code = exc.kind[:40]
+        _refund_whole(b, a, intent)
+        for user in _drivers(session, account.id):
+            notes.notify(session, user, "payment-declined", {"amount": money(a.amount_cents),
+                                                             "reason": "The code could not be issued: %s. The "
+                                                             "payment was refunded." % exc.detail, "retry": ""},
+                         link="/portal/billing/payments/%d" % a.id, base_url=b.ctx.ps.BASE_URL,
+                         dedupe="code-refund:%d" % a.id)
+        return None
+    charge = ledger.post_charge(session, account, "code_fee", a.amount_cents, "codefee:%d" % a.id,
+                                handset_id=h.id, note="unlock code")
+    entry = ledger.post_payment(session, account, "card", a.amount_cents, "intent:" + intent.id, kind="code_fee",
+                                handset_id=h.id, charge_id=charge.id, intent_id=intent.id, note="unlock code fee")
+    a.code_id = row.id
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    for user in _drivers(session, account.id):
+        until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
+        notes.notify(session, user, "code-issued", {"device": link.label if link else str(h.id),
+                                                    "until": until.strftime("%Y-%m-%d %H:%M UTC")},
+                     link="/portal/billing/payments/%d" % a.id, base_url=b.ctx.ps.BASE_URL,
+                     dedupe="code-paid:%d" % a.id)
+    return entry
+
+
 def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeAttempt, intent: Intent) -> None:
     ref = "intent:" + intent.id
-    if a.purpose == "reset_fee":
+    if a.purpose == "code_fee":
+        if a.status == "refunded":
+            return
+        booked = _code_paid(session, b, account, a, intent)
+        if booked is None:
+            return
+        entry = booked
+    elif a.purpose == "reset_fee":
         paid = session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
             LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
@@ -379,26 +506,37 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             entry = found
         else:
             entry = ledger.post_payment(session, account, "card", a.amount_cents, ref, intent_id=intent.id,
-                                        handset_id=ledger.primary_handset(session, account.id),
+                                        handset_id=a.handset_id or ledger.primary_handset(session, account.id),
                                         note="automatic payment" if a.purpose == "installment" else "payment")
             pos = ledger.recompute(session, account)
             entry.due_after = pos.next_due
     a.entry_id = entry.id
     a.status = "succeeded"
-    plan = session.get(BillingPlan, account.id)
-    if plan is not None and a.purpose in ("installment", "pay_now"):
-        plan.retry_period, plan.retry_attempts, plan.retry_at, plan.last_decline = None, 0, None, ""
+    if a.purpose in ("installment", "pay_now"):
+        reset_retries(session, account.id, a.handset_id if a.purpose == "installment" else None)
     for user in _drivers(session, account.id):
         notes.notify(session, user, "receipt", {"amount": money(a.amount_cents), "date": ledger.today().isoformat(),
                                                 "reference": intent.id},
                      link="/portal/billing/history", base_url=b.ctx.ps.BASE_URL, dedupe="receipt:" + intent.id)
 
 
+def reset_retries(session: Session, account_id: int, handset_id: int | None) -> None:
+    """A payment went through: the auto-pay retry state of one device (None: every device of the account) ends."""
+    from sqlalchemy import update
+
+    q = update(DeviceAutopay).where(DeviceAutopay.account_id == account_id)
+    if handset_id is not None:
+        q = q.where(DeviceAutopay.handset_id == handset_id)
+    session.execute(q.values(retry_period=None, retry_attempts=0, retry_at=None, last_decline="")
+                    .execution_options(synchronize_session="fetch"))
+
+
 def _declined(session: Session, b: BillingContext, account: Account, a: ChargeAttempt) -> None:
     words = DECLINES.get(a.decline_code, DECLINES["generic_decline"])
-    plan = plan_of(session, account.id)
+    found = session.get(DeviceAutopay, a.handset_id) if a.handset_id else None
+    plan = found if found is not None and found.account_id == account.id else None
     retry = ""
-    if a.purpose == "installment":
+    if a.purpose == "installment" and plan is not None:
         plan.retry_attempts += 1
         plan.retry_period = a.period
         days = b.bs.RETRY_DAYS
@@ -408,7 +546,8 @@ def _declined(session: Session, b: BillingContext, account: Account, a: ChargeAt
         else:
             plan.retry_at = None
             retry = "We will not try again: please pay now or change your card."
-    plan.last_decline = (words + " " + retry).strip()[:200]
+    if plan is not None:
+        plan.last_decline = (words + " " + retry).strip()[:200]
     for user in _drivers(session, account.id):
         notes.notify(session, user, "payment-declined", {"amount": money(a.amount_cents), "reason": words,
                                                          "retry": retry},
@@ -494,6 +633,71 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
     audit(session, user, user, "reset-fee-card", device=link.id, attempt=a.id, status=a.status)
     session.commit()
     return a
+
+
+def buy_code(session: Session, b: BillingContext, user: User, link_id: int, action: str, method_id: int,
+             key: str) -> ChargeAttempt:
+    """Buy an unlock code for one of the driver's devices at the account's code fee: the card is charged
+    once per idempotency key, and the code is issued when the payment succeeds (at once, or when the bank's
+    second step or the webhook says so); the fee is then booked on the device with its payment. The policy and
+    the limit are checked before any charge. Commits."""
+    key = _key(key)
+    if action not in ("clear", "service"):
+        raise Problem(422, "invalid", "the action is clear or service", field="action")
+    link = portal.device(session, user, link_id)
+    if not link.handset_id:
+        raise Problem(409, "not-an-interlock", "this device takes no unlock codes or clears")
+    account = _locked_account(session, user)
+    h = session.get(Handset, link.handset_id)
+    if h is None or h.account_id != account.id:
+        raise Problem(409, "not-an-interlock", "this device takes no unlock codes or clears")
+    full = "codefee:%d:%s" % (h.id, key)
+    seen = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == full))
+    if seen is not None and seen.account_id == account.id:  # the same form again: the same payment
+        session.commit()
+        return seen
+    fee = account.code_fee_cents or 0
+    if fee <= 0:
+        raise Problem(422, "code-free", "unlock codes are free on your program: get one on the code page")
+    if not account.allow_codes or account.codes_per_period <= 0:
+        raise Problem(403, "codes-not-allowed", "this account's policy does not allow unlock codes")
+    if crud.codes_left(session, account, h) <= 0:
+        raise Problem(429, "code-limit", "the codes for this service period are used up",
+                      codes_per_period=account.codes_per_period)
+    m = method(session, account.id, method_id)
+    if expired(m, ledger.today()):
+        raise Problem(422, "expired-card", "This card has expired: choose another.", field="method_id")
+    a = charge(session, b, account.id, full, "code_fee", fee, m, handset_id=h.id, code_action=action)
+    audit(session, user, user, "code-fee-card", device=link.id, attempt=a.id, status=a.status)
+    session.commit()
+    return a
+
+
+@dataclass
+class PaidCode:
+    """The code a paid code fee issued."""
+
+    label: str
+    code: str
+    valid_until: dt.datetime
+
+
+def paid_code(session: Session, b: BillingContext, a: ChargeAttempt) -> PaidCode | None:
+    """The unlock code a succeeded code fee issued (recomputed from its parameters), else None."""
+    from companion.app.core import timebase
+    from companion.app.models import UnlockCode
+
+    if a.purpose != "code_fee" or a.status != "succeeded" or not a.code_id:
+        return None
+    row = session.get(UnlockCode, a.code_id)
+    h = session.get(Handset, row.handset_id) if row else None
+    if row is None or h is None:
+        return None
+    pk = b.ctx.keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
+    code = crud.code_for(pk.unlock, h.id, row.action, row.counter, row.issue_hour)
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
+    return PaidCode(link.label if link else str(h.id), "%08d" % code, until)
 
 
 def attempt_of(session: Session, b: BillingContext, user: User, attempt_id: int, refresh: bool = True
@@ -650,10 +854,21 @@ def change_frequency(session: Session, user: User, schedule: str) -> ledger.Freq
     return p
 
 
-def set_autopay(session: Session, user: User, on: bool, method_id: int | None = None) -> BillingPlan:
-    """Turn auto-pay on with a card (the primary one by default), or stop automatic payments."""
+def set_autopay(session: Session, user: User, on: bool, method_id: int | None = None,
+                device_id: int | None = None) -> list[DeviceAutopay]:
+    """Turn auto-pay on with a card (the primary one by default), or stop automatic payments, for one device
+    (`device_id`, one of the driver's devices) or, without one, for every handset of the account. Returns the
+    devices changed."""
     account = _locked_account(session, user)
-    plan = plan_of(session, account.id)
+    plans = device_plans(session, account.id)
+    if device_id is not None:
+        link = portal.device(session, user, device_id)
+        plans = [d for d in plans if d.handset_id == link.handset_id]
+        if not plans:
+            raise Problem(422, "no-handset", "this device has no interlock handset to pay for", field="device_id")
+    elif not plans:
+        raise Problem(422, "no-handset", "the account has no handset to pay for yet")
+    m = None
     if on:
         cards = methods(session, account.id)
         m = method(session, account.id, method_id) if method_id else next((c for c in cards if c.primary), None)
@@ -661,14 +876,16 @@ def set_autopay(session: Session, user: User, on: bool, method_id: int | None = 
             raise Problem(422, "no-card", "add a card before turning on automatic payments", field="method_id")
         if expired(m, ledger.today()):
             raise Problem(422, "expired-card", "This card has expired: choose another.", field="method_id")
-        plan.autopay, plan.method_id = True, m.id
-    else:
-        plan.autopay = False
-    plan.retry_period, plan.retry_attempts, plan.retry_at = None, 0, None
-    plan.updated_at = ledger.now()
+    for d in plans:
+        d.autopay = on
+        if m is not None:
+            d.method_id = m.id
+        d.retry_period, d.retry_attempts, d.retry_at = None, 0, None
+        d.updated_at = ledger.now()
     session.flush()
-    audit(session, user, user, "autopay", on=on, method=plan.method_id)
-    return plan
+    audit(session, user, user, "autopay", on=on, method=m.id if m else None,
+          handsets=[d.handset_id for d in plans])
+    return plans
 
 
 def set_reminders(session: Session, user: User, on: bool, days: int) -> BillingPlan:

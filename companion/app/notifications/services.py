@@ -26,7 +26,7 @@ def render(kind: str, params: dict[str, Any], lang: str) -> tuple[str, str]:
 
 
 def enqueue_email(session: Session, to_addr: str, kind: str, params: dict[str, Any], lang: str,
-                  link: str = "") -> OutboxEmail:
+                  link: str = "", flush: bool = True) -> OutboxEmail:
     """Write an email (plain text and HTML) to the outbox; it is sent by the worker after commit."""
     title, text = render(kind, params, lang)
     env = i18n.environment(TEMPLATES, lang)
@@ -34,7 +34,8 @@ def enqueue_email(session: Session, to_addr: str, kind: str, params: dict[str, A
     mail = OutboxEmail(to_addr=to_addr, subject=title, text_body=env.get_template("email.txt").render(ctx),
                        html_body=env.get_template("email.html").render(ctx), attempts=0, next_try_at=utcnow())
     session.add(mail)
-    session.flush()
+    if flush:  # a batch adds many and flushes once
+        session.flush()
     return mail
 
 

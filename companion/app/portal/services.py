@@ -176,6 +176,10 @@ def request_code(session: Session, ctx: PortalContext, user: User, link_id: int,
         raise Problem(422, "invalid", "the action is clear or service", field="action")
     link = device(session, user, link_id)
     h = _handset(session, link)
+    account = session.get(Account, h.account_id) if h.account_id else None
+    if account is not None and (account.code_fee_cents or 0) > 0:  # a paid code is issued by billing, once paid
+        raise Problem(402, "code-fee", "an unlock code costs %d cents on this program: buy it by card"
+                      % account.code_fee_cents, code_fee_cents=account.code_fee_cents)
     row, code = crud.issue_code(session, ctx.keyring, ctx.settings, h, action)
     until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + ctx.settings.CODE_VALID_H)
     notes.notify(session, user, "code-issued", {"device": link.label, "until": until.strftime("%Y-%m-%d %H:%M UTC")},

@@ -5,7 +5,7 @@ to the gateway's tokenization endpoint)."""
 
 import datetime as dt
 import secrets as pysecrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -164,7 +164,41 @@ def payment(request: Request, session: WriteSessionDep, attempt_id: int) -> Resp
     v, user = _driver(request, session)
     a = billing.attempt_of(session, _b(request), user, attempt_id)
     words = billing.DECLINES.get(a.decline_code, billing.DECLINES["generic_decline"]) if a.status == "failed" else ""
-    return render(v, "billing_payment.html", a=a, decline=words, handsets=billing.handsets_due(session, a))
+    return render(v, "billing_payment.html", a=a, decline=words, handsets=billing.handsets_due(session, a),
+                  code=billing.paid_code(session, _b(request), a))
+
+
+def _code_page(request: Request, session: Session, v: Visitor, user: User, link_id: int, **extra: Any) -> Response:
+    link = portal.device(session, user, link_id)
+    account = portal.driver_account(session, user)
+    return render(v, "billing_code.html", link=link, fee=account.code_fee_cents or 0,
+                  methods=billing.methods(session, account.id), key=pysecrets.token_hex(12), **extra)
+
+
+@router.get("/code/{link_id}")
+def code_form(request: Request, session: SessionDep, link_id: int) -> Response:
+    """An unlock code where the program charges for it: the fee, the card, then confirm."""
+    v, user = _driver(request, session)
+    return _code_page(request, session, v, user, link_id)
+
+
+@router.post("/code/{link_id}")
+def code(request: Request, session: WriteSessionDep, link_id: int, action: F = "clear", method_id: F = "",
+         key: F = "", csrf: F = "") -> Response:
+    """Charge the code fee; the payment's page shows the code once the payment succeeded."""
+    v, user = _driver(request, session)
+    try:
+        v.check_csrf(csrf)
+        if not method_id.isdigit() or len(method_id) > 10:
+            raise Problem(422, "no-card", "choose a card", field="method_id")
+        a = billing.buy_code(session, _b(request), user, link_id, action, int(method_id), key)
+    except Problem as exc:
+        session.rollback()
+        link = portal.device(session, user, link_id)
+        account = portal.driver_account(session, user)
+        return form_error(v, "billing_code.html", exc, link=link, fee=account.code_fee_cents or 0,
+                          methods=billing.methods(session, account.id), key=pysecrets.token_hex(12))
+    return redirect("/portal/billing/payments/%d" % a.id)
 
 
 @router.get("/reset-fee/{link_id}")
@@ -226,12 +260,14 @@ def frequency(request: Request, session: WriteSessionDep, schedule: F = "", csrf
 
 
 @router.post("/autopay")
-def autopay(request: Request, session: WriteSessionDep, on: F = "", method_id: F = "", csrf: F = "") -> Response:
-    """Turn automatic payments on with a card, or stop them."""
+def autopay(request: Request, session: WriteSessionDep, on: F = "", method_id: F = "", device_id: F = "",
+            csrf: F = "") -> Response:
+    """Turn automatic payments on with a card, or stop them (for one device, or every device)."""
     v, user = _driver(request, session)
     try:
         v.check_csrf(csrf)
-        billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit() else None)
+        billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit() else None,
+                            int(device_id) if device_id.isdigit() and len(device_id) < 10 else None)
         session.commit()
     except Problem as exc:
         session.rollback()

@@ -14,6 +14,8 @@ _WORDS = {
     "bad-token": N_("This link is not valid any more (used, expired or mistyped). Ask for a new one."),
     "csrf": N_("The form expired. Reload the page and try again."),
     "code-limit": N_("The unlock codes for this service period are used up."),
+    "code-fee": N_("An unlock code has a fee on your program: buy it on the code page."),
+    "code-free": N_("Unlock codes are free on your program."),
     "codes-not-allowed": N_("Your program does not allow unlock codes."),
     "no-lockout": N_("The handset has not reported a violation lockout, so there is nothing to clear."),
     "not-an-interlock": N_("This device takes no unlock codes or clears."),

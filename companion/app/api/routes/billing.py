@@ -149,9 +149,11 @@ def frequency(session: WriteSessionDep, user: WriteUserDep, data: FrequencyReque
 @router.post("/autopay")
 def autopay(session: WriteSessionDep, user: WriteUserDep, data: AutopayRequest) -> dict[str, object]:
     """Turn automatic payments on (with a card) or stop them."""
-    plan = billing.set_autopay(session, user, data.on, data.method_id)
+    plans = billing.set_autopay(session, user, data.on, data.method_id, data.device_id)
     session.commit()
-    return {"autopay": plan.autopay, "method_id": plan.method_id}
+    return {"autopay": data.on, "method_id": plans[0].method_id,
+            "devices": [{"handset_id": d.handset_id, "autopay": d.autopay, "method_id": d.method_id}
+                        for d in plans]}
 
 
 @router.post("/reminders")
