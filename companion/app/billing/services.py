@@ -217,22 +217,19 @@ class DashboardBilling:
     card_expiring: bool
 
 
-def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
-    """The dashboard's billing lines (None for a user without an account)."""
-    if user.role != "driver" or not user.account_id:
+def dashboard_billing_of(row: Any) -> DashboardBilling | None:
+    """The dashboard's billing lines from a row of the dashboard's statement (portal/reads.py: the account,
+    its billing plan and the plan's card in the same row); None for a user without an account."""
+    if row.account_row is None:
         return None
-    account = session.get(Account, user.account_id)
-    if account is None:
-        return None
-    plan = session.get(BillingPlan, account.id)
-    if plan is None:
+    if row.plan_row is None:
         return DashboardBilling(False, None, 0, "", None, False)
     # the ledger's cached derivation (the dashboard is the most visited page: no ledger scan here)
-    due = crud.account_next_due(account)
-    on = bool(plan.autopay and plan.method_id)
-    card = session.get(PaymentMethod, plan.method_id) if plan.method_id else None
-    return DashboardBilling(on, due if on else None, max(account.installment_cents - account.credit_cents, 0),
-                            plan.last_decline, plan.retry_at, bool(on and card and expires_before(card, due)))
+    due = crud.account_next_due(row)
+    on = bool(row.autopay and row.plan_method)
+    expiring = on and row.card_exp_year is not None and (row.card_exp_year, row.card_exp_month) < (due.year, due.month)
+    return DashboardBilling(on, due if on else None, max(row.installment_cents - row.credit_cents, 0),
+                            row.last_decline, row.retry_at, bool(expiring))
 
 
 # ---- charging ----------------------------------------------------------------------------------------------

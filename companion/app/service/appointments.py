@@ -4,7 +4,9 @@ staff schedule. Slot capacity is one conditional UPDATE per booking, so it holds
 both databases. The next service date is the handset's desired state (what its INSPECTION DUE counts to)."""
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -373,24 +375,27 @@ class NextService:
     visit: AppointmentView | None
 
 
-def next_service(session: Session, ctx: PortalContext, user: User) -> NextService:
-    """For the dashboard: the earliest inspection/service due date of the account's handsets (the desired
-    state the handset's INSPECTION DUE comes from) and the next booked calibration or inspection."""
-    aid = _account_id(user)
+def next_service_of(ctx: PortalContext, rows: Sequence[Any], now: dt.datetime | None = None) -> NextService:
+    """For the dashboard, from the rows of its statement (portal/reads.py, one per device): the earliest
+    inspection/service due date of the account's handsets (the desired state the handset's INSPECTION DUE
+    comes from) and the next booked calibration or inspection (the statement picks it: booked, at a center,
+    starting after now)."""
     due = None
-    for svc_day, insp_day in session.execute(
-            select(Handset.service_due_day, Handset.inspection_due_day).join(
-                DeviceLink, DeviceLink.handset_id == Handset.id).where(DeviceLink.account_id == aid)).all():
-        for day in (svc_day, insp_day):
+    for row in rows:
+        for day in (row.service_due_day, row.inspection_due_day):
             d = timebase.date_of(day)
             if d is not None and (due is None or d < due):
                 due = d
-    now = _now()
-    a = session.scalar(select(Appointment).where(
-        Appointment.account_id == aid, Appointment.status == "booked", Appointment.kind.in_(SELF_BOOKED),
-        Appointment.center_id.is_not(None), Appointment.starts_ts > int(now.timestamp()))
-        .order_by(Appointment.starts_ts).limit(1))
-    return NextService(due, _view(session, ctx, a, now) if a is not None else None)
+    first = rows[0] if rows else None
+    if first is None or first.visit_id is None or first.center_name is None:
+        return NextService(due, None)
+    a = Appointment(id=first.visit_id, kind=first.visit_kind, status="booked", starts_ts=first.visit_starts,
+                    center_id=first.visit_center, account_id=first.account_row)
+    c = ServiceCenter(id=first.visit_center, name=first.center_name, tz=first.center_tz)
+    now = now or _now()
+    starts: int = first.visit_starts
+    change = starts - now.timestamp() >= ctx.ps.RESCHEDULE_CUTOFF_H * 3600
+    return NextService(due, AppointmentView(a, c, centers.local(c, starts), "", change))
 
 
 # ---- the worker's reminders --------------------------------------------------------------------------------

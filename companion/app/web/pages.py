@@ -1,7 +1,8 @@
 """The portal's pages. Each handler reads the form, calls the service layer, and renders or redirects; the
 rules (ownership, limits, tokens, throttling) are in the services."""
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -28,7 +29,6 @@ from companion.app.web.session import (
     Visitor,
     form_error,
     read_connection,
-    read_session,
     redirect,
     render,
     run_read,
@@ -295,11 +295,16 @@ def _dashboard_page(request: Request, found: reads.SignedIn | None) -> Response:
     user = v.require("driver", "authority")
     if user.role == "authority":
         return redirect("/portal/authority")
-    with read_session(request) as session:  # the billing lines (auto-pay, declines) from billing's own tables
-        bill = billing.dashboard_billing(session, user)
-        ns = appointments.next_service(session, v.ctx, user)
-        prog = programs.status(session, user)
-    return render(v, "dashboard.html", d=portal.dashboard_of(user, found.rows), billing=bill, ns=ns, prog=prog)
+    return render(v, "dashboard.html", **dashboard_values(v, found.rows))
+
+
+def dashboard_values(v: Visitor, rows: Sequence[Any]) -> dict[str, Any]:
+    """What dashboard.html shows, from the rows of the dashboard's one statement (portal/reads.py): the cards
+    and next payment, billing's lines, the next service, the program's end. Each part's rule stays in its
+    package; nothing here reads the database (bench/portal.py times this and the page through it)."""
+    user = v.require("driver")
+    return {"d": portal.dashboard_of(user, rows), "billing": billing.dashboard_billing_of(rows[0]),
+            "ns": appointments.next_service_of(v.ctx, rows), "prog": programs.status_of(rows[0])}
 
 
 @router.get("/devices/{link_id}/code")

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from companion.app import i18n
 from companion.app.accounts import secrets
@@ -122,16 +122,6 @@ async def run_read(request: Request, page: Callable[[Request], Response]) -> Res
     if request.app.state.db.settings.is_sqlite:
         return page(request)
     return await asyncio.get_running_loop().run_in_executor(None, page, request)
-
-
-def read_session(request: Request) -> Session:
-    """A session for a page that only reads: autocommit, so no BEGIN and ROLLBACK round trips per page."""
-    db = request.app.state.db
-    maker = getattr(db, "portal_reader", None)
-    if maker is None:
-        maker = sessionmaker(_reader_engine(request), expire_on_commit=False)
-        db.portal_reader = maker
-    return maker()  # type: ignore[no-any-return]
 
 
 def _secure(request: Request) -> bool:
