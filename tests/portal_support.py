@@ -237,3 +237,42 @@ def add_card(page, base, number="4242424242424242"):
     page.wait_for_url("**/portal/billing/methods/new*")
     page.click("form.card button[type=submit]")
     page.wait_for_url("**/portal/billing/methods")
+
+
+def axe_everywhere(browser, site, signed_out, pages):
+    """axe-core on every page at both widths and in both languages: `signed_out` paths, then each user's paths
+    (`pages`: email -> paths) signed in with that language as theirs. {(viewport, lang, path): serious
+    violations} ("out " before a signed-out path)."""
+    from sqlalchemy import select
+
+    from companion.app.accounts.models import User
+
+    base = site.server.url
+    found = {}
+    for viewport in ("desktop", "phone"):
+        for lang in ("en", "es"):
+            ctx, page = new_page(browser, viewport)
+            try:
+                page.goto(base + "/portal/sign-in")
+                if lang == "es":
+                    page.click("form.lang button")
+                for path in signed_out:
+                    page.goto(base + path)
+                    assert page.locator("html").get_attribute("lang") == lang
+                    found[(viewport, lang, "out " + path)] = serious(page)
+                for who, paths in pages.items():
+                    with site.session() as s:
+                        s.scalar(select(User).where(User.email == who)).language = lang
+                        s.commit()
+                    sign_in_page(page, base, who)
+                    for path in paths:
+                        page.goto(base + path)
+                        assert page.locator("html").get_attribute("lang") == lang
+                        found[(viewport, lang, path)] = serious(page)
+                    page.click("header form[action='/portal/sign-out'] button")
+                    with site.session() as s:
+                        s.scalar(select(User).where(User.email == who)).language = "en"
+                        s.commit()
+            finally:
+                ctx.close()
+    return found

@@ -7,10 +7,9 @@ phone and desktop width. One companion (SQLite) for the module."""
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
 
 from tests.companion_doubles import SyncedSim
-from tests.portal_support import new_page, serious, sign_in_page
+from tests.portal_support import axe_everywhere, new_page, sign_in_page
 from tests.service_support import authority_for, bypass_violation, local_slot, make_center, set_program
 
 pytestmark = pytest.mark.browser
@@ -185,7 +184,6 @@ def test_the_end_of_the_program_on_the_dashboard(browser, site):
 def test_every_new_page_passes_axe_in_both_languages_and_widths(browser, site):
     """axe-core: no serious or critical violation on the service pages, English and Spanish, 390 px and
     desktop."""
-    from companion.app.accounts.models import User
     from companion.app.service import appointments
     from tests.service_support import driver_user
 
@@ -211,31 +209,6 @@ def test_every_new_page_passes_axe_in_both_languages_and_widths(browser, site):
         staff: ["/portal/staff/service", "/portal/staff/shipments"],
     }
     signed_out = ["/portal/centers?zip=85004", "/portal/centers/%d?date=%s" % (cid, day), "/portal/help"]
-    found, checked = {}, 0
-    for viewport in ("desktop", "phone"):
-        for lang in ("en", "es"):
-            ctx, page = new_page(browser, viewport)
-            try:
-                page.goto(base + "/portal/sign-in")
-                if lang == "es":
-                    page.click("form.lang button")
-                for path in signed_out:
-                    page.goto(base + path)
-                    assert page.locator("html").get_attribute("lang") == lang
-                    found[(viewport, lang, "out " + path)] = serious(page)
-                    checked += 1
-                for who, paths in pages.items():
-                    with site.session() as s:
-                        s.scalar(select(User).where(User.email == who)).language = lang
-                        s.commit()
-                    sign_in_page(page, base, who)
-                    for path in paths:
-                        page.goto(base + path)
-                        assert page.locator("html").get_attribute("lang") == lang
-                        found[(viewport, lang, path)] = serious(page)
-                        checked += 1
-                    page.click("header form[action='/portal/sign-out'] button")
-            finally:
-                ctx.close()
-    assert checked >= 60
+    found = axe_everywhere(browser, site, signed_out, pages)
+    assert len(found) >= 60
     assert {k: v for k, v in found.items() if v} == {}
