@@ -52,10 +52,12 @@ def portal_backend(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def portal_server(portal_backend, mail):
-    """A companion with the portal on a free port; emails go to `mail`."""
+def portal_server(portal_backend, mail, tmp_path_factory):
+    """A companion with the portal on a free port; emails go to `mail`, documents under pytest's temporary
+    directory."""
     port = testing.free_port()
-    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port)
+    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
+                              DOCUMENTS_DIR=str(tmp_path_factory.mktemp("docs")))
     with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
         yield srv
 
