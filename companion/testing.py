@@ -97,6 +97,56 @@ def wait_ready(base_url: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+class _CountingConnection:
+    """An asyncpg connection that counts the statements sent through it."""
+
+    def __init__(self, conn: Any, seen: list[str]):
+        self._conn = conn
+        self._seen = seen
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._conn, name)
+        if name not in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+            return attr
+
+        def counted(query: str, *args: Any, **kwargs: Any) -> Any:
+            self._seen.append(query)
+            return attr(query, *args, **kwargs)
+
+        return counted
+
+
+@contextlib.contextmanager
+def statements_of(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs: through SQLAlchemy (an event on its engine) and
+    through the sync path's asyncpg pool on PostgreSQL (its connections wrapped). Counts all threads."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    engine = app.state.db.engine
+    event.listen(engine, "before_cursor_execute", on_execute)
+    pg = getattr(app.state, "pg_sync", None)
+    if pg is not None:
+        plain = pg.connection
+
+        @contextlib.asynccontextmanager
+        async def connection() -> Any:
+            async with plain() as conn:
+                yield _CountingConnection(conn, seen)
+
+        pg.connection = connection
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        if pg is not None:
+            del pg.connection  # the class's method again
+
+
 class ServerThread:
     """A uvicorn server for settings on a free loopback port, in a thread of this process."""
 

@@ -1,8 +1,11 @@
 """Shared fixtures of the portal tests (registered with `pytest_plugins`): a real SMTP server, a companion
-with the portal on each backend, staff/driver set-up through the service layer, and a signed-in HTTP client."""
+with the portal on each backend, staff/driver set-up through the service layer, and a signed-in HTTP client;
+for the browser tests, Debian's Chromium, a companion (SQLite) per module, pages at a width, sign-in, axe-core
+and adding a card."""
 
 import contextlib
 import datetime as dt
+import os
 import tempfile
 import uuid
 
@@ -49,10 +52,12 @@ def portal_backend(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def portal_server(portal_backend, mail):
-    """A companion with the portal on a free port; emails go to `mail`."""
+def portal_server(portal_backend, mail, tmp_path_factory):
+    """A companion with the portal on a free port; emails go to `mail`, documents under pytest's temporary
+    directory."""
     port = testing.free_port()
-    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port)
+    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
+                              DOCUMENTS_DIR=str(tmp_path_factory.mktemp("docs")))
     with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
         yield srv
 
@@ -158,3 +163,118 @@ def world(portal_server, mail):
     w = World(portal_server, mail)
     yield w
     w.office.close()
+
+
+# ---- the browser tests (Playwright driving Debian's Chromium) ---------------------------------------------------
+CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (skips with the reason when it is not installed)."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):  # .ci/run installs it: a missing browser there is a broken set-up, not a skip
+            pytest.fail(CHROMIUM + " is missing although .ci/run installs it")
+        pytest.skip(CHROMIUM + " is missing: `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A companion with the portal (SQLite), an SMTP server, and the set-up helper, for one test module."""
+    from companion.mailcatcher import MailCatcher
+
+    settings = testing.settings_for("sqlite:///" + str(tmp_path_factory.mktemp("browser") / "c.db"),
+                                    testing.test_master_keys())
+    with MailCatcher() as box:
+        port = testing.free_port()
+        ps = fast_portal_settings(box.port, "http://127.0.0.1:%d" % port,
+                                  DOCUMENTS_DIR=str(tmp_path_factory.mktemp("browser-docs")))
+        with testing.ServerThread(settings, port=port, portal_settings=ps) as srv:
+            w = World(srv, box)
+            yield w
+            w.office.close()
+
+
+def new_page(browser, viewport="desktop", js=True):
+    """(context, page) at a viewport's width, with or without script; the caller closes the context."""
+    ctx = browser.new_context(viewport=VIEWPORTS[viewport], java_script_enabled=js, locale="en-US",
+                              accept_downloads=True)
+    ctx.set_default_timeout(20000)
+    return ctx, ctx.new_page()
+
+
+def sign_in_page(page, base, identity, password=PASSWORD):
+    """Sign in through the form."""
+    page.goto(base + "/portal/sign-in")
+    page.fill("#identity", identity)
+    page.fill("#password", password)
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/portal/*")
+
+
+def serious(page):
+    """axe-core's serious and critical violations on the page: [(rule, impact, nodes)]."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    result = Axe().run(page)
+    return [(v["id"], v["impact"], len(v["nodes"])) for v in result.response["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def add_card(page, base, number="4242424242424242"):
+    """Add a card: the form posts to the gateway's tokenization endpoint, the portal confirms the token."""
+    page.goto(base + "/portal/billing/methods")
+    page.fill("#number", number)
+    page.fill("#exp_month", "12")
+    page.fill("#exp_year", "2031")
+    page.fill("#cvc", "123")
+    page.click("#card-form button[type=submit]")
+    page.wait_for_url("**/portal/billing/methods/new*")
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/portal/billing/methods")
+
+
+def axe_everywhere(browser, site, signed_out, pages, extra=None):
+    """axe-core on every page at both widths and in both languages: `signed_out` paths, then each user's paths
+    (`pages`: email -> paths) signed in with that language as theirs. {(viewport, lang, path): serious
+    violations} ("out " before a signed-out path); `extra(page, lang)` adds findings of its own to each page."""
+    from sqlalchemy import select
+
+    from companion.app.accounts.models import User
+
+    base = site.server.url
+    found = {}
+    for viewport in ("desktop", "phone"):
+        for lang in ("en", "es"):
+            ctx, page = new_page(browser, viewport)
+            try:
+                page.goto(base + "/portal/sign-in")
+                if lang == "es":
+                    page.click("form.lang button")
+                for path in signed_out:
+                    page.goto(base + path)
+                    assert page.locator("html").get_attribute("lang") == lang
+                    found[(viewport, lang, "out " + path)] = serious(page) + (extra(page, lang) if extra else [])
+                for who, paths in pages.items():
+                    with site.session() as s:
+                        s.scalar(select(User).where(User.email == who)).language = lang
+                        s.commit()
+                    sign_in_page(page, base, who)
+                    for path in paths:
+                        page.goto(base + path)
+                        assert page.locator("html").get_attribute("lang") == lang
+                        found[(viewport, lang, path)] = serious(page) + (extra(page, lang) if extra else [])
+                    page.click("header form[action='/portal/sign-out'] button")
+                    with site.session() as s:
+                        s.scalar(select(User).where(User.email == who)).language = "en"
+                        s.commit()
+            finally:
+                ctx.close()
+    return found

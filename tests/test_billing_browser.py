@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.billing_support import billing_day
-from tests.test_portal_browser import _add_card, _page, _serious, _sign_in, browser, site  # noqa: F401
+from tests.portal_support import add_card, new_page, serious, sign_in_page
 
 pytestmark = pytest.mark.browser
+pytest_plugins = ["tests.portal_support"]
 
 
 @pytest.mark.parametrize("js", [True, False])
-def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
+def test_pay_flow_in_the_browser(browser, site, js):
     """Card, twice a month with its preview, auto-pay on, the worker past the due date, receipt email,
     invoice PDF; then a declined card's payment says why and the dashboard shows nothing paid."""
     from pypdf import PdfReader
@@ -24,11 +25,11 @@ def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
     base = site.server.url
     first = dt.date.today() + dt.timedelta(days=3)
     d = site.driver(first_due=first.isoformat(), installment_cents=9000)
-    ctx, page = _page(browser, "phone", js)
+    ctx, page = new_page(browser, "phone", js)
     try:
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.wait_for_url("**/portal/dashboard")
-        _add_card(page, base)
+        add_card(page, base)
         assert "4242" in page.locator("main").inner_text()
         # twice a month: the preview first, then the change
         page.goto(base + "/portal/billing")
@@ -44,7 +45,7 @@ def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
         assert "Stop automatic payments" in page.locator("main").inner_text()
         page.goto(base + "/portal/dashboard")
         assert "Next automatic payment: $45.00 on " + first.isoformat() in page.locator("#next-autopay").inner_text()
-        assert _serious(page) == [] if js else True
+        assert serious(page) == [] if js else True
         # the worker runs on the due date; the receipt arrives by email
         with billing_day(first):
             site.deliver_billing()
@@ -62,7 +63,7 @@ def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
         text = PdfReader(io.BytesIO(Path(info.value.path()).read_bytes())).pages[0].extract_text()
         assert "Invoice" in text and "Program installment" in text and "$45.00" in text
         # a declined card: the payment page says why, nothing is recorded
-        _add_card(page, base, "4000000000000002")
+        add_card(page, base, "4000000000000002")
         page.goto(base + "/portal/billing/pay")
         page.check("#c-other")
         page.fill("#amount", "12.00")
@@ -72,6 +73,6 @@ def test_pay_flow_in_the_browser(browser, site, js):  # noqa: F811
         assert page.locator("#payment-status").get_attribute("data-status") == "failed"
         assert "declined" in page.locator("#payment-status").inner_text()
         if js:
-            assert _serious(page) == []
+            assert serious(page) == []
     finally:
         ctx.close()

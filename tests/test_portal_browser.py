@@ -4,79 +4,19 @@ the clear reach "applied" while a simulated handset (real firmware, real HTTP mo
 through the mail the SMTP server received, and switches to Spanish; at desktop width with script and at
 390 px without script. axe-core checks every page, signed in and out, in both languages.
 
-One browser for the module; one companion (SQLite) and one SMTP server for the module."""
+One browser, one companion (SQLite) and one SMTP server for the module (tests/portal_support.py)."""
 
-import os
 import threading
 import time
 
 import pytest
 
-from companion import testing
 from tests.companion_doubles import SyncedSim
 from tests.portal_client import PASSWORD
+from tests.portal_support import add_card, axe_everywhere, new_page, sign_in_page
 
 pytestmark = pytest.mark.browser
-CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright (skips with the reason when it is not installed)."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):  # .ci/run installs it: a missing browser there is a broken set-up, not a skip
-            pytest.fail(CHROMIUM + " is missing although .ci/run installs it")
-        pytest.skip(CHROMIUM + " is missing: `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A companion with the portal (SQLite), an SMTP server, and the set-up helper."""
-    from companion.mailcatcher import MailCatcher
-    from tests.portal_support import World, fast_portal_settings
-
-    settings = testing.settings_for("sqlite:///" + str(tmp_path_factory.mktemp("browser") / "c.db"),
-                                    testing.test_master_keys())
-    with MailCatcher() as mail:
-        port = testing.free_port()
-        ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port)
-        with testing.ServerThread(settings, port=port, portal_settings=ps) as srv:
-            w = World(srv, mail)
-            yield w
-            w.office.close()
-
-
-def _page(browser, viewport, js=True):
-    ctx = browser.new_context(viewport=VIEWPORTS[viewport], java_script_enabled=js, locale="en-US")
-    ctx.set_default_timeout(20000)
-    return ctx, ctx.new_page()
-
-
-def _sign_in(page, base, identity, password=PASSWORD):
-    page.goto(base + "/portal/sign-in")
-    page.fill("#identity", identity)
-    page.fill("#password", password)
-    page.click("form.card button[type=submit]")
-
-
-def _add_card(page, base, number="4242424242424242"):
-    """Add a card: the form posts to the gateway's tokenization endpoint, the portal confirms the token."""
-    page.goto(base + "/portal/billing/methods")
-    page.fill("#number", number)
-    page.fill("#exp_month", "12")
-    page.fill("#exp_year", "2031")
-    page.fill("#cvc", "123")
-    page.click("#card-form button[type=submit]")
-    page.wait_for_url("**/portal/billing/methods/new*")
-    page.click("form.card button[type=submit]")
-    page.wait_for_url("**/portal/billing/methods")
+pytest_plugins = ["tests.portal_support"]
 
 
 def _no_horizontal_scroll(page):
@@ -90,7 +30,7 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
     d = site.driver(claim=False)
     site.deliver()
     claim = site.mail.link(d["email"], "/portal/claim/")
-    ctx, page = _page(browser, viewport, js)
+    ctx, page = new_page(browser, viewport, js)
     try:
         # claim from the emailed link
         page.goto(claim)
@@ -102,7 +42,7 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
         # sign out and in again
         page.click("header form[action='/portal/sign-out'] button")
         page.wait_for_url("**/portal/sign-in")
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.wait_for_url("**/portal/dashboard")
         card = page.locator("section.device")
         assert card.count() == 1 and "Not reported yet" in card.inner_text()
@@ -120,7 +60,7 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
         sim.settle()
         page.goto(base + "/portal/dashboard")
         assert "Locked out after a violation" in page.locator("section.device").inner_text()
-        _add_card(page, base)
+        add_card(page, base)
         page.goto(base + "/portal/dashboard")
         page.click("text=Pay the reset fee")
         page.click("form.card button[type=submit]")
@@ -161,7 +101,7 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
         page.click("form.card button[type=submit]")
         assert new in page.locator("[role=status]").inner_text()
         page.click("header form[action='/portal/sign-out'] button")
-        _sign_in(page, base, new)
+        sign_in_page(page, base, new)
         page.wait_for_url("**/portal/dashboard")
         # Spanish
         page.click("form.lang button")
@@ -175,14 +115,6 @@ def test_driver_flow_in_the_browser(browser, site, viewport, js):
             _no_horizontal_scroll(page)
     finally:
         ctx.close()
-
-
-def _serious(page):
-    from axe_playwright_python.sync_playwright import Axe
-
-    result = Axe().run(page)
-    return [(v["id"], v["impact"], len(v["nodes"])) for v in result.response["violations"]
-            if v["impact"] in ("serious", "critical")]
 
 
 def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
@@ -211,48 +143,7 @@ def test_every_page_passes_axe_in_both_languages_and_widths(browser, site):
                     "/portal/devices/999/code", "/portal/billing", "/portal/billing/methods",
                     "/portal/billing/pay", "/portal/billing/history", "/portal/billing/invoices",
                     "/portal/billing/agreement", attempt, "/portal/billing/reset-fee/%d" % d["devices"][1]]
-    found = {}
-    checked = 0
-    for viewport in ("desktop", "phone"):
-        for lang in ("en", "es"):
-            ctx, page = _page(browser, viewport)
-            try:
-                page.goto(base + "/portal/sign-in")
-                if lang == "es":
-                    page.click("form.lang button")
-                for path in out_pages:
-                    page.goto(base + path)
-                    assert page.locator("html").get_attribute("lang") == lang
-                    found[(viewport, lang, path)] = _serious(page)
-                    checked += 1
-                for who, pages in ((d["email"], driver_pages), (staff_email, ["/portal/staff"])):
-                    _sign_in(page, base, who)
-                    page.wait_for_url("**/portal/*")
-                    if lang == "es":
-                        from sqlalchemy import select
-
-                        from companion.app.accounts.models import User
-
-                        with site.session() as s:
-                            u = s.scalar(select(User).where(User.email == who))
-                            u.language = "es"
-                            s.commit()
-                    for path in pages:
-                        page.goto(base + path)
-                        assert page.locator("html").get_attribute("lang") == lang
-                        found[(viewport, lang, path)] = _serious(page)
-                        checked += 1
-                    page.click("header form[action='/portal/sign-out'] button")
-                    with site.session() as s:
-                        from sqlalchemy import select
-
-                        from companion.app.accounts.models import User
-
-                        u = s.scalar(select(User).where(User.email == who))
-                        u.language = "en"
-                        s.commit()
-            finally:
-                ctx.close()
-    assert checked >= 60
+    found = axe_everywhere(browser, site, out_pages, {d["email"]: driver_pages, staff_email: ["/portal/staff"]})
+    assert len(found) >= 60
     bad = {k: v for k, v in found.items() if v}
     assert bad == {}

@@ -87,3 +87,76 @@ def test_the_dashboard_without_the_asyncpg_pool(world):
         finally:
             world.app.state.pg_sync = kept
     assert plain == fast and "$55.55" in plain and 'id="dev-%d"' % d["devices"][0] in plain
+
+
+def _everything(world, d, card_year=2020):
+    """Auto-pay on with a card (expired by the next due date), a program end date, a booked inspection after a
+    past one and a later one, and a request without a center (not a visit)."""
+    from companion.app.billing.models import DeviceAutopay, PaymentMethod
+    from companion.app.service.models import Appointment, Program
+    from tests.service_support import make_center
+
+    cid = make_center(world, "Dash Center", "85004")
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    with world.session() as s:
+        card = PaymentMethod(account_id=d["account_id"], gateway="sandbox", token="tok_dash", brand="visa",
+                             last4="4242", exp_month=1, exp_year=card_year, primary=True)
+        s.add(card)
+        s.flush()
+        for hid in d["handsets"]:  # auto-pay is per device
+            s.add(DeviceAutopay(handset_id=hid, account_id=d["account_id"], autopay=True, method_id=card.id,
+                                last_decline="Your card was declined."))
+        s.add(Program(account_id=d["account_id"], jurisdiction="AZ", ends_on=dt.date(2031, 5, 6)))
+        for kind, status, center, ts in (("inspection", "booked", cid, now - 3600),
+                                         ("calibration", "booked", cid, now + 9 * 86400),
+                                         ("inspection", "booked", cid, now + 4 * 86400),
+                                         ("installation", "requested", None, None)):
+            s.add(Appointment(account_id=d["account_id"], center_id=center, kind=kind, status=status,
+                              starts_ts=ts, note=""))
+        s.commit()
+        return s.query(Appointment.id).filter(Appointment.starts_ts == now + 4 * 86400).scalar()
+
+
+def test_the_whole_dashboard_is_one_statement(world):
+    """Session, user, account, unread count, every device, billing's lines (auto-pay, its card's expiry, the
+    last decline), the program's end and the next booked visit with its center: one SQL statement per page,
+    through SQLAlchemy and (on PostgreSQL) through the asyncpg pool alike."""
+    from companion import testing
+
+    d = world.driver(devices=2)
+    visit = _everything(world, d)
+    with world.browser(d["email"]) as c:
+        assert c.get("/portal/dashboard").status_code == 200  # connections opened, statements prepared
+        pages = []
+        kept = getattr(world.app.state, "pg_sync", None)
+        for pg in ([kept, None] if kept is not None else [None]):
+            world.app.state.pg_sync = pg
+            try:
+                with testing.statements_of(world.app) as seen:
+                    r = c.get("/portal/dashboard")
+            finally:
+                world.app.state.pg_sync = kept
+            assert r.status_code == 200
+            assert len(seen) == 1, seen
+            pages.append(r.text)
+    page = pages[0]
+    assert all(p == page for p in pages)
+    assert all('id="dev-%d"' % i in page for i in d["devices"])
+    assert 'id="next-autopay"' in page and "expires before the next due date" in page
+    assert "Your card was declined." in page
+    assert "Your program ends on 2031-05-06." in page
+    assert 'href="/portal/appointments/%d"' % visit in page and "Dash Center" in page
+
+
+def test_a_dashboard_without_billing_program_or_visit(world):
+    """No plan, no program, no visit: the page says so, still one statement."""
+    from companion import testing
+
+    d = world.driver(devices=1)
+    with world.browser(d["email"]) as c:
+        c.get("/portal/dashboard")
+        with testing.statements_of(world.app) as seen:
+            page = c.get("/portal/dashboard").text
+    assert len(seen) == 1
+    assert 'id="next-autopay"' not in page and "Your program" not in page
+    assert 'href="/portal/centers"' in page

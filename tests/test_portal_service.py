@@ -18,18 +18,6 @@ from tests.service_support import driver_user, local_slot, make_center
 pytest_plugins = ["tests.portal_support"]
 
 
-@pytest.fixture(scope="module")
-def portal_server(portal_backend, mail, tmp_path_factory):
-    """The portal with documents under a temporary directory."""
-    from tests.portal_support import fast_portal_settings
-
-    port = testing.free_port()
-    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
-                              DOCUMENTS_DIR=str(tmp_path_factory.mktemp("docs")))
-    with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
-        yield srv
-
-
 def test_locator_finds_the_nearest_centers_by_zip_with_distances(world):
     """Phoenix's center is nearer to a Phoenix ZIP than Tucson's, Los Angeles' farthest; miles are shown."""
     far = make_center(world, "LA Center", "90012")

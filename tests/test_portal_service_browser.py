@@ -6,75 +6,15 @@ phone and desktop width. One companion (SQLite) for the module."""
 
 import datetime as dt
 import functools
-import os
 
 import pytest
-from sqlalchemy import select
 
-from companion import testing
 from tests.companion_doubles import SyncedSim
-from tests.portal_client import PASSWORD
+from tests.portal_support import axe_everywhere, new_page, sign_in_page
 from tests.service_support import authority_for, bypass_violation, local_slot, make_center, set_program
 
 pytestmark = pytest.mark.browser
-CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright (skips with the reason when it is not installed)."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(CHROMIUM + " is missing although .ci/run installs it")
-        pytest.skip(CHROMIUM + " is missing: `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A companion with the portal (SQLite), an SMTP server, and the set-up helper."""
-    from companion.mailcatcher import MailCatcher
-    from tests.portal_support import World, fast_portal_settings
-
-    settings = testing.settings_for("sqlite:///" + str(tmp_path_factory.mktemp("svc-browser") / "c.db"),
-                                    testing.test_master_keys())
-    with MailCatcher() as mail:
-        port = testing.free_port()
-        ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
-                                  DOCUMENTS_DIR=str(tmp_path_factory.mktemp("svc-docs")))
-        with testing.ServerThread(settings, port=port, portal_settings=ps) as srv:
-            w = World(srv, mail)
-            yield w
-            w.office.close()
-
-
-def _page(browser, viewport="desktop", js=True):
-    ctx = browser.new_context(viewport=VIEWPORTS[viewport], java_script_enabled=js, locale="en-US",
-                              accept_downloads=True)
-    ctx.set_default_timeout(20000)
-    return ctx, ctx.new_page()
-
-
-def _sign_in(page, base, identity, password=PASSWORD):
-    page.goto(base + "/portal/sign-in")
-    page.fill("#identity", identity)
-    page.fill("#password", password)
-    page.click("form.card button[type=submit]")
-    page.wait_for_url("**/portal/*")
-
-
-def _serious(page):
-    from axe_playwright_python.sync_playwright import Axe
-
-    result = Axe().run(page)
-    return [(v["id"], v["impact"], len(v["nodes"])) for v in result.response["violations"]
-            if v["impact"] in ("serious", "critical")]
+pytest_plugins = ["tests.portal_support"]
 
 
 def _english(page, lang):
@@ -108,9 +48,9 @@ def test_find_book_reschedule_and_refusal(browser, site):
     d = site.driver()
     day, _h, _ts = local_slot("America/Phoenix", 3, "10:00")
     day2, _h2, _ts2 = local_slot("America/Phoenix", 4, "15:00")
-    ctx, page = _page(browser, "phone")
+    ctx, page = new_page(browser, "phone")
     try:
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.goto(base + "/portal/centers")
         page.fill("#zip", "85003")
         page.click("form.card button[type=submit]")
@@ -157,13 +97,13 @@ def test_shipment_from_creation_to_return(browser, site):
         h.reported = {"module_expiry": timebase.day_of(timebase.today() + dt.timedelta(days=7))}
         s.commit()
     worker.run_once(site.app.state.db, site.ctx.ps)
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     try:
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.goto(base + "/portal/shipments")
         assert page.locator("li.shipment[data-status=created]").count() == 1
         page.click("header form[action='/portal/sign-out'] button")
-        _sign_in(page, base, staff)
+        sign_in_page(page, base, staff)
         page.goto(base + "/portal/staff/shipments")
         item = page.locator("li.shipment").last
         item.locator("input[name=tracking]").fill("1Z999AA10123456784")
@@ -176,7 +116,7 @@ def test_shipment_from_creation_to_return(browser, site):
             item.locator("select[name=status]").select_option(status)
             item.locator("form.inline button").click()
         page.click("header form[action='/portal/sign-out'] button")
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.goto(base + "/portal/shipments")
         done = page.locator("li.shipment[data-status=returned]")
         assert done.count() == 1 and "1Z999AA10123456784" in done.inner_text()
@@ -192,9 +132,9 @@ def test_upload_a_document_and_see_it(browser, site, tmp_path):
     d = site.driver()
     f = tmp_path / "licence.png"
     f.write_bytes(png_bytes())
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     try:
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.goto(base + "/portal/documents")
         page.set_input_files("#file", str(f))
         page.click("form[enctype] button")
@@ -222,9 +162,9 @@ def test_authority_sees_the_violation_with_the_rule_and_downloads_the_report(bro
     set_program(site, d["account_id"], "AZ")
     bypass_violation(SyncedSim(base, d["handsets"][0]))
     court = authority_for(site, d["account_id"])
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     try:
-        _sign_in(page, base, court)
+        sign_in_page(page, base, court)
         page.goto(base + "/portal/authority")
         row = page.locator("table.compliance tbody tr").first
         assert row.locator("td").nth(1).inner_text() == "1"  # one violation
@@ -252,9 +192,9 @@ def test_the_end_of_the_program_on_the_dashboard(browser, site):
     set_program(site, d["account_id"], "AZ", dt.date.today())
     authority_for(site, d["account_id"])
     worker.run_once(site.app.state.db, site.ctx.ps)
-    ctx, page = _page(browser, "phone", js=False)
+    ctx, page = new_page(browser, "phone", js=False)
     try:
-        _sign_in(page, base, d["email"])
+        sign_in_page(page, base, d["email"])
         page.goto(base + "/portal/dashboard")
         box = page.locator("[data-program=ended]")
         assert "final report was sent" in box.inner_text()
@@ -266,7 +206,6 @@ def test_the_end_of_the_program_on_the_dashboard(browser, site):
 def test_every_new_page_passes_axe_in_both_languages_and_widths(browser, site):
     """axe-core: no serious or critical violation on the service pages, English and Spanish, 390 px and
     desktop; and no sentence of the catalog is left in English on a Spanish page."""
-    from companion.app.accounts.models import User
     from companion.app.service import appointments
     from tests.service_support import driver_user
 
@@ -292,31 +231,6 @@ def test_every_new_page_passes_axe_in_both_languages_and_widths(browser, site):
         staff: ["/portal/staff/service", "/portal/staff/shipments"],
     }
     signed_out = ["/portal/centers?zip=85004", "/portal/centers/%d?date=%s" % (cid, day), "/portal/help"]
-    found, checked = {}, 0
-    for viewport in ("desktop", "phone"):
-        for lang in ("en", "es"):
-            ctx, page = _page(browser, viewport)
-            try:
-                page.goto(base + "/portal/sign-in")
-                if lang == "es":
-                    page.click("form.lang button")
-                for path in signed_out:
-                    page.goto(base + path)
-                    assert page.locator("html").get_attribute("lang") == lang
-                    found[(viewport, lang, "out " + path)] = _serious(page) + _english(page, lang)
-                    checked += 1
-                for who, paths in pages.items():
-                    with site.session() as s:
-                        s.scalar(select(User).where(User.email == who)).language = lang
-                        s.commit()
-                    _sign_in(page, base, who)
-                    for path in paths:
-                        page.goto(base + path)
-                        assert page.locator("html").get_attribute("lang") == lang
-                        found[(viewport, lang, path)] = _serious(page) + _english(page, lang)
-                        checked += 1
-                    page.click("header form[action='/portal/sign-out'] button")
-            finally:
-                ctx.close()
-    assert checked >= 60
+    found = axe_everywhere(browser, site, signed_out, pages, extra=_english)
+    assert len(found) >= 60
     assert {k: v for k, v in found.items() if v} == {}

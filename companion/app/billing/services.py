@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,19 +296,29 @@ class DashboardBilling:
     devices: list[DeviceBilling] = field(default_factory=list)
 
 
-def dashboard_billing(session: Session, user: User) -> DashboardBilling | None:
-    """The dashboard's billing lines (None for a user without an account)."""
-    if user.role != "driver" or not user.account_id:
-        return None
-    account = session.get(Account, user.account_id)
-    if account is None:
+def dashboard_billing_of(rows: Sequence[Any]) -> DashboardBilling | None:
+    """The dashboard's billing lines from the rows of the dashboard's statement (portal/reads.py: one row per
+    device with the account, the device's auto-pay and its card's expiry, and the account's first handset);
+    None for a user without an account. The same rules as `devices_billing` and `overview`."""
+    first = rows[0]
+    if first.account_row is None:
         return None
     # the ledger's cached derivation (the dashboard is the most visited page: no ledger scan here)
-    due = crud.account_next_due(account)
-    devs = devices_billing(session, account, due, max(account.installment_cents - account.credit_cents, 0))
-    on = [d for d in devs if d.autopay]
+    due = crud.account_next_due(first)
+    amount = max(first.installment_cents - first.credit_cents, 0)
+    devs = []
+    for r in rows:  # one row per device; a device without an auto-pay row has nothing to show
+        if r.link_id is None or r.autopay_row is None:
+            continue
+        on = bool(r.autopay and r.autopay_method)
+        expiring = on and r.card_exp_year is not None and (r.card_exp_year, r.card_exp_month) < (due.year, due.month)
+        # the card itself is not loaded here (the dashboard shows only its expiry): method is None
+        devs.append(DeviceBilling(r.link_id, r.handset_id, r.label, on, None, due if on else None,
+                                  amount if r.handset_id == r.primary_handset else 0, r.last_decline or "",
+                                  r.retry_at, bool(expiring)))
+    on_devs = [d for d in devs if d.autopay]
     declined = next((d for d in devs if d.decline), None)
-    return DashboardBilling(bool(on), due if on else None, sum(d.next_autopay_cents for d in on),
+    return DashboardBilling(bool(on_devs), due if on_devs else None, sum(d.next_autopay_cents for d in on_devs),
                             declined.decline if declined else "", declined.retry_at if declined else None,
                             any(d.card_expiring for d in devs), devs)
 

@@ -1,11 +1,13 @@
 """The dashboard's read path, the portal's most visited page: one SQLAlchemy Core statement brings the user,
-their account, the unread count and every device with its handset's last report and open clear (one row per
-device). Rows, not ORM objects: nothing is tracked, nothing is written. The page asks it by session token (the
+their account, the unread count, billing's lines (auto-pay, its card's expiry, the last decline), the program's
+end, the next booked visit with its center, and every device with its handset's last report and open clear (one
+row per device; the account's columns repeat on each). Rows, not ORM objects: nothing is tracked, nothing is written. The page asks it by session token (the
 session check is in the same round trip), the JSON API by user id; both build the Dashboard with `dashboard_of`
 in services, so the rules stay in one place."""
 
 import functools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -15,14 +17,23 @@ from sqlalchemy.engine import Connection
 
 from companion.app.accounts.models import DeviceLink, User, WebSession
 from companion.app.accounts.services import session_live
+from companion.app.billing.models import DeviceAutopay, PaymentMethod
 from companion.app.models import Account, Command, Handset, Payment
 from companion.app.notifications.models import Notification
+from companion.app.service.models import Appointment, Program, ServiceCenter
 
 _users = User.__table__
 _links = DeviceLink.__table__
 _accounts = Account.__table__
 _handsets = Handset.__table__
+_handsets_p = Handset.__table__.alias("first_handset")
 _sessions = WebSession.__table__
+_autopay = DeviceAutopay.__table__
+_cards = PaymentMethod.__table__
+_programs = Program.__table__
+_appts = Appointment.__table__
+_visit = Appointment.__table__.alias("visit")
+_centers = ServiceCenter.__table__
 
 _UNREAD = (select(func.count()).select_from(Notification.__table__)
            .where(Notification.user_id == _users.c.id, Notification.read.is_(False))
@@ -32,6 +43,15 @@ _OPEN_CLEAR = (select(Payment.id).join(Command, Command.id == Payment.command_id
                .where(Payment.handset_id == _links.c.handset_id, Payment.kind == "reset_fee",
                       (Command.status == "queued") | (Command.status == "delivered"))  # no expanding IN
                .order_by(Payment.id.desc()).limit(1).correlate(_links).scalar_subquery())
+# the account's next booked calibration or inspection at a center, after :now_ts (appointments.next_service_of)
+_NEXT_VISIT = (select(_appts.c.id)
+               .where(_appts.c.account_id == _accounts.c.id, _appts.c.status == "booked",
+                      (_appts.c.kind == "calibration") | (_appts.c.kind == "inspection"),
+                      _appts.c.center_id.is_not(None), _appts.c.starts_ts > bindparam("now_ts"))
+               .order_by(_appts.c.starts_ts, _appts.c.id).limit(1).correlate(_accounts).scalar_subquery())
+# the account's first handset, which its installments are booked to (billing.ledger.primary_handset)
+_PRIMARY = (select(func.min(_handsets_p.c.id)).where(_handsets_p.c.account_id == _accounts.c.id)
+            .correlate(_accounts).scalar_subquery())
 _USER_COLS = (_users.c.id.label("user_id"), _users.c.email, _users.c.role, _users.c.name.label("user_name"),
               _users.c.language, _users.c.must_change_password, _users.c.active, _users.c.account_id)
 _DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("account_name"), _accounts.c.schedule,
@@ -41,10 +61,28 @@ _DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("accou
               _UNREAD.label("unread"),
               _links.c.id.label("link_id"), _links.c.label, _links.c.kind, _links.c.handset_id,
               _handsets.c.serial, _handsets.c.service_due_day, _handsets.c.inspection_due_day,
-              _handsets.c.last_sync_at, _handsets.c.reported, _OPEN_CLEAR.label("open_clear"))
+              _handsets.c.last_sync_at, _handsets.c.reported, _OPEN_CLEAR.label("open_clear"),
+              # billing's lines (billing.services.dashboard_billing_of): each device's auto-pay and its card
+              _autopay.c.handset_id.label("autopay_row"), _autopay.c.autopay,
+              _autopay.c.method_id.label("autopay_method"), _autopay.c.last_decline, _autopay.c.retry_at,
+              _PRIMARY.label("primary_handset"), _cards.c.exp_month.label("card_exp_month"),
+              _cards.c.exp_year.label("card_exp_year"),
+              # the program's end (programs.status_of)
+              _programs.c.account_id.label("program_row"), _programs.c.ends_on, _programs.c.ended_at,
+              _programs.c.certificate_doc_id, _programs.c.report_sent_at,
+              # the next booked visit (appointments.next_service_of)
+              _visit.c.id.label("visit_id"), _visit.c.kind.label("visit_kind"),
+              _visit.c.starts_ts.label("visit_starts"), _visit.c.center_id.label("visit_center"),
+              _centers.c.name.label("center_name"), _centers.c.tz.label("center_tz"))
 _FROM = (_users.outerjoin(_accounts, (_accounts.c.id == _users.c.account_id) & (_users.c.role == "driver"))
+         .outerjoin(_programs, _programs.c.account_id == _accounts.c.id)
+         .outerjoin(_visit, _visit.c.id == _NEXT_VISIT)
+         .outerjoin(_centers, _centers.c.id == _visit.c.center_id)
          .outerjoin(_links, _links.c.account_id == _accounts.c.id)
-         .outerjoin(_handsets, _handsets.c.id == _links.c.handset_id))
+         .outerjoin(_handsets, _handsets.c.id == _links.c.handset_id)
+         .outerjoin(_autopay, (_autopay.c.handset_id == _links.c.handset_id)
+                    & (_autopay.c.account_id == _accounts.c.id))
+         .outerjoin(_cards, _cards.c.id == _autopay.c.method_id))
 
 # built once: the page's statement (session, user and dashboard) and the API's (by user id)
 BY_SESSION = (select(_sessions.c.csrf, _sessions.c.expires_at, *_USER_COLS, *_DASH_COLS)
@@ -86,10 +124,14 @@ def user_of(row: Any) -> User:
     return cast(User, Viewer(row))
 
 
+def _now_ts() -> int:
+    return int(time.time())
+
+
 def by_session(conn: Connection, token_hash: str) -> SignedIn | None:
     """The user of a live session with the dashboard's rows; None when the session is unknown, expired or the
     user disabled (the same checks as accounts.session_user)."""
-    return signed_in_from(conn.execute(BY_SESSION, {"h": token_hash}).all())
+    return signed_in_from(conn.execute(BY_SESSION, {"h": token_hash, "now_ts": _now_ts()}).all())
 
 
 def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
@@ -104,7 +146,7 @@ def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
 
 def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
     """The dashboard's rows for a user (the JSON API, which authenticated the user already)."""
-    return conn.execute(BY_USER, {"uid": user_id}).all()
+    return conn.execute(BY_USER, {"uid": user_id, "now_ts": _now_ts()}).all()
 
 
 # ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
@@ -124,18 +166,17 @@ class _Record:
 
 
 @functools.cache
-def _asyncpg_statement() -> tuple[str, tuple[Any, ...], int]:
-    """BY_SESSION as asyncpg SQL: (text, its arguments with the token hash's place empty, that place)."""
+def _asyncpg_statement() -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """BY_SESSION as asyncpg SQL: (text, the names of its $1..$n, the values of the constant ones)."""
     from sqlalchemy.dialects.postgresql import asyncpg as pg
 
     compiled = BY_SESSION.compile(dialect=pg.dialect())
-    values = compiled.construct_params({"h": ""})
-    order = list(compiled.positiontup or ())
-    return str(compiled), tuple(values[name] for name in order), order.index("h")
+    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.construct_params({"h": "", "now_ts": 0}))
 
 
 async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
     """by_session on an asyncpg connection (the same statement, the same checks)."""
-    sql, args, at = _asyncpg_statement()
-    rows = [_Record(r) for r in await conn.fetch(sql, *args[:at], token_hash, *args[at + 1:])]
+    sql, order, constants = _asyncpg_statement()
+    values = {**constants, "h": token_hash, "now_ts": _now_ts()}
+    rows = [_Record(r) for r in await conn.fetch(sql, *(values[name] for name in order))]
     return signed_in_from(rows)

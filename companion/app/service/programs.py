@@ -5,6 +5,7 @@ the account, tells the driver both were sent, and opens a removal request for st
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -89,9 +90,9 @@ class Status:
     report_sent_at: dt.datetime | None
 
 
-def status(session: Session, user: User) -> Status | None:
-    """The program's end as the driver's dashboard shows it (None when no program is set)."""
-    p = session.get(Program, user.account_id) if user.account_id else None
-    if p is None:
+def status_of(row: Any) -> Status | None:
+    """The program's end as the driver's dashboard shows it, from a row of the dashboard's statement
+    (portal/reads.py); None when no program is set."""
+    if row.program_row is None:
         return None
-    return Status(p.ends_on, p.ended_at, p.certificate_doc_id, p.report_sent_at)
+    return Status(row.ends_on, row.ended_at, row.certificate_doc_id, row.report_sent_at)

@@ -5,6 +5,7 @@ to the gateway's tokenization endpoint)."""
 
 import datetime as dt
 import secrets as pysecrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -18,10 +19,11 @@ from companion.app.billing import invoices as billing_invoices
 from companion.app.billing import ledger
 from companion.app.billing import services as billing
 from companion.app.billing.context import BillingContext
+from companion.app.billing.models import ChargeAttempt
 from companion.app.core.problems import Problem
 from companion.app.portal import services as portal
 from companion.app.web.messages import for_problem
-from companion.app.web.session import Visitor, form_error, redirect, render, visitor
+from companion.app.web.session import Visitor, form_error, problem_words, redirect, render, submit, visitor
 
 router = APIRouter(prefix="/portal/billing", include_in_schema=False)
 F = Annotated[str, Form()]
@@ -86,44 +88,29 @@ def method_returned(request: Request, session: SessionDep, token: str = "", erro
 def method_add(request: Request, session: WriteSessionDep, token: F = "", csrf: F = "") -> Response:
     """Save the confirmed card."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        billing.add_method(session, _b(request), user, token)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "billing_methods.html", exc, methods=billing.methods(session, user.account_id or 0),
-                          tokenize_url=_b(request).gateway.tokenize_url, today=ledger.today(),
-                          expired=billing.expired)
-    return redirect("/portal/billing/methods")
+    return submit(v, session, csrf, lambda: billing.add_method(session, _b(request), user, token),
+                  lambda _: redirect("/portal/billing/methods"),
+                  lambda exc: form_error(v, "billing_methods.html", exc,
+                                         methods=billing.methods(session, user.account_id or 0),
+                                         tokenize_url=_b(request).gateway.tokenize_url, today=ledger.today(),
+                                         expired=billing.expired))
 
 
 @router.post("/methods/{method_id}/primary")
 def method_primary(request: Request, session: WriteSessionDep, method_id: int, csrf: F = "") -> Response:
     """Make a card the primary one (with the warning near a due date)."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        _m, warning = billing.set_primary(session, _b(request), user, method_id)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "message.html", exc)
-    return _methods_page(request, session, v, warning=warning, info=None if warning else "")
+    return submit(v, session, csrf, lambda: billing.set_primary(session, _b(request), user, method_id)[1],
+                  lambda warning: _methods_page(request, session, v, warning=warning, info=None if warning else ""),
+                  _message(v))
 
 
 @router.post("/methods/{method_id}/delete")
 def method_delete(request: Request, session: WriteSessionDep, method_id: int, csrf: F = "") -> Response:
     """Remove a card."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        billing.delete_method(session, user, method_id)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "message.html", exc)
-    return redirect("/portal/billing/methods")
+    return submit(v, session, csrf, lambda: billing.delete_method(session, user, method_id),
+                  lambda _: redirect("/portal/billing/methods"), _message(v))
 
 
 # ---- pay now -----------------------------------------------------------------------------------------------
@@ -145,17 +132,14 @@ def pay(request: Request, session: WriteSessionDep, choice: F = "", amount: F = 
         key: F = "", csrf: F = "") -> Response:
     """Charge the card once per form (its idempotency key) and show the payment."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
+
+    def charge() -> ChargeAttempt:  # pay_now commits the attempt and its outcome itself
         cents = billing.parse_dollars(amount) if choice == "other" else None
-        if not method_id.isdigit():
-            raise Problem(422, "no-card", "choose a card", field="method_id")
-        a = billing.pay_now(session, _b(request), user, choice, cents, int(method_id), key)
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "billing_pay.html", exc, o=billing.overview(session, _b(request), user),
-                          key=pysecrets.token_hex(12))
-    return redirect("/portal/billing/payments/%d" % a.id)
+        return billing.pay_now(session, _b(request), user, choice, cents, _card(method_id), key)
+
+    return submit(v, session, csrf, charge, _to_payment,
+                  lambda exc: form_error(v, "billing_pay.html", exc, o=billing.overview(session, _b(request), user),
+                                         key=pysecrets.token_hex(12)), commit=False)
 
 
 @router.get("/payments/{attempt_id}")
@@ -216,17 +200,25 @@ def reset_fee(request: Request, session: WriteSessionDep, link_id: int, method_i
               csrf: F = "") -> Response:
     """Charge the reset fee; a success queues the clear."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        if not method_id.isdigit():
-            raise Problem(422, "no-card", "choose a card", field="method_id")
-        a = billing.pay_reset_fee(session, _b(request), user, link_id, int(method_id), key)
-    except Problem as exc:
-        session.rollback()
+
+    def refused(exc: Problem) -> Response:
         link, h, fee = portal.reset_fee_terms(session, user, link_id)
         account = portal.driver_account(session, user)
         return form_error(v, "billing_reset_fee.html", exc, link=link, fee=fee, lockout=h.lockout_id,
                           methods=billing.methods(session, account.id), key=pysecrets.token_hex(12))
+
+    return submit(v, session, csrf,
+                  lambda: billing.pay_reset_fee(session, _b(request), user, link_id, _card(method_id), key),
+                  _to_payment, refused, commit=False)
+
+
+def _card(method_id: str) -> int:
+    if not method_id.isdigit():
+        raise Problem(422, "no-card", "choose a card", field="method_id")
+    return int(method_id)
+
+
+def _to_payment(a: ChargeAttempt) -> Response:
     return redirect("/portal/billing/payments/%d" % a.id)
 
 
@@ -235,28 +227,17 @@ def reset_fee(request: Request, session: WriteSessionDep, link_id: int, method_i
 def frequency_preview(request: Request, session: SessionDep, schedule: F = "", csrf: F = "") -> Response:
     """The next payments under the chosen frequency, with a button to confirm."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        p = billing.preview_frequency(session, user, schedule)
-    except Problem as exc:
-        return _overview(request, session, v, status=exc.status,
-                         error=i18n.gettext_for(v.lang).gettext(for_problem(exc.kind)))
-    return render(v, "billing_frequency.html", p=p)
+    return submit(v, session, csrf, lambda: billing.preview_frequency(session, user, schedule),
+                  lambda p: render(v, "billing_frequency.html", p=p), _overview_again(request, session, v),
+                  commit=False)
 
 
 @router.post("/frequency")
 def frequency(request: Request, session: WriteSessionDep, schedule: F = "", csrf: F = "") -> Response:
     """Make the previewed change."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        billing.change_frequency(session, user, schedule)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _overview(request, session, v, status=exc.status,
-                         error=i18n.gettext_for(v.lang).gettext(for_problem(exc.kind)))
-    return redirect("/portal/billing")
+    return submit(v, session, csrf, lambda: billing.change_frequency(session, user, schedule), _to_overview,
+                  _overview_again(request, session, v))
 
 
 @router.post("/autopay")
@@ -264,33 +245,38 @@ def autopay(request: Request, session: WriteSessionDep, on: F = "", method_id: F
             csrf: F = "") -> Response:
     """Turn automatic payments on with a card, or stop them (for one device, or every device)."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-        billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit() else None,
-                            int(device_id) if device_id.isdigit() and len(device_id) < 10 else None)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _overview(request, session, v, status=exc.status,
-                         error=i18n.gettext_for(v.lang).gettext(for_problem(exc.kind)))
-    return redirect("/portal/billing")
+    return submit(v, session, csrf,
+                  lambda: billing.set_autopay(session, user, on == "1", int(method_id) if method_id.isdigit()
+                                              else None,
+                                              int(device_id) if device_id.isdigit() and len(device_id) < 10
+                                              else None),
+                  _to_overview, _overview_again(request, session, v))
 
 
 @router.post("/reminders")
 def reminders(request: Request, session: WriteSessionDep, on: F = "", days: F = "3", csrf: F = "") -> Response:
     """Reminders on or off and how many days ahead."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
+
+    def remind() -> None:
         if not days.isdigit():
             raise Problem(422, "invalid", "days ahead is a number", field="remind_days")
         billing.set_reminders(session, user, on == "1", int(days))
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _overview(request, session, v, status=exc.status,
-                         error=i18n.gettext_for(v.lang).gettext(for_problem(exc.kind)))
+
+    return submit(v, session, csrf, remind, _to_overview, _overview_again(request, session, v))
+
+
+def _to_overview(_: object) -> Response:
     return redirect("/portal/billing")
+
+
+def _overview_again(request: Request, session: Session, v: Visitor) -> Callable[[Problem], Response]:
+    """The overview again with a refusal of one of its forms in words."""
+    return lambda exc: _overview(request, session, v, status=exc.status, error=problem_words(v, exc))
+
+
+def _message(v: Visitor) -> Callable[[Problem], Response]:
+    return lambda exc: form_error(v, "message.html", exc)
 
 
 # ---- history, invoices, agreement --------------------------------------------------------------------------
@@ -365,13 +351,8 @@ def agreement(request: Request, session: WriteSessionDep) -> Response:
 def agreement_accept(request: Request, session: WriteSessionDep, csrf: F = "") -> Response:
     """Accept the agreement."""
     v, user = _driver(request, session)
-    try:
-        v.check_csrf(csrf)
-    except Problem as exc:
-        return form_error(v, "message.html", exc)
-    billing_invoices.accept(session, user)
-    session.commit()
-    return redirect("/portal/billing/agreement")
+    return submit(v, session, csrf, lambda: billing_invoices.accept(session, user),
+                  lambda _: redirect("/portal/billing/agreement"), _message(v))
 
 
 @router.get("/agreement.pdf")

@@ -1,7 +1,8 @@
 """The portal's pages. Each handler reads the form, calls the service layer, and renders or redirects; the
 rules (ownership, limits, tokens, throttling) are in the services."""
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -10,9 +11,11 @@ from sqlalchemy.orm import Session
 from companion.app import i18n
 from companion.app.accounts import services as accounts
 from companion.app.accounts import staff
+from companion.app.accounts.models import DeviceLink, User
 from companion.app.api.deps import SessionDep, WriteSessionDep
 from companion.app.billing import services as billing
 from companion.app.core.problems import Problem
+from companion.app.models import Account
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import N_, OPTIONAL_EMAIL
 from companion.app.portal import help as helpdesk
@@ -28,13 +31,13 @@ from companion.app.web.session import (
     Visitor,
     form_error,
     read_connection,
-    read_session,
     redirect,
     render,
     run_read,
     session_token_hash,
     set_cookie,
     signed_in,
+    submit,
     visitor,
 )
 
@@ -47,12 +50,11 @@ def _v(request: Request, session: Session) -> Visitor:
     return visitor(request, session)
 
 
-def _kept(session: Session, exc: Problem) -> None:
-    """Commit what a refusal must remember (a failed attempt); roll back anything else."""
-    if isinstance(exc, accounts.Kept):
-        session.commit()
-    else:
-        session.rollback()
+def _same(password: str, confirm: str) -> str:
+    """The new password, when typed the same twice."""
+    if password != confirm:
+        raise Problem(422, "mismatch", "the passwords differ", field="confirm")
+    return password
 
 
 # ---- signed out --------------------------------------------------------------------------------------------
@@ -80,18 +82,20 @@ def sign_in(request: Request, session: WriteSessionDep, identity: F = "", passwo
             csrf: F = "") -> Response:
     """Sign in with email (or customer id) and password."""
     v = _v(request, session)
-    try:
-        v.check_csrf(csrf)
+
+    def start() -> tuple[User, str]:
         user = accounts.authenticate(session, v.ctx, identity, password, v.address())
-        token, _row = accounts.start_session(session, v.ctx, user)
-        session.commit()
-    except Problem as exc:
-        _kept(session, exc)
-        return form_error(v, "sign_in.html", exc, identity=identity[:254])
-    response = redirect("/portal/password" if user.must_change_password else "/portal/")
-    set_cookie(request, response, SESSION_COOKIE, token)
-    response.delete_cookie(CSRF_COOKIE, path="/portal")
-    return response
+        return user, accounts.start_session(session, v.ctx, user)[0]
+
+    def signed(started: tuple[User, str]) -> Response:
+        user, token = started
+        response = redirect("/portal/password" if user.must_change_password else "/portal/")
+        set_cookie(request, response, SESSION_COOKIE, token)
+        response.delete_cookie(CSRF_COOKIE, path="/portal")
+        return response
+
+    return submit(v, session, csrf, start, signed,
+                  lambda exc: form_error(v, "sign_in.html", exc, identity=identity[:254]))
 
 
 @router.post("/sign-out")
@@ -100,15 +104,14 @@ def sign_out(request: Request, session: WriteSessionDep, csrf: F = "") -> Respon
     v = _v(request, session)
     if v.user is None:
         return redirect("/portal/sign-in")
-    try:
-        v.check_csrf(csrf)
-    except Problem as exc:
-        return form_error(v, "message.html", exc)
-    accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
-    session.commit()
-    response = redirect("/portal/sign-in")
-    response.delete_cookie(SESSION_COOKIE, path="/portal")
-    return response
+
+    def signed_out(_: None) -> Response:
+        response = redirect("/portal/sign-in")
+        response.delete_cookie(SESSION_COOKIE, path="/portal")
+        return response
+
+    return submit(v, session, csrf, lambda: accounts.end_session(session, request.cookies.get(SESSION_COOKIE)),
+                  signed_out, lambda exc: form_error(v, "message.html", exc))
 
 
 @router.post("/language")
@@ -118,18 +121,18 @@ def language(request: Request, session: WriteSessionDep, lang: F = "", csrf: F =
     v = _v(request, session)
     if lang not in i18n.LANGUAGES:
         lang = i18n.DEFAULT
-    try:
-        v.check_csrf(csrf)
+
+    def keep() -> None:
         if v.user is not None:
             portal.update_profile(session, v.user, {"language": lang})
-            session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "message.html", exc)
-    target = back if back.startswith("/portal") and "//" not in back and "\\" not in back else "/portal/"
-    response = redirect(target)
-    set_cookie(request, response, LANG_COOKIE, lang, max_age=365 * 86400)
-    return response
+
+    def back_to(_: None) -> Response:
+        target = back if back.startswith("/portal") and "//" not in back and "\\" not in back else "/portal/"
+        response = redirect(target)
+        set_cookie(request, response, LANG_COOKIE, lang, max_age=365 * 86400)
+        return response
+
+    return submit(v, session, csrf, keep, back_to, lambda exc: form_error(v, "message.html", exc))
 
 
 @router.get("/claim/{token}")
@@ -147,19 +150,17 @@ def claim(request: Request, session: WriteSessionDep, token: str, password: F = 
           csrf: F = "") -> Response:
     """Claim the account and sign in."""
     v = _v(request, session)
-    try:
-        v.check_csrf(csrf)
-        if password != confirm:
-            raise Problem(422, "mismatch", "the passwords differ", field="confirm")
-        user = accounts.claim(session, v.ctx, token, password)
-        sid, _ = accounts.start_session(session, v.ctx, user)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "claim.html", exc, token=token)
-    response = redirect("/portal/")
-    set_cookie(request, response, SESSION_COOKIE, sid)
-    return response
+
+    def start() -> str:
+        _same(password, confirm)
+        return accounts.start_session(session, v.ctx, accounts.claim(session, v.ctx, token, password))[0]
+
+    def signed(sid: str) -> Response:
+        response = redirect("/portal/")
+        set_cookie(request, response, SESSION_COOKIE, sid)
+        return response
+
+    return submit(v, session, csrf, start, signed, lambda exc: form_error(v, "claim.html", exc, token=token))
 
 
 @router.get("/reset")
@@ -172,14 +173,9 @@ def reset_request_form(request: Request, session: SessionDep) -> Response:
 def reset_request(request: Request, session: WriteSessionDep, email: F = "", csrf: F = "") -> Response:
     """Email a reset link if the address has an account; the same page either way."""
     v = _v(request, session)
-    try:
-        v.check_csrf(csrf)
-        accounts.request_reset(session, v.ctx, email, v.address())
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "reset_request.html", exc)
-    return render(v, "message.html", info=v_t(v, "reset-sent"))
+    return submit(v, session, csrf, lambda: accounts.request_reset(session, v.ctx, email, v.address()),
+                  lambda _: render(v, "message.html", info=v_t(v, "reset-sent")),
+                  lambda exc: form_error(v, "reset_request.html", exc))
 
 
 @router.get("/reset/{token}")
@@ -196,16 +192,10 @@ def reset(request: Request, session: WriteSessionDep, token: str, password: F = 
           csrf: F = "") -> Response:
     """Set the new password; every session ends; sign in again."""
     v = _v(request, session)
-    try:
-        v.check_csrf(csrf)
-        if password != confirm:
-            raise Problem(422, "mismatch", "the passwords differ", field="confirm")
-        accounts.reset_password(session, v.ctx, token, password)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "reset_form.html", exc, token=token)
-    return render(v, "message.html", info=v_t(v, "reset-done"), link="/portal/sign-in")
+    return submit(v, session, csrf,
+                  lambda: accounts.reset_password(session, v.ctx, token, _same(password, confirm)),
+                  lambda _: render(v, "message.html", info=v_t(v, "reset-done"), link="/portal/sign-in"),
+                  lambda exc: form_error(v, "reset_form.html", exc, token=token))
 
 
 @router.get("/verify-email/{token}")
@@ -222,15 +212,10 @@ def verify_email_form(request: Request, session: SessionDep, token: str) -> Resp
 def verify_email(request: Request, session: WriteSessionDep, token: str, csrf: F = "") -> Response:
     """Make the new address the login."""
     v = _v(request, session)
-    try:
-        v.check_csrf(csrf)
-        user = accounts.verify_email_change(session, v.ctx, token)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "message.html", exc)
-    return render(v, "message.html", info=v_t(v, "email-verified") % {"email": user.email},
-                  link="/portal/")
+    return submit(v, session, csrf, lambda: accounts.verify_email_change(session, v.ctx, token),
+                  lambda user: render(v, "message.html", info=v_t(v, "email-verified") % {"email": user.email},
+                                      link="/portal/"),
+                  lambda exc: form_error(v, "message.html", exc))
 
 
 # ---- password ----------------------------------------------------------------------------------------------
@@ -248,18 +233,14 @@ def password(request: Request, session: WriteSessionDep, current: F = "", new: F
              csrf: F = "") -> Response:
     """Change the password; other sessions end."""
     v = _v(request, session)
-    if v.user is None:
+    user = v.user
+    if user is None:
         return redirect("/portal/sign-in")
-    try:
-        v.check_csrf(csrf)
-        if new != confirm:
-            raise Problem(422, "mismatch", "the passwords differ", field="confirm")
-        accounts.change_password(session, v.ctx, v.user, current, new, keep=v.websession)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "password.html", exc)
-    return render(v, "message.html", info=v_t(v, "password-changed"), link="/portal/")
+    return submit(v, session, csrf,
+                  lambda: accounts.change_password(session, v.ctx, user, current, _same(new, confirm),
+                                                   keep=v.websession),
+                  lambda _: render(v, "message.html", info=v_t(v, "password-changed"), link="/portal/"),
+                  lambda exc: form_error(v, "password.html", exc))
 
 
 # ---- driver ------------------------------------------------------------------------------------------------
@@ -295,11 +276,16 @@ def _dashboard_page(request: Request, found: reads.SignedIn | None) -> Response:
     user = v.require("driver", "authority")
     if user.role == "authority":
         return redirect("/portal/authority")
-    with read_session(request) as session:  # the billing lines (auto-pay, declines) from billing's own tables
-        bill = billing.dashboard_billing(session, user)
-        ns = appointments.next_service(session, v.ctx, user)
-        prog = programs.status(session, user)
-    return render(v, "dashboard.html", d=portal.dashboard_of(user, found.rows), billing=bill, ns=ns, prog=prog)
+    return render(v, "dashboard.html", **dashboard_values(v, found.rows))
+
+
+def dashboard_values(v: Visitor, rows: Sequence[Any]) -> dict[str, Any]:
+    """What dashboard.html shows, from the rows of the dashboard's one statement (portal/reads.py): the cards
+    and next payment, billing's lines, the next service, the program's end. Each part's rule stays in its
+    package; nothing here reads the database (bench/portal.py times this and the page through it)."""
+    user = v.require("driver")
+    return {"d": portal.dashboard_of(user, rows), "billing": billing.dashboard_billing_of(rows),
+            "ns": appointments.next_service_of(v.ctx, rows), "prog": programs.status_of(rows[0])}
 
 
 @router.get("/devices/{link_id}/code")
@@ -318,14 +304,10 @@ def code(request: Request, session: WriteSessionDep, link_id: Id, action: F = "c
     v = _v(request, session)
     user = v.require("driver")
     link = portal.device(session, user, link_id)
-    try:
-        v.check_csrf(csrf)
-        issued = portal.request_code(session, v.ctx, user, link_id, action)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "code.html", exc, link=link, account=portal.driver_account(session, user))
-    return render(v, "code_issued.html", link=link, issued=issued, steps=helpdesk.entry_steps(issued.code))
+    return submit(v, session, csrf, lambda: portal.request_code(session, v.ctx, user, link_id, action),
+                  lambda issued: render(v, "code_issued.html", link=link, issued=issued,
+                                        steps=helpdesk.entry_steps(issued.code)),
+                  lambda exc: form_error(v, "code.html", exc, link=link, account=portal.driver_account(session, user)))
 
 
 @router.get("/devices/{link_id}/reset-fee")
@@ -359,10 +341,8 @@ def notification_read(request: Request, session: WriteSessionDep, notification_i
     """Mark one read and follow its link."""
     v = _v(request, session)
     user = v.require()
-    v.check_csrf(csrf)
-    n = notes.mark_read(session, user, notification_id)
-    session.commit()
-    return redirect(n.link or "/portal/notifications")
+    return submit(v, session, csrf, lambda: notes.mark_read(session, user, notification_id),
+                  lambda n: redirect(n.link or "/portal/notifications"))
 
 
 @router.post("/notifications/read-all")
@@ -370,10 +350,8 @@ def notifications_read_all(request: Request, session: WriteSessionDep, csrf: F =
     """Mark every notification read."""
     v = _v(request, session)
     user = v.require()
-    v.check_csrf(csrf)
-    notes.mark_all_read(session, user)
-    session.commit()
-    return redirect("/portal/notifications")
+    return submit(v, session, csrf, lambda: notes.mark_all_read(session, user),
+                  lambda _: redirect("/portal/notifications"))
 
 
 @router.get("/profile")
@@ -399,16 +377,16 @@ async def profile(request: Request, session: WriteSessionDep) -> Response:
                "vehicles": [x for x in (text("vehicle%d" % i) for i in range(3)) if x.strip()],
                "email_prefs": {k: text("pref-" + k) == "on" for k in OPTIONAL_EMAIL},
                "language": text("language")}
-    try:
-        v.check_csrf(text("csrf"))
-        portal.update_profile(session, user, changes)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
+
+    def saved(_: User) -> Response:
+        v.lang = user.language
+        return render(v, "profile.html", kinds=OPTIONAL_EMAIL, info=v_t(v, "saved"))
+
+    def refused(exc: Problem) -> Response:
         session.refresh(user)
         return form_error(v, "profile.html", exc, kinds=OPTIONAL_EMAIL, form=changes)
-    v.lang = user.language
-    return render(v, "profile.html", kinds=OPTIONAL_EMAIL, info=v_t(v, "saved"))
+
+    return submit(v, session, text("csrf"), lambda: portal.update_profile(session, user, changes), saved, refused)
 
 
 @router.post("/profile/email")
@@ -417,14 +395,9 @@ def email_change(request: Request, session: WriteSessionDep, email: F = "", pass
     """Send a verification link to the new address."""
     v = _v(request, session)
     user = v.require()
-    try:
-        v.check_csrf(csrf)
-        accounts.request_email_change(session, v.ctx, user, email, password)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "profile.html", exc, kinds=OPTIONAL_EMAIL, new_email=email[:254])
-    return render(v, "profile.html", kinds=OPTIONAL_EMAIL, info=v_t(v, "email-sent"))
+    return submit(v, session, csrf, lambda: accounts.request_email_change(session, v.ctx, user, email, password),
+                  lambda _: render(v, "profile.html", kinds=OPTIONAL_EMAIL, info=v_t(v, "email-sent")),
+                  lambda exc: form_error(v, "profile.html", exc, kinds=OPTIONAL_EMAIL, new_email=email[:254]))
 
 
 @router.get("/help")
@@ -451,19 +424,17 @@ def staff_account(request: Request, session: WriteSessionDep, name: F = "", emai
     """Open a driver's account; the claim email goes out."""
     v = _v(request, session)
     actor = v.require("staff")
-    try:
-        v.check_csrf(csrf)
+
+    def open_account() -> tuple[Account, staff.Invitation]:
         try:
             terms = AccountCreate(name=name, schedule=schedule, first_due=first_due,  # type: ignore[arg-type]
                                   installment_cents=round(float(installment) * 100))
         except (ValueError, TypeError) as exc:
             raise Problem(422, "invalid", "check the account terms") from exc
-        account, inv = staff.open_driver_account(session, v.ctx, actor, terms, email, language)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "staff.html", exc)
-    return render(v, "staff.html", created=inv, account=account)
+        return staff.open_driver_account(session, v.ctx, actor, terms, email, language)
+
+    return submit(v, session, csrf, open_account,
+                  lambda made: render(v, "staff.html", created=made[1], account=made[0]), _staff_refused(v))
 
 
 @router.post("/staff/links")
@@ -472,17 +443,14 @@ def staff_link(request: Request, session: WriteSessionDep, account_id: F = "", h
     """Link a handset (or another device) to an account."""
     v = _v(request, session)
     actor = v.require("staff")
-    try:
-        v.check_csrf(csrf)
+
+    def link() -> DeviceLink:
         if not account_id.isdigit() or (handset_id and not handset_id.isdigit()):
             raise Problem(422, "invalid", "ids are numbers")
-        link = staff.link_device(session, actor, int(account_id[:10]), kind,
+        return staff.link_device(session, actor, int(account_id[:10]), kind,
                                  int(handset_id[:10]) if handset_id else None, label)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "staff.html", exc)
-    return render(v, "staff.html", linked=link)
+
+    return submit(v, session, csrf, link, lambda linked: render(v, "staff.html", linked=linked), _staff_refused(v))
 
 
 @router.post("/staff/authorities")
@@ -491,14 +459,12 @@ def staff_authority(request: Request, session: WriteSessionDep, name: F = "", em
     """Invite a monitoring-authority user."""
     v = _v(request, session)
     actor = v.require("staff")
-    try:
-        v.check_csrf(csrf)
-        inv = staff.invite_authority(session, v.ctx, actor, email, name)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "staff.html", exc)
-    return render(v, "staff.html", invited=inv)
+    return submit(v, session, csrf, lambda: staff.invite_authority(session, v.ctx, actor, email, name),
+                  lambda inv: render(v, "staff.html", invited=inv), _staff_refused(v))
+
+
+def _staff_refused(v: Visitor) -> Callable[[Problem], Response]:
+    return lambda exc: form_error(v, "staff.html", exc)
 
 
 # ---- words used by the handlers above ----------------------------------------------------------------------

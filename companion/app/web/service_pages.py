@@ -3,6 +3,7 @@ Each handler reads the form, calls the service layer (companion/app/service, com
 renders or redirects; the rules are in the services, shared with the JSON API."""
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -11,14 +12,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from companion.app import i18n
+from companion.app.accounts.models import User
 from companion.app.api.deps import SessionDep, WriteSessionDep
 from companion.app.core import timebase
 from companion.app.core.problems import Problem
 from companion.app.portal import services as portal
 from companion.app.records import authority, report, timeline
 from companion.app.service import appointments, centers, documents, shipments
-from companion.app.service.models import REQUESTED, SELF_BOOKED, SERVICES, ServiceCenter
-from companion.app.web.session import Visitor, form_error, now, read_session, redirect, render, visitor
+from companion.app.service.models import REQUESTED, SELF_BOOKED, SERVICES, Appointment, ServiceCenter
+from companion.app.web.session import (
+    Visitor,
+    form_error,
+    now,
+    problem_words,
+    read_session,
+    redirect,
+    render,
+    submit,
+    visitor,
+)
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 F = Annotated[str, Form()]
@@ -100,16 +112,17 @@ def book(request: Request, session: WriteSessionDep, center_id: F = "", kind: F 
     """Book a calibration or inspection in a slot."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
+
+    def booked() -> Appointment:
         c = centers.get(session, _int(center_id, "center_id"))
         ts = centers.parse_start(c, date, time)
-        a = appointments.book(session, v.ctx, user, c.id, kind, ts, _int(device_id, "device_id") if device_id
-                              else None)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _refused(v, session, exc)
+        return appointments.book(session, v.ctx, user, c.id, kind, ts, _int(device_id, "device_id") if device_id
+                                 else None)
+
+    return submit(v, session, csrf, booked, _to_appointment, lambda exc: _refused(v, session, exc))
+
+
+def _to_appointment(a: Appointment) -> Response:
     return redirect("/portal/appointments/%d" % a.id)
 
 
@@ -134,15 +147,11 @@ def request_visit(request: Request, session: WriteSessionDep, kind: F = "", pref
     """Ask for an installation (preferred date), a removal or a vehicle swap."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        a = appointments.request(session, v.ctx, user, kind, note, _date(preferred_date, "preferred_date"),
-                                 device_id=_int(device_id, "device_id") if device_id else None)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _refused(v, session, exc)
-    return redirect("/portal/appointments/%d" % a.id)
+    return submit(v, session, csrf,
+                  lambda: appointments.request(session, v.ctx, user, kind, note,
+                                               _date(preferred_date, "preferred_date"),
+                                               device_id=_int(device_id, "device_id") if device_id else None),
+                  _to_appointment, lambda exc: _refused(v, session, exc))
 
 
 @router.get("/appointments/{appt_id}")
@@ -160,15 +169,13 @@ def reschedule(request: Request, session: WriteSessionDep, appt_id: int, center_
     """Move the visit (date, time or center); refused inside the cut-off, with whom to call."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
+
+    def moved() -> None:
         c = centers.get(session, _int(center_id, "center_id"))
         appointments.reschedule(session, v.ctx, user, appt_id, c.id, centers.parse_start(c, date, time))
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _refused(v, session, exc, appt_id)
-    return redirect("/portal/appointments/%d" % appt_id)
+
+    return submit(v, session, csrf, moved, lambda _: redirect("/portal/appointments/%d" % appt_id),
+                  lambda exc: _refused(v, session, exc, appt_id))
 
 
 @router.post("/appointments/{appt_id}/cancel")
@@ -176,14 +183,8 @@ def cancel(request: Request, session: WriteSessionDep, appt_id: int, csrf: F = "
     """Cancel the visit or the request; refused inside the cut-off."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        appointments.cancel(session, v.ctx, user, appt_id)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _refused(v, session, exc, appt_id)
-    return redirect("/portal/appointments")
+    return submit(v, session, csrf, lambda: appointments.cancel(session, v.ctx, user, appt_id),
+                  lambda _: redirect("/portal/appointments"), lambda exc: _refused(v, session, exc, appt_id))
 
 
 # ---- the record --------------------------------------------------------------------------------------------
@@ -221,15 +222,13 @@ def dispute(request: Request, session: WriteSessionDep, link_id: int, seq: F = "
     """Dispute one event with a note (staff resolve it)."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        timeline.dispute(session, user, link_id, _int(seq, "seq"), note)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
+
+    def refused(exc: Problem) -> Response:
         t = timeline.timeline(session, user, link_id)
         return form_error(v, "records/record.html", exc, t=t, link=t.link, all_kinds=timeline.KINDS, say=_say(v))
-    return redirect("/portal/record/%d" % link_id)
+
+    return submit(v, session, csrf, lambda: timeline.dispute(session, user, link_id, _int(seq, "seq"), note),
+                  lambda _: redirect("/portal/record/%d" % link_id), refused)
 
 
 @router.get("/record/{link_id}/export")
@@ -280,8 +279,6 @@ def authority_report(request: Request, session: SessionDep, account_id: int, sin
 
 # ---- staff -------------------------------------------------------------------------------------------------
 def _staff_values(session: SessionDep) -> dict[str, Any]:
-    from companion.app.accounts.models import User
-
     return {"requests": appointments.open_requests(session), "disputes": timeline.open_disputes(session),
             "visits": appointments.due_visits(session),
             "centers": list(session.scalars(select(ServiceCenter).order_by(ServiceCenter.id).limit(200))),
@@ -297,17 +294,11 @@ def staff_service(request: Request, session: SessionDep) -> Response:
     return render(v, "service/staff.html", **_staff_values(session))
 
 
-def _staff_form(request: Request, session: WriteSessionDep, csrf: str, action: object) -> Response:
+def _staff_form(request: Request, session: WriteSessionDep, csrf: str, action: Callable[[User], object]) -> Response:
     v = visitor(request, session)
     actor = v.require("staff")
-    try:
-        v.check_csrf(csrf)
-        action(actor)  # type: ignore[operator]
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "service/staff.html", exc, **_staff_values(session))
-    return redirect("/portal/staff/service")
+    return submit(v, session, csrf, lambda: action(actor), lambda _: redirect("/portal/staff/service"),
+                  lambda exc: form_error(v, "service/staff.html", exc, **_staff_values(session)))
 
 
 @router.post("/staff/centers")
@@ -326,9 +317,9 @@ def staff_center(request: Request, session: WriteSessionDep, name: F = "", addre
 def staff_approve(request: Request, session: WriteSessionDep, appt_id: int, center_id: F = "", date: F = "",
                   time: F = "", csrf: F = "") -> Response:
     """Schedule a requested visit in a slot."""
-    def act(actor: object) -> None:
+    def act(actor: User) -> None:
         c = centers.get(session, _int(center_id, "center_id"))
-        appointments.approve(session, visitor(request, session).ctx, actor, appt_id, c.id,  # type: ignore[arg-type]
+        appointments.approve(session, request.app.state.portal, actor, appt_id, c.id,
                              centers.parse_start(c, date, time))
     return _staff_form(request, session, csrf, act)
 
@@ -401,24 +392,24 @@ async def upload(request: Request, session: WriteSessionDep) -> Response:
     form = await request.form(max_files=1, max_fields=4)
     f, csrf = form.get("file"), form.get("csrf")
     try:
-        v.check_csrf(csrf if isinstance(csrf, str) else "")
-        if f is None or isinstance(f, str):
-            raise Problem(422, "empty-file", "choose a file", field="file")
-        data = await f.read(v.ctx.ps.DOCUMENT_MAX_BYTES + 1)
-        documents.upload(session, v.ctx.ps, user, data, f.filename or "")
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _documents(v, session, None, exc.status, error=_problem_words(v, exc))
+        data = await f.read(v.ctx.ps.DOCUMENT_MAX_BYTES + 1) if f is not None and not isinstance(f, str) else None
     finally:
         await form.close()
+
+    def store() -> None:
+        if data is None or f is None or isinstance(f, str):
+            raise Problem(422, "empty-file", "choose a file", field="file")
+        documents.upload(session, v.ctx.ps, user, data, f.filename or "")
+
+    return submit(v, session, csrf if isinstance(csrf, str) else "", store, _to_documents, _documents_again(v, session))
+
+
+def _to_documents(_: object) -> Response:
     return redirect("/portal/documents")
 
 
-def _problem_words(v: Visitor, exc: Problem) -> str:
-    from companion.app.web import messages
-
-    return i18n.gettext_for(v.lang).gettext(messages.for_problem(exc.kind))
+def _documents_again(v: Visitor, session: SessionDep) -> Callable[[Problem], Response]:
+    return lambda exc: _documents(v, session, None, exc.status, error=problem_words(v, exc))
 
 
 @router.get("/documents/{doc_id}")
@@ -436,10 +427,8 @@ def delete_document(request: Request, session: WriteSessionDep, doc_id: int, csr
     """Staff delete a document."""
     v = visitor(request, session)
     actor = v.require("staff")
-    v.check_csrf(csrf)
-    d = documents.delete(session, v.ctx.ps, actor, doc_id)
-    session.commit()
-    return redirect("/portal/documents?account_id=%d" % d.account_id)
+    return submit(v, session, csrf, lambda: documents.delete(session, v.ctx.ps, actor, doc_id),
+                  lambda d: redirect("/portal/documents?account_id=%d" % d.account_id))
 
 
 @router.post("/notes")
@@ -447,14 +436,8 @@ def note(request: Request, session: WriteSessionDep, body: F = "", csrf: F = "")
     """A note to the monitoring authority."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        documents.add_note(session, user, body)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return _documents(v, session, None, exc.status, error=_problem_words(v, exc))
-    return redirect("/portal/documents")
+    return submit(v, session, csrf, lambda: documents.add_note(session, user, body), _to_documents,
+                  _documents_again(v, session))
 
 
 # ---- module shipments --------------------------------------------------------------------------------------
@@ -471,15 +454,10 @@ def shipment_address(request: Request, session: WriteSessionDep, address: F = ""
     """Send the next module to a one-time address."""
     v = visitor(request, session)
     user = v.require("driver")
-    try:
-        v.check_csrf(csrf)
-        shipments.one_time_address(session, user, address)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "service/shipments.html", exc, items=shipments.listing(session, user),
-                          date_of=timebase.date_of)
-    return redirect("/portal/shipments")
+    return submit(v, session, csrf, lambda: shipments.one_time_address(session, user, address),
+                  lambda _: redirect("/portal/shipments"),
+                  lambda exc: form_error(v, "service/shipments.html", exc, items=shipments.listing(session, user),
+                                         date_of=timebase.date_of))
 
 
 @router.get("/staff/shipments")
@@ -497,13 +475,9 @@ def staff_shipment(request: Request, session: WriteSessionDep, shipment_id: int,
     """Move a shipment on."""
     v = visitor(request, session)
     actor = v.require("staff")
-    try:
-        v.check_csrf(csrf)
-        serial = _int(module_serial, "module_serial") if module_serial else 0
-        shipments.mark(session, v.ctx.ps, actor, shipment_id, status, tracking, serial)
-        session.commit()
-    except Problem as exc:
-        session.rollback()
-        return form_error(v, "service/staff_shipments.html", exc, items=shipments.open_shipments(session),
-                          date_of=timebase.date_of)
-    return redirect("/portal/staff/shipments")
+    return submit(v, session, csrf,
+                  lambda: shipments.mark(session, v.ctx.ps, actor, shipment_id, status, tracking,
+                                         _int(module_serial, "module_serial") if module_serial else 0),
+                  lambda _: redirect("/portal/staff/shipments"),
+                  lambda exc: form_error(v, "service/staff_shipments.html", exc,
+                                         items=shipments.open_shipments(session), date_of=timebase.date_of))

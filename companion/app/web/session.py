@@ -5,7 +5,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +25,7 @@ TEMPLATES = str(Path(__file__).resolve().parent / "templates")
 SESSION_COOKIE = "portal_session"
 CSRF_COOKIE = "portal_csrf"  # signed-out forms: the field must repeat this cookie (double submit)
 LANG_COOKIE = "portal_lang"
+T = TypeVar("T")
 
 
 class SignInRequired(Exception):
@@ -160,12 +161,39 @@ def render(v: Visitor, template: str, status: int = 200, **values: Any) -> HTMLR
 
 def form_error(v: Visitor, template: str, exc: Problem, **values: Any) -> HTMLResponse:
     """The form again with the problem in words (and nothing changed)."""
-    tr = i18n.gettext_for(v.lang)
-    text = tr.gettext(messages.for_problem(exc.kind))
-    response = render(v, template, exc.status, error=text, error_field=exc.extra.get("field", ""), **values)
+    response = render(v, template, exc.status, error=problem_words(v, exc), error_field=exc.extra.get("field", ""),
+                      **values)
     if exc.status == 429:
         response.headers["Retry-After"] = str(exc.extra.get("retry_after", 60))
     return response
+
+
+def problem_words(v: Visitor, exc: Problem) -> str:
+    """A refusal in words, in the visitor's language."""
+    return i18n.gettext_for(v.lang).gettext(messages.for_problem(exc.kind))
+
+
+def submit(v: Visitor, session: Session, csrf: str, action: Callable[[], T], done: Callable[[T], Response],
+           refused: Callable[[Problem], Response] | None = None, commit: bool = True) -> Response:
+    """Every form's POST: check the CSRF token, run the service call, commit, then `done` with its result
+    (a redirect or a page). A refusal (Problem, the CSRF check's included) rolls back, or commits what the
+    refusal must remember (accounts.Kept: a failed sign-in), and answers with `refused` (the form again with
+    the problem in words), or, without one, raises it to the app's error page. `commit=False` for a form that
+    only previews."""
+    try:
+        v.check_csrf(csrf)
+        result = action()
+        if commit:
+            session.commit()
+    except Problem as exc:
+        if isinstance(exc, accounts.Kept):
+            session.commit()
+        else:
+            session.rollback()
+        if refused is None:
+            raise
+        return refused(exc)
+    return done(result)
 
 
 def redirect(to: str) -> RedirectResponse:
