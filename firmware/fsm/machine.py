@@ -367,6 +367,8 @@ class Interlock(Authority):
                 self._startup_result(b == records.FAIL, wall)
             elif rtype == records.STARTUP_FAIL:
                 self.startup_fail_at = 0
+            elif rtype == records.FAULT and a == records.FAULT_ANALYSIS_LOST and b == 1:
+                self._startup_result(True, wall)  # a lost start-test analysis counts as a failed test
             elif rtype == records.ABORT:
                 self._push_abort(wall)
             elif rtype == records.CODE and a == 1:
@@ -784,6 +786,7 @@ class Interlock(Authority):
         """
         self._log(records.FAULT, records.FAULT_ANALYSIS_LOST, kind, cause)
         if kind == 1:
+            self._startup_result(True, self.wall)  # nor did it dodge the start-up failure rule (startup_fail_s)
             self._fail_lock(0)
 
     def _fail_lock(self, cause):
