@@ -54,6 +54,9 @@ from interlock import timebase
 # power gaps a flat battery (the runtime's battery_failed) excuses per service period; the next one is booked as a
 # cut, as the sag before it can be faked with a resistor in the supply lead
 BROWNOUTS_EXCUSED = 1
+# the engine input reads off with the ignition on while the supply still charges (inp.charging) this long: the
+# engine runs and its sense wire is cut or failed (ENGINE a=1 b=1); the engine counts as running until the charge stops
+ENGINE_SENSE_HOLD_MS = 4000
 
 
 class Interlock(Authority):
@@ -87,6 +90,8 @@ class Interlock(Authority):
         self.alarm = False
         self._ign = False
         self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
+        self._engine_held = False  # the engine input reads off while the alternator charges: taken as running
+        self._sense_since = -1  # tick the engine input went off with the supply still charging (-1: not)
         self._engine = False
         self._connected = True
         self._module_present = False
@@ -267,12 +272,17 @@ class Interlock(Authority):
         retest at once (RETEST c=RQ_POWER_CUT); a pending retest goes on with the deadline it had.
         """
         self._booting = False
+        engine = inp.engine
+        if not engine and inp.ignition and self.engine_saved and inp.charging:
+            # the engine ran at the save and the alternator charges now: it runs, whatever its sense wire reads
+            engine = self._engine_held = True
+        sensed = 1 if self._engine_held else 0
         if self.retest_pending and inp.ignition:
             self._ign = True
             self._log(records.IGNITION, 1)
-            if inp.engine and self.engine_saved:
+            if engine and self.engine_saved:
                 self._engine = True
-                self._log(records.ENGINE, 1)
+                self._log(records.ENGINE, 1, sensed)
             # (an engine that started during the cut comes as an edge below: a bypass during the retest)
             self._resume_retest(now)
         elif self.retest_pending:
@@ -283,11 +293,11 @@ class Interlock(Authority):
             else:
                 self._log(records.ALARM, 0)  # the alarm ended with the cut and the ignition is off
             self.retest_pending = False
-        elif inp.ignition and inp.engine and self.engine_saved:
+        elif inp.ignition and engine and self.engine_saved:
             self._ign = True
             self._engine = True
             self._log(records.IGNITION, 1)
-            self._log(records.ENGINE, 1)
+            self._log(records.ENGINE, 1, sensed)
             if 0 <= self._boot_gap < self.policy.free_restart_s and self._restart_allowed():
                 self._enter(S_DRIVING)  # a short blip: carry on, the retest schedule is kept
             else:
@@ -457,9 +467,10 @@ class Interlock(Authority):
         module = inp.module if present else None
         if present != self._module_present or module is not self._module:
             self._module_edge(module)
-        if self._ign_held and (inp.ignition or not inp.engine):
+        engine = self._engine_sense(now, inp)
+        if self._ign_held and (inp.ignition or not engine):
             self._ign_held = False
-        if inp.ignition != self._ign and not inp.ignition and inp.engine and self._engine:
+        if inp.ignition != self._ign and not inp.ignition and engine and self._engine:
             # the ignition input says off but the engine runs on (a cut sense wire, or an engine that outlives
             # the key by a moment): the ignition counts as on until the engine stops, so the rolling retests go
             # on while it runs; logged once (IGNITION a=0 b=1), the key-off comes when the engine stops
@@ -473,15 +484,45 @@ class Interlock(Authority):
                 self._ignition_on(now)
             else:
                 self._ignition_off()
-        if inp.engine != self._engine:
-            self._engine = inp.engine
-            self.engine_saved = inp.engine
+        if engine != self._engine:
+            self._engine = engine
+            self.engine_saved = engine
             self._dirty = True
-            self._log(records.ENGINE, 1 if inp.engine else 0)
-            if inp.engine:
+            self._log(records.ENGINE, 1 if engine else 0)
+            if engine:
                 self._engine_started(now)
             else:
+                if self._ign and inp.charging:
+                    self._sense_since = now  # the charge goes on: watched (_engine_sense)
                 self._engine_stopped(now)
+
+    def _engine_sense(self, now, inp):
+        """The engine input, checked against the supply. A running engine charges its battery; an engine input
+        that reads off with the ignition on while the charge goes on for ENGINE_SENSE_HOLD_MS is a sense wire cut
+        (or failed) under a running engine: logged once (ENGINE a=1 b=1), the engine counts as running (the drive
+        goes on, with its retests, as if it had never stopped) until the sense returns or the charge stops."""
+        if inp.engine:
+            self._engine_held = False
+            self._sense_since = -1
+            return True
+        if self._engine_held:
+            if inp.charging:
+                return True
+            self._engine_held = False
+            return False
+        if self._sense_since != -1:
+            if not inp.charging or not self._ign:
+                self._sense_since = -1
+            elif timebase.diff(now, self._sense_since) >= ENGINE_SENSE_HOLD_MS:
+                self._sense_since = -1
+                self._engine_held = True
+                self._engine = True
+                self.engine_saved = True
+                self.restart_until = 0  # no free restart: the engine did not stop
+                self._dirty = True
+                self._log(records.ENGINE, 1, 1)
+                return True
+        return False
 
     def _module_edge(self, module):
         old = self._module
