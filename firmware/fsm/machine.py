@@ -588,6 +588,14 @@ class Interlock(Authority):
             if state == S_START or not self.retest_due:
                 # a free restart keeps the retest schedule it had: stalling does not reset the clock
                 self._schedule_retest(now, True)
+                if state == S_START:
+                    # the first retest also comes within retest_first_max_s of the start test's sample (AZ
+                    # R17-5-615(B), TN 1340-03-06-.06(7) time it from the test; a crank late in the start window
+                    # pushed it past), never sooner than retest_first_min_s after the start
+                    cap = self._sample_wall + self.policy.retest_first_max_s
+                    if self.retest_due > cap:
+                        low = self.wall + self.policy.retest_first_min_s  # (drawn again: no pile-up at the cap)
+                        self.retest_due = self.prng.between(low, cap) if cap > low else low
             self._enter(S_DRIVING)
         elif state == S_RETEST:
             # the engine was stopped for the retest and started without a pass: the relay was bypassed
