@@ -574,6 +574,8 @@ class Interlock(Authority):
             self._violation(records.VIO_REFUSED_RETEST)
         elif self.state == S_DRIVING and self._restart_allowed():
             self.restart_until = self.wall + self.policy.free_restart_s
+        elif self.state == S_START:
+            self._end_start_window()
         self.retest_pending = False
         self._dirty = True
         self._alarm(False)
@@ -894,20 +896,34 @@ class Interlock(Authority):
         if gate:
             self._route(now)
             return
+        # the start window is kept in the state too (as the free restart's is): a handset that browns out while
+        # the starter cranks boots to an engine it allowed, not to a bypass; its end is device time
+        self.restart_until = self.wall + self.policy.start_window_s
+        self.retest_due = 0  # (the last drive's; the start schedules the first retest afresh)
+        self._dirty = True
         self._enter(S_START)
 
     def _on_window(self, now):
         """Relay closed: the driver may crank. Any gate or the end of the window opens it again."""
         if self._gate(self._connected):
+            if self.state == S_START:
+                self._end_start_window()
             self._route(now)
             return
         if self.state == S_START:
             if timebase.diff(now, self._state_since) >= self.policy.start_window_s * 1000:
+                self._end_start_window()
                 self._start_test(now)
         elif not self.restart_until or self.wall >= self.restart_until:
             self.restart_until = 0
             self._dirty = True
             self._start_test(now)
+
+    def _end_start_window(self):
+        """The start window ends unused (timed out, a gate, the key off): what the state kept of it goes."""
+        if self.restart_until:
+            self.restart_until = 0
+            self._dirty = True
 
     def _schedule_retest(self, now, first):
         p = self.policy
