@@ -2,7 +2,9 @@
 """Freeze manifest: the firmware as frozen bytecode in the board's MicroPython build (bytecode and strings stay
 in flash; only the objects the modules make live on the heap).
 
-Board build (ESP32-WROOM-32, MicroPython v1.27.0, ESP-IDF v5.4 set up with its export.sh):
+Board build (MicroPython v1.27.0, ESP-IDF v5.4 set up with its export.sh); shown for the ESP32-WROOM-32, which
+takes the firmware only frozen; for the target ESP32-S3-WROOM-1-N8R8 use BOARD=ESP32_GENERIC_S3
+BOARD_VARIANT=SPIRAM_OCT (README, "Putting the firmware on a board"):
     git clone -b v1.27.0 https://github.com/micropython/micropython && cd micropython
     make -C mpy-cross && make -C ports/esp32 BOARD=ESP32_GENERIC submodules
     make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=$PWD/../interlock/firmware/manifest.py

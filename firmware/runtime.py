@@ -5,9 +5,10 @@ a FAULT record written.
 With a watchdog (board.Watchdog) it records why the board started at every boot (BOOT_REASON) and feeds the
 watchdog once a turn, only while nothing has failed and the supervisor (supervisor.py) reports every background
 task well. A failure (the loop's own, or a task that raised, ended or stalled) is recorded and fails safe; the
-error stays shown for FAULT_HOLD_MS, then the feeding stops and the watchdog restarts the handset. After
-MAX_FAULT_BOOTS such restarts in a row the handset stays in the safe state (and keeps feeding) instead of
-restarting for ever.
+error stays shown for FAULT_HOLD_MS, then the feeding stops and the watchdog restarts the handset, whose boot
+resumes the saved retest schedule. After MAX_FAULT_BOOTS such restarts in a row the handset stays in the safe
+state (and keeps feeding) instead of restarting for ever, but only while the engine is off: with it running, a
+fault never stops the retests, so the restarts go on every FAULT_LOOP_HOLD_MS (each one recorded).
 """
 
 import board
@@ -200,14 +201,30 @@ class Runtime:
                 wd.set_fault_boots(0)
             wd.feed()
             return
-        if self._fault_boots >= sv.MAX_FAULT_BOOTS:
-            wd.feed()  # restarts have not helped: stay in the safe state, showing the error
-            return
         if self._failed_at == -1:
             self._failed_at = now
-        if timebase.diff(now, self._failed_at) < sv.FAULT_HOLD_MS:
+        hold = sv.FAULT_HOLD_MS
+        if self._fault_boots >= sv.MAX_FAULT_BOOTS:
+            if not self._engine_running():
+                # restarts have not helped: stay in the safe state, showing the error; the open relay keeps
+                # the vehicle parked, so there is no drive and no retest to skip
+                wd.feed()
+                return
+            # a fault loop while the engine runs: a fault must not be a way to drive on without retests, so
+            # the handset keeps restarting (less often): each boot resumes the saved retest schedule, and a
+            # retest that could not be taken is booked as missed once its window has passed
+            hold = sv.FAULT_LOOP_HOLD_MS
+        if timebase.diff(now, self._failed_at) < hold:
             wd.feed()
         # past the hold: no more feeding; the watchdog restarts the handset
+
+    def _engine_running(self):
+        """The engine runs now (read afresh: a failed runtime polls nothing); an unreadable input counts as
+        running, so a pulled lead cannot hold the handset in the safe state through a drive."""
+        try:
+            return bool(self.hw.vehicle.engine_running())
+        except Exception:  # noqa: BLE001
+            return True
 
     def poll(self, now):
         """One poll of every driver and one step of the state machine."""

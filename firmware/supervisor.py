@@ -32,6 +32,7 @@ LIMIT_BLE_MS = const(10000)
 WATCHDOG_MS = const(8000)  # machine.WDT timeout: the runtime loop turns at least every 1 s
 FAULT_HOLD_MS = const(5000)  # after failing safe, the error stays shown this long before the restart
 MAX_FAULT_BOOTS = const(3)  # after this many watchdog restarts in a row, a fault stays in the safe state
+FAULT_LOOP_HOLD_MS = const(60000)  # ...unless the engine runs: then it restarts after this hold, for ever
 HEALTHY_MS = const(600000)  # a boot that runs this long without a fault ends a run of watchdog restarts
 
 

@@ -27,11 +27,12 @@ class GattLink:
         self.service = service
         self.clock = clock
         self.peer = object()  # the connection's identity, as aioble's DeviceConnection is on the board
-        self.link = Link(service, self.peer, mtu)
+        self.link = Link(service, self.peer, mtu, clock())
         self.connected = True
         self.writes = 0
         self.notifications: list[int] = []  # sizes of the notifications sent
         self.on_notify: Callable[[bytes], Any] | None = None
+        self.on_drop: Callable[[], Any] | None = None  # told when the handset ends the connection
 
     @property
     def chunk_size(self) -> int:
@@ -54,6 +55,16 @@ class GattLink:
                 self.notifications.append(len(part))
                 out.append(bytes(part))
         return out
+
+    def poll(self) -> bool:
+        """The handset's turn (the board's task looks at least every ADV_WAIT_MS): it disconnects an idle
+        connection (Link.idle), which ends its session. True when it did."""
+        if self.connected and self.link.idle(self.clock()):
+            self.drop()
+            if self.on_drop is not None:
+                self.on_drop()
+            return True
+        return False
 
     def drop(self) -> None:
         """The link is lost (out of range, the central went away): the handset ends the connection's session."""
@@ -107,6 +118,7 @@ def patch_smpclient(connect: Callable[[str], GattLink]) -> contextlib.AbstractCo
 
         async def connect(self) -> None:
             self._link = connect(self.address)
+            self._link.on_drop = lambda: self._disconnected(self) if self._disconnected is not None else None
             self.services = _Services(self._link)
 
         async def start_notify(self, uuid: Any, callback: Callable[[Any, bytes], Any]) -> None:

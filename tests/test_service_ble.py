@@ -11,7 +11,7 @@ import pytest
 
 from host_sim.ble_link import GattLink, MtuError, patch_smpclient
 from service import cbor, smp
-from service.ble import MAX_MTU, MIN_MTU, Link
+from service.ble import IDLE_MS, LOGIN_MS, MAX_MTU, MIN_MTU, Link
 from technician import client as tc
 from technician import protocol as p
 from tests.service_sim import Bench
@@ -141,3 +141,151 @@ def test_oversize_request_gets_msgsize_and_a_stale_half_packet_is_dropped(bench)
     assert link.written(bench.now, req[:5]) == []
     bench.run(4000)
     assert len(link.written(bench.now, req)) == 1
+
+
+def login_over(bench: Bench, link: GattLink) -> None:
+    nonce = p.ChallengeResponse.loads(b"".join(link.write(p.Challenge().BYTES))).nonce
+    tok = bench.token()
+    assert rc(b"".join(link.write(p.Login(tech_id=tok.tech_id, expires=tok.expires,
+                                          mac=tok.answer(nonce)).BYTES))) == 0
+    assert bench.svc.session_for(link.peer).tech_id == tok.tech_id
+
+
+def test_idle_connection_with_a_session_is_disconnected_after_the_idle_timeout(bench):
+    """A logged-in central that sends nothing for IDLE_MS (the session idle timeout, as on serial) is
+    disconnected by the handset: the session ends with the connection. Each write restarts the timer."""
+    link = GattLink(bench.svc, bench.sim.ticks, 185)
+    login_over(bench, link)
+    bench.run(IDLE_MS - 5000)
+    assert not link.poll()
+    assert rc(b"".join(link.write(p.Status().BYTES))) == 0  # a request: the idle time starts over
+    bench.run(IDLE_MS - 5000)
+    assert not link.poll() and link.connected
+    bench.run(5000)
+    assert link.poll()
+    assert not link.connected and bench.svc.session_for(link.peer) is None
+    with pytest.raises(ConnectionError):
+        link.write(p.Status().BYTES)
+
+
+def test_connection_that_never_logs_in_is_disconnected_however_much_it_writes(bench):
+    """A central holding the board's one BLE connection without a session (echo or challenges every few
+    seconds, never a login) is disconnected LOGIN_MS after it connected; a login within it keeps it."""
+    squatter = GattLink(bench.svc, bench.sim.ticks, MIN_MTU)
+    for _ in range(LOGIN_MS // 10000 - 1):
+        squatter.write(p.Challenge().BYTES)
+        bench.run(10000)
+        assert not squatter.poll()
+    bench.run(10000)
+    assert squatter.poll() and not squatter.connected
+    tech = GattLink(bench.svc, bench.sim.ticks, MAX_MTU)
+    bench.run(LOGIN_MS - 10000)
+    login_over(bench, tech)
+    bench.run(20000)
+    assert not tech.poll() and tech.connected
+
+
+def test_client_over_ble_sees_the_idle_disconnect(bench):
+    """Through smpclient's BLE transport: after the idle timeout the handset drops the link, the client is told,
+    and the session is gone for a reconnecting central."""
+    links: list[GattLink] = []
+    tok = bench.token()
+
+    async def work(client):
+        await tc.login(client, tok)
+        bench.run(IDLE_MS)
+        assert links[0].poll()
+        assert bench.svc.session_for(links[0].peer) is None
+        return True
+
+    assert asyncio.run(session(bench, MAX_MTU, links, work))
+
+    async def again(client):
+        with pytest.raises(tc.ServiceError, match="EACCESSDENIED"):
+            await tc.call(client, p.Status())
+        return True
+
+    assert asyncio.run(session(bench, MAX_MTU, links, again))
+
+
+class _End(Exception):
+    """Ends the board task in the test (its advertising is called a second time)."""
+
+
+def test_board_task_disconnects_an_idle_connection_and_ends_its_session(bench, monkeypatch):
+    """service.ble.serve, the board's aioble task, over stand-ins for aioble and bluetooth: a technician logs
+    in over the connection, then sends nothing; at IDLE_MS the task disconnects the central itself and the
+    session is gone (the radio is the only part not run here)."""
+    import sys
+    import types
+
+    from service import ble
+
+    now = [bench.now]
+    start = now[0]
+    notified: list[bytes] = []
+    tok = bench.token()
+
+    class Conn:
+        mtu = MAX_MTU
+        connected = True
+        disconnects = 0
+
+        def is_connected(self):
+            return self.connected
+
+        async def disconnect(self, timeout_ms=2000):
+            self.disconnects += 1
+            self.connected = False
+
+    conn = Conn()
+    script = ["challenge", "login"]
+
+    class Char:
+        def __init__(self, *a, **kw):
+            pass
+
+        async def written(self, timeout_ms=None):
+            if script:
+                step = script.pop(0)
+                if step == "challenge":
+                    return conn, p.Challenge().BYTES
+                nonce = p.ChallengeResponse.loads(b"".join(notified)).nonce
+                del notified[:]
+                return conn, p.Login(tech_id=tok.tech_id, expires=tok.expires, mac=tok.answer(nonce)).BYTES
+            now[0] += timeout_ms  # nothing written: the wait runs out
+            if now[0] - start > 2 * ble.IDLE_MS:
+                raise AssertionError("the idle connection was never disconnected")
+            raise TimeoutError
+
+        def notify(self, c, data):
+            notified.append(bytes(data))
+
+    adverts = []
+
+    async def advertise(interval_us, name=None, services=None, timeout_ms=None):
+        adverts.append(name)
+        if len(adverts) > 1:
+            raise _End
+        return conn
+
+    fake_aioble = types.SimpleNamespace(Service=lambda uuid: object(), Characteristic=Char, advertise=advertise,
+                                        register_services=lambda *s: None, config=lambda **kw: None)
+    fake_bt = types.SimpleNamespace(UUID=lambda s: s)
+    monkeypatch.setitem(sys.modules, "aioble", fake_aioble)
+    monkeypatch.setitem(sys.modules, "bluetooth", fake_bt)
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(0), raising=False)
+    sessions = []
+
+    def alive():
+        sess = bench.svc.session_for(conn)
+        sessions.append((now[0], sess.tech_id if sess is not None else 0))
+
+    with pytest.raises(_End):
+        asyncio.run(ble.serve(bench.svc, lambda: now[0], alive, "interlock-1001"))
+    logged_in = [t for t, tech in sessions if tech == tok.tech_id]
+    assert logged_in, "the login over the connection did not open a session"
+    assert conn.disconnects == 1 and not conn.connected
+    # disconnected within one wait (ADV_WAIT_MS) of the idle limit, not before it
+    assert ble.IDLE_MS <= now[0] - logged_in[0] <= ble.IDLE_MS + ble.ADV_WAIT_MS
+    assert bench.svc.session_for(conn) is None

@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 import presets
 from companion.app import schedule
-from companion.app.accounts.models import AuditEntry
+from companion.app.accounts.models import AuditEntry, DeviceLink
 from companion.app.core import keys, timebase, wire
 from companion.app.core.config import Settings
 from companion.app.core.keyring import Keyring
@@ -230,9 +230,10 @@ def lock_account(session: Session, account_id: int) -> Account | None:
 
 
 def update_handset(session: Session, device_id: int, data: HandsetUpdate) -> Handset:
-    """Attach the handset to an account (or detach it). The new account's row is locked first, then the
-    handset's, in the order a payment locks them (the account, then its handsets): the other order deadlocks
-    with a payment, and an unlocked read of the account could take a due date a payment is moving."""
+    """Attach the handset to an account (or detach it; a portal device link of another account is removed).
+    The new account's row is locked first, then the handset's, in the order a payment locks them (the account,
+    then its handsets): the other order deadlocks with a payment, and an unlocked read of the account could
+    take a due date a payment is moving."""
     account = None
     if data.account_id is not None:
         account = lock_account(session, data.account_id)
@@ -242,6 +243,12 @@ def update_handset(session: Session, device_id: int, data: HandsetUpdate) -> Han
     if h is None:
         raise Problem(404, "not-found", "no such handset")
     day = timebase.day_of(account_next_due(account)) if account is not None else 0
+    if h.account_id != data.account_id:
+        # a portal link of the account it leaves goes with it: the old account's driver keeps no way to its
+        # codes, reset fee, record or state (staff link it to the new account's devices)
+        for link in session.scalars(select(DeviceLink).where(DeviceLink.handset_id == h.id)):
+            if link.account_id != data.account_id:
+                session.delete(link)
     h.account_id = data.account_id
     if h.payment_due_day != day:
         h.payment_due_day = day

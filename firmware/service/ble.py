@@ -8,15 +8,18 @@ connection's ATT MTU less 3 bytes (20 until the central negotiates more).
 
 `Link` is one connection's part, pure (ticks and bytes in, packets and chunks out): it reassembles written
 chunks into SMP packets, hands each to the Service as the connection's own peer (so a session opened over this
-connection is usable only over it, `Service.disconnected` ends it when the link drops), and cuts answers at
-the MTU. `serve` is the board's aioble task around it (compiled here, run only on a board with a radio; the
+connection is usable only over it, `Service.disconnected` ends it when the link drops), cuts answers at the MTU,
+and says when the connection has gone idle: with a live session, after IDLE_MS without a write (the session's
+own idle timeout, as on serial: TRUST.md); without one, LOGIN_MS after it connected or its session ended,
+written to or not (the board serves one central at a time, so a central that never logs in must not hold the
+port). The board then disconnects it, which ends its session like any drop. `serve` is the board's aioble task around it (compiled here, run only on a board with a radio; the
 simulator drives `Link` through an in-process GATT link that enforces the MTU, host_sim/ble_link.py).
 """
 
 from micropython import const
 
 from interlock import timebase
-from service import smp
+from service import auth, smp
 
 SERVICE_UUID = "8D53DC1D-1DB7-4CD3-868B-8A527460AA84"
 CHARACTERISTIC_UUID = "DA2E7828-FBCE-4E01-AE9E-261174997C48"
@@ -26,12 +29,14 @@ MAX_MTU = const(247)  # what the board offers (a 244-byte value per notification
 STALE_MS = const(3000)  # a packet not completed within this is dropped (the client gave up on it)
 ADV_INTERVAL_US = const(250000)
 ADV_WAIT_MS = const(2000)  # advertising restarts this often, so the task reports progress while nobody connects
+IDLE_MS = auth.IDLE_MS  # a connection with a session and no write for this long is disconnected
+LOGIN_MS = const(60000)  # a connection without a live session is disconnected this long after connecting
 
 
 class Link:
     """One BLE connection to the service port: reassembly in, answers out at the connection's MTU."""
 
-    def __init__(self, service, peer, mtu=MIN_MTU):
+    def __init__(self, service, peer, mtu=MIN_MTU, now_ms=0):
         self.service = service
         self.peer = peer
         self.mtu = MIN_MTU
@@ -40,6 +45,8 @@ class Link:
         self._have = 0  # bytes of the packet in _buf (or counted past it, when oversize)
         self._want = 0  # its whole length, once the header is in
         self._since = 0
+        self._heard = now_ms  # tick of the last write (or of the connection)
+        self._live = now_ms  # tick it connected or last had a live session
 
     def set_mtu(self, mtu):
         """The ATT MTU the link negotiated (clamped to what BLE and the board allow)."""
@@ -52,6 +59,7 @@ class Link:
     def written(self, now_ms, data):
         """A write from the central; the answers (bytes) to every packet it completed, in order."""
         out = []
+        self._heard = now_ms
         if self._have and timebase.diff(now_ms, self._since) > STALE_MS:
             self._have = self._want = 0  # a half packet the client abandoned
         buf = self._buf
@@ -95,10 +103,33 @@ class Link:
         view = memoryview(rsp)
         return [view[i:i + size] for i in range(0, len(rsp), size)]
 
+    def idle(self, now_ms):
+        """True when the connection should be ended: no write for IDLE_MS with a session, or none opened (or
+        kept) within LOGIN_MS."""
+        sess = self.service.session_for(self.peer)
+        if sess is not None and sess.tech_id:
+            self._live = now_ms
+            return timebase.diff(now_ms, self._heard) >= IDLE_MS
+        return timebase.diff(now_ms, self._live) >= LOGIN_MS
+
     def closed(self):
         """The link dropped: the connection's session ends, its half packet goes."""
         self._have = self._want = 0
         self.service.disconnected(self.peer)
+
+
+def gatt():
+    """Register the SMP GATT service with the BLE stack (aioble); its UUID and its characteristic."""
+    import aioble
+    import bluetooth
+
+    uuid = bluetooth.UUID(SERVICE_UUID)
+    svc = aioble.Service(uuid)
+    char = aioble.Characteristic(svc, bluetooth.UUID(CHARACTERISTIC_UUID), write_no_response=True, notify=True,
+                                 capture=True)
+    aioble.register_services(svc)
+    aioble.config(mtu=MAX_MTU)
+    return uuid, char
 
 
 async def serve(service, clock, alive=None, name="interlock"):
@@ -107,14 +138,8 @@ async def serve(service, clock, alive=None, name="interlock"):
     import asyncio
 
     import aioble
-    import bluetooth
 
-    uuid = bluetooth.UUID(SERVICE_UUID)
-    gatt = aioble.Service(uuid)
-    char = aioble.Characteristic(gatt, bluetooth.UUID(CHARACTERISTIC_UUID), write_no_response=True,
-                                 notify=True, capture=True)
-    aioble.register_services(gatt)
-    aioble.config(mtu=MAX_MTU)
+    uuid, char = gatt()
     while True:
         if alive is not None:
             alive()
@@ -122,11 +147,19 @@ async def serve(service, clock, alive=None, name="interlock"):
             conn = await aioble.advertise(ADV_INTERVAL_US, name=name, services=[uuid], timeout_ms=ADV_WAIT_MS)
         except asyncio.TimeoutError:
             continue
-        link = Link(service, conn, conn.mtu)
+        link = Link(service, conn, conn.mtu, clock())
         try:
             while conn.is_connected():
                 if alive is not None:
                     alive()
+                if link.idle(clock()):
+                    # idle: the session ends with the connection (finally below), even if the stack is slow to
+                    # confirm the disconnect
+                    try:
+                        await conn.disconnect()
+                    except Exception:  # noqa: BLE001
+                        pass
+                    break
                 try:
                     got = await char.written(timeout_ms=ADV_WAIT_MS)
                 except asyncio.TimeoutError:

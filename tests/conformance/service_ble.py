@@ -1,6 +1,7 @@
 """The BLE service port's link (firmware/service/ble.py) on both interpreters: a request cut at every byte and
 at the MTU, two requests in one write, answers cut into notifications at MTU - 3, an oversize request, the
-session bound to the connection and ended with it."""
+session bound to the connection and ended with it, and when an idle connection is to be disconnected (near the
+tick counter's wrap too)."""
 
 try:
     import host_sim  # noqa: F401  (firmware on sys.path under CPython)
@@ -10,8 +11,9 @@ except ImportError:
 import binascii
 import struct
 
+from interlock import timebase
 from service import cbor
-from service.ble import MAX_MTU, MIN_MTU, Link
+from service.ble import IDLE_MS, LOGIN_MS, MAX_MTU, MIN_MTU, Link
 from service.server import Service
 
 
@@ -89,6 +91,19 @@ def main():
     print("session before the link drops", session is not None and session.peer == "bytewise")
     link.closed()
     print("session after", svc.session_for("bytewise"))
+    # idle: without a session LOGIN_MS from the connection, however much it writes; with one (a session slot
+    # with a technician in it), IDLE_MS from the last write; ticks just before the wrap
+    t0 = timebase.TICKS_PERIOD - 1000
+    link = Link(svc, "idle", MAX_MTU, t0)
+    for dt in (0, 20000, 40000, LOGIN_MS - 1):
+        link.written(timebase.add(t0, dt), request(2, 0, 0, {"d": "x"}, 5))
+        print("no session, written at", dt, "idle", link.idle(timebase.add(t0, dt)))
+    print("no session at", LOGIN_MS, "idle", link.idle(timebase.add(t0, LOGIN_MS)))
+    t1 = timebase.add(t0, LOGIN_MS)
+    link.written(t1, request(2, 0, 0, {"d": "x"}, 6))
+    svc.session_for("idle").tech_id = 17  # as a login leaves it (the link only asks whether one is open)
+    for dt in (IDLE_MS - 1, IDLE_MS):
+        print("session, quiet for", dt, "idle", link.idle(timebase.add(t1, dt)))
 
 
 main()

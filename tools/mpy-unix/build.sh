@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build MicroPython's unix port as a 32-bit program (objects laid out as on the ESP32) with the firmware frozen
-# in (bench/mp/unix_manifest.py, which includes firmware/manifest.py): the interpreter bench/board.py measures
+# in (bench/mp/unix_manifest.py: firmware/manifest.py and aioble from bench/mp/lib): the interpreter bench/board.py measures
 # the frozen firmware's heap on. Output: build/mpy-unix/micropython.
 #
 #   tools/mpy-unix/build.sh [MICROPYTHON_SOURCE_DIR]

@@ -112,6 +112,10 @@ def add_method(session: Session, b: BillingContext, user: User, token: str) -> P
         card = b.gateway.card(token)
     except GatewayError as exc:
         raise Problem(422, "invalid-token", "the card token is not valid", field="token") from exc
+    if session.scalar(select(PaymentMethod.id).where(PaymentMethod.token == token,
+                                                     PaymentMethod.account_id != account.id).limit(1)) is not None:
+        # a token belongs to the account that saved it (it travels in a URL: logs, history, a shared screen)
+        raise Problem(422, "invalid-token", "the card token is not valid", field="token")
     if card.brand not in ACCEPTED_BRANDS:
         raise Problem(422, "card-brand", "We accept Visa and Mastercard only.", field="token")
     if (card.exp_year, card.exp_month) < (ledger.today().year, ledger.today().month):
@@ -313,8 +317,11 @@ def settle(session: Session, b: BillingContext, a: ChargeAttempt, intent: Intent
             if first:
                 _declined(session, b, account, a)
     elif intent.status == "succeeded":
-        if a.entry_id is None:
+        if a.entry_id is None and a.status != "refunded":
             _succeeded(session, b, account, a, intent)
+        if a.entry_id is None:  # refunded whole, never posted (a reset fee for a lockout paid or over)
+            session.flush()
+            return a
         refunded = -int(session.scalar(select(ledger_sum()).where(
             LedgerEntry.account_id == account.id, LedgerEntry.intent_id == intent.id,
             LedgerEntry.method == "refund")) or 0) if intent.refunded_cents else 0
@@ -352,8 +359,9 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
             LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
         h = session.get(Handset, a.handset_id) if a.handset_id else None
-        if paid is not None or h is None or h.lockout_id != a.lockout_id:
-            # this lockout's fee is paid already (or the lockout is over): one clear per lockout, money back
+        if paid is not None or h is None or h.lockout_id != a.lockout_id or h.account_id != account.id:
+            # this lockout's fee is paid already (or the lockout is over, or the handset is no longer the
+            # account's): one clear per lockout, money back
             a.status = "refunded"
             b.gateway.refund(intent.id, intent.amount_cents, "dup:" + a.idempotency_key)
             return

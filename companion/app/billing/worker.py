@@ -8,7 +8,10 @@
 - reminders by email ahead of each due date (days per account, off per the driver's email preferences; the
   notifications round calls `reminders`);
 - an auto-pay card that expires before the next due date is flagged;
-- the sandbox gateway's webhooks are delivered (a real processor sends its own).
+- the sandbox gateway's webhooks are delivered (a real processor sends its own);
+- a reset fee's clear that expired before its handset took it (a locked-out car parked out of coverage longer
+  than a command lives) is queued again while the handset still reports the lockout the fee paid for: the fee
+  is paid once and a second payment for that lockout is refused, so nothing else would ever clear it.
 
 Two workers on PostgreSQL take accounts with FOR NO KEY UPDATE SKIP LOCKED, so each account is worked by one of
 them at a time; the idempotency keys make even a second try of the same installment charge nothing twice.
@@ -19,7 +22,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from companion.app import crud
 from companion.app.accounts.models import User
@@ -29,7 +32,7 @@ from companion.app.billing.context import BillingContext
 from companion.app.billing.models import BillingPlan, ChargeAttempt, PaymentMethod
 from companion.app.core.db import Database
 from companion.app.core.problems import Problem
-from companion.app.models import Account
+from companion.app.models import Account, Command, Handset, LedgerEntry
 from companion.app.notifications import services as notes
 from companion.app.portal.config import PortalSettings
 from companion.app.service.models import Program
@@ -171,10 +174,42 @@ def reminders(session: Session, ps: PortalSettings, day: dt.date | None = None) 
     return made
 
 
+def requeue_clears(db: Database, b: BillingContext, limit: int = 200) -> int:
+    """Queue again each paid clear that expired unapplied while its handset still reports the lockout it paid
+    for (not one whose fee was refunded); returns how many were queued."""
+    pay, back = LedgerEntry, aliased(LedgerEntry)
+    refunded = exists().where(back.charge_id == pay.charge_id, back.method == "refund")
+    with db.sessions() as s:
+        rows = s.execute(select(pay.id, pay.account_id).join(Command, Command.id == pay.command_id)
+                         .join(Handset, Handset.id == pay.handset_id)
+                         .where(pay.side == "payment", pay.kind == "reset_fee", pay.amount_cents > 0,
+                                Command.status == "expired", Handset.lockout_id == pay.lockout_id,
+                                Handset.account_id == pay.account_id, ~refunded)
+                         .order_by(pay.id).limit(limit)).all()
+    queued = 0
+    for payment_id, account_id in rows:
+        with db.write_session() as session:
+            crud.lock_account(session, account_id)
+            p = session.get(LedgerEntry, payment_id)
+            h = session.get(Handset, p.handset_id, with_for_update=True) if p and p.handset_id else None
+            old = session.get(Command, p.command_id) if p and p.command_id else None
+            if p is None or h is None or old is None or old.status != "expired" or not h.lockout_id \
+                    or h.lockout_id != p.lockout_id or h.account_id != p.account_id:
+                session.rollback()
+                continue
+            cmd = crud.queue_command(session, b.ctx.settings, h, "clear", h.lockout_id,
+                                     dedupe="clear:" + str(h.lockout_id))
+            p.command_id = cmd.id
+            session.commit()
+            queued += 1
+    return queued
+
+
 def run_once(db: Database, b: BillingContext) -> dict[str, int]:
     """One round of billing's background work."""
     counts = autopay_round(db, b)
     counts["reconciled"] = reconcile_round(db, b)
+    counts["clears_requeued"] = requeue_clears(db, b)
     deliver = getattr(b.gateway, "deliver_webhooks", None)
     if deliver is not None:
         try:
