@@ -21,6 +21,9 @@ WARN_MV = const(12000)
 CRITICAL_MV = const(10500)
 RECOVER_MV = const(12400)
 HOLD_MS = const(4000)
+# above a resting battery's surface charge after a drive (about 13.2 V), below an alternator's regulation (13.8 to
+# 14.7 V): the engine runs (the state machine checks its engine input against it, fsm.machine._engine_sense)
+CHARGING_MV = const(13500)
 
 OK = const(0)
 LOW = const(1)

@@ -124,6 +124,11 @@ class Runtime:
         battery_failed = False
         try:
             self._read(now)
+            if self.battery is not None:
+                try:
+                    self.inputs.charging = self.hw.supply.millivolts() >= power.CHARGING_MV
+                except OSError:
+                    pass  # read again after the first poll
             battery_failed = self._battery_failed()
             if battery_failed:
                 self.battery.resume(power.CRITICAL)  # its recovery is recorded when the supply reads well
@@ -163,6 +168,7 @@ class Runtime:
         bat = self.battery
         engine = self.inputs.engine
         level = bat.update(now, mv)
+        self.inputs.charging = mv >= power.CHARGING_MV  # the next poll's engine check (fsm.machine._engine_sense)
         if level >= 0:
             self.log.append(self.fsm.wall, records.VOLTAGE, level, mv, 1 if engine else 0, 0)
         out = self.outputs

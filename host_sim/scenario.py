@@ -6,6 +6,7 @@ Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no
 Actions:
   key on | key off           crank | hotwire | stall          unplug | plug
   ignition-sense cut | ignition-sense restore   (the handset's ignition wire reads off / reads the key again)
+  engine-sense cut | engine-sense restore       (the engine-running wire reads off / reads the engine again)
   wait DUR                   blow [brac=.045] [volume=2.0] [duration=5] [temp=34] [hum] [flow-ok]
                                [stored-after=1.5]  (clean air at ambient takes over after 1.5 s)
   inhale [duration=1]        press LEFT|OK|RIGHT [xN]         power cut | power on
@@ -289,6 +290,10 @@ class Scenario:
 
     def _do_ignition_sense(self, sim, args):
         sim.world.ignition_sense_cut = args[0] == "cut"
+        sim.run(50)
+
+    def _do_engine_sense(self, sim, args):
+        sim.world.engine_sense_cut = args[0] == "cut"
         sim.run(50)
 
     def _do_unplug(self, sim, args):

@@ -177,8 +177,8 @@ class SimVehicle(board.Vehicle):
         return self.world.ignition and not self.world.ignition_sense_cut
 
     def engine_running(self):
-        """Engine runs."""
-        return self.world.engine
+        """Engine runs (as the engine sense wire reports it)."""
+        return self.world.engine and not self.world.engine_sense_cut
 
 
 class SimLink(board.HandsetLink):

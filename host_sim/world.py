@@ -101,6 +101,7 @@ class World:
         self.ignition = False
         self.engine = False
         self.ignition_sense_cut = False  # the handset's ignition sense wire is cut: it reads off
+        self.engine_sense_cut = False  # the engine-running sense wire (alternator W terminal) is cut: it reads off
         self.connected = True
         self.relay = False
         self.horn = False

@@ -18,3 +18,4 @@ class Inputs:
         self.rtc = 0  # device seconds from the RTC (refreshed by the runtime about once a second)
         self.module_present = False  # inserted and latched
         self.module = None  # fsm.module.ModuleData parsed from its EEPROM, or None when unreadable
+        self.charging = False  # the supply reads an alternator's charge (power.CHARGING_MV; the previous poll's)

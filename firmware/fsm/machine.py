@@ -54,6 +54,9 @@ from interlock import timebase
 # power gaps a flat battery (the runtime's battery_failed) excuses per service period; the next one is booked as a
 # cut, as the sag before it can be faked with a resistor in the supply lead
 BROWNOUTS_EXCUSED = 1
+# the engine input reads off with the ignition on while the supply still charges (inp.charging) this long: the
+# engine runs and its sense wire is cut or failed (ENGINE a=1 b=1); the engine counts as running until the charge stops
+ENGINE_SENSE_HOLD_MS = 4000
 
 
 class Interlock(Authority):
@@ -87,6 +90,8 @@ class Interlock(Authority):
         self.alarm = False
         self._ign = False
         self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
+        self._engine_held = False  # the engine input reads off while the alternator charges: taken as running
+        self._sense_since = -1  # tick the engine input went off with the supply still charging (-1: not)
         self._engine = False
         self._connected = True
         self._module_present = False
@@ -267,12 +272,17 @@ class Interlock(Authority):
         retest at once (RETEST c=RQ_POWER_CUT); a pending retest goes on with the deadline it had.
         """
         self._booting = False
+        engine = inp.engine
+        if not engine and inp.ignition and self.engine_saved and inp.charging:
+            # the engine ran at the save and the alternator charges now: it runs, whatever its sense wire reads
+            engine = self._engine_held = True
+        sensed = 1 if self._engine_held else 0
         if self.retest_pending and inp.ignition:
             self._ign = True
             self._log(records.IGNITION, 1)
-            if inp.engine and self.engine_saved:
+            if engine and self.engine_saved:
                 self._engine = True
-                self._log(records.ENGINE, 1)
+                self._log(records.ENGINE, 1, sensed)
             # (an engine that started during the cut comes as an edge below: a bypass during the retest)
             self._resume_retest(now)
         elif self.retest_pending:
@@ -283,11 +293,11 @@ class Interlock(Authority):
             else:
                 self._log(records.ALARM, 0)  # the alarm ended with the cut and the ignition is off
             self.retest_pending = False
-        elif inp.ignition and inp.engine and self.engine_saved:
+        elif inp.ignition and engine and self.engine_saved:
             self._ign = True
             self._engine = True
             self._log(records.IGNITION, 1)
-            self._log(records.ENGINE, 1)
+            self._log(records.ENGINE, 1, sensed)
             if 0 <= self._boot_gap < self.policy.free_restart_s and self._restart_allowed():
                 self._enter(S_DRIVING)  # a short blip: carry on, the retest schedule is kept
             else:
@@ -367,6 +377,8 @@ class Interlock(Authority):
                 self._startup_result(b == records.FAIL, wall)
             elif rtype == records.STARTUP_FAIL:
                 self.startup_fail_at = 0
+            elif rtype == records.FAULT and a == records.FAULT_ANALYSIS_LOST and b == 1:
+                self._startup_result(True, wall)  # a lost start-test analysis counts as a failed test
             elif rtype == records.ABORT:
                 self._push_abort(wall)
             elif rtype == records.CODE and a == 1:
@@ -455,9 +467,10 @@ class Interlock(Authority):
         module = inp.module if present else None
         if present != self._module_present or module is not self._module:
             self._module_edge(module)
-        if self._ign_held and (inp.ignition or not inp.engine):
+        engine = self._engine_sense(now, inp)
+        if self._ign_held and (inp.ignition or not engine):
             self._ign_held = False
-        if inp.ignition != self._ign and not inp.ignition and inp.engine and self._engine:
+        if inp.ignition != self._ign and not inp.ignition and engine and self._engine:
             # the ignition input says off but the engine runs on (a cut sense wire, or an engine that outlives
             # the key by a moment): the ignition counts as on until the engine stops, so the rolling retests go
             # on while it runs; logged once (IGNITION a=0 b=1), the key-off comes when the engine stops
@@ -471,15 +484,45 @@ class Interlock(Authority):
                 self._ignition_on(now)
             else:
                 self._ignition_off()
-        if inp.engine != self._engine:
-            self._engine = inp.engine
-            self.engine_saved = inp.engine
+        if engine != self._engine:
+            self._engine = engine
+            self.engine_saved = engine
             self._dirty = True
-            self._log(records.ENGINE, 1 if inp.engine else 0)
-            if inp.engine:
+            self._log(records.ENGINE, 1 if engine else 0)
+            if engine:
                 self._engine_started(now)
             else:
+                if self._ign and inp.charging:
+                    self._sense_since = now  # the charge goes on: watched (_engine_sense)
                 self._engine_stopped(now)
+
+    def _engine_sense(self, now, inp):
+        """The engine input, checked against the supply. A running engine charges its battery; an engine input
+        that reads off with the ignition on while the charge goes on for ENGINE_SENSE_HOLD_MS is a sense wire cut
+        (or failed) under a running engine: logged once (ENGINE a=1 b=1), the engine counts as running (the drive
+        goes on, with its retests, as if it had never stopped) until the sense returns or the charge stops."""
+        if inp.engine:
+            self._engine_held = False
+            self._sense_since = -1
+            return True
+        if self._engine_held:
+            if inp.charging:
+                return True
+            self._engine_held = False
+            return False
+        if self._sense_since != -1:
+            if not inp.charging or not self._ign:
+                self._sense_since = -1
+            elif timebase.diff(now, self._sense_since) >= ENGINE_SENSE_HOLD_MS:
+                self._sense_since = -1
+                self._engine_held = True
+                self._engine = True
+                self.engine_saved = True
+                self.restart_until = 0  # no free restart: the engine did not stop
+                self._dirty = True
+                self._log(records.ENGINE, 1, 1)
+                return True
+        return False
 
     def _module_edge(self, module):
         old = self._module
@@ -531,6 +574,8 @@ class Interlock(Authority):
             self._violation(records.VIO_REFUSED_RETEST)
         elif self.state == S_DRIVING and self._restart_allowed():
             self.restart_until = self.wall + self.policy.free_restart_s
+        elif self.state == S_START:
+            self._end_start_window()
         self.retest_pending = False
         self._dirty = True
         self._alarm(False)
@@ -545,6 +590,14 @@ class Interlock(Authority):
             if state == S_START or not self.retest_due:
                 # a free restart keeps the retest schedule it had: stalling does not reset the clock
                 self._schedule_retest(now, True)
+                if state == S_START:
+                    # the first retest also comes within retest_first_max_s of the start test's sample (AZ
+                    # R17-5-615(B), TN 1340-03-06-.06(7) time it from the test; a crank late in the start window
+                    # pushed it past), never sooner than retest_first_min_s after the start
+                    cap = self._sample_wall + self.policy.retest_first_max_s
+                    if self.retest_due > cap:
+                        low = self.wall + self.policy.retest_first_min_s  # (drawn again: no pile-up at the cap)
+                        self.retest_due = self.prng.between(low, cap) if cap > low else low
             self._enter(S_DRIVING)
         elif state == S_RETEST:
             # the engine was stopped for the retest and started without a pass: the relay was bypassed
@@ -787,6 +840,7 @@ class Interlock(Authority):
         """
         self._log(records.FAULT, records.FAULT_ANALYSIS_LOST, kind, cause)
         if kind == 1:
+            self._startup_result(True, self.wall)  # nor did it dodge the start-up failure rule (startup_fail_s)
             self._fail_lock(0)
 
     def _fail_lock(self, cause):
@@ -847,20 +901,34 @@ class Interlock(Authority):
         if gate:
             self._route(now)
             return
+        # the start window is kept in the state too (as the free restart's is): a handset that browns out while
+        # the starter cranks boots to an engine it allowed, not to a bypass; its end is device time
+        self.restart_until = self.wall + self.policy.start_window_s
+        self.retest_due = 0  # (the last drive's; the start schedules the first retest afresh)
+        self._dirty = True
         self._enter(S_START)
 
     def _on_window(self, now):
         """Relay closed: the driver may crank. Any gate or the end of the window opens it again."""
         if self._gate(self._connected):
+            if self.state == S_START:
+                self._end_start_window()
             self._route(now)
             return
         if self.state == S_START:
             if timebase.diff(now, self._state_since) >= self.policy.start_window_s * 1000:
+                self._end_start_window()
                 self._start_test(now)
         elif not self.restart_until or self.wall >= self.restart_until:
             self.restart_until = 0
             self._dirty = True
             self._start_test(now)
+
+    def _end_start_window(self):
+        """The start window ends unused (timed out, a gate, the key off): what the state kept of it goes."""
+        if self.restart_until:
+            self.restart_until = 0
+            self._dirty = True
 
     def _schedule_retest(self, now, first):
         p = self.policy
