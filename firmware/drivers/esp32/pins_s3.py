@@ -12,7 +12,8 @@ MicroPython v1.27.0's ports/esp32 (machine_pin.h, boards/ESP32_GENERIC_S3):
 - GPIO 0, 3, 45 and 46 are the strapping pins (boot mode, JTAG source, VDD_SPI voltage, ROM log): all left
   alone, so no strap has to be fixed in eFuse as GPIO 12 must be on the WROOM-32.
 - GPIO 19/20 are the native USB's D-/D+: MicroPython's REPL (USB CDC) and the USB-Serial-JTAG. Left alone
-  (machine_pin.h refuses them while USB CDC is on); the handset brings them to a board-internal header only.
+  (machine_pin.h leaves them out with CONFIG_USB_CDC_ENABLED); they belong on a header inside the case, for
+  flashing, never on a connector a driver can reach.
 - ADC1 is GPIO 1-10 and ADC2 GPIO 11-20; ADC2 is unusable while the radio runs (the BLE service port, Wi-Fi),
   so the three analog inputs are ADC1 channels (CH0, CH1, CH3; GPIO 3 is a strap).
 - The chip has no input-only pins (the WROOM-32's GPIO 34-39 have no counterpart), so any pin may be an output.
