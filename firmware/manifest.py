@@ -10,6 +10,12 @@ BOARD_VARIANT=SPIRAM_OCT (README, "Putting the firmware on a board"):
     make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=$PWD/../interlock/firmware/manifest.py
     make -C ports/esp32 BOARD=ESP32_GENERIC PORT=/dev/ttyUSB0 deploy
 
+Which pin map each build uses: both are frozen (package("drivers")), and drivers/esp32/wiring.py picks the one
+named by the chip the build is for (the MCU name at the end of sys.implementation._machine):
+    BOARD=ESP32_GENERIC                          (ESP32-WROOM-32)         -> drivers/esp32/pins_wroom32.py
+    BOARD=ESP32_GENERIC_S3 BOARD_VARIANT=SPIRAM_OCT (ESP32-S3-WROOM-1-N8R8) -> drivers/esp32/pins_s3.py
+Any other build (an ESP32 with SPIRAM, another chip) has no pin map: build() refuses before it touches a pin.
+
 Frozen main.py runs at boot (the port runs a frozen main.py before one on the file system), so the board's
 file system holds only the log, the state and, where it differs from the frozen default, config.py.
 include(this file, board=False) freezes the firmware alone (what bench/board.py does on the unix port).

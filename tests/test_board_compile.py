@@ -21,9 +21,9 @@ def _mpy_cross():
 
 
 def test_board_folder_has_the_expected_files():
-    """The board folder holds the wiring file, its package marker and the drivers."""
+    """The board folder holds the wiring file, one pin map per board, its package marker and the drivers."""
     names = {p.name for p in _FILES}
-    assert {"__init__.py", "wiring.py"} <= names
+    assert {"__init__.py", "wiring.py", "pins_wroom32.py", "pins_s3.py"} <= names
     assert len(names) >= 10
 
 

@@ -63,3 +63,14 @@ def test_firmware_alone_leaves_out_the_entry_point_and_the_port(kwargs):
     files, other = frozen(**kwargs)
     assert files == firmware_files() - {"main.py"}
     assert other == []
+
+
+def test_each_board_build_names_its_pin_map_and_freezes_it():
+    """Both boards' pin maps are frozen, and the manifest says which board build uses which."""
+    import ast
+
+    files, _ = frozen()
+    doc = ast.get_docstring(ast.parse((FIRMWARE / "manifest.py").read_text()))
+    for build, pins in (("BOARD=ESP32_GENERIC ", "pins_wroom32.py"), ("BOARD=ESP32_GENERIC_S3", "pins_s3.py")):
+        assert "drivers/esp32/" + pins in files
+        assert any(build in line and pins in line for line in doc.splitlines()), (build, pins)

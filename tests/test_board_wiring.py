@@ -132,18 +132,88 @@ def _close(coro):
         _close(inner)
 
 
-@pytest.fixture()
-def board(monkeypatch):
-    """The wiring module imported against the stand-in machine, and the record of what it made."""
+# What MicroPython v1.27.0 reports as sys.implementation._machine on each board build (mpconfigboard.h /
+# mpconfigvariant_*.cmake), and the chip facts each pin map is checked against.
+WROOM32 = "Generic ESP32 module with ESP32"
+S3 = "Generic ESP32S3 module with Octal-SPIRAM with ESP32S3"
+CHIPS = {
+    # ESP32 datasheet / ESP-IDF GPIO page: GPIO 0-19, 21-23, 25-27, 32-39; 6-11 are the flash's; 34-39 are
+    # input only; ADC1 is 32-39; UART0 (1/3) is the service port's only. Straps 2, 5, 12, 15 are allowed with
+    # the reasons pins_wroom32.py gives (checked below); 0 is not.
+    WROOM32: {
+        "module": "pins_wroom32",
+        "gpios": set(range(0, 20)) | {21, 22, 23, 25, 26, 27} | set(range(32, 40)),
+        "forbidden": {0} | set(range(6, 12)),
+        "input_only": set(range(34, 40)),
+        "adc1": set(range(32, 40)),
+        "uart0": {1, 3},
+    },
+    # ESP-IDF GPIO page for the ESP32-S3: GPIO 0-21, 26-48; straps 0, 3, 45, 46; USB 19/20 (the REPL's USB CDC);
+    # 26-32 flash/PSRAM and 33-37 the octal PSRAM's; ADC1 is 1-10; no input-only pin; UART0 is 43/44.
+    S3: {
+        "module": "pins_s3",
+        "gpios": set(range(0, 22)) | set(range(26, 49)),
+        "forbidden": {0, 3, 45, 46, 19, 20} | set(range(26, 38)),
+        "input_only": set(),
+        "adc1": set(range(1, 11)),
+        "uart0": {43, 44},
+    },
+}
+
+
+def _load(monkeypatch, machine_name):
     fake = _Machine()
     monkeypatch.setitem(sys.modules, "machine", fake.module)
     # MicroPython's time has sleep_ms and ticks_ms; CPython's does not.
     monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)
     monkeypatch.setattr(time, "ticks_ms", lambda: 0, raising=False)
+    # the board build names its chip here; wiring picks the pin map from it at import
+    monkeypatch.setattr(sys.implementation, "_machine", machine_name, raising=False)
     monkeypatch.delitem(sys.modules, "drivers.esp32.wiring", raising=False)
-    wiring = importlib.import_module("drivers.esp32.wiring")
+    return importlib.import_module("drivers.esp32.wiring"), fake
+
+
+@pytest.fixture(params=[WROOM32, S3], ids=["wroom32", "s3"])
+def board(request, monkeypatch):
+    """The wiring module imported against the stand-in machine on each board build, and the record of what it
+    made; wiring.PINS is that board's pin map."""
+    wiring, fake = _load(monkeypatch, request.param)
+    fake.chip = CHIPS[request.param]
     yield wiring, fake
     sys.modules.pop("drivers.esp32.wiring", None)
+
+
+def pin_map_problems(wiring, fake):
+    """Every way the pins wiring used (build(), service_port(), modem_uart()) break the chip's rules."""
+    chip, p = fake.chip, wiring.PINS
+    wiring.build()
+    wiring.service_port()
+    wiring.modem_uart()
+    used = [e[1] for e in fake.created if e[0] == "Pin"]  # every Pin, including the I2C, ADC and PWM ones
+    outputs = {e[1] for e in fake.created if e[0] == "Pin" and e[2] == 3}
+    outputs |= {e[1] for e in fake.created if e[0] == "PWM"}
+    outputs |= {p.I2C_SCL, p.I2C_SDA}  # open-drain outputs
+    for e in fake.created:
+        if e[0] == "UART" and e[2] is not None:
+            used += [e[2], e[3]]
+            outputs.add(e[2])
+    service = [e for e in fake.created if e[0] == "UART" and e[2] is None]
+    assert [e[1] for e in service] == [p.SERVICE_UART] == [0]  # UART0, on its own pins
+    others = set(used)
+    used += [p.SERVICE_TX, p.SERVICE_RX]
+    outputs.add(p.SERVICE_TX)
+    problems = []
+    dup = sorted({g for g in used if used.count(g) > 1})
+    if dup:
+        problems.append(("used twice", dup))
+    for rule, bad in (("not on this chip", set(used) - chip["gpios"]), ("forbidden", set(used) & chip["forbidden"]),
+                      ("output on an input-only pin", outputs & chip["input_only"]),
+                      ("analog input off ADC1", {e[1] for e in fake.created if e[0] == "ADC"} - chip["adc1"]),
+                      ("UART0's pins used otherwise", chip["uart0"] & others),
+                      ("service port off UART0's pins", {p.SERVICE_TX, p.SERVICE_RX} - chip["uart0"])):
+        if bad:
+            problems.append((rule, sorted(bad)))
+    return problems
 
 
 _INTERFACES = {
@@ -169,8 +239,8 @@ def test_relay_is_the_first_thing_created_and_starts_open(board):
     """The relay pin is created before anything else, as an output already at its open level."""
     wiring, fake = board
     wiring.build()
-    assert fake.created[0] == ("Pin", wiring.PIN_RELAY, 3, None, 0)
-    assert all(entry[2] == 0 for entry in fake.created if entry[0] == "set" and entry[1] == wiring.PIN_RELAY)
+    assert fake.created[0] == ("Pin", wiring.PINS.PIN_RELAY, 3, None, 0)
+    assert all(entry[2] == 0 for entry in fake.created if entry[0] == "set" and entry[1] == wiring.PINS.PIN_RELAY)
 
 
 def test_outputs_are_created_at_their_off_level(board):
@@ -178,46 +248,111 @@ def test_outputs_are_created_at_their_off_level(board):
     wiring, fake = board
     wiring.build()
     outputs = [e for e in fake.created if e[0] == "Pin" and e[2] == 3]
-    assert {e[1] for e in outputs} == {wiring.PIN_RELAY, wiring.PIN_HEATER, wiring.PIN_HORN, wiring.PIN_PUMP}
+    assert {e[1] for e in outputs} == {wiring.PINS.PIN_RELAY, wiring.PINS.PIN_HEATER, wiring.PINS.PIN_HORN, wiring.PINS.PIN_PUMP}
     assert all(e[4] == 0 for e in outputs)
     assert all(e[3] == 0 for e in fake.created if e[0] == "PWM")
 
 
-def test_no_gpio_is_used_twice_or_forbidden(board):
-    """Each GPIO serves one purpose; flash, USB-serial and risky boot-strap pins are left alone."""
+def test_pin_map_keeps_the_chips_rules(board):
+    """On each board every pin exists on its chip and serves one purpose, none is a forbidden one (flash, PSRAM,
+    USB, the risky straps), analog inputs are ADC1 channels (ADC2 is the radio's), no output sits on an
+    input-only pin, and UART0's pins are the service port's alone."""
     wiring, fake = board
+    assert pin_map_problems(wiring, fake) == []
+
+
+@pytest.mark.parametrize("machine_name", [WROOM32, S3], ids=["wroom32", "s3"])
+def test_the_pin_check_catches_every_broken_rule(monkeypatch, machine_name):
+    """The check above is real: on each board, moving the horn onto each forbidden pin, onto a pin the chip lacks,
+    onto a pin used already, or an analog input off ADC1, is reported."""
+    chip = CHIPS[machine_name]
+    pins = importlib.import_module("drivers.esp32." + chip["module"])
+    missing = min(set(range(49)) - chip["gpios"])
+    cases = [("PIN_HORN", g, "forbidden") for g in sorted(chip["forbidden"])]
+    cases += [("PIN_HORN", missing, "not on this chip"), ("PIN_HORN", pins.PIN_RELAY, "used twice"),
+              ("PIN_HUM", min(chip["gpios"] - chip["adc1"] - chip["forbidden"]), "analog input off ADC1"),
+              ("PIN_HORN", min(chip["uart0"]), "UART0's pins used otherwise")]
+    if chip["input_only"]:
+        cases.append(("PIN_HORN", min(chip["input_only"]), "output on an input-only pin"))
+    for name, gpio, rule in cases:
+        with monkeypatch.context() as m:
+            m.setattr(pins, name, gpio)
+            wiring, fake = _load(m, machine_name)
+            fake.chip = chip
+            assert rule in [r for r, _ in pin_map_problems(wiring, fake)], (name, gpio, rule)
+        sys.modules.pop("drivers.esp32.wiring", None)
+
+
+def test_wroom32_straps_are_used_only_as_its_docstring_says(monkeypatch):
+    """On the WROOM-32, GPIO 2 (low at reset for serial download) is only an output born low; GPIO 12 (the
+    flash-voltage strap, fixed in eFuse on these boards) is only the cable sense, an input with no pull-up, so it
+    reads low at reset unless a cable is in."""
+    wiring, fake = _load(monkeypatch, WROOM32)
     wiring.build()
     wiring.service_port()
-    used = [e[1] for e in fake.created if e[0] == "Pin"]
-    for name in ("MODEM_TX", "MODEM_RX"):
-        used.append(getattr(wiring, name))
-    assert len(used) == len(set(used)), sorted(used)
-    assert not set(used) & {0, 1, 3, 6, 7, 8, 9, 10, 11}
-    # GPIO 2 must be low at reset for serial download: only an output born low may use it.
     assert all(e[2] == 3 and e[4] == 0 for e in fake.created if e[0] == "Pin" and e[1] == 2)
-    # GPIO 12 (the flash-voltage strap, fixed in eFuse on these boards) is only the cable sense: an input
-    # with no pull-up, so it reads low at reset unless a cable is in
     assert [e for e in fake.created if e[0] == "Pin" and e[1] == 12] == [("Pin", 12, 1, None, None)]
-    assert "set_flash_voltage 3.3V" in wiring.__doc__
+    assert "set_flash_voltage 3.3V" in wiring.PINS.__doc__
+    sys.modules.pop("drivers.esp32.wiring", None)
 
 
-def test_analog_inputs_are_on_adc1_and_input_only_pins_get_no_pulls(board):
-    """ADC pins are ADC1 channels (ADC2 is the radio's); GPIO 34-39 have no pull resistors to ask for."""
+def test_s3_uses_no_strap_and_leaves_the_native_usb_alone(monkeypatch):
+    """On the S3 no strapping pin (0, 3, 45, 46) and neither USB line (19/20, the REPL's USB CDC) is touched."""
+    wiring, fake = _load(monkeypatch, S3)
+    wiring.build()
+    wiring.service_port()
+    wiring.modem_uart()
+    touched = {e[1] for e in fake.created if e[0] == "Pin"} | {g for e in fake.created if e[0] == "UART"
+                                                                for g in e[2:4] if g is not None}
+    assert not touched & {0, 3, 45, 46, 19, 20}
+    sys.modules.pop("drivers.esp32.wiring", None)
+
+
+@pytest.mark.parametrize("machine_name", [
+    "Generic ESP32 module with SPIRAM with ESP32",   # a WROVER: PSRAM on GPIO 16/17
+    "Generic ESP32C3 module with ESP32C3",
+    "linux [GCC 13.2.0] version",                   # the unix port (the benches)
+    "",
+])
+def test_a_build_without_a_pin_map_touches_no_pin(monkeypatch, machine_name):
+    """A build with no pin map imports (the benches import wiring off the board), but build(), the service port,
+    the modem's UART and the wake-up all refuse before any pin is created."""
+    wiring, fake = _load(monkeypatch, machine_name)
+    assert wiring.PINS is None
+    for call in (wiring.build, wiring.service_port, wiring.modem_uart, lambda: wiring.wake_on_inputs(print)):
+        with pytest.raises(RuntimeError, match="no pin map"):
+            call()
+    assert fake.created == [] and fake.irqs == {}
+    sys.modules.pop("drivers.esp32.wiring", None)
+
+
+def test_each_build_gets_its_own_pin_map(monkeypatch):
+    """The MCU name at the end of sys.implementation._machine picks the map, whatever the board name before it."""
+    for name, module in ((WROOM32, "pins_wroom32"), (S3, "pins_s3"), ("Generic ESP32 module with OTA with ESP32",
+                         "pins_wroom32"), ("Generic ESP32S3 module with ESP32S3", "pins_s3")):
+        wiring, _ = _load(monkeypatch, name)
+        assert wiring.PINS.__name__ == "drivers.esp32." + module, name
+    sys.modules.pop("drivers.esp32.wiring", None)
+
+
+def test_analog_inputs_are_calibrated_and_input_only_pins_get_no_pulls(board):
+    """ADC inputs use 11 dB attenuation; pins without pull resistors (the WROOM-32's 34-39) are not asked for one."""
     wiring, fake = board
     wiring.build()
-    adc_pins = [e[1] for e in fake.created if e[0] == "ADC"]
-    assert len(adc_pins) == 3 and set(adc_pins) <= {32, 33, 34, 35, 36, 37, 38, 39}
+    assert len([e for e in fake.created if e[0] == "ADC"]) == 3
     assert all(e[0] != "ADC" or e[2] == 3 for e in fake.created)
     for e in fake.created:
-        if e[0] == "Pin" and e[1] >= 34:
+        if e[0] == "Pin" and e[1] in fake.chip["input_only"]:
             assert e[3] is None and e[2] in (None, 1)
 
 
 def test_i2c_bus_and_devices(board):
-    """One I2C bus on SDA 21 / SCL 22 at 100 kHz carries the ADC, pressure sensor, LCD, RTC and module EEPROM."""
+    """One I2C bus on the board's SDA / SCL at 100 kHz carries the ADC, pressure sensor, LCD, RTC and module
+    EEPROM."""
     wiring, fake = board
     hw = wiring.build()
-    assert ("I2C", 0, 22, 21, 100000) in fake.created
+    p = wiring.PINS
+    assert ("I2C", p.I2C_ID, p.I2C_SCL, p.I2C_SDA, 100000) in fake.created
     touched = {w[0] for w in fake.bus.writes}
     assert {0x48, 0x25, 0x27} <= touched
     assert len(hw.module.read_eeprom()) == 64
@@ -230,9 +365,9 @@ def test_modem_and_service_uarts_are_left_for_their_drivers(board):
     wiring, fake = board
     wiring.build()
     uarts = [e for e in fake.created if e[0] == "UART"]
-    assert uarts == [("UART", wiring.CAMERA_UART, wiring.CAMERA_TX, wiring.CAMERA_RX, wiring.CAMERA_BAUD)]
+    assert uarts == [("UART", wiring.PINS.CAMERA_UART, wiring.PINS.CAMERA_TX, wiring.PINS.CAMERA_RX, wiring.CAMERA_BAUD)]
     wiring.modem_uart()
-    assert fake.created[-1] == ("UART", wiring.MODEM_UART, wiring.MODEM_TX, wiring.MODEM_RX, wiring.MODEM_BAUD)
+    assert fake.created[-1] == ("UART", wiring.PINS.MODEM_UART, wiring.PINS.MODEM_TX, wiring.PINS.MODEM_RX, wiring.MODEM_BAUD)
 
 
 def test_wiring_matches_the_esp32_machine_api(tmp_path):
@@ -296,7 +431,7 @@ def test_inputs_the_runtime_sleeps_through_wake_it(board):
     wiring.build()
     woken = []
     wiring.wake_on_inputs(woken.append)
-    pins = {wiring.PIN_IGNITION, wiring.PIN_LEFT, wiring.PIN_OK, wiring.PIN_RIGHT, wiring.PIN_LINK, wiring.PIN_LATCH}
+    pins = {wiring.PINS.PIN_IGNITION, wiring.PINS.PIN_LEFT, wiring.PINS.PIN_OK, wiring.PINS.PIN_RIGHT, wiring.PINS.PIN_LINK, wiring.PINS.PIN_LATCH}
     assert pins <= set(fake.irqs)
     for gpio in pins:
         handler, trigger = fake.irqs[gpio]
@@ -309,9 +444,9 @@ def test_service_port_senses_the_cable_on_its_pin(board):
     """service_port() gives the UART port with the VBUS sense on GPIO 12: connected while it reads high."""
     wiring, fake = board
     port = wiring.service_port()
-    assert ("UART", wiring.SERVICE_UART, None, None, wiring.SERVICE_BAUD) in fake.created
+    assert ("UART", wiring.PINS.SERVICE_UART, None, None, wiring.SERVICE_BAUD) in fake.created
     pin = port._sense
-    assert pin.gpio == wiring.PIN_SERVICE_VBUS
+    assert pin.gpio == wiring.PINS.PIN_SERVICE_VBUS
     pin.level = 1
     assert port.connected() is True
     pin.level = 0
@@ -399,7 +534,7 @@ def test_main_serves_the_port_with_its_cable_sense(board, monkeypatch):
     port = started["port"]
     assert callable(started["ble"])  # the BLE service port shares the server
     assert isinstance(port, UartPort) and port._sense is not None
-    assert port._sense.gpio == wiring.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE
+    assert port._sense.gpio == wiring.PINS.PIN_SERVICE_VBUS and port._active == wiring.SERVICE_VBUS_ACTIVE
 
 
 def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):

@@ -25,7 +25,8 @@ PACKAGES = (
              "fsm.authority", "fsm.machine")),
     ("storage", ("storage", "storage.memory", "storage.log", "storage.state")),
     ("drivers", ("drivers", "drivers.flash", "drivers.modem", "drivers.serialport", "drivers.simcom")),
-    ("drivers/esp32", ("drivers.esp32", "drivers.esp32.wiring", "drivers.esp32.watchdog")),
+    # off the board wiring picks no pin map (PINS is None): the target's is imported here as on the S3
+    ("drivers/esp32", ("drivers.esp32", "drivers.esp32.wiring", "drivers.esp32.pins_s3", "drivers.esp32.watchdog")),
     ("runtime", ("supervisor", "power", "runtime")),
     ("sync", ("sync", "sync.client")),
     ("service", ("service", "service.cbor", "service.frame", "service.smp", "service.auth", "service.osgroup",
