@@ -62,6 +62,14 @@ def check_held_back_request_does_not_roll_the_report_back(api):
     _post(api, w, headers, body)
     view = _view(api, w)
     assert view["lockout_id"] == 0 and view["reported"]["lockout"] is False
+    # two held back, delivered oldest first: the first must not lower the bar for the second
+    oldest = w.request(status={**LOCKED, "lockout_id": 58}, ts=now + 1)
+    middle = w.request(status={**LOCKED, "lockout_id": 59}, ts=now + 2)
+    w.sync(api, status=OVER, ts=now + 3)
+    _post(api, w, *oldest)
+    _post(api, w, *middle)
+    view = _view(api, w)
+    assert view["lockout_id"] == 0 and view["reported"] == OVER
 
 
 def test_a_request_held_back_and_delivered_after_a_newer_one_does_not_roll_the_report_back(api):
@@ -96,28 +104,34 @@ def test_a_late_request_keeps_its_log_records_and_the_chain_verifies(api):
 
 
 def check_equal_timestamps(api):
-    """Two reports with the same device second and the same log_next_seq: the first one stays (neither is
-    newer; a man in the middle cannot swap them). With the same second but a higher log_next_seq (the
-    handset took an answer, a clear say, and reported again within the second) the later one is applied."""
+    """Reports in the same device second: the handset took an answer (a clear, say) and reported again within
+    the second; its log_next_seq went up (it logs every answer), so the later report is applied and the one
+    held back from before it is not. The same second and the same log_next_seq (nothing logged in between):
+    the later arrival is applied; without log_next_seq the timestamp alone orders, equal is applied too."""
     w = _wire(api)
     now = _now()
+    held = w.request(status={**LOCKED, "log_next_seq": 9}, ts=now)
     w.sync(api, status={**LOCKED, "log_next_seq": 9}, ts=now)
-    _, doc = w.sync(api, status={**OVER, "log_next_seq": 9}, ts=now)
-    assert doc["log_error"] == ""
     assert _view(api, w)["lockout_id"] == 57
     w.sync(api, status={**OVER, "log_next_seq": 10}, ts=now)
+    assert _view(api, w)["lockout_id"] == 0
+    doc = _post(api, w, *held)
+    assert doc["log_error"] == ""
     view = _view(api, w)
     assert view["lockout_id"] == 0 and view["reported"]["log_next_seq"] == 10
-    # no log_next_seq at all: the timestamp alone, equal is not newer
+    w.sync(api, status={**OVER, "log_next_seq": 10, "display": ["ready"]}, ts=now)
+    assert _view(api, w)["reported"]["display"] == ["ready"]
+    # no log_next_seq at all: the timestamp alone
     w2 = _wire(api)
+    held = w2.request(status=LOCKED, ts=now - 1)
     w2.sync(api, status=LOCKED, ts=now)
     w2.sync(api, status=OVER, ts=now)
-    assert _view(api, w2)["lockout_id"] == 57
-    w2.sync(api, status=OVER, ts=now + 1)
+    assert _view(api, w2)["lockout_id"] == 0
+    _post(api, w2, *held)
     assert _view(api, w2)["lockout_id"] == 0
 
 
-def test_equal_timestamps_keep_the_first_report_and_a_higher_log_seq_is_newer(api):
+def test_equal_timestamps_a_higher_log_seq_is_newer_and_a_tie_takes_the_later_arrival(api):
     check_equal_timestamps(api)
 
 

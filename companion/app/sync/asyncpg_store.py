@@ -14,10 +14,10 @@ from companion.app.sync.protocol import COLUMNS, DESIRED, HandsetRow, Plan, Sync
 
 
 def _report(order: str) -> str:
-    """The SET of the report ($10-$13) when the request's order (parameter `order`) is above the stored one
+    """The SET of the report ($10-$13) when the request's order (parameter `order`) is not below the stored one
     (protocol.report_order): a request held back and delivered after a newer one cannot roll it back. Decided
     in the UPDATE, on the row as it is when locked, so of two exchanges at once the newer report wins."""
-    newer = "CASE WHEN reported_order < " + order + " THEN "
+    newer = "CASE WHEN reported_order <= " + order + " THEN "
     return (f"reported = {newer}$10::json ELSE reported END, reported_version = {newer}$11 ELSE reported_version "
             f"END, last_command_seq = {newer}$12 ELSE last_command_seq END, lockout_id = {newer}$13 ELSE lockout_id "
             f"END, reported_order = GREATEST(reported_order, {order})")

@@ -92,7 +92,7 @@ class _Sql:
                        + ", ".join([p] * 5) + ")")
         self.deliver = ("UPDATE commands SET status = 'delivered', deliveries = deliveries + 1, delivered_at = "
                         + p + " WHERE id = " + p)
-        newer = "CASE WHEN reported_order < " + p + " THEN " + p + " ELSE "
+        newer = "CASE WHEN reported_order <= " + p + " THEN " + p + " ELSE "
         self.update = ("UPDATE handsets SET reported = " + newer + "reported END, reported_version = " + newer
                        + "reported_version END, last_command_seq = " + newer + "last_command_seq END, lockout_id = "
                        + newer + "lockout_id END, reported_order = " + ("MAX" if sqlite else "GREATEST")

@@ -85,14 +85,15 @@ def report_order(status: Mapping[str, Any], ts: int) -> int:
     """Where a request's report stands among the handset's: (log_next_seq << 32) + device timestamp.
 
     A store writes a report (reported, reported_version, last_command_seq, lockout_id) only when its order is
-    above the stored reported_order, in the same UPDATE (so of two exchanges at once the newer report wins
+    not below the stored reported_order, in the same UPDATE (so of two exchanges at once the newer report wins
     whichever commits last): a signed request held back by a man in the middle and delivered after a newer one
     keeps its log records and gets its answer, but cannot roll the report (and an old lockout id) back.
     The handset's log only grows and it logs every answer it takes and every change of its state, so its
     log_next_seq orders its reports even when its clock was set back in between; the timestamp orders reports
-    with the same log_next_seq (equal orders: the first one stays). A report without a usable log_next_seq
-    (0 <= n, an int) is ordered by its timestamp alone; ts < 2**32 (the header's bound), so the order fits
-    a signed 64-bit column."""
+    with the same log_next_seq. Equal orders: the later arrival is written (the same log position in the same
+    second: nothing the handset logged lies between them; and clients that leave log_next_seq out, ordered by
+    their timestamp alone, may report twice in one second). ts < 2**32 (the header's bound) and n is capped
+    below 2**31, so the order fits a signed 64-bit column."""
     n = status.get("log_next_seq")
     if type(n) is not int or n < 0:  # not bool
         n = 0
