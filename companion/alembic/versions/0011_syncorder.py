@@ -1,15 +1,15 @@
 """syncorder: the order of the report a handset's row holds, so a request held back and delivered after a newer
 one cannot roll the reported state (and its lockout id) back
 
-Revision ID: 0008_syncorder
-Revises: 0007_perf
+Revision ID: 0011_syncorder
+Revises: 0010_billing2
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008_syncorder'
-down_revision = '0007_perf'
+revision = '0011_syncorder'
+down_revision = '0010_billing2'
 branch_labels = None
 depends_on = None
 
