@@ -93,6 +93,9 @@ class Handset(Base):
     reported_version: Mapped[int] = mapped_column(BigInteger, default=0)
     last_command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     lockout_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the order of the request whose report the columns above hold: (its status's log_next_seq << 32) + its
+    # device timestamp (sync/protocol.py); an older request leaves them alone
+    reported_order: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # log upload: highest contiguous stored seq and the chain hash after it (hex; "" = genesis)
     log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     log_hash: Mapped[str] = mapped_column(String(64), default="")

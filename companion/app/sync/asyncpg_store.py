@@ -12,6 +12,17 @@ from companion.app.core.keyring import PurposeKeys
 from companion.app.core.problems import Problem
 from companion.app.sync.protocol import COLUMNS, DESIRED, HandsetRow, Plan, SyncResult, SyncService
 
+
+def _report(order: str) -> str:
+    """The SET of the report ($10-$13) when the request's order (parameter `order`) is not below the stored one
+    (protocol.report_order): a request held back and delivered after a newer one cannot roll it back. Decided
+    in the UPDATE, on the row as it is when locked, so of two exchanges at once the newer report wins."""
+    newer = "CASE WHEN reported_order <= " + order + " THEN "
+    return (f"reported = {newer}$10::json ELSE reported END, reported_version = {newer}$11 ELSE reported_version "
+            f"END, last_command_seq = {newer}$12 ELSE last_command_seq END, lockout_id = {newer}$13 ELSE lockout_id "
+            f"END, reported_order = GREATEST(reported_order, {order})")
+
+
 # asyncpg: the handset row and the nonce in one round trip; the log rows, the report and the open commands
 # in a second; then commit
 _PG_FIRST = (
@@ -23,8 +34,8 @@ _PG_SECOND = (
     "SELECT $1, s, w, t, a, b, c, p, r FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
     "$6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[]) AS x(s, w, t, a, b, c, p, r) "
     "ON CONFLICT DO NOTHING), "
-    "u AS (UPDATE handsets SET reported = $10::json, reported_version = $11, last_command_seq = $12, "
-    "lockout_id = $13, syncs = syncs + 1, last_sync_at = $14, log_seq = $15, log_hash = $16, log_error = $17 "
+    "u AS (UPDATE handsets SET " + _report("$18") + ", syncs = syncs + 1, last_sync_at = $14, log_seq = $15, "
+    "log_hash = $16, log_error = $17 "
     "WHERE id = $1) "
     "SELECT id, seq, kind, arg, expires FROM commands WHERE handset_id = $1 AND status IN ('queued', 'delivered') "
     "ORDER BY seq")
@@ -37,8 +48,8 @@ _PG_ONE = (
     "WITH h AS (SELECT 1 FROM handsets WHERE id = $1 AND log_seq = $20), "
     "n AS (INSERT INTO sync_nonces (handset_id, nonce, ts) SELECT $1, $18, $19 WHERE EXISTS (SELECT 1 FROM h) "
     "ON CONFLICT DO NOTHING RETURNING 1), "
-    "u AS (UPDATE handsets SET reported = $10::json, reported_version = $11, last_command_seq = $12, "
-    "lockout_id = $13, syncs = syncs + 1, last_sync_at = $14, log_seq = $15, log_hash = $16, log_error = $17 "
+    "u AS (UPDATE handsets SET " + _report("$21") + ", syncs = syncs + 1, last_sync_at = $14, log_seq = $15, "
+    "log_hash = $16, log_error = $17 "
     "WHERE id = $1 AND log_seq = $20 AND EXISTS (SELECT 1 FROM n) RETURNING " + ", ".join(DESIRED) + "), "
     "l AS (INSERT INTO log_records (handset_id, seq, wall, rtype, a, b, c, photo, raw) "
     "SELECT $1, s, w, t, a, b, c, p, r FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
@@ -144,7 +155,7 @@ class AsyncpgStore:
             stamp = dt.datetime.now(dt.UTC)
             rows = await conn.fetch(_PG_ONE, device_id, *cols, plan.reported, req.desired_version,
                                     req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
-                                    plan.log_error, nonce, ts, head[0])
+                                    plan.log_error, nonce, ts, head[0], plan.order)
             first = rows[0]
             if not first["head_ok"]:
                 # another process (or exchange) moved the log head: take the locked path with a fresh row
@@ -197,7 +208,7 @@ class AsyncpgStore:
             req = plan.req
             rows = await conn.fetch(_PG_SECOND, device_id, *cols, plan.reported, req.desired_version,
                                     req.last_command_seq, plan.lockout_id, stamp, plan.log_ack, plan.log_hash,
-                                    plan.log_error)
+                                    plan.log_error, plan.order)
             commands, send, expired, more = svc.commands(plan, [tuple(r) for r in rows])
             if expired:
                 await conn.execute(_PG_EXPIRE, expired)

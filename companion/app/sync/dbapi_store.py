@@ -56,8 +56,10 @@ class DbApiStore:
         for cid in send:
             cur.execute(sql.deliver, (when, cid))
         req = plan.req
-        cur.execute(sql.update, (plan.reported, req.desired_version, req.last_command_seq, plan.lockout_id,
-                                 when, plan.log_ack, plan.log_hash, plan.log_error, device_id, plan.head[0]))
+        o = plan.order  # the report is written only when newer than the stored one (protocol.report_order)
+        cur.execute(sql.update, (o, plan.reported, o, req.desired_version, o, req.last_command_seq, o,
+                                 plan.lockout_id, o, when, plan.log_ack, plan.log_hash, plan.log_error, device_id,
+                                 plan.head[0]))
         if cur.rowcount != 1:
             # the log head moved since it was read (SQLite: another worker process stored an exchange of this
             # handset in between; nothing of this one is committed): the handset retries
@@ -90,10 +92,12 @@ class _Sql:
                        + ", ".join([p] * 5) + ")")
         self.deliver = ("UPDATE commands SET status = 'delivered', deliveries = deliveries + 1, delivered_at = "
                         + p + " WHERE id = " + p)
-        self.update = ("UPDATE handsets SET reported = " + p + ", reported_version = " + p
-                       + ", last_command_seq = " + p + ", lockout_id = " + p + ", syncs = syncs + 1, last_sync_at = "
-                       + p + ", log_seq = " + p + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p
-                       + " AND log_seq = " + p)
+        newer = "CASE WHEN reported_order <= " + p + " THEN " + p + " ELSE "
+        self.update = ("UPDATE handsets SET reported = " + newer + "reported END, reported_version = " + newer
+                       + "reported_version END, last_command_seq = " + newer + "last_command_seq END, lockout_id = "
+                       + newer + "lockout_id END, reported_order = " + ("MAX" if sqlite else "GREATEST")
+                       + "(reported_order, " + p + "), syncs = syncs + 1, last_sync_at = " + p + ", log_seq = " + p
+                       + ", log_hash = " + p + ", log_error = " + p + " WHERE id = " + p + " AND log_seq = " + p)
 
 
 

@@ -61,7 +61,7 @@ class Plan:
     """What one verified request changes: filled by SyncService.plan, written by a store."""
 
     def __init__(self, device_id: int, head: tuple[int, str, str], req: SyncRequest, keys: PurposeKeys,
-                 now: int, nonce: str):
+                 now: int, nonce: str, ts: int = 0):
         self.device_id = device_id
         self.head = head  # (log seq, log hash, log error) the chunk is checked against
         self.req = req
@@ -77,7 +77,27 @@ class Plan:
             lockout_id = 0
         self.lockout_id = lockout_id
         self.reported = json.dumps(status)
+        self.order = report_order(status, ts)
         self.acks = [(seq, _RC_STATUS.get(rc, "refused"), rc) for seq, rc in req.acks]
+
+
+def report_order(status: Mapping[str, Any], ts: int) -> int:
+    """Where a request's report stands among the handset's: (log_next_seq << 32) + device timestamp.
+
+    A store writes a report (reported, reported_version, last_command_seq, lockout_id) only when its order is
+    not below the stored reported_order, in the same UPDATE (so of two exchanges at once the newer report wins
+    whichever commits last): a signed request held back by a man in the middle and delivered after a newer one
+    keeps its log records and gets its answer, but cannot roll the report (and an old lockout id) back.
+    The handset's log only grows and it logs every answer it takes and every change of its state, so its
+    log_next_seq orders its reports even when its clock was set back in between; the timestamp orders reports
+    with the same log_next_seq. Equal orders: the later arrival is written (the same log position in the same
+    second: nothing the handset logged lies between them; and clients that leave log_next_seq out, ordered by
+    their timestamp alone, may report twice in one second). ts < 2**32 (the header's bound) and n is capped
+    below 2**31, so the order fits a signed 64-bit column."""
+    n = status.get("log_next_seq")
+    if type(n) is not int or n < 0:  # not bool
+        n = 0
+    return (min(n, 2**31 - 1) << 32) + ts
 
 
 # the desired-state columns, in the order answer() takes them
@@ -151,7 +171,7 @@ class SyncService:
                                   for e in exc.errors()[:5]]) from exc
         if req.device_id != device_id:
             raise Problem(422, "invalid", "body device_id differs from the header")
-        plan = Plan(device_id, head, req, pk, now, nonce)
+        plan = Plan(device_id, head, req, pk, now, nonce, ts)
         if req.log is not None:
             self._chunk(plan, req.log.first, req.log.data)
         return plan
