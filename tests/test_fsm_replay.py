@@ -169,3 +169,173 @@ def test_a_cut_between_a_violation_and_its_lockout_still_locks_out(count, locked
     if locked:
         assert m.lock_cause == vio[3]
         assert cut.read(m.lockout_id)[2:4] == (R.LOCKOUT, R.LOCK_VIOLATION)
+
+
+def _boot_and_poll(save, log, wall, ignition=False):
+    """Boot on `save` with a copy of `log` (the heartbeat just before the cut), poll once with the key as
+    given: the records the boot and the poll log (without their times) and the replayed values."""
+    from fsm.inputs import Inputs
+
+    log = copy.deepcopy(log)
+    store = MemoryState()
+    store._data = save
+    store._stamp = wall
+    m = Interlock(_Board(), log, store)
+    start = log.next_seq()
+    m.boot(0, wall)
+    inp = Inputs()
+    inp.rtc = wall
+    inp.ignition = ignition
+    m.step(500, inp)
+    logged = [log.read(s)[2:6] for s in range(start, log.next_seq())]
+    return logged, _values(m)
+
+
+def _older_saves_agree(text, pick, ignition=False):
+    """Run `text`; booting on each save that `pick` (given the saved machine) selects, with the whole log, and
+    polling once logs the same records and rebuilds the same values as booting on the newest save: what a cut
+    after a record and before its save leaves is what the log says. Returns the number of saves compared and
+    the records of the newest one's boot."""
+    from fsm import persist
+
+    state = SnapshotState()
+    sc = scenario.Scenario("older_saves", storage=(None, state))
+    sc.run_text(text)
+    assert not sc.failures, sc.failures
+    log = sc.sim.log
+    wall = sc.sim.fsm.wall
+    want = _boot_and_poll(state.saves[-1], log, wall, ignition)
+    compared = 0
+    for i, old in enumerate(state.saves[:-1]):
+        saved = Interlock(_Board(), log, MemoryState())
+        persist.unpack(old, saved)
+        if not pick(saved):
+            continue
+        got = _boot_and_poll(old, log, wall, ignition)
+        assert got == want, "booting on save %d of %d: %s" % (i, len(state.saves), got[0])
+        compared += 1
+    return compared, want[0]
+
+
+def test_an_alarm_logged_after_the_save_is_not_booked_again_as_a_refused_retest():
+    """A missed retest sounds the alarm (ALARM a=1); a cut before the save that holds the alarm, then the key
+    off: the boot ends the alarm as the newest save would (ALARM a=0), with no refused-retest violation."""
+    from fsm import records as R
+
+    n, logged = _older_saves_agree(
+        'key on\nwait-for "BLOW" within 10s\nblow\nwait-for "START" within 15s\ncrank\n'
+        'wait-for "RETEST - BLOW" within 16m\nwait 6m\nexpect horn on\nexpect log VIOLATION a=1 b=1\n',
+        lambda saved: saved.retest_pending and not saved.alarm_at_save)
+    assert n >= 1
+    assert (R.ALARM, 0, 0, 0) in logged
+    assert not any(r[0] == R.VIOLATION for r in logged)
+
+
+@pytest.mark.parametrize("ending", ["wait-for \"START\" within 15s\n",  # the RESULT ends the analysis
+                                    "key off\nwait 5s\n",  # ... also with the key off
+                                    "module remove\nwait 2s\n",  # the module leaving (MODULE, STATE) ends it
+                                    "unplug\nwait 2s\nplug\nwait 2s\n"])  # so does the handset unplugged
+def test_an_analysis_that_ended_after_the_save_is_not_booked_as_cut_short(ending):
+    """A save taken while a sample was analysed, then the analysis ended (a result, the key off or the module
+    pulled) before the cut: the boot does not book the sample as lost to the cut (FAULT a=3) or lock for it."""
+    from fsm import records as R
+
+    n, logged = _older_saves_agree(
+        'key on\nwait-for "BLOW" within 10s\nblow\nexpect display "ANALYZING"\n' + ending,
+        lambda saved: saved.analyzing)
+    assert n >= 1
+    assert not any(r[0] == R.FAULT and r[1] == 3 for r in logged)
+
+
+def test_provisioning_logged_after_the_save_is_replayed_and_nothing_else_counts_as_one():
+    """A provisioning (SERVICE SVC_PROVISION b=1) logged after the save marks the handset provisioned once at
+    boot (a second secret is refused); a refused provisioning (b=0) and other records with b=1 do not."""
+    from fsm import records as R
+    from host_sim.handset import sim_secret
+    from storage.memory import MemoryLog
+
+    def fresh():
+        store = SnapshotState()
+        log = MemoryLog()
+        m = Interlock(_Board(), log, store)
+        m.boot(0, 1000)
+        return m, log, store
+
+    # refused provisioning, then a reboot (BOOT b=1: a 1 s gap) and a retest request (RETEST b=1)
+    m, log, store = fresh()
+    first = store.saves[0]
+    assert not m.provision(0, 0, b"short")
+    m._log(R.RETEST, 0, 1, R.RQ_POWER_CUT)
+    m._log(R.BOOT, 1, 1, 0)
+    m._log(R.SERVICE, R.SVC_EXTEND + 100, 1, 0)  # a service record of no known kind
+    again = Interlock(_Board(), log, MemoryState())
+    again.store._data = first
+    again.store._stamp = 1000
+    again.boot(0, 1000)
+    assert again.provisioned_before is False
+    assert again.provision(0, 77, sim_secret(77))
+    # provisioned after the save: the boot knows it, and a second secret is refused
+    m, log, store = fresh()
+    first = store.saves[0]
+    assert m.provision(0, 77, sim_secret(77))
+    again = Interlock(_Board(), log, MemoryState())
+    again.store._data = first
+    again.store._stamp = 1000
+    again.boot(0, 1000)
+    assert again.provisioned_before is True
+    assert not again.provision(0, 78, sim_secret(78))
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_a_due_date_the_companion_moved_after_the_save_is_replayed(which):
+    """The companion's desired state moved the service (INSPECTION a=3 c=1) or inspection (c=2) due day after
+    the save: the boot moves that date, and only that one."""
+    from storage.memory import MemoryLog
+
+    store = SnapshotState()
+    log = MemoryLog()
+    m = Interlock(_Board(), log, store)
+    m.boot(0, 1000)
+    first = store.saves[0]
+    service, inspection = m.service_due, m.inspection_due
+    m.set_desired(0, 1, m.payment_due, service + 40 if which == 1 else service,
+                  inspection + 50 if which == 2 else inspection, m.expected_module)
+    again = Interlock(_Board(), log, MemoryState())
+    again.store._data = first
+    again.store._stamp = 1000
+    again.boot(0, 1000)
+    assert (again.service_due, again.inspection_due) == (m.service_due, m.inspection_due)
+    assert (again.service_due, again.inspection_due) != (service, inspection)
+
+
+def test_the_replay_reads_each_record_once():
+    """The replay walks the log forward, one record at a time, and stops at its end."""
+    from fsm import records as R
+    from storage.memory import MemoryLog
+
+    class CountingLog(MemoryLog):
+        def __init__(self):
+            super().__init__()
+            self.reads = {}
+
+        def read(self, seq):
+            self.reads[seq] = self.reads.get(seq, 0) + 1
+            if self.reads[seq] > 2:
+                raise AssertionError("record %d read again and again" % seq)
+            return super().read(seq)
+
+    store = SnapshotState()
+    log = CountingLog()
+    m = Interlock(_Board(), log, store)
+    m.boot(0, 1000)
+    first = store.saves[0]
+    for i in range(5):
+        m._log(R.ABORT, 0, i, 0)
+    log.reads.clear()
+    again = Interlock(_Board(), log, MemoryState())
+    again.store._data = first
+    again.store._stamp = 1000
+    again.boot(0, 1000)
+    replayed = [s for s in log.reads if s >= 1]
+    assert max(log.reads.values()) == 1
+    assert len(replayed) >= 5
