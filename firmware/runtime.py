@@ -117,6 +117,7 @@ class Runtime:
         self._fault_boots = 0
         self.battery = power.Battery() if hw.supply is not None else None
         self._failed_at = -1  # tick the runtime failed safe (-1: not yet seen by _supervise)
+        self._stop_logged = False  # failed safe, the engine was seen stopped (ENGINE a=0 recorded)
         self._healthy_at = -1  # tick from which this boot counts as healthy (-1: nothing to clear)
 
     def boot(self, now):
@@ -182,6 +183,8 @@ class Runtime:
         poll."""
         self.poll(now)
         self._supervise(now)
+        if self.failed:
+            self._watch_engine(now)
         return self.fsm.poll_ms if not self.failed else FAILED_POLL_MS
 
     def _supervise(self, now):
@@ -217,6 +220,30 @@ class Runtime:
         if timebase.diff(now, self._failed_at) < hold:
             wd.feed()
         # past the hold: no more feeding; the watchdog restarts the handset
+
+    def _watch_engine(self, now):
+        """Failed safe, the state machine polls nothing until the next boot, and the relay is open: an engine that
+        ran at the fault (as the state says) and is seen stopped since is recorded, once (ENGINE a=0, replayed at
+        boot), so that the next boot, finding it running, knows it was started past the open relay: a bypass, not
+        a drive that ran through the fault. The engine input reading off while the alternator still charges is a
+        cut sense wire, not a stop (as in the state machine's own check); an unreadable input is no stop either."""
+        if self._stop_logged or not self.fsm.engine_saved:
+            return
+        hw = self.hw
+        try:
+            if hw.vehicle.engine_running():
+                return
+            if hw.supply is not None and hw.supply.millivolts() >= power.CHARGING_MV:
+                return
+        except Exception:  # noqa: BLE001
+            return
+        self._stop_logged = True
+        fsm = self.fsm
+        gone = timebase.diff(now, self._failed_at) // 1000 if self._failed_at != -1 else 0
+        try:
+            self.log.append(fsm.wall + (gone if gone > 0 else 0), records.ENGINE, 0, 0, 0, 0)
+        except Exception:  # noqa: BLE001
+            pass
 
     def _engine_running(self):
         """The engine runs now (read afresh: a failed runtime polls nothing); an unreadable input counts as

@@ -31,7 +31,7 @@ RULE_PARAMS = (
     "fail_brac", "warn_brac", "free_restart_s", "retest_first_min_s", "retest_first_max_s", "retest_next_min_s",
     "retest_next_max_s", "retest_next_from", "retest_window_s", "retest_redemand", "temp_lock_s",
     "temp_lock_repeat", "startup_fail_s", "startup_fail_vio", "service_days", "camera", "volume_ml", "recall_s",
-    "outage_grace_days", "startup_fail_now",
+    "outage_grace_days", "startup_fail_now", "startup_excuse_brac",
 )
 
 # the violation classes a state's rule defines and the companion counts from the uploaded log

@@ -32,11 +32,14 @@ LABELS = {
     "startup_fail_vio": "Start-up failure is a violation", "service_days": "Service interval",
     "camera": "Camera", "volume_ml": "Breath volume", "recall_s": "Violation countdown",
     "outage_grace_days": "Outage grace", "startup_fail_now": "Failed start test is a violation at once",
+    "startup_excuse_brac": "Retest that excuses a failed start",
 }
 
 
 def _value(name: str, v: int) -> str:
-    if name in ("fail_brac", "warn_brac"):
+    if name == "startup_excuse_brac" and not v:
+        return "a pass only"
+    if name in ("fail_brac", "warn_brac", "startup_excuse_brac"):
         return "%d.%03d g/210 L" % divmod(v, 1000)
     if name == "retest_next_from":
         return "the previous request" if v else "the previous pass"

@@ -196,7 +196,37 @@ def _retests(preset, v):
     return out
 
 
-BLOCKS = (_service, _camera, _results, _volume, _free_restart, _temp_lock, _startup, _retests)
+def _verdict(v, brac):
+    return "FAIL" if brac >= v["fail_brac"] else ("WARN" if brac >= v["warn_brac"] else "PASS")
+
+
+def _excuse(preset, v):
+    names = _cited(preset, "startup_excuse_brac")
+    e, s, t, vio = v["startup_excuse_brac"], v["startup_fail_s"], v["temp_lock_s"], v["startup_fail_vio"]
+    if not names or not s or v["startup_fail_now"] or s < t + 60:
+        return []
+    out = _say(preset, names) + _prelude(v)
+    out += ["# a fail that a test at the excuse level follows within the window is no start-up failure, even when",
+            "# that test fails (and locks) itself", "mark", "key on", 'wait-for "BLOW" within 2m', "blow brac=.045",
+            'wait-for "FAIL" within 15s', "key off", "wait %ds" % (t + 2), "key on", 'wait-for "BLOW" within 2m',
+            "blow brac=%s" % _brac(e), 'wait-for "%s" within 15s' % _verdict(v, e), "expect log RESULT a=%d" % e,
+            "key off", "wait %ds" % s,
+            "expect no-log STARTUP_FAIL", "expect no-log VIOLATION a=8"]
+    if e + 1 < v["fail_brac"]:
+        return out  # a test just above the excuse level passes: it ends the window as any pass does
+    # the simulated fuel cell reads a breath within 0.001 of its BrAC: two steps above is surely above (the step
+    # itself, 0.021 after 0.020, is review_tn_retest_at_021_no_excuse.scn)
+    out += _prelude(v)
+    out += ["# a test above the excuse level fails and excuses nothing: the start-up failure is logged",
+            "key on", 'wait-for "BLOW" within 2m', "blow brac=.045", 'wait-for "FAIL" within 15s', "mark", "key off",
+            "wait %ds" % (t + 2), "key on", 'wait-for "BLOW" within 2m', "blow brac=%s" % _brac(e + 2),
+            'wait-for "FAIL" within 15s', "key off", "wait %ds" % s,
+            "expect log STARTUP_FAIL b=%d c=%d" % (s, 1 if vio else 0),
+            "expect log VIOLATION a=8" if vio else "expect no-log VIOLATION a=8"]
+    return out
+
+
+BLOCKS = (_service, _camera, _results, _volume, _free_restart, _temp_lock, _startup, _excuse, _retests)
 
 
 def scenario(preset):

@@ -83,6 +83,7 @@ def test_policy_defaults_are_handset_md_numbers():
     ({"version": 0}, "version must go up"),
     ({"version": 2, "bogus": 1}, "unknown bogus"),
     ({"version": 2, "fail_brac": 5, "warn_brac": 10}, "warn above fail"),
+    ({"version": 2, "startup_excuse_brac": 21}, "excuse above fail"),
     ({"version": 2, "recall_s": -1}, "bad recall_s"),
     ({"version": 2, "camera": True}, "bad camera"),
     ("not a dict", "not a map"),

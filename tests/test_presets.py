@@ -85,6 +85,7 @@ def test_validation_refuses_a_preset_outside_the_policy_bounds():
     _refused("CA", lambda d: d["params"]["retest_next_min_s"].update(value=200, rule_min=None),
              "retest next inside window")
     _refused("AZ", lambda d: d["params"]["warn_brac"].update(value=30), "warn above fail")
+    _refused("TN", lambda d: d["params"]["startup_excuse_brac"].update(value=21), "excuse above fail")
 
 
 def test_validation_refuses_a_value_outside_its_rule():

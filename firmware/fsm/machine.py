@@ -374,7 +374,7 @@ class Interlock(Authority):
             elif rtype == records.RESULT and c == 1:
                 if b != records.FAIL:
                     self.fail_streak = 0
-                self._startup_result(b == records.FAIL, wall)
+                self._startup_result(b == records.FAIL, wall, a <= self.policy.startup_excuse_brac)
             elif rtype == records.STARTUP_FAIL:
                 self.startup_fail_at = 0
             elif rtype == records.FAULT and a == records.FAULT_ANALYSIS_LOST and b == 1:
@@ -823,7 +823,7 @@ class Interlock(Authority):
         if verdict != records.FAIL and self.fail_streak:
             self.fail_streak = 0
             self._dirty = True
-        self._startup_result(verdict == records.FAIL, self.wall)
+        self._startup_result(verdict == records.FAIL, self.wall, value <= p.startup_excuse_brac)
         if verdict == records.FAIL:
             if p.startup_fail_now:
                 # a start test at or above the fail point is a violation of its own (IN 260 IAC 3-2-1(3))
@@ -856,9 +856,17 @@ class Interlock(Authority):
         self.fail_lock_end = self.wall + seconds
         self._temp_lock(records.LOCK_TEMP, seconds, cause)
 
-    def _startup_result(self, failed, wall):
-        """A start test's verdict for the start-up failure rule (startup_fail_s): a fail opens it, a pass ends it."""
-        if failed:
+    def _startup_result(self, failed, wall, excused=False):
+        """A start test's verdict for the start-up failure rule (startup_fail_s): a fail opens it, a pass ends it.
+
+        excused: the test read at or below startup_excuse_brac (TN 1340-03-06-.13: a failed start followed within
+        10 minutes by a test at or below 0.020 is no violation, though 0.020 itself fails and locks). Such a fail
+        ends a pending start-up failure as a pass does, and opens none of its own; with none pending it is a fail
+        like any other (nothing came after it to excuse it)."""
+        if excused and self.startup_fail_at:
+            self.startup_fail_at = 0
+            self._dirty = True
+        elif failed:
             if self.policy.startup_fail_s and not self.startup_fail_at:
                 self.startup_fail_at = wall
                 self._dirty = True

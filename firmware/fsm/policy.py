@@ -68,6 +68,7 @@ SPEC = (
     ("startup_fail_vio", 0, 0, 1),  # 1: that start-up failure is also a violation (counted, recall countdown)
     ("outage_grace_days", 0, 0, 30),  # days the payment and service locks wait when no sync came since the due day
     ("startup_fail_now", 0, 0, 1),  # 1: a failed start test is a violation at once (then none again after the window)
+    ("startup_excuse_brac", 0, 0, 400),  # a start test at or below this ends a pending start-up failure, even a fail
 )
 
 VERSION_MAX = 0xFFFFFFFF  # the version is persisted as an unsigned 32-bit field
@@ -139,6 +140,8 @@ class Policy:
             return "retest next range"
         if merged["flow_min"] >= merged["flow_max"]:
             return "flow range"
+        if merged["startup_excuse_brac"] > merged["fail_brac"]:
+            return "excuse above fail"
         if merged["startup_fail_vio"] and not merged["startup_fail_s"]:
             return "start-up failure window"
         if merged["retest_next_from"] and merged["retest_next_min_s"] <= merged["retest_window_s"]:

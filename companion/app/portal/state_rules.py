@@ -24,6 +24,7 @@ LABELS = {
     "startup_fail_vio": N_("Start-up failure is a violation"), "service_days": N_("Service interval"),
     "camera": N_("Camera"), "volume_ml": N_("Breath volume"), "recall_s": N_("Violation countdown"),
     "outage_grace_days": N_("Outage grace"), "startup_fail_now": N_("Failed start test is a violation at once"),
+    "startup_excuse_brac": N_("Retest that excuses a failed start"),
 }
 MARKS = {"rule": N_("rule text"), "agency": N_("agency page"), "secondary": N_("secondary source (an assumption)"),
          "unsourced": N_("not found: the conservative default")}
