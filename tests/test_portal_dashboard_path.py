@@ -103,7 +103,7 @@ def _everything(world, d, card_year=2020):
                              last4="4242", exp_month=1, exp_year=card_year, primary=True)
         s.add(card)
         s.flush()
-        for hid in d["handsets"]:  # auto-pay is per device
+        for hid in (h["device_id"] for h in d["handsets"]):  # auto-pay is per device
             s.add(DeviceAutopay(handset_id=hid, account_id=d["account_id"], autopay=True, method_id=card.id,
                                 last_decline="Your card was declined."))
         s.add(Program(account_id=d["account_id"], jurisdiction="AZ", ends_on=dt.date(2031, 5, 6)))
