@@ -20,8 +20,9 @@ from sync.client import SyncClient
 
 def main():
     """Build the drivers and storage, then run the runtime loop and its supervised tasks forever."""
-    # the service port is UART0, MicroPython's REPL stream: with Ctrl-C on, a 0x03 from the cable would raise
-    # KeyboardInterrupt here and leave a Python prompt on the port (the secret, the state, everything)
+    # on a stock build UART0 (the service cable) is MicroPython's REPL stream, and on the S3 the native USB is
+    # in every build: with Ctrl-C on, a 0x03 would raise KeyboardInterrupt here and leave a Python prompt (the
+    # secret, the state, everything)
     micropython.kbd_intr(-1)
     hw = wiring.build()
     # the runtime loop feeds it while every task below reports progress; it starts at the first feed
@@ -37,8 +38,9 @@ def main():
     sync_task = sv.guard(sup, sv.TASK_SYNC, sync.run(alive=sup.watch(sv.TASK_SYNC, sv.LIMIT_SYNC_MS, now,
                                                                       time.ticks_ms)))
     # the service port is UART0 (the USB bridge); its cable sense ends the technician's session when the cable
-    # comes out
-    # and the same server over BLE (the SMP GATT service), its sessions bound to the BLE connection
+    # comes out. On a stock MicroPython build UART0 is the REPL's and service_port() is None: the task records
+    # FAULT_SERVICE_PORT and runs without it (no boot loop). The same server over BLE (the SMP GATT service), its
+    # sessions bound to the BLE connection, runs either way.
     ble_alive = sup.watch(sv.TASK_BLE, sv.LIMIT_BLE_MS, now, time.ticks_ms)
 
     def ble(server):

@@ -2,18 +2,20 @@
 """Freeze manifest: the firmware as frozen bytecode in the board's MicroPython build (bytecode and strings stay
 in flash; only the objects the modules make live on the heap).
 
-Board build (MicroPython v1.27.0, ESP-IDF v5.4 set up with its export.sh); shown for the ESP32-WROOM-32, which
-takes the firmware only frozen; for the target ESP32-S3-WROOM-1-N8R8 use BOARD=ESP32_GENERIC_S3
-BOARD_VARIANT=SPIRAM_OCT (README, "Putting the firmware on a board"):
+Board build (MicroPython v1.27.0, ESP-IDF v5.4 set up with its export.sh): the handset's own board definitions,
+tools/board/INTERLOCK_S3 (the target ESP32-S3-WROOM-1-N8R8) and tools/board/INTERLOCK_WROOM32, name this file as
+their frozen manifest and take the REPL off UART0 (the service port's); README, "Putting the firmware on a board":
     git clone -b v1.27.0 https://github.com/micropython/micropython && cd micropython
-    make -C mpy-cross && make -C ports/esp32 BOARD=ESP32_GENERIC submodules
-    make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=$PWD/../interlock/firmware/manifest.py
-    make -C ports/esp32 BOARD=ESP32_GENERIC PORT=/dev/ttyUSB0 deploy
+    make -C mpy-cross && make -C ports/esp32 BOARD_DIR=$ILK/tools/board/INTERLOCK_S3 submodules
+    make -C ports/esp32 BOARD_DIR=$ILK/tools/board/INTERLOCK_S3
+    make -C ports/esp32 BOARD_DIR=$ILK/tools/board/INTERLOCK_S3 PORT=/dev/ttyACM0 deploy
+A stock build (BOARD=ESP32_GENERIC FROZEN_MANIFEST=...) runs too, without the serial service port (UART0 is its
+REPL: FAULT_SERVICE_PORT in the log).
 
 Which pin map each build uses: both are frozen (package("drivers")), and drivers/esp32/wiring.py picks the one
 named by the chip the build is for (the MCU name at the end of sys.implementation._machine):
-    BOARD=ESP32_GENERIC                          (ESP32-WROOM-32)         -> drivers/esp32/pins_wroom32.py
-    BOARD=ESP32_GENERIC_S3 BOARD_VARIANT=SPIRAM_OCT (ESP32-S3-WROOM-1-N8R8) -> drivers/esp32/pins_s3.py
+    INTERLOCK_WROOM32 or ESP32_GENERIC                          (ESP32-WROOM-32) -> drivers/esp32/pins_wroom32.py
+    INTERLOCK_S3 or ESP32_GENERIC_S3 BOARD_VARIANT=SPIRAM_OCT (ESP32-S3-WROOM-1-N8R8) -> drivers/esp32/pins_s3.py
 Any other build (an ESP32 with SPIRAM, another chip) has no pin map: build() refuses before it touches a pin.
 
 Frozen main.py runs at boot (the port runs a frozen main.py before one on the file system), so the board's

@@ -71,6 +71,7 @@ def test_each_board_build_names_its_pin_map_and_freezes_it():
 
     files, _ = frozen()
     doc = ast.get_docstring(ast.parse((FIRMWARE / "manifest.py").read_text()))
-    for build, pins in (("BOARD=ESP32_GENERIC ", "pins_wroom32.py"), ("BOARD=ESP32_GENERIC_S3", "pins_s3.py")):
+    for build, pins in (("INTERLOCK_WROOM32 or ESP32_GENERIC ", "pins_wroom32.py"),
+                        ("INTERLOCK_S3 or ESP32_GENERIC_S3", "pins_s3.py")):
         assert "drivers/esp32/" + pins in files
         assert any(build in line and pins in line for line in doc.splitlines()), (build, pins)

@@ -28,6 +28,7 @@ class _Machine:
         self.created = []
         self.bus = FakeI2C()
         self.irqs = {}
+        self.repl_uart = None  # 0: a stock MicroPython build, whose UART0 is the REPL's
         for addr, size in ((0x48, 4), (0x49, 4), (0x27, 1), (0x68, 0x13), (0x50, 256)):
             self.bus.add(addr, size)
         self.bus.frames[0x25] = [_sdp_frame()]
@@ -79,6 +80,10 @@ class _Machine:
 
         class UART:
             def __init__(self, uart_id, baudrate, tx=None, rx=None, **kw):
+                # MicroPython v1.27.0 ports/esp32/machine_uart.c (mp_machine_uart_init_helper): a buffer size
+                # for the REPL's UART is refused before anything is set
+                if uart_id == m.repl_uart and ("rxbuf" in kw or "txbuf" in kw):
+                    raise ValueError("REPL UART buffer size is fixed")
                 m.created.append(("UART", uart_id, tx, rx, baudrate))
 
             def any(self):
@@ -584,3 +589,105 @@ def test_main_keeps_the_repl_off_the_service_port(board, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         runpy.run_path(str(main), run_name="board_main")
     assert calls[0] == ("kbd_intr", -1) and ("serve",) in calls and calls[-1] == ("reset",), calls
+
+
+def test_a_stock_build_gives_no_serial_service_port(board):
+    """On a stock ESP32_GENERIC / ESP32_GENERIC_S3 build UART0 is the REPL's and MicroPython refuses its rxbuf
+    (ValueError): service_port() gives None instead of raising, and opens no UART."""
+    wiring, fake = board
+    fake.repl_uart = 0
+    assert wiring.service_port() is None
+    assert not [e for e in fake.created if e[0] == "UART"]
+    fake.repl_uart = None
+    assert wiring.service_port() is not None  # the handset's own build (tools/board/): UART0 is free
+
+
+def _run_main(monkeypatch, started):
+    """Run firmware/main.py on the stand-in machine, the service task's start() recording its arguments."""
+    import asyncio
+    import runpy
+    from pathlib import Path
+
+    import storage
+    from drivers import simcom
+    from service import task
+    from storage.memory import MemoryLog, MemoryState
+
+    def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
+        started.update(runtime=runtime, log=log, port=port, ble=ble)
+
+        async def idle():
+            return None
+
+        return idle()
+
+    def run(coro):
+        for t in coro.cr_frame.f_locals["tasks"]:
+            _close(t)
+        coro.close()
+        started["ran"] = True
+
+    class Modem:
+        def __init__(self, uart, base):
+            pass
+
+    monkeypatch.setattr(task, "start", start)
+    monkeypatch.setattr(asyncio, "run", run)
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(ms / 1000), raising=False)
+    monkeypatch.setattr(storage, "on_flash", lambda flash: (MemoryLog(), MemoryState()))
+    monkeypatch.setattr(simcom, "SimcomModem", Modem)
+    machine = sys.modules["machine"]
+    monkeypatch.setattr(machine, "reset", lambda: started.setdefault("reset", True), raising=False)
+    main = Path(__file__).resolve().parents[1] / "firmware" / "main.py"
+    runpy.run_path(str(main), run_name="board_main")
+
+
+def test_main_on_a_stock_build_runs_without_the_serial_port(board, monkeypatch):
+    """A stock build (UART0 the REPL's) must not boot-loop: main.py still builds everything and runs the loop,
+    the service task gets no serial port (and keeps its BLE port), and the relay was never closed."""
+    _, fake = board
+    fake.repl_uart = 0
+    started = {}
+    _run_main(monkeypatch, started)
+    assert started.get("ran") and started["port"] is None and callable(started["ble"])
+    relay_pin = fake.created[0]
+    assert relay_pin[:2] == ("Pin", board[0].PINS.PIN_RELAY)
+    assert ("set", board[0].PINS.PIN_RELAY, 1) not in fake.created
+
+
+def test_the_service_task_without_a_serial_port_records_it_and_serves_ble():
+    """port None (a stock build): the service task records FAULT_SERVICE_PORT once, starts the BLE task on its
+    server and keeps running (reporting progress), reading nothing; the state machine's state is untouched."""
+    import asyncio
+
+    from fsm import records
+    from service import task
+    from tests.service_sim import Counter, locked_sim
+
+    sim, log = locked_sim(lockout=False)
+    before, first = sim.fsm.status(), log.next_seq()
+
+    class Runtime:
+        fsm = sim.fsm
+
+    beats, served = [], []
+
+    async def ble(service):
+        served.append(service)
+
+    async def scenario():
+        t = asyncio.ensure_future(task.start(Runtime(), log, None, lambda: 0, Counter(),
+                                             alive=lambda: beats.append(1), ble=ble))
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+        done = t.done()
+        t.cancel()
+        return done
+
+    assert asyncio.run(scenario()) is False, "the service task ended"
+    recs = [log.read(s) for s in range(first, log.next_seq())]
+    assert [(r[2], r[3]) for r in recs] == [(records.FAULT, records.FAULT_SERVICE_PORT)]
+    assert recs[0][1] == sim.fsm.wall
+    assert len(served) == 1 and len(beats) >= 2
+    after = sim.fsm.status()
+    assert after.pop("log_next_seq") == before.pop("log_next_seq") + 1 and after == before

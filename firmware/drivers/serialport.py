@@ -54,3 +54,16 @@ class UartPort(SerialPort):
         if self._sense is None:
             return True
         return self._sense.value() == self._active
+
+
+class NoPort(SerialPort):
+    """No serial port at all (the build could not open its UART): never attached, reads nothing, drops writes."""
+
+    def readinto(self, buf):
+        return 0
+
+    def write(self, data):
+        pass
+
+    def connected(self):
+        return False

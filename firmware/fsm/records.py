@@ -94,6 +94,10 @@ FAULT_RUNTIME = const(2)  # the runtime caught an unexpected error and failed sa
 # state that ended it (the module pulled: NO_MODULE; the handset unplugged: DISCONNECTED)
 FAULT_ANALYSIS_LOST = const(3)
 FAULT_TASK = const(4)  # a background task failed; b=task (supervisor.TASK_*), c=how (supervisor.HOW_*)
+# the serial service port could not be opened at boot: a MicroPython build that keeps UART0 for its REPL (a
+# stock ESP32_GENERIC / ESP32_GENERIC_S3: "REPL UART buffer size is fixed"); the handset runs on without it, the
+# BLE port still serves; relay and retests unaffected. Once per boot.
+FAULT_SERVICE_PORT = const(5)
 
 # retest outcomes
 RT_PASS = const(1)

@@ -52,9 +52,17 @@ async def serve(service, port, clock, reset=None, alive=None):
 async def start(runtime, log, port, clock, entropy, reset=None, alive=None, ble=None):
     """The service-port task for Runtime.run's task list: builds the server once the runtime has booted
     (tasks first run at the loop's first sleep, after boot), then serves forever. ble(service), when given,
-    makes the BLE task (service.ble.serve) on the same server, so sessions, login waits and resets are one."""
+    makes the BLE task (service.ble.serve) on the same server, so sessions, login waits and resets are one.
+    port None: the build could not open the serial port (drivers.esp32.wiring.service_port); recorded as
+    FAULT_SERVICE_PORT, and the task serves BLE alone (the server's timers still run here)."""
     from service.server import Service
 
+    if port is None:
+        from drivers.serialport import NoPort
+        from fsm import records
+
+        log.append(runtime.fsm.wall, records.FAULT, records.FAULT_SERVICE_PORT, 0, 0, 0)
+        port = NoPort()
     service = Service(runtime.fsm, log, entropy)
     if ble is not None:
         asyncio.create_task(ble(service))

@@ -18,7 +18,9 @@ MicroPython v1.27.0's ports/esp32 (machine_pin.h, boards/ESP32_GENERIC_S3):
   so the three analog inputs are ADC1 channels (CH0, CH1, CH3; GPIO 3 is a strap).
 - The chip has no input-only pins (the WROOM-32's GPIO 34-39 have no counterpart), so any pin may be an output.
 - UART0 keeps its own pins, GPIO 43/44 (U0TXD/U0RXD), on the USB serial bridge of the service port, as GPIO 1/3
-  on the WROOM-32 (the build keeps the REPL on UART0 too: MICROPY_HW_ENABLE_UART_REPL).
+  on the WROOM-32. The handset's board build (tools/board/INTERLOCK_S3) turns MICROPY_HW_ENABLE_UART_REPL off,
+  so UART0 is the service port's alone and the REPL stays on the native USB; a stock ESP32_GENERIC_S3 keeps the
+  REPL on UART0 too, and the handset then runs without its serial port (wiring.service_port()).
 - I2C on GPIO 8/9, the board build's own I2C0 defaults (MICROPY_HW_I2C0_SDA/SCL); the camera's UART1 on
   GPIO 17/18, UART1's IO MUX pins; the modem's UART2 on GPIO 15/16 (XTAL_32K_P/N, free: the DS3231 keeps time,
   no 32 kHz crystal is fitted).
@@ -62,6 +64,6 @@ CAMERA_RX = const(18)
 MODEM_UART = const(2)
 MODEM_TX = const(15)
 MODEM_RX = const(16)
-SERVICE_UART = const(0)        # the USB serial bridge, also MicroPython's REPL stream
+SERVICE_UART = const(0)        # the USB serial bridge (MicroPython's REPL stream too on a stock build)
 SERVICE_TX = const(43)         # UART0's own pins (U0TXD / U0RXD): the port keeps them, they are not passed
 SERVICE_RX = const(44)

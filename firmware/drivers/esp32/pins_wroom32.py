@@ -51,6 +51,6 @@ CAMERA_RX = const(15)
 MODEM_UART = const(2)
 MODEM_TX = const(17)
 MODEM_RX = const(16)
-SERVICE_UART = const(0)        # the USB serial bridge, also MicroPython's REPL stream
+SERVICE_UART = const(0)        # the USB serial bridge (MicroPython's REPL stream too on a stock build)
 SERVICE_TX = const(1)          # UART0's own pins (U0TXD / U0RXD): the port keeps them, they are not passed
 SERVICE_RX = const(3)

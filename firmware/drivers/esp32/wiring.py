@@ -69,8 +69,9 @@ BUZZER_TIMER = const(0)
 BUTTON_SAMPLE_MS = const(10)   # button sampler period: 2 stable samples = 20 ms debounce
 
 # UART speeds. The camera's UART is built by build(); the modem's and the service port's by modem_uart() and
-# service_uart(). The service port is UART0, also MicroPython's REPL stream: main.py turns Ctrl-C off and resets
-# rather than return to the prompt.
+# service_uart(). The service port is UART0: the handset's board builds (tools/board/) take the REPL off it (on
+# the S3 the REPL stays on the native USB); on a stock build it is the REPL's, service_port() gives None and the
+# handset runs without it. main.py turns Ctrl-C off and resets rather than return to a prompt either way.
 CAMERA_BAUD = const(38400)     # VC0706 power-on default
 MODEM_BAUD = const(115200)
 SERVICE_BAUD = const(115200)
@@ -118,9 +119,18 @@ def service_uart():
 
 
 def service_port():
-    """The technician's service port: its UART and the cable sense, so unplugging ends the session."""
-    sense = machine.Pin(_pins().PIN_SERVICE_VBUS, machine.Pin.IN)
-    return UartPort(service_uart(), sense, SERVICE_VBUS_ACTIVE)
+    """The technician's service port: its UART and the cable sense, so unplugging ends the session; None when
+    this build keeps UART0 for its REPL (a stock ESP32_GENERIC or ESP32_GENERIC_S3: MicroPython v1.27.0
+    ports/esp32/machine_uart.c refuses a REPL UART's rxbuf with ValueError "REPL UART buffer size is fixed", and
+    that UART's bytes go to the REPL, never to UART.read). Only the handset's own board builds
+    (tools/board/INTERLOCK_*: MICROPY_HW_ENABLE_UART_REPL 0) free it; the service task then runs without the
+    serial port and records why (records.FAULT_SERVICE_PORT)."""
+    p = _pins()
+    try:
+        uart = service_uart()
+    except ValueError:
+        return None
+    return UartPort(uart, machine.Pin(p.PIN_SERVICE_VBUS, machine.Pin.IN), SERVICE_VBUS_ACTIVE)
 
 
 def build(camera_fs=None):
