@@ -91,7 +91,7 @@ def test_two_pay_now_clicks_with_one_key_charge_once(pg):
             try:
                 with db.write_session() as s:
                     user = s.get(User, user_id)
-                    a = billing.pay_now(s, b, user, "current", None, method_id, "click-key-0001")
+                    a = billing.pay_now(s, b, user, "current", None, method_id, "click-key-0001", 5000)
                     results.append((a.id, a.status))
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)

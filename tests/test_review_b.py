@@ -79,12 +79,10 @@ def test_a_second_reset_fee_refunded_is_not_charged_to_the_driver_by_its_refund_
 
 
 
-@pytest.mark.xfail(strict=True, reason="pay now recomputes 'the current balance' at submit time: a second form "
-                   "rendered while $90 was owed pays the next installment ahead after the first paid it (the form "
-                   "should carry the amount it showed and be refused when the balance moved)")
 def test_pay_now_from_two_tabs_takes_the_balance_they_showed_once(world):
     """Two pay-now forms (two tabs, so two idempotency keys) both showing $90 owed: the first pays it; the
-    second, for the same shown balance, must not take another $90 (today it pays the next installment ahead)."""
+    second, for the same shown balance, must not take another $90 (it paid the next installment ahead: "the
+    current balance" was recomputed at submit time). It is refused in words, nothing charged."""
     from tests.billing_support import pay
 
     d = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat(), installment_cents=9000)
@@ -93,10 +91,35 @@ def test_pay_now_from_two_tabs_takes_the_balance_they_showed_once(world):
         page2 = c2.get("/portal/billing/pay").text
         assert "$90.00" in page2
         key2 = re.search(r'name="key" value="([^"]+)"', page2).group(1)
+        shown = re.search(r'name="shown_current" value="(\d+)"', page2).group(1)
+        assert shown == "9000"
         assert pay(c1, "current").status_code == 303
         r2 = c2.post("/portal/billing/pay", data={"choice": "current", "amount": "", "key": key2,
+                                                 "shown_current": shown, "shown_overdue": "9000",
                                                  "method_id": str(method_ids(c2)[0]), "csrf": csrf_of(page2)})
-        assert r2.status_code in (409, 422), r2.text
+        assert r2.status_code == 409, r2.text
+        assert "Your balance changed since this page was shown" in r2.text
+    _pos, rows = _position(world, d["account_id"])
+    assert sorted(e.amount_cents for e in rows if e.side == "payment") == [9000]
+
+
+def test_pay_now_by_the_api_is_refused_when_the_balance_moved(world):
+    """The JSON API the same: the balance the client showed is required for overdue/current, and a balance
+    that moved since is a 409 with nothing charged."""
+    d = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat(), installment_cents=9000)
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        card = method_ids(c)[0]
+    url = world.server.url + "/api/v1/portal/billing/pay"
+    bearer = {"authorization": "Bearer " + world.api_token(d["email"])["access_token"]}
+    body = {"choice": "current", "method_id": card, "idempotency_key": "api-tab-one-0001"}
+    r = httpx.post(url, json=body, headers=bearer)
+    assert r.status_code == 422, r.text  # what was shown is required
+    r = httpx.post(url, json=dict(body, shown_cents=9000), headers=bearer)
+    assert r.status_code == 201, r.text
+    r = httpx.post(url, json=dict(body, shown_cents=9000, idempotency_key="api-tab-two-0002"), headers=bearer)
+    assert r.status_code == 409, r.text
+    assert r.json()["kind"] == "balance-moved" if "kind" in r.json() else "balance-moved" in r.text
     _pos, rows = _position(world, d["account_id"])
     assert sorted(e.amount_cents for e in rows if e.side == "payment") == [9000]
 

@@ -262,6 +262,29 @@ def accrue(session: Session, account: Account, day: dt.date | None = None) -> in
     return posted
 
 
+def position_accrued(session: Session, account: Account, upcoming: int = 0) -> Position:
+    """The position today as it will be once `accrue` has posted what fell due (read only: the missing
+    installment charges are derived in memory, nothing is written). A form that shows a balance to pay shows
+    this one, the one the payment is checked against."""
+    day = today()
+    rows = entries(session, account.id)
+    if not ended(session, account.id):
+        periods = [e.period for e in rows if e.side == "charge" and e.kind == "installment" and e.period is not None]
+        n = max(max(periods) + 1 if periods else 0, account.period_base)
+        device = primary_handset(session, account.id)
+        fake = 2**62
+        while len(rows) < 100000:
+            due = installment_date(account, n)
+            if due > day:
+                break
+            fake += 1
+            rows.append(LedgerEntry(id=fake, account_id=account.id, side="charge", kind="installment", method="",
+                                    amount_cents=account.installment_cents, period=n, due_date=due,
+                                    handset_id=device))
+            n += 1
+    return derive(account, rows, day, upcoming)
+
+
 def ended(session: Session, account_id: int) -> bool:
     """Whether the account's program has ended (no installment is charged after it)."""
     return session.scalar(select(Program.ended_at).where(Program.account_id == account_id)) is not None
