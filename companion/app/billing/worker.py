@@ -4,6 +4,9 @@
   what is due on it (the charges booked to it; the primary handset also those booked to no handset), on its
   card, under the key `autopay:<account>:<handset>:<period>:<try>`; a decline notifies the driver and is tried
   again after BILLING_RETRY_DAYS (1, 3 and 5 days by default), then left to the driver;
+  an account whose driver's pay now is being charged (written, no outcome yet) is passed by until it settles
+  (pay now, the other way round, is refused while an auto-pay of the account is being charged: both take the
+  lock on the account's row to write their attempt, so one of them always sees the other's);
 - attempts left without an outcome (a gateway that timed out, a process killed mid-charge) are settled by
   asking the gateway again with their own key (which never charges twice);
 - reminders by email ahead of each due date (days per account, off per the driver's email preferences; the
@@ -202,6 +205,15 @@ def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]
         if not accounts:
             s.rollback()
             return counts
+        # an account whose driver's pay now is being charged right now is left to the next round: its position
+        # does not show that payment yet, and the two would take the same balance
+        paying = set(s.scalars(select(ChargeAttempt.account_id).where(
+            ChargeAttempt.account_id.in_(list(accounts)), ChargeAttempt.purpose == "pay_now",
+            ChargeAttempt.status.in_(billing.IN_FLIGHT))))
+        accounts = {k: v for k, v in accounts.items() if k not in paying}
+        if not accounts:
+            s.rollback()
+            return counts
         primaries = _primaries(s, list(accounts))
         _accrue_many(s, accounts, primaries, day)
         rows = _rows_by_account(s, list(accounts))
@@ -356,6 +368,9 @@ def collect(session: Session, b: BillingContext, handset_id: int, postgres: bool
     if plan is None or plan.account_id != account.id or not plan.autopay or plan.method_id is None \
             or (plan.retry_at and plan.retry_at > now) or h is None or h.account_id != account.id:
         session.rollback()
+        return ""
+    if billing.in_flight(session, account.id, ("pay_now",)) is not None:
+        session.rollback()  # the driver's pay now is being charged: the next round
         return ""
     ledger.accrue(session, account, now.date())  # charging what falls due today moves no due date
     pos = ledger.position(session, account, now.date())
