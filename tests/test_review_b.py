@@ -293,3 +293,65 @@ def test_a_refunded_reset_fee_gets_no_new_clear(world, portal_server):
     with world.session() as s:
         assert len(s.scalars(select(Command).where(Command.handset_id == hs["device_id"],
                                                    Command.kind == "clear")).all()) == 1
+
+
+def test_a_second_back_office_reset_fee_for_one_lockout_is_refused(world, portal_server):
+    """Two reset-fee payments recorded by the back office for one lockout under different references (two
+    clerks, a payment keyed in twice): the second took the money again for the one clear queued. It is
+    refused, nothing recorded; the same reference again is still the first payment."""
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    sim.violation_lockout()
+    sim.settle()
+    first = world.office.pay(d["account_id"], "reset_fee", 7500, reference="clerk-a-1", device_id=hs["device_id"])
+    _before, rows_before = _position(world, d["account_id"])
+    r = world.office.http.post("/accounts/%d/payments" % d["account_id"], json={
+        "kind": "reset_fee", "amount_cents": 7500, "reference": "clerk-b-1", "device_id": hs["device_id"]})
+    assert r.status_code == 409, r.text
+    assert "paid already" in r.text
+    _after, rows = _position(world, d["account_id"])
+    assert len(rows) == len(rows_before)
+    again = world.office.pay(d["account_id"], "reset_fee", 7500, reference="clerk-a-1", device_id=hs["device_id"])
+    assert again["id"] == first["id"]
+
+
+def test_a_clear_paid_before_its_handset_moved_shows_the_payers_label_not_the_new_drivers(world):
+    """The first driver paid the reset fee; then staff moved the handset to another account and linked it
+    there as "Van of driver two". The first driver's clear page and the clear's notification looked the label
+    up by handset and showed the new driver's label: they look it up by the payment's account."""
+    from sqlalchemy import update
+
+    from companion.app.accounts import staff
+    from companion.app.accounts.models import User
+    from companion.app.models import Command, Handset, Payment, utcnow
+    from companion.app.notifications.models import Notification
+
+    a = world.driver(reset_fee_cents=7500)
+    b = world.driver(devices=0)
+    hs = a["handsets"][0]
+    with world.session() as s:  # the handset reported a violation lockout
+        s.execute(update(Handset).where(Handset.id == hs["device_id"]).values(lockout_id=42))
+        s.commit()
+    paid = world.office.pay(a["account_id"], "reset_fee", 7500, device_id=hs["device_id"])
+    r = world.office.http.patch("/handsets/%d" % hs["device_id"], json={"account_id": b["account_id"]})
+    assert r.status_code == 200, r.text
+    with world.session() as s:
+        staff.link_device(s, None, b["account_id"], "interlock", hs["device_id"], label="Van of driver two")
+        cmd_id = s.get(Payment, paid["id"]).command_id
+        s.execute(update(Command).where(Command.id == cmd_id).values(status="applied", acked_at=utcnow(),
+                                                                     delivered_at=utcnow()))
+        s.commit()
+    world.deliver()
+    with world.browser(a["email"]) as c:
+        page = c.get("/portal/clears/%d" % paid["id"])
+        assert page.status_code == 200, page.text
+        assert "Van of driver two" not in page.text
+    with world.session() as s:
+        notes = s.scalars(select(Notification).join(User, User.id == Notification.user_id).where(
+            User.account_id == a["account_id"], Notification.kind == "clear-applied")).all()
+        assert notes and all("Van of driver two" not in str(n.params) for n in notes)
+

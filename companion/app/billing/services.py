@@ -475,7 +475,8 @@ def _code_paid(session: Session, b: BillingContext, account: Account, a: ChargeA
     entry = ledger.post_payment(session, account, "card", a.amount_cents, "intent:" + intent.id, kind="code_fee",
                                 handset_id=h.id, charge_id=charge.id, intent_id=intent.id, note="unlock code fee")
     a.code_id = row.id
-    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                   DeviceLink.account_id == account.id))
     for user in _drivers(session, account.id):
         until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
         notes.notify(session, user, "code-issued", {"device": link.label if link else str(h.id),
@@ -497,7 +498,8 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
     elif a.purpose == "reset_fee":
         paid = session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
-            LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
+            LedgerEntry.handset_id == a.handset_id, LedgerEntry.lockout_id == a.lockout_id,
+            LedgerEntry.reference != ref))
         h = session.get(Handset, a.handset_id) if a.handset_id else None
         if paid is not None or h is None or h.lockout_id != a.lockout_id or h.account_id != account.id:
             # this lockout's fee is paid already (or the lockout is over, or the handset is no longer the
@@ -507,7 +509,8 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             return
         entry, _cmd = crud.record_payment(session, b.ctx.settings, account, "reset_fee", a.amount_cents, ref,
                                           a.handset_id, a.lockout_id, method="card", intent_id=intent.id)
-        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                       DeviceLink.account_id == account.id))
         for user in _drivers(session, account.id):
             notes.notify(session, user, "fee-paid", {"device": link.label if link else str(h.id)},
                          link="/portal/clears/%d" % entry.id, base_url=b.ctx.ps.BASE_URL,
@@ -626,7 +629,7 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
     owed = pos.unpaid_cents if pos.unpaid_cents > 0 else ahead
     if choice == "overdue":
         amount = pos.overdue_cents
-        if amount <= 0 and shown_cents is None:
+        if amount <= 0:
             raise Problem(422, "nothing-overdue", "nothing is overdue", field="choice")
     elif choice == "current":
         amount = owed
@@ -638,6 +641,8 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
     else:
         raise Problem(422, "invalid", "choose the overdue balance, the current balance or another amount",
                       field="choice")
+    if amount <= 0:
+        raise Problem(422, "invalid-amount", "nothing is due", field="choice")
     if choice != "other":
         if isinstance(shown_cents, bool) or not isinstance(shown_cents, int):
             raise Problem(422, "invalid", "the balance this payment is for is missing: reload the page",
@@ -645,8 +650,6 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
         if shown_cents != amount or (choice == "current" and bool(shown_ahead) != (pos.unpaid_cents <= 0)):
             raise Problem(409, "balance-moved", "the %s balance is %s now, not the %s shown: nothing was charged"
                           % (choice, money(amount), money(shown_cents)), field="choice", amount_cents=amount)
-    if amount <= 0:
-        raise Problem(422, "invalid-amount", "nothing is due", field="choice")
     busy = in_flight(session, account.id, but=full)
     if busy is not None:
         raise Problem(409, "payment-in-progress", "a payment of %s is being processed: look at your balance again "
@@ -679,7 +682,7 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
         return seen
     paid = session.scalar(select(LedgerEntry.id).where(
         LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
-        LedgerEntry.lockout_id == h.lockout_id))
+        LedgerEntry.handset_id == h.id, LedgerEntry.lockout_id == h.lockout_id))
     if paid is not None:
         raise Problem(409, "fee-paid", "the reset fee for this lockout is paid", payment_id=paid)
     m = method(session, account.id, method_id)
@@ -750,7 +753,8 @@ def paid_code(session: Session, b: BillingContext, a: ChargeAttempt) -> PaidCode
         return None
     pk = b.ctx.keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
     code = crud.code_for(pk.unlock, h.id, row.action, row.counter, row.issue_hour)
-    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                   DeviceLink.account_id == a.account_id))
     until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
     return PaidCode(link.label if link else str(h.id), "%08d" % code, until)
 
