@@ -5,7 +5,6 @@ import datetime as dt
 import re
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests.billing_support import CARDS, add_card, method_ids
@@ -355,3 +354,43 @@ def test_a_clear_paid_before_its_handset_moved_shows_the_payers_label_not_the_ne
             User.account_id == a["account_id"], Notification.kind == "clear-applied")).all()
         assert notes and all("Van of driver two" not in str(n.params) for n in notes)
 
+
+
+def test_a_reset_fee_paid_for_a_lockout_cleared_at_the_service_port_is_refunded(world, portal_server):
+    """A technician clears the lockout at the service port; before the handset syncs, the driver pays the
+    reset fee by card (the companion still sees the lockout). At the sync the handset refuses the clear (its
+    lockout is over): the fee was kept with nothing to show for it. It is refunded to the card, the charge is
+    waived (nothing owed), the driver is told, and a second round refunds nothing more."""
+    from companion.app.models import Command, Payment
+    from companion.app.notifications.models import Notification
+    from fsm import records
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    sim.violation_lockout()
+    sim.settle()
+    before, _rows = _position(world, d["account_id"])
+    sim.fsm.clear_violation(records.SRC_TECH, 7)  # at the service port, not synced yet
+    gw = world.app.state.billing.gateway
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        r = _reset_fee(c, d["devices"][0], method_ids(c)[0])
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    sim.settle()
+    with world.session() as s:
+        p = s.scalar(select(Payment).where(Payment.account_id == d["account_id"], Payment.side == "payment",
+                                           Payment.kind == "reset_fee", Payment.method == "card"))
+        assert s.get(Command, p.command_id).status == "refused"
+        payment_id, intent_id = p.id, p.intent_id
+    world.deliver_billing()
+    world.deliver_billing()
+    assert gw.retrieve(intent_id).refunded_cents == 7500
+    after, rows = _position(world, d["account_id"])
+    assert after.balance_cents == before.balance_cents and after.unpaid_cents == before.unpaid_cents
+    assert sorted((e.method, e.amount_cents) for e in rows if e.side == "payment") == [
+        ("card", 7500), ("refund", -7500), ("waiver", 7500)]
+    with world.session() as s:
+        told = s.scalars(select(Notification).where(Notification.kind == "fee-refunded")).all()
+        assert [n.link for n in told] == ["/portal/clears/%d" % payment_id]

@@ -30,7 +30,9 @@ from companion.app.models import Account, DesiredVersion, Handset, LedgerEntry
 from companion.app.service.models import Program
 
 CHARGE_KINDS = ("installment", "reset_fee", "code_fee", "fee", "adjustment")
-PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal")
+# waiver: no money, it pays a charge that is not owed after all (a reset fee refunded because its lockout ended
+# before the clear it paid for reached the handset)
+PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal", "waiver")
 MAX_CENTS = 10**9
 
 

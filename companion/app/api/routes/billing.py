@@ -123,8 +123,7 @@ def attempt(session: WriteSessionDep, b: BillingDep, user: WriteUserDep, attempt
 def reset_fee(session: WriteSessionDep, b: BillingDep, user: WriteUserDep, device_id: ItemId,
               data: ResetFeeCard) -> AttemptPublic:
     """Pay the device's violation reset fee by card; a success queues the remote clear."""
-    a = billing.pay_reset_fee(session, b, user, device_id, data.method_id, data.idempotency_key,
-                        data.shown_cents, data.shown_ahead)
+    a = billing.pay_reset_fee(session, b, user, device_id, data.method_id, data.idempotency_key)
     return attempt_public(session, a)
 
 
