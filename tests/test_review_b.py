@@ -394,3 +394,29 @@ def test_a_reset_fee_paid_for_a_lockout_cleared_at_the_service_port_is_refunded(
     with world.session() as s:
         told = s.scalars(select(Notification).where(Notification.kind == "fee-refunded")).all()
         assert [n.link for n in told] == ["/portal/clears/%d" % payment_id]
+
+
+def test_two_handsets_reporting_the_same_lockout_number_each_take_their_fee(world):
+    """Lockout ids are numbers in each handset's own log, so two handsets of one account can report the same
+    one. The first handset's fee (back office) must not make the second's look paid: its card payment is
+    taken and queues its own clear (it was refused as paid, or refunded)."""
+    from sqlalchemy import update
+
+    from companion.app.models import Command, Handset, Payment
+
+    d = world.driver(devices=2, reset_fee_cents=7500)
+    one, two = (h["device_id"] for h in d["handsets"])
+    with world.session() as s:
+        s.execute(update(Handset).where(Handset.id.in_([one, two])).values(lockout_id=42))
+        s.commit()
+    world.office.pay(d["account_id"], "reset_fee", 7500, device_id=one)
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        r = _reset_fee(c, d["devices"][1], method_ids(c)[0])
+        assert r.status_code == 303, r.text
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    with world.session() as s:
+        paid = s.scalars(select(Payment).where(Payment.account_id == d["account_id"], Payment.side == "payment",
+                                               Payment.kind == "reset_fee")).all()
+        assert sorted(p.handset_id for p in paid) == sorted([one, two])
+        assert {s.get(Command, p.command_id).handset_id for p in paid} == {one, two}
