@@ -530,7 +530,8 @@ def _unneeded_fees() -> Any:
             .join(Handset, Handset.id == pay.handset_id)
             .where(pay.side == "payment", pay.kind == "reset_fee", pay.method == "card", pay.amount_cents > 0,
                    pay.intent_id.is_not(None), Command.status.in_(("refused", "expired")),
-                   or_(Handset.lockout_id != pay.lockout_id, Handset.account_id != pay.account_id), ~refunded)
+                   or_(Handset.lockout_id != pay.lockout_id, Handset.account_id.is_distinct_from(pay.account_id)),
+                   ~refunded)
             .order_by(pay.id))
 
 
