@@ -49,8 +49,9 @@ def pay(c: httpx.Client, choice: str, amount: str = "", method_id: int | None = 
     page = c.get("/portal/billing/pay").text
     form_key = key or re.search(r'name="key" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     mid = method_id or method_ids(c)[0]
+    shown = dict(re.findall(r'name="(shown_(?:overdue|current|ahead))" value="(\d*)"', page))
     return c.post("/portal/billing/pay", data={"choice": choice, "amount": amount, "method_id": str(mid),
-                                               "key": form_key, "csrf": csrf_of(page)})
+                                               "key": form_key, "csrf": csrf_of(page), **shown})
 
 
 @contextlib.contextmanager

@@ -91,7 +91,7 @@ def test_two_pay_now_clicks_with_one_key_charge_once(pg):
             try:
                 with db.write_session() as s:
                     user = s.get(User, user_id)
-                    a = billing.pay_now(s, b, user, "current", None, method_id, "click-key-0001")
+                    a = billing.pay_now(s, b, user, "current", None, method_id, "click-key-0001", 5000)
                     results.append((a.id, a.status))
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
@@ -227,4 +227,75 @@ def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, 
     finally:
         ledger.set_clock(None)
         b.gateway.close()  # type: ignore[attr-defined]
+        db.close()
+
+
+def _pause_gateway(b, prefix, during):
+    """b's gateway runs `during()` when asked to charge a key starting with `prefix`, then charges (the other
+    party acting while this one waits on the gateway, its attempt committed and no lock held)."""
+    real = b.gateway.create_intent
+    ran = []
+
+    def create_intent(token, amount, key, meta):
+        if key.startswith(prefix) and not ran:
+            ran.append(during())
+        return real(token, amount, key, meta)
+
+    b.gateway.create_intent = create_intent
+    return ran
+
+
+def _payments(db, account_id):
+    with db.sessions() as s:
+        return [e.amount_cents for e in s.scalars(select(LedgerEntry).where(
+            LedgerEntry.account_id == account_id, LedgerEntry.side == "payment"))]
+
+
+def test_auto_pay_while_pay_now_is_charging_takes_nothing(pg):
+    """The driver pays the $50 due now while the worker collects the same due date: the worker's round runs
+    while pay now waits on the gateway. One of them is charged, not both."""
+    db = Database(pg)
+    b_web, b_worker = _context(pg), _context(pg)
+    try:
+        account_id, user_id, method_id, _h = _driver_with_card(db, b_web, dt.date.today() - dt.timedelta(days=1))
+        ran = _pause_gateway(b_web, "paynow:", lambda: worker.autopay_round(db, b_worker))
+        with db.write_session() as s:
+            a = billing.pay_now(s, b_web, s.get(User, user_id), "current", None, method_id, "tab-key-0001", 5000)
+            assert a.status == "succeeded"
+        assert ran == [{}]  # the worker charged nothing
+        assert _sandbox_intents(b_web, "autopay:%d:" % account_id) == 0
+        assert _payments(db, account_id) == [5000]
+        assert worker.autopay_round(db, b_worker).get("succeeded", 0) == 0  # settled: nothing is due any more
+        assert _payments(db, account_id) == [5000]
+    finally:
+        for b in (b_web, b_worker):
+            b.gateway.close()  # type: ignore[attr-defined]
+        db.close()
+
+
+def test_pay_now_while_auto_pay_is_charging_is_refused(pg):
+    """The other order: the worker's charge is at the gateway when the driver submits pay now for the balance
+    the page showed. Pay now is refused (payment in progress), nothing charged twice."""
+    db = Database(pg)
+    b_web, b_worker = _context(pg), _context(pg)
+    try:
+        account_id, user_id, method_id, _h = _driver_with_card(db, b_web, dt.date.today() - dt.timedelta(days=1))
+
+        def driver_pays():
+            with db.write_session() as s:
+                try:
+                    billing.pay_now(s, b_web, s.get(User, user_id), "current", None, method_id, "tab-key-0002",
+                                    5000)
+                except billing.Problem as exc:
+                    return exc.kind
+            return "charged"
+
+        ran = _pause_gateway(b_worker, "autopay:", driver_pays)
+        assert worker.autopay_round(db, b_worker).get("succeeded") == 1
+        assert ran == ["payment-in-progress"]
+        assert _sandbox_intents(b_web, "paynow:%d:" % account_id) == 0
+        assert _payments(db, account_id) == [5000]
+    finally:
+        for b in (b_web, b_worker):
+            b.gateway.close()  # type: ignore[attr-defined]
         db.close()

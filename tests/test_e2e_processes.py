@@ -105,15 +105,19 @@ def test_two_companions_on_one_postgres_never_apply_a_clear_twice(tmp_path):
 
             def pay(office, i):
                 barrier.wait()
-                results.append(office.pay(acc["id"], "reset_fee", 7500, device_id=hs["device_id"],
-                                          reference="fee-" + str(i)))
+                r = office.http.post("/accounts/%d/payments" % acc["id"], json={
+                    "kind": "reset_fee", "amount_cents": 7500, "device_id": hs["device_id"],
+                    "reference": "fee-" + str(i)})
+                results.append((r.status_code, r.json()))
 
             threads = [threading.Thread(target=pay, args=((office_a, office_b)[i % 2], i)) for i in range(8)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            assert len(results) == 8 and len({r["command"]["id"] for r in results}) == 1
+            # one payment takes the fee and queues the clear; the others (other references) are refused
+            assert sorted(code for code, _body in results) == [201] + [409] * 7
+            assert len(office_b.call("GET", "/accounts/%d/payments" % acc["id"])) == 1
             # deliver through A but lose the answer, then through B: the clear goes out twice
             sim.modem.handler = handlers[0]
             sim.modem.faults = [DROP_RESPONSE]

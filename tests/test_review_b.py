@@ -5,7 +5,6 @@ import datetime as dt
 import re
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests.billing_support import CARDS, add_card, method_ids
@@ -79,12 +78,10 @@ def test_a_second_reset_fee_refunded_is_not_charged_to_the_driver_by_its_refund_
 
 
 
-@pytest.mark.xfail(strict=True, reason="pay now recomputes 'the current balance' at submit time: a second form "
-                   "rendered while $90 was owed pays the next installment ahead after the first paid it (the form "
-                   "should carry the amount it showed and be refused when the balance moved)")
 def test_pay_now_from_two_tabs_takes_the_balance_they_showed_once(world):
     """Two pay-now forms (two tabs, so two idempotency keys) both showing $90 owed: the first pays it; the
-    second, for the same shown balance, must not take another $90 (today it pays the next installment ahead)."""
+    second, for the same shown balance, must not take another $90 (it paid the next installment ahead: "the
+    current balance" was recomputed at submit time). It is refused in words, nothing charged."""
     from tests.billing_support import pay
 
     d = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat(), installment_cents=9000)
@@ -93,10 +90,35 @@ def test_pay_now_from_two_tabs_takes_the_balance_they_showed_once(world):
         page2 = c2.get("/portal/billing/pay").text
         assert "$90.00" in page2
         key2 = re.search(r'name="key" value="([^"]+)"', page2).group(1)
+        shown = re.search(r'name="shown_current" value="(\d+)"', page2).group(1)
+        assert shown == "9000"
         assert pay(c1, "current").status_code == 303
         r2 = c2.post("/portal/billing/pay", data={"choice": "current", "amount": "", "key": key2,
+                                                 "shown_current": shown, "shown_overdue": "9000",
                                                  "method_id": str(method_ids(c2)[0]), "csrf": csrf_of(page2)})
-        assert r2.status_code in (409, 422), r2.text
+        assert r2.status_code == 409, r2.text
+        assert "Your balance changed since this page was shown" in r2.text
+    _pos, rows = _position(world, d["account_id"])
+    assert sorted(e.amount_cents for e in rows if e.side == "payment") == [9000]
+
+
+def test_pay_now_by_the_api_is_refused_when_the_balance_moved(world):
+    """The JSON API the same: the balance the client showed is required for overdue/current, and a balance
+    that moved since is a 409 with nothing charged."""
+    d = world.driver(first_due=(dt.date.today() - dt.timedelta(days=1)).isoformat(), installment_cents=9000)
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        card = method_ids(c)[0]
+    url = world.server.url + "/api/v1/portal/billing/pay"
+    bearer = {"authorization": "Bearer " + world.api_token(d["email"])["access_token"]}
+    body = {"choice": "current", "method_id": card, "idempotency_key": "api-tab-one-0001"}
+    r = httpx.post(url, json=body, headers=bearer)
+    assert r.status_code == 422, r.text  # what was shown is required
+    r = httpx.post(url, json=dict(body, shown_cents=9000), headers=bearer)
+    assert r.status_code == 201, r.text
+    r = httpx.post(url, json=dict(body, shown_cents=9000, idempotency_key="api-tab-two-0002"), headers=bearer)
+    assert r.status_code == 409, r.text
+    assert r.json()["kind"] == "balance-moved" if "kind" in r.json() else "balance-moved" in r.text
     _pos, rows = _position(world, d["account_id"])
     assert sorted(e.amount_cents for e in rows if e.side == "payment") == [9000]
 
@@ -270,3 +292,131 @@ def test_a_refunded_reset_fee_gets_no_new_clear(world, portal_server):
     with world.session() as s:
         assert len(s.scalars(select(Command).where(Command.handset_id == hs["device_id"],
                                                    Command.kind == "clear")).all()) == 1
+
+
+def test_a_second_back_office_reset_fee_for_one_lockout_is_refused(world, portal_server):
+    """Two reset-fee payments recorded by the back office for one lockout under different references (two
+    clerks, a payment keyed in twice): the second took the money again for the one clear queued. It is
+    refused, nothing recorded; the same reference again is still the first payment."""
+    from host_sim.http_modem import MemoryModem  # noqa: F401  (firmware on sys.path for the doubles)
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    sim.violation_lockout()
+    sim.settle()
+    first = world.office.pay(d["account_id"], "reset_fee", 7500, reference="clerk-a-1", device_id=hs["device_id"])
+    _before, rows_before = _position(world, d["account_id"])
+    r = world.office.http.post("/accounts/%d/payments" % d["account_id"], json={
+        "kind": "reset_fee", "amount_cents": 7500, "reference": "clerk-b-1", "device_id": hs["device_id"]})
+    assert r.status_code == 409, r.text
+    assert "paid already" in r.text
+    _after, rows = _position(world, d["account_id"])
+    assert len(rows) == len(rows_before)
+    again = world.office.pay(d["account_id"], "reset_fee", 7500, reference="clerk-a-1", device_id=hs["device_id"])
+    assert again["id"] == first["id"]
+
+
+def test_a_clear_paid_before_its_handset_moved_shows_the_payers_label_not_the_new_drivers(world):
+    """The first driver paid the reset fee; then staff moved the handset to another account and linked it
+    there as "Van of driver two". The first driver's clear page and the clear's notification looked the label
+    up by handset and showed the new driver's label: they look it up by the payment's account."""
+    from sqlalchemy import update
+
+    from companion.app.accounts import staff
+    from companion.app.accounts.models import User
+    from companion.app.models import Command, Handset, Payment, utcnow
+    from companion.app.notifications.models import Notification
+
+    a = world.driver(reset_fee_cents=7500)
+    b = world.driver(devices=0)
+    hs = a["handsets"][0]
+    with world.session() as s:  # the handset reported a violation lockout
+        s.execute(update(Handset).where(Handset.id == hs["device_id"]).values(lockout_id=42))
+        s.commit()
+    paid = world.office.pay(a["account_id"], "reset_fee", 7500, device_id=hs["device_id"])
+    r = world.office.http.patch("/handsets/%d" % hs["device_id"], json={"account_id": b["account_id"]})
+    assert r.status_code == 200, r.text
+    with world.session() as s:
+        staff.link_device(s, None, b["account_id"], "interlock", hs["device_id"], label="Van of driver two")
+        cmd_id = s.get(Payment, paid["id"]).command_id
+        s.execute(update(Command).where(Command.id == cmd_id).values(status="applied", acked_at=utcnow(),
+                                                                     delivered_at=utcnow()))
+        s.commit()
+    world.deliver()
+    with world.browser(a["email"]) as c:
+        page = c.get("/portal/clears/%d" % paid["id"])
+        assert page.status_code == 200, page.text
+        assert "Van of driver two" not in page.text
+    with world.session() as s:
+        notes = s.scalars(select(Notification).join(User, User.id == Notification.user_id).where(
+            User.account_id == a["account_id"], Notification.kind == "clear-applied")).all()
+        assert notes and all("Van of driver two" not in str(n.params) for n in notes)
+
+
+
+def test_a_reset_fee_paid_for_a_lockout_cleared_at_the_service_port_is_refunded(world, portal_server):
+    """A technician clears the lockout at the service port; before the handset syncs, the driver pays the
+    reset fee by card (the companion still sees the lockout). At the sync the handset refuses the clear (its
+    lockout is over): the fee was kept with nothing to show for it. It is refunded to the card, the charge is
+    waived (nothing owed), the driver is told, and a second round refunds nothing more."""
+    from companion.app.models import Command, Payment
+    from companion.app.notifications.models import Notification
+    from fsm import records
+    from tests.companion_doubles import SyncedSim
+
+    d = world.driver(reset_fee_cents=7500)
+    hs = d["handsets"][0]
+    sim = SyncedSim(portal_server.url, hs)
+    sim.violation_lockout()
+    sim.settle()
+    before, _rows = _position(world, d["account_id"])
+    sim.fsm.clear_violation(records.SRC_TECH, 7)  # at the service port, not synced yet
+    gw = world.app.state.billing.gateway
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        r = _reset_fee(c, d["devices"][0], method_ids(c)[0])
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    sim.settle()
+    with world.session() as s:
+        p = s.scalar(select(Payment).where(Payment.account_id == d["account_id"], Payment.side == "payment",
+                                           Payment.kind == "reset_fee", Payment.method == "card"))
+        assert s.get(Command, p.command_id).status == "refused"
+        payment_id, intent_id = p.id, p.intent_id
+    world.deliver_billing()
+    world.deliver_billing()
+    assert gw.retrieve(intent_id).refunded_cents == 7500
+    after, rows = _position(world, d["account_id"])
+    assert after.balance_cents == before.balance_cents and after.unpaid_cents == before.unpaid_cents
+    assert sorted((e.method, e.amount_cents) for e in rows if e.side == "payment") == [
+        ("card", 7500), ("refund", -7500), ("waiver", 7500)]
+    with world.session() as s:
+        told = s.scalars(select(Notification).where(Notification.kind == "fee-refunded")).all()
+        assert [n.link for n in told] == ["/portal/clears/%d" % payment_id]
+
+
+def test_two_handsets_reporting_the_same_lockout_number_each_take_their_fee(world):
+    """Lockout ids are numbers in each handset's own log, so two handsets of one account can report the same
+    one. The first handset's fee (back office) must not make the second's look paid: its card payment is
+    taken and queues its own clear (it was refused as paid, or refunded)."""
+    from sqlalchemy import update
+
+    from companion.app.models import Command, Handset, Payment
+
+    d = world.driver(devices=2, reset_fee_cents=7500)
+    one, two = (h["device_id"] for h in d["handsets"])
+    with world.session() as s:
+        s.execute(update(Handset).where(Handset.id.in_([one, two])).values(lockout_id=42))
+        s.commit()
+    world.office.pay(d["account_id"], "reset_fee", 7500, device_id=one)
+    with world.browser(d["email"]) as c:
+        assert add_card(c).status_code == 303
+        r = _reset_fee(c, d["devices"][1], method_ids(c)[0])
+        assert r.status_code == 303, r.text
+        assert 'data-status="succeeded"' in c.get(r.headers["location"]).text
+    with world.session() as s:
+        paid = s.scalars(select(Payment).where(Payment.account_id == d["account_id"], Payment.side == "payment",
+                                               Payment.kind == "reset_fee")).all()
+        assert sorted(p.handset_id for p in paid) == sorted([one, two])
+        assert {s.get(Command, p.command_id).handset_id for p in paid} == {one, two}

@@ -3,9 +3,9 @@
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 import presets
@@ -383,6 +383,16 @@ def record_payment(session: Session, settings: Settings, account: Account, kind:
         if amount_cents < account.reset_fee_cents:
             raise Problem(422, "invalid", "the amount is below the reset fee",
                           reset_fee_cents=account.reset_fee_cents)
+        # one fee per lockout: a second payment for it under another reference (two clerks, a payment keyed in
+        # twice) would take the money again for the one clear already queued; a refunded one does not count
+        back = aliased(Payment)
+        paid = session.scalar(select(Payment.id).where(
+            Payment.account_id == account.id, Payment.side == "payment", Payment.kind == "reset_fee",
+            Payment.handset_id == h.id, Payment.lockout_id == h.lockout_id, Payment.amount_cents > 0,
+            ~exists().where(back.charge_id == Payment.charge_id, back.method == "refund")).limit(1))
+        if paid is not None:
+            raise Problem(409, "fee-paid", "the reset fee for this lockout is paid already (payment %d)" % paid,
+                          payment_id=paid)
     elif kind != "installment":
         raise Problem(422, "invalid", "the kind is installment or reset_fee", field="kind")
     # the reference first: a concurrent request with the same reference finds it taken and changes nothing

@@ -23,7 +23,7 @@ AGREEMENT_VERSION = "2026-12"
 ENTRY_KINDS = {"installment": "Program installment", "reset_fee": "Violation reset fee", "code_fee": "Unlock code fee",
          "fee": "Fee", "adjustment": "Adjustment"}
 METHODS = {"card": "Card payment", "refund": "Refund", "service_center": "Paid at a service center",
-           "backoffice": "Payment", "portal": "Payment"}
+           "backoffice": "Payment", "portal": "Payment", "waiver": "Fee waived"}
 
 
 def lines_for(rows: list[LedgerEntry], start: dt.date, end: dt.date) -> tuple[list[dict[str, Any]], int, int]:

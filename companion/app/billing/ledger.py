@@ -30,7 +30,9 @@ from companion.app.models import Account, DesiredVersion, Handset, LedgerEntry
 from companion.app.service.models import Program
 
 CHARGE_KINDS = ("installment", "reset_fee", "code_fee", "fee", "adjustment")
-PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal")
+# waiver: no money, it pays a charge that is not owed after all (a reset fee refunded because its lockout ended
+# before the clear it paid for reached the handset)
+PAYMENT_METHODS = ("card", "refund", "service_center", "backoffice", "portal", "waiver")
 MAX_CENTS = 10**9
 
 
@@ -260,6 +262,29 @@ def accrue(session: Session, account: Account, day: dt.date | None = None) -> in
     if posted:
         session.flush()
     return posted
+
+
+def position_accrued(session: Session, account: Account, upcoming: int = 0) -> Position:
+    """The position today as it will be once `accrue` has posted what fell due (read only: the missing
+    installment charges are derived in memory, nothing is written). A form that shows a balance to pay shows
+    this one, the one the payment is checked against."""
+    day = today()
+    rows = entries(session, account.id)
+    if not ended(session, account.id):
+        periods = [e.period for e in rows if e.side == "charge" and e.kind == "installment" and e.period is not None]
+        n = max(max(periods) + 1 if periods else 0, account.period_base)
+        device = primary_handset(session, account.id)
+        fake = 2**62
+        while len(rows) < 100000:
+            due = installment_date(account, n)
+            if due > day:
+                break
+            fake += 1
+            rows.append(LedgerEntry(id=fake, account_id=account.id, side="charge", kind="installment", method="",
+                                    amount_cents=account.installment_cents, period=n, due_date=due,
+                                    handset_id=device))
+            n += 1
+    return derive(account, rows, day, upcoming)
 
 
 def ended(session: Session, account_id: int) -> bool:

@@ -66,6 +66,11 @@ class PayNow(BaseModel):
 
     choice: Literal["overdue", "current", "other"]
     amount_cents: Cents | None = None
+    # the overdue or current balance the client showed (required for those choices): a balance that moved
+    # since is refused with 409 balance-moved, nothing charged
+    shown_cents: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
+    # the current balance shown was the next installment paid ahead (nothing was owed)
+    shown_ahead: Annotated[bool, Field(strict=True)] = False
     method_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
     idempotency_key: Key
 

@@ -266,10 +266,12 @@ def devices_billing(session: Session, account: Account, due: dt.date, amount_cen
     return out
 
 
-def overview(session: Session, b: BillingContext, user: User, upcoming: int = 6) -> Overview:
-    """Balance, overdue, next due date and amount, the schedule still to come, cards, auto-pay."""
+def overview(session: Session, b: BillingContext, user: User, upcoming: int = 6, accrued: bool = False) -> Overview:
+    """Balance, overdue, next due date and amount, the schedule still to come, cards, auto-pay (accrued: with
+    the installments fallen due and not posted yet counted, as pay now will count them)."""
     account = portal.driver_account(session, user)
-    pos = ledger.position(session, account, upcoming=upcoming)
+    pos = ledger.position_accrued(session, account, upcoming) if accrued else \
+        ledger.position(session, account, upcoming=upcoming)
     plan = session.get(BillingPlan, account.id)
     cards = methods(session, account.id)
     devs = devices_billing(session, account, pos.next_due, pos.next_amount_cents, {m.id: m for m in cards})
@@ -473,7 +475,8 @@ def _code_paid(session: Session, b: BillingContext, account: Account, a: ChargeA
     entry = ledger.post_payment(session, account, "card", a.amount_cents, "intent:" + intent.id, kind="code_fee",
                                 handset_id=h.id, charge_id=charge.id, intent_id=intent.id, note="unlock code fee")
     a.code_id = row.id
-    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                   DeviceLink.account_id == account.id))
     for user in _drivers(session, account.id):
         until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
         notes.notify(session, user, "code-issued", {"device": link.label if link else str(h.id),
@@ -495,7 +498,8 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
     elif a.purpose == "reset_fee":
         paid = session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
-            LedgerEntry.lockout_id == a.lockout_id, LedgerEntry.reference != ref))
+            LedgerEntry.handset_id == a.handset_id, LedgerEntry.lockout_id == a.lockout_id,
+            LedgerEntry.reference != ref))
         h = session.get(Handset, a.handset_id) if a.handset_id else None
         if paid is not None or h is None or h.lockout_id != a.lockout_id or h.account_id != account.id:
             # this lockout's fee is paid already (or the lockout is over, or the handset is no longer the
@@ -505,7 +509,8 @@ def _succeeded(session: Session, b: BillingContext, account: Account, a: ChargeA
             return
         entry, _cmd = crud.record_payment(session, b.ctx.settings, account, "reset_fee", a.amount_cents, ref,
                                           a.handset_id, a.lockout_id, method="card", intent_id=intent.id)
-        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                       DeviceLink.account_id == account.id))
         for user in _drivers(session, account.id):
             notes.notify(session, user, "fee-paid", {"device": link.label if link else str(h.id)},
                          link="/portal/clears/%d" % entry.id, base_url=b.ctx.ps.BASE_URL,
@@ -579,13 +584,44 @@ def _key(key: str) -> str:
     return key
 
 
+IN_FLIGHT = ("created", "unknown")  # an attempt whose charge may be under way at the gateway right now
+
+
+def in_flight(session: Session, account_id: int, purposes: tuple[str, ...] = ("installment", "pay_now"),
+              but: str | None = None) -> ChargeAttempt | None:
+    """An attempt of the account paying its balance (auto-pay or pay now) that is being charged now (written,
+    no outcome yet), other than the one under key `but`. The caller holds the account row locked: an attempt
+    is written and committed under that lock, so whoever takes the lock next sees it."""
+    q = select(ChargeAttempt).where(ChargeAttempt.account_id == account_id, ChargeAttempt.purpose.in_(purposes),
+                                    ChargeAttempt.status.in_(IN_FLIGHT))
+    if but is not None:
+        q = q.where(ChargeAttempt.idempotency_key != but)
+    return session.scalars(q.order_by(ChargeAttempt.id).limit(1)).first()
+
+
 def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount_cents: int | None,
-            method_id: int, key: str) -> ChargeAttempt:
+            method_id: int, key: str, shown_cents: int | None = None, shown_ahead: bool = False) -> ChargeAttempt:
     """Pay the overdue balance, the current balance, or another amount (more than 0, at most the current
     balance or, when nothing is due yet, the next payment), with one of the account's cards, once per
-    idempotency key. Commits."""
+    idempotency key. Commits.
+
+    The overdue and current balances are what the form showed (`shown_cents`, required for those choices, and
+    for the current balance whether it was the next installment paid ahead, nothing owed: `shown_ahead`):
+    when the balance has moved since (another tab paid, auto-pay collected, an installment fell due), nothing
+    is charged and a 409 `balance-moved` says so (the same $90 is not the same balance once it is the next
+    installment's). While another payment of the balance is being charged
+    (auto-pay or another pay now, written and not settled), a 409 `payment-in-progress`: the two cannot both
+    take the same amount."""
     key = _key(key)
     account = _locked_account(session, user)
+    full = "paynow:%d:%s" % (account.id, key)
+    seen = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == full))
+    if seen is not None and seen.account_id == account.id:  # the same form again: the same payment
+        card = session.get(PaymentMethod, seen.method_id) if seen.method_id else None
+        if card is None or seen.status not in IN_FLIGHT:
+            session.commit()
+            return seen
+        return charge(session, b, account.id, full, "pay_now", seen.amount_cents, card)
     ledger.accrue(session, account)
     pos = ledger.position(session, account)
     # nothing owed yet: the next installment may be paid ahead, unless the program has ended (none is coming)
@@ -607,10 +643,21 @@ def pay_now(session: Session, b: BillingContext, user: User, choice: str, amount
                       field="choice")
     if amount <= 0:
         raise Problem(422, "invalid-amount", "nothing is due", field="choice")
+    if choice != "other":
+        if isinstance(shown_cents, bool) or not isinstance(shown_cents, int):
+            raise Problem(422, "invalid", "the balance this payment is for is missing: reload the page",
+                          field="shown_cents")
+        if shown_cents != amount or (choice == "current" and bool(shown_ahead) != (pos.unpaid_cents <= 0)):
+            raise Problem(409, "balance-moved", "the %s balance is %s now, not the %s shown: nothing was charged"
+                          % (choice, money(amount), money(shown_cents)), field="choice", amount_cents=amount)
+    busy = in_flight(session, account.id, but=full)
+    if busy is not None:
+        raise Problem(409, "payment-in-progress", "a payment of %s is being processed: look at your balance again "
+                      "in a minute" % money(busy.amount_cents), attempt_id=busy.id)
     m = method(session, account.id, method_id)
     if expired(m, ledger.today()):
         raise Problem(422, "expired-card", "This card has expired: choose another.", field="method_id")
-    a = charge(session, b, account.id, "paynow:%d:%s" % (account.id, key), "pay_now", amount, m)
+    a = charge(session, b, account.id, full, "pay_now", amount, m)
     audit(session, user, user, "pay-now", attempt=a.id, amount_cents=amount, status=a.status)
     session.commit()
     return a
@@ -635,7 +682,7 @@ def pay_reset_fee(session: Session, b: BillingContext, user: User, link_id: int,
         return seen
     paid = session.scalar(select(LedgerEntry.id).where(
         LedgerEntry.account_id == account.id, LedgerEntry.side == "payment", LedgerEntry.kind == "reset_fee",
-        LedgerEntry.lockout_id == h.lockout_id))
+        LedgerEntry.handset_id == h.id, LedgerEntry.lockout_id == h.lockout_id))
     if paid is not None:
         raise Problem(409, "fee-paid", "the reset fee for this lockout is paid", payment_id=paid)
     m = method(session, account.id, method_id)
@@ -706,7 +753,8 @@ def paid_code(session: Session, b: BillingContext, a: ChargeAttempt) -> PaidCode
         return None
     pk = b.ctx.keyring.purpose(h.id, h.key_id, h.secret_nonce, h.secret_ct)
     code = crud.code_for(pk.unlock, h.id, row.action, row.counter, row.issue_hour)
-    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id))
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == h.id,
+                                                   DeviceLink.account_id == a.account_id))
     until = timebase.EPOCH + dt.timedelta(hours=row.issue_hour + b.ctx.settings.CODE_VALID_H)
     return PaidCode(link.label if link else str(h.id), "%08d" % code, until)
 

@@ -4,6 +4,9 @@
   what is due on it (the charges booked to it; the primary handset also those booked to no handset), on its
   card, under the key `autopay:<account>:<handset>:<period>:<try>`; a decline notifies the driver and is tried
   again after BILLING_RETRY_DAYS (1, 3 and 5 days by default), then left to the driver;
+  an account whose driver's pay now is being charged (written, no outcome yet) is passed by until it settles
+  (pay now, the other way round, is refused while an auto-pay of the account is being charged: both take the
+  lock on the account's row to write their attempt, so one of them always sees the other's);
 - attempts left without an outcome (a gateway that timed out, a process killed mid-charge) are settled by
   asking the gateway again with their own key (which never charges twice);
 - reminders by email ahead of each due date (days per account, off per the driver's email preferences; the
@@ -29,7 +32,7 @@ from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from companion.app import crud
-from companion.app.accounts.models import User
+from companion.app.accounts.models import DeviceLink, User
 from companion.app.billing import ledger
 from companion.app.billing import services as billing
 from companion.app.billing.context import BillingContext
@@ -202,6 +205,15 @@ def collect_batch(db: Database, b: BillingContext, claimed: list[tuple[int, int]
         if not accounts:
             s.rollback()
             return counts
+        # an account whose driver's pay now is being charged right now is left to the next round: its position
+        # does not show that payment yet, and the two would take the same balance
+        paying = set(s.scalars(select(ChargeAttempt.account_id).where(
+            ChargeAttempt.account_id.in_(list(accounts)), ChargeAttempt.purpose == "pay_now",
+            ChargeAttempt.status.in_(billing.IN_FLIGHT))))
+        accounts = {k: v for k, v in accounts.items() if k not in paying}
+        if not accounts:
+            s.rollback()
+            return counts
         primaries = _primaries(s, list(accounts))
         _accrue_many(s, accounts, primaries, day)
         rows = _rows_by_account(s, list(accounts))
@@ -357,6 +369,9 @@ def collect(session: Session, b: BillingContext, handset_id: int, postgres: bool
             or (plan.retry_at and plan.retry_at > now) or h is None or h.account_id != account.id:
         session.rollback()
         return ""
+    if billing.in_flight(session, account.id, ("pay_now",)) is not None:
+        session.rollback()  # the driver's pay now is being charged: the next round
+        return ""
     ledger.accrue(session, account, now.date())  # charging what falls due today moves no due date
     pos = ledger.position(session, account, now.date())
     amount = pos.due_for(handset_id, ledger.primary_handset(session, account.id) == handset_id)
@@ -506,11 +521,72 @@ def requeue_clears(db: Database, b: BillingContext, limit: int = 200) -> int:
     return queued
 
 
+def _unneeded_fees() -> Any:
+    """Card reset fees whose clear was refused or expired while the lockout it paid for is over (cleared at
+    the service port, or by a code, before the handset synced; or the handset left the account), not refunded."""
+    pay, back = LedgerEntry, aliased(LedgerEntry)
+    refunded = exists().where(back.intent_id == pay.intent_id, back.method == "refund")
+    return (select(pay.id, pay.account_id).join(Command, Command.id == pay.command_id)
+            .join(Handset, Handset.id == pay.handset_id)
+            .where(pay.side == "payment", pay.kind == "reset_fee", pay.method == "card", pay.amount_cents > 0,
+                   pay.intent_id.is_not(None), Command.status.in_(("refused", "expired")),
+                   or_(Handset.lockout_id != pay.lockout_id, Handset.account_id.is_distinct_from(pay.account_id)),
+                   ~refunded)
+            .order_by(pay.id))
+
+
+def refund_unneeded_fees(db: Database, b: BillingContext, limit: int = 200) -> int:
+    """Refund each card reset fee whose clear the handset never applied because the lockout had ended (as a
+    fee paid for a lockout already over is refunded when it is charged): the money goes back to the card under
+    the key `unneeded:<payment>` (asked again, it refunds nothing twice), the ledger posts the refund and a
+    waiver of the fee's charge (the driver owes nothing for a clear that was not needed), the drivers are
+    told. Returns how many were refunded."""
+    with db.sessions() as s:
+        rows = s.execute(_unneeded_fees().limit(limit)).all()
+    done = 0
+    for payment_id, account_id in rows:
+        with db.write_session() as session:
+            account = crud.lock_account(session, account_id)
+            found = session.execute(_unneeded_fees().where(LedgerEntry.id == payment_id)).first()
+            p = session.get(LedgerEntry, payment_id)
+            a = session.scalar(select(ChargeAttempt).where(ChargeAttempt.intent_id == p.intent_id)) if p else None
+            if found is None or p is None or account is None or a is None or not p.intent_id:
+                session.rollback()
+                continue
+            try:
+                intent = b.gateway.refund(p.intent_id, p.amount_cents, "unneeded:%d" % p.id)
+            except Exception:  # noqa: BLE001 -- the gateway is down: the next round asks again (same key)
+                session.rollback()
+                log.exception("refund of reset fee %d failed", payment_id)
+                continue
+            billing.settle(session, b, a, intent)  # posts the refund (once per intent)
+            if p.charge_id is not None:
+                ledger.post_payment(session, account, "waiver", p.amount_cents, "waiver:%d" % p.id,
+                                    kind="reset_fee", handset_id=p.handset_id, charge_id=p.charge_id,
+                                    note="reset fee refunded: the lockout ended before the clear")
+            a.status = "refunded"
+            ledger.recompute(session, account)
+            link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == p.handset_id,
+                                                           DeviceLink.account_id == account.id))
+            h = session.get(Handset, p.handset_id) if p.handset_id else None
+            label = link.label if link else (h.serial if h else "")
+            for user in session.scalars(select(User).where(User.account_id == account.id, User.role == "driver",
+                                                           User.active.is_(True))):
+                notes.notify(session, user, "fee-refunded", {"device": label,
+                                                             "amount": billing.money(p.amount_cents)},
+                             link="/portal/clears/%d" % p.id, base_url=b.ctx.ps.BASE_URL,
+                             dedupe="fee-refunded:%d" % p.id)
+            session.commit()
+            done += 1
+    return done
+
+
 def run_once(db: Database, b: BillingContext) -> dict[str, int]:
     """One round of billing's background work."""
     counts = autopay_round(db, b)
     counts["reconciled"] = reconcile_round(db, b)
     counts["clears_requeued"] = requeue_clears(db, b)
+    counts["fees_refunded"] = refund_unneeded_fees(db, b)
     deliver = getattr(b.gateway, "deliver_webhooks", None)
     if deliver is not None:
         try:

@@ -28,6 +28,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "clear-applied": (N_("Lockout cleared"),
                       N_("The handset %(device)s applied the remote clear. A breath test is still needed to "
                          "start.")),
+    "fee-refunded": (N_("Reset fee refunded"),
+                     N_("The lockout on device %(device)s ended before the paid clear reached the handset, so "
+                        "the clear was not needed: the reset fee of %(amount)s was refunded to your card.")),
     "clear-failed": (N_("Remote clear not applied"),
                      N_("The remote clear for device %(device)s was %(status)s. Call us and we will help.")),
     "lockout": (N_("Handset locked out"),

@@ -56,7 +56,8 @@ def notice_events(session: Session, ps: PortalSettings, now: dt.datetime | None 
     rows = session.execute(select(Payment, Command).join(Command, Payment.command_id == Command.id).where(
         Command.status.in_(("applied", "refused", "expired")), Command.acked_at >= since)).all()
     for pay, cmd in rows:
-        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == cmd.handset_id))
+        link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == cmd.handset_id,
+                                                       DeviceLink.account_id == pay.account_id))
         label = link.label if link else str(cmd.handset_id)
         kind = "clear-applied" if cmd.status == "applied" else "clear-failed"
         for user in _drivers(session, pay.account_id):

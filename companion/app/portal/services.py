@@ -226,7 +226,9 @@ def clear_progress(session: Session, user: User, payment_id: int) -> ClearProgre
             or p.side != "payment"):
         raise Problem(404, "not-found", "no such payment on your account")
     cmd = session.get(Command, p.command_id) if p.command_id else None
-    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == p.handset_id))
+    # the payment's account's link: a handset moved since to another account has that account's label there
+    link = session.scalar(select(DeviceLink).where(DeviceLink.handset_id == p.handset_id,
+                                                   DeviceLink.account_id == p.account_id))
     status = cmd.status if cmd else "queued"
     steps = [ClearStep("paid", p.created_at, True),
              ClearStep("queued", cmd.created_at if cmd else None, cmd is not None),

@@ -116,7 +116,7 @@ def method_delete(request: Request, session: WriteSessionDep, method_id: int, cs
 # ---- pay now -----------------------------------------------------------------------------------------------
 def _pay_page(request: Request, session: Session, v: Visitor, status: int = 200, **values: object) -> Response:
     user = v.require("driver")
-    o = billing.overview(session, _b(request), user)
+    o = billing.overview(session, _b(request), user, accrued=True)
     return render(v, "billing_pay.html", status, o=o, key=pysecrets.token_hex(12), **values)
 
 
@@ -129,16 +129,20 @@ def pay_form(request: Request, session: SessionDep) -> Response:
 
 @router.post("/pay")
 def pay(request: Request, session: WriteSessionDep, choice: F = "", amount: F = "", method_id: F = "",
-        key: F = "", csrf: F = "") -> Response:
-    """Charge the card once per form (its idempotency key) and show the payment."""
+        key: F = "", csrf: F = "", shown_overdue: F = "", shown_current: F = "", shown_ahead: F = "") -> Response:
+    """Charge the card once per form (its idempotency key) and show the payment. The form carries the overdue
+    and current balances it showed: a balance that moved since is refused, nothing charged."""
     v, user = _driver(request, session)
 
     def charge() -> ChargeAttempt:  # pay_now commits the attempt and its outcome itself
         cents = billing.parse_dollars(amount) if choice == "other" else None
-        return billing.pay_now(session, _b(request), user, choice, cents, _card(method_id), key)
+        shown = {"overdue": shown_overdue, "current": shown_current}.get(choice, "")
+        return billing.pay_now(session, _b(request), user, choice, cents, _card(method_id), key,
+                               int(shown) if shown.isdigit() and len(shown) <= 10 else None, shown_ahead == "1")
 
     return submit(v, session, csrf, charge, _to_payment,
-                  lambda exc: form_error(v, "billing_pay.html", exc, o=billing.overview(session, _b(request), user),
+                  lambda exc: form_error(v, "billing_pay.html", exc,
+                                         o=billing.overview(session, _b(request), user, accrued=True),
                                          key=pysecrets.token_hex(12)), commit=False)
 
 

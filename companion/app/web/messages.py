@@ -33,6 +33,10 @@ _WORDS = {
     "duplicate": N_("This card is saved already."),
     "invalid-amount": N_("Enter an amount more than zero and no more than the balance, in dollars and cents."),
     "nothing-overdue": N_("Nothing is overdue."),
+    "balance-moved": N_("Your balance changed since this page was shown, so nothing was charged. Check the "
+                        "amount below and pay again."),
+    "payment-in-progress": N_("Another payment of your balance is being processed, so nothing was charged. Look "
+                              "at your balance again in a minute."),
     "fee-paid": N_("The reset fee for this lockout is paid already."),
     "no-card": N_("Add a card first."),
     "idempotency-conflict": N_("This payment was already submitted. Reload the page to start a new one."),

@@ -108,7 +108,8 @@ def delete_method(session: WriteSessionDep, user: WriteUserDep, method_id: ItemI
 @router.post("/pay", status_code=201)
 def pay(session: WriteSessionDep, b: BillingDep, user: WriteUserDep, data: PayNow) -> AttemptPublic:
     """Pay now (once per idempotency key)."""
-    a = billing.pay_now(session, b, user, data.choice, data.amount_cents, data.method_id, data.idempotency_key)
+    a = billing.pay_now(session, b, user, data.choice, data.amount_cents, data.method_id, data.idempotency_key,
+                        data.shown_cents, data.shown_ahead)
     return attempt_public(session, a)
 
 
