@@ -488,7 +488,7 @@ class Interlock(Authority):
             self._engine = engine
             self.engine_saved = engine
             self._dirty = True
-            self._log(records.ENGINE, 1 if engine else 0)
+            self._log(records.ENGINE, 1 if engine else 0, 2 if engine and self._engine_held else 0)
             if engine:
                 self._engine_started(now)
             else:
@@ -522,6 +522,14 @@ class Interlock(Authority):
                 self._dirty = True
                 self._log(records.ENGINE, 1, 1)
                 return True
+        if inp.supply_start and self._ign and not self._engine:
+            # never seen running, yet the supply shows a start (power.CrankWatch: the starter's sag, then the
+            # alternator's charge held 4 s; a charger or a jump pack shows no sag, a crank that did not start no
+            # charge): the engine started with its sense wire cut or failed. It counts as running from now (the
+            # edge in _edges: a start in the start window, a bypass in any other state) and for as long as the
+            # charge lasts; the edge's record says how it was seen (ENGINE a=1 b=2: the sense wire disagrees)
+            self._engine_held = True
+            return True
         return False
 
     def _module_edge(self, module):
