@@ -115,7 +115,8 @@ class CrankWatch:
             self._since = now
             self._charge = -1
         if self.phase == _AFTER:
-            if mv >= CHARGING_MV:
+            waiting = self._charge == -1 and timebase.diff(now, self._since) <= CHARGE_WITHIN_MS
+            if mv >= CHARGING_MV and (waiting or self._charge != -1):
                 if self._charge == -1:
                     self._charge = now
                 elif timebase.diff(now, self._charge) >= CHARGE_HOLD_MS:
@@ -123,7 +124,7 @@ class CrankWatch:
                     self.rest = mv
                     return True
                 return False
-            if self._charge == -1 and timebase.diff(now, self._since) <= CHARGE_WITHIN_MS:
+            if waiting:
                 if self._sag(mv):  # cranked again
                     self.phase = _SAG
                     self._since = now
