@@ -137,5 +137,9 @@ class CrankWatch:
             self.rest = mv
         return False
 
+    def pending(self):
+        """A crank sag was seen and whether a start follows it is not decided yet."""
+        return self.phase != _REST
+
     def _sag(self, mv):
         return mv <= self.rest - CRANK_DROP_MV and mv < WARN_MV

@@ -174,6 +174,7 @@ class Runtime:
         # the start was seen from the input, and a key-off right after it must not look like a start)
         start = self.crank.update(now, mv)
         self.inputs.supply_start = start and not engine
+        self.inputs.cranking = self.crank.pending()
         if level >= 0:
             self.log.append(self.fsm.wall, records.VOLTAGE, level, mv, 1 if engine else 0, 0)
         out = self.outputs

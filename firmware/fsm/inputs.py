@@ -22,3 +22,4 @@ class Inputs:
         # the supply showed a start's signature, a crank sag then a sustained charge (power.CrankWatch; set for the
         # one poll after the reading that completed it)
         self.supply_start = False
+        self.cranking = False  # a crank sag was seen, whether a start follows is not decided yet (the previous poll's)
