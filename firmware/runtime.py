@@ -116,6 +116,7 @@ class Runtime:
         self._flag = None
         self._fault_boots = 0
         self.battery = power.Battery() if hw.supply is not None else None
+        self.crank = power.CrankWatch()
         self._failed_at = -1  # tick the runtime failed safe (-1: not yet seen by _supervise)
         self._stop_logged = False  # failed safe, the engine was seen stopped (ENGINE a=0 recorded)
         self._healthy_at = -1  # tick from which this boot counts as healthy (-1: nothing to clear)
@@ -170,6 +171,11 @@ class Runtime:
         engine = self.inputs.engine
         level = bat.update(now, mv)
         self.inputs.charging = mv >= power.CHARGING_MV  # the next poll's engine check (fsm.machine._engine_sense)
+        # a start's signature on the supply, for the next poll; only while the engine input reads off (with it on,
+        # the start was seen from the input, and a key-off right after it must not look like a start)
+        start = self.crank.update(now, mv)
+        self.inputs.supply_start = start and not engine
+        self.inputs.cranking = self.crank.pending()
         if level >= 0:
             self.log.append(self.fsm.wall, records.VOLTAGE, level, mv, 1 if engine else 0, 0)
         out = self.outputs

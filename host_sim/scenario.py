@@ -5,6 +5,7 @@ Set-up (before the first action): seed N, date YYYY-MM-DD [HH:MM], ambient C, no
   supervised (the hardware watchdog and the supervised background tasks; a boot reason at every boot).
 Actions:
   key on | key off           crank | hotwire | stall          unplug | plug
+  crank no-start | hotwire no-start            (the starter turns, its sag shows on the supply; the engine does not catch)
   ignition-sense cut | ignition-sense restore   (the handset's ignition wire reads off / reads the key again)
   engine-sense cut | engine-sense restore       (the engine-running wire reads off / reads the engine again)
   wait DUR                   blow [brac=.045] [volume=2.0] [duration=5] [temp=34] [hum] [flow-ok]
@@ -15,7 +16,8 @@ Actions:
   code clear|service [counter=N] [hours-ago=H] [value=DIGITS]   (typed on the three buttons)
   remote clear [lockout=N] [seq=N]    desired [version=N] [payment=DATE] [service=DATE] [inspection=DATE]
   policy NAME=V ...          tech clear [ID] | tech service [due=DATE] | tech time DATE [HH:MM]
-  battery V                  the vehicle battery's resting voltage (12.6 full; the engine charges at 14.2)
+  battery V                  the vehicle battery's resting voltage (12.6 full; the engine charges at 14.2; a
+                               charger or a jump pack on it: 14.4); a crank sags it 2.6 V for 1 s
   task sync|service|buttons hang|raise|broken|ok   (supervised: a background task fails, or runs again)
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
   say "TEXT"                          a narration line in the trace (the demo prints it)
@@ -93,6 +95,15 @@ def _clock(text):
     if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
         raise ScenarioError("bad time " + text)
     return int(parts[0]) * 3600 + int(parts[1]) * 60
+
+
+def _catch(args):
+    """crank / hotwire: whether the engine catches (`no-start`: the starter turns, the engine does not)."""
+    if not args:
+        return True
+    if args == ["no-start"]:
+        return False
+    raise ScenarioError("crank|hotwire [no-start]")
 
 
 def _options(args):
@@ -275,12 +286,12 @@ class Scenario:
         sim.set_task(args[0], args[1])
 
     def _do_crank(self, sim, args):
-        ok = sim.world.crank()
+        ok = sim.world.crank(catch=_catch(args))
         sim.trace.add("CRANK " + ("STARTED" if ok else "NO START"))
         sim.run(50)
 
     def _do_hotwire(self, sim, args):
-        sim.world.crank(bypass=True)
+        sim.world.crank(bypass=True, catch=_catch(args))
         sim.trace.add("CRANK BYPASSED")
         sim.run(50)
 

@@ -244,8 +244,7 @@ class SimSupply(board.Supply):
 
     def millivolts(self):
         """mV."""
-        w = self.world
-        return 14200 if w.engine and w.battery_mv >= 11000 else w.battery_mv
+        return self.world.supply_mv()
 
 
 def hardware(world, trace):

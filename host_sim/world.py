@@ -10,6 +10,8 @@ Integer physics so that CPython and MicroPython compute the same numbers:
   current, in ADC counts, is baseline + charge x 10 / 800. Charge per sample = BrAC x 1000, scaled by the
   cell's temperature sensitivity (+1.5 % per degree C around 35 C) and its age (-0.5 % per 30 days).
   With the default module calibration (0.080 g/dL -> area 16000) a fresh cell at 35 C reads exactly.
+- Supply: the battery's resting voltage (`battery_mv`); while the starter turns (CRANK_MS after a crank it is let
+  through) it sags CRANK_SAG_MV under it (under 12.6 V with a charger or jump pack on: their lift gives way); a running engine's alternator holds 14.2 V (SimSupply).
 - Noise: the world's own xorshift PRNG, so a seed gives the same run on both interpreters.
 """
 
@@ -22,6 +24,8 @@ BASELINE = 200  # fuel-cell counts with clean air
 TAU_CELL = 800  # ms
 TAU_BREATH_TEMP = 300  # ms
 TAU_COOL = 60000  # ms
+CRANK_MS = 1000  # the starter turns this long (the engine catches at its end, or does not)
+CRANK_SAG_MV = 2600  # the starter's draw pulls the supply this far under the battery's resting voltage
 
 
 REFERENCE_BRAC = 80  # the dry-gas standard used at calibration, 0.080 g/dL
@@ -117,7 +121,8 @@ class World:
         self.module = None  # EEPROM image bytes, or None when no module is inserted
         self.module_latched = True
         self.photos = 0
-        self.battery_mv = 12600  # the vehicle battery, resting and full
+        self.battery_mv = 12600  # the vehicle battery, resting and full (a charger or jump pack: set it higher)
+        self.crank_until = -1  # world time the starter stops turning (-1: not turning)
 
     # ---- actions --------------------------------------------------------------------------------
 
@@ -143,12 +148,27 @@ class World:
         """The driver presses buttons (board.LEFT / OK / RIGHT)."""
         self.buttons |= mask
 
-    def crank(self, bypass=False):
-        """Turn the key to start: the engine runs if the relay lets the starter crank (or it is bypassed)."""
+    def crank(self, bypass=False, catch=True):
+        """Turn the key to start: the engine runs if the relay lets the starter crank (or it is bypassed) and it
+        catches (catch=False: a weak battery's crank that does not start it). The starter's sag on the supply
+        lasts CRANK_MS either way; the engine input reads it running at once (no scenario waits on the crank)."""
         if self.ignition and (self.relay or bypass):
-            self.engine = True
-            return True
+            self.crank_until = self.t + CRANK_MS
+            if catch:
+                self.engine = True
+            return catch
         return False
+
+    def supply_mv(self):
+        """The vehicle supply: the starter's sag while it turns, an alternator's charge while the engine runs (if
+        the battery can still excite it), else the battery's resting voltage."""
+        if self.crank_until != -1:
+            if self.t < self.crank_until:
+                # a charger's or jump pack's lift over a full battery's 12.6 V gives way under the starter's draw
+                mv = (self.battery_mv if self.battery_mv < 12600 else 12600) - CRANK_SAG_MV
+                return mv if mv > 0 else 0
+            self.crank_until = -1
+        return 14200 if self.engine and self.battery_mv >= 11000 else self.battery_mv
 
     def stall(self):
         """The engine stops with the key still on."""

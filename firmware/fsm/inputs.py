@@ -19,3 +19,7 @@ class Inputs:
         self.module_present = False  # inserted and latched
         self.module = None  # fsm.module.ModuleData parsed from its EEPROM, or None when unreadable
         self.charging = False  # the supply reads an alternator's charge (power.CHARGING_MV; the previous poll's)
+        # the supply showed a start's signature, a crank sag then a sustained charge (power.CrankWatch; set for the
+        # one poll after the reading that completed it)
+        self.supply_start = False
+        self.cranking = False  # a crank sag was seen, whether a start follows is not decided yet (the previous poll's)

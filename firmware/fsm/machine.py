@@ -57,6 +57,10 @@ BROWNOUTS_EXCUSED = 1
 # the engine input reads off with the ignition on while the supply still charges (inp.charging) this long: the
 # engine runs and its sense wire is cut or failed (ENGINE a=1 b=1); the engine counts as running until the charge stops
 ENGINE_SENSE_HOLD_MS = 4000
+# a start or restart window that ends while the supply shows a crank whose start is not decided yet (inp.cranking)
+# stays open this much longer at most: the longest sag, the wait for the charge and its hold (power.CrankWatch), so
+# a permitted crank at the window's end with the engine-sense wire cut is not booked as a bypass
+CRANK_GRACE_MS = 14000
 
 
 class Interlock(Authority):
@@ -91,6 +95,7 @@ class Interlock(Authority):
         self._ign = False
         self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
         self._engine_held = False  # the engine input reads off while the alternator charges: taken as running
+        self._cranking = False  # the supply shows a crank not yet decided while the engine input reads off
         self._sense_since = -1  # tick the engine input went off with the supply still charging (-1: not)
         self._engine = False
         self._connected = True
@@ -488,7 +493,7 @@ class Interlock(Authority):
             self._engine = engine
             self.engine_saved = engine
             self._dirty = True
-            self._log(records.ENGINE, 1 if engine else 0)
+            self._log(records.ENGINE, 1 if engine else 0, 2 if engine and self._engine_held else 0)
             if engine:
                 self._engine_started(now)
             else:
@@ -501,6 +506,7 @@ class Interlock(Authority):
         that reads off with the ignition on while the charge goes on for ENGINE_SENSE_HOLD_MS is a sense wire cut
         (or failed) under a running engine: logged once (ENGINE a=1 b=1), the engine counts as running (the drive
         goes on, with its retests, as if it had never stopped) until the sense returns or the charge stops."""
+        self._cranking = inp.cranking and not inp.engine
         if inp.engine:
             self._engine_held = False
             self._sense_since = -1
@@ -522,6 +528,14 @@ class Interlock(Authority):
                 self._dirty = True
                 self._log(records.ENGINE, 1, 1)
                 return True
+        if inp.supply_start and self._ign and not self._engine:
+            # never seen running, yet the supply shows a start (power.CrankWatch: the starter's sag, then the
+            # alternator's charge held 4 s; a charger or a jump pack shows no sag, a crank that did not start no
+            # charge): the engine started with its sense wire cut or failed. It counts as running from now (the
+            # edge in _edges: a start in the start window, a bypass in any other state) and for as long as the
+            # charge lasts; the edge's record says how it was seen (ENGINE a=1 b=2: the sense wire disagrees)
+            self._engine_held = True
+            return True
         return False
 
     def _module_edge(self, module):
@@ -924,10 +938,13 @@ class Interlock(Authority):
             self._route(now)
             return
         if self.state == S_START:
-            if timebase.diff(now, self._state_since) >= self.policy.start_window_s * 1000:
+            over = timebase.diff(now, self._state_since) - self.policy.start_window_s * 1000
+            if over >= 0 and not (self._cranking and over < CRANK_GRACE_MS):
                 self._end_start_window()
                 self._start_test(now)
-        elif not self.restart_until or self.wall >= self.restart_until:
+        elif (not self.restart_until
+              or self.wall >= self.restart_until and not (self._cranking
+                                                          and self.wall < self.restart_until + CRANK_GRACE_MS // 1000)):
             self.restart_until = 0
             self._dirty = True
             self._start_test(now)

@@ -10,6 +10,7 @@ BOOT = const(1)  # a=firmware version, b=power gap s (-1 unknown), c=1 if state 
 POWER_GAP = const(2)  # a=gap s it provably lasted (-1 unknown), b=limit s, c=gap s since the last heartbeat
 STATE = const(3)  # a=new state, b=old state
 IGNITION = const(4)  # a=1 on / 0 off; b=1: off while the engine runs (taken as on until it stops)
+# b=2: started by the supply's crank sag then charge while its sense reads off (power.CrankWatch)
 ENGINE = const(5)  # a=1 running / 0 stopped; b=1: running by the supply's charge while its sense reads off
 TEST_REQUEST = const(6)  # a=1 start test / 2 retest
 ABORT = const(7)  # a=abort reason (ABORT_*), b=aborts in window

@@ -1,5 +1,5 @@
 """The battery levels (firmware/power.py) on both interpreters: thresholds, hysteresis, the hold that lets a
-starter's dip pass, and the tick counter's wrap."""
+starter's dip pass, and the tick counter's wrap; the start seen from the supply alone (CrankWatch)."""
 
 try:
     import host_sim  # noqa: F401  (firmware on sys.path under CPython)
@@ -31,4 +31,28 @@ def main():
     print("resumed", b.level, b.update(t, 12600), b.update(timebase.add(t, 4000), 12600), b.level)
 
 
+def cranks():
+    for note, profile in (
+        ("start", ((12600, 2000), (10000, 1000), (14200, 6000))),
+        ("charger", ((12600, 2000), (14400, 8000))),
+        ("clamp off and on", ((14400, 2000), (12600, 500), (14400, 6000))),
+        ("crank, no start, charger", ((11900, 2000), (9300, 1000), (11900, 6000), (14400, 6000))),
+        ("brown-out", ((12600, 2000), (10000, 5500), (14400, 6000))),
+        ("sag at the limit", ((12600, 2000), (10000, 5000), (14400, 6000))),
+        ("short charge", ((12600, 2000), (10000, 1000), (14200, 4000), (12600, 1000))),
+    ):
+        w = power.CrankWatch()
+        t = T0
+        elapsed = 0
+        got = []
+        for mv, held in profile:
+            for _ in range(held // 250):
+                if w.update(t, mv):
+                    got.append(elapsed)
+                t = timebase.add(t, 250)
+                elapsed += 250
+        print("crank %-28s starts %s" % (note, got))
+
+
 main()
+cranks()
