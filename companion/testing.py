@@ -83,8 +83,9 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def wait_ready(base_url: str, timeout_s: float = 30.0) -> None:
-    """Wait until the server answers its health endpoint."""
+def wait_ready(base_url: str, timeout_s: float = 90.0) -> None:
+    """Wait until the server answers its health endpoint (a liveness bound, not a speed check: a busy shared
+    machine can take tens of seconds to start a process that imports the whole companion)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -191,7 +192,11 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "companion", "serve", "--port", str(self.port), "--workers",
              str(self.workers)], env=env_for(self.settings), cwd=str(ROOT))
-        wait_ready(self.url)
+        try:
+            wait_ready(self.url)
+        except BaseException:
+            self.kill()  # never leave a half-started server (or its Popen) behind
+            raise
         return self
 
     def kill(self) -> None:

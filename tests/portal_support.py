@@ -244,7 +244,8 @@ def add_card(page, base, number="4242424242424242"):
 def axe_everywhere(browser, site, signed_out, pages, extra=None):
     """axe-core on every page at both widths and in both languages: `signed_out` paths, then each user's paths
     (`pages`: email -> paths) signed in with that language as theirs. {(viewport, lang, path): serious
-    violations} ("out " before a signed-out path); `extra(page, lang)` adds findings of its own to each page."""
+    violations} ("out " before a signed-out path; a path two users visit keeps both findings); `extra(page, lang)`
+    adds findings of its own to each page."""
     from sqlalchemy import select
 
     from companion.app.accounts.models import User
@@ -270,7 +271,8 @@ def axe_everywhere(browser, site, signed_out, pages, extra=None):
                     for path in paths:
                         page.goto(base + path)
                         assert page.locator("html").get_attribute("lang") == lang
-                        found[(viewport, lang, path)] = serious(page) + (extra(page, lang) if extra else [])
+                        found[(viewport, lang, path)] = (found.get((viewport, lang, path), []) + serious(page)
+                                                         + (extra(page, lang) if extra else []))
                     page.click("header form[action='/portal/sign-out'] button")
                     with site.session() as s:
                         s.scalar(select(User).where(User.email == who)).language = "en"

@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import MetaData, Table, create_engine, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from companion import testing
@@ -28,9 +28,9 @@ pytest_plugins = ["tests.portal_support"]
 
 # ---- the migration -----------------------------------------------------------------------------------------
 def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_backend):
-    """At 0007 an account with auto-pay on (a card, two declines, a retry date) and two handsets, one with
-    auto-pay off and one handset, one without a plan: after 0008 each handset has its account's settings, none
-    lost; the downgrade drops the table and keeps billing_plans as it was."""
+    """At 0009 an account with auto-pay on (a card, two declines, a retry date) and two handsets, one with
+    auto-pay off and one handset, one without a plan: after 0010 each handset has its account's settings, none
+    lost (0010_billing2); the downgrade drops the table and keeps billing_plans as it was."""
     from alembic import command
 
     from companion.app.core import migrate
@@ -44,6 +44,7 @@ def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_ba
         cfg = migrate.alembic_config(settings)
         command.upgrade(cfg, "0009_presets2")
         engine = create_engine(settings.sync_database_url)
+        stack.callback(engine.dispose)  # closed even when an assertion fails (no connection left to the GC)
         retry = dt.datetime(2027, 2, 3, 12, tzinfo=dt.UTC)
         with Session(engine) as s:
             ids_ = []
@@ -54,9 +55,14 @@ def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_ba
                     "VALUES (:n, 'weekly', '2027-01-04', 5000, 0, 0, 7500, true, 2, 30, 0, CURRENT_TIMESTAMP) "
                     "RETURNING id"), {"n": n}).scalar_one())
             on, off, none = ids_
-            hs = [Handset(serial="M-%d" % i, account_id=acc, key_id="k1", secret_nonce=b"", secret_ct=b"")
-                  for i, acc in enumerate((on, on, off, none))]
-            s.add_all(hs)
+            # handsets as the schema at this revision has them: the model's columns that exist (with their
+            # Python-side defaults), not the ones later migrations add
+            present = {c["name"] for c in inspect(engine).get_columns("handsets")}
+            handsets = Table("handsets", MetaData(), *(c._copy() for c in Handset.__table__.columns
+                                                       if c.name in present))
+            hids = [s.execute(handsets.insert().values(
+                serial="M-%d" % i, account_id=acc, key_id="k1", secret_nonce=b"", secret_ct=b"")
+                .returning(handsets.c.id)).scalar_one() for i, acc in enumerate((on, on, off, none))]
             card = PaymentMethod(account_id=on, gateway="sandbox", token="tok_x" * 3, brand="visa", last4="4242",
                                  exp_month=12, exp_year=2031, primary=True, deleted=False)
             s.add(card)
@@ -66,7 +72,7 @@ def test_migration_copies_each_accounts_autopay_to_every_handset_of_it(portal_ba
             s.add(BillingPlan(account_id=off, autopay=False, method_id=None, remind_days=3, reminders=True,
                               retry_attempts=0, last_decline=""))
             s.commit()
-            ids = [h.id for h in hs]
+            ids = hids
             card_id = card.id
         command.upgrade(cfg, "head")
         with Session(engine) as s:

@@ -2,19 +2,17 @@
 axe-core finds no serious or critical violation, English and Spanish, phone and desktop width."""
 
 import pytest
-from sqlalchemy import select
 
 from tests.companion_doubles import SyncedSim
+from tests.portal_support import axe_everywhere
 from tests.service_support import authority_for, bypass_violation
-from tests.test_portal_service_browser import _page, _serious, _sign_in, browser, site  # noqa: F401
 from tests.test_portal_state_rules import _give_state
 
 pytestmark = pytest.mark.browser
+pytest_plugins = ["tests.portal_support"]
 
 
-def test_the_rules_pages_pass_axe_in_both_languages_and_widths(browser, site):  # noqa: F811
-    from companion.app.accounts.models import User
-
+def test_the_rules_pages_pass_axe_in_both_languages_and_widths(browser, site):
     base = site.server.url
     d = site.driver()
     _give_state(site, d["account_id"], "MI")
@@ -28,23 +26,6 @@ def test_the_rules_pages_pass_axe_in_both_languages_and_widths(browser, site):  
         court: ["/portal/authority", "/portal/authority/drivers/%d" % d["account_id"],
                 "/portal/authority/drivers/%d/rules" % d["account_id"]],
     }
-    found, checked = {}, 0
-    for viewport in ("desktop", "phone"):
-        for lang in ("en", "es"):
-            ctx, page = _page(browser, viewport)
-            try:
-                for who, paths in pages.items():
-                    with site.session() as s:
-                        s.scalar(select(User).where(User.email == who)).language = lang
-                        s.commit()
-                    _sign_in(page, base, who)
-                    for path in paths:
-                        page.goto(base + path)
-                        assert page.locator("html").get_attribute("lang") == lang
-                        found[(viewport, lang, path)] = _serious(page)
-                        checked += 1
-                    page.click("header form[action='/portal/sign-out'] button")
-            finally:
-                ctx.close()
-    assert checked == 32
+    found = axe_everywhere(browser, site, [], pages)
+    assert len(found) == 28  # 8 paths (/portal/rules twice: two drivers, one key) x 2 widths x 2 languages
     assert {k: v for k, v in found.items() if v} == {}
