@@ -78,7 +78,9 @@ def test_schedule_change_moves_handset_due_date(api):
 
 
 def test_reset_fee_queues_one_clear_for_the_reported_lockout(api):
-    """A reset fee queues a remote clear bound to the lockout the handset reported; paying twice queues one."""
+    """A reset fee queues a remote clear bound to the lockout the handset reported; a second fee for the same
+    lockout under another reference is refused (it would take the money twice for the one clear), and the same
+    reference again is the same payment."""
     acc = _account(api)
     hs = _handset(api, acc["id"])
     pay = f"/api/v1/accounts/{acc['id']}/payments"
@@ -91,9 +93,11 @@ def test_reset_fee_queues_one_clear_for_the_reported_lockout(api):
     wrong = dict(body, reference="fee-2", lockout_id=56)
     assert _problem(api.post(pay, json=wrong), 409)["current_lockout_id"] == 57
     p1 = api.post(pay, json=dict(body, reference="fee-3")).json()
-    p2 = api.post(pay, json=dict(body, reference="fee-4", lockout_id=57)).json()
+    again = _problem(api.post(pay, json=dict(body, reference="fee-4", lockout_id=57)), 409)
+    assert again["payment_id"] == p1["id"]
+    p2 = api.post(pay, json=dict(body, reference="fee-3")).json()  # the same reference: the same payment
     assert p1["lockout_id"] == 57 and p1["command"]["kind"] == "clear" and p1["command"]["arg"] == 57
-    assert p2["command"]["id"] == p1["command"]["id"]
+    assert p2["id"] == p1["id"] and p2["command"]["id"] == p1["command"]["id"]
     cmds = api.get(f"/api/v1/handsets/{hs['device_id']}/commands").json()
     assert [(c["kind"], c["arg"], c["status"]) for c in cmds] == [("clear", 57, "queued")]
     assert api.get(f"/api/v1/commands/{p1['command']['id']}").json()["status"] == "queued"
