@@ -178,6 +178,22 @@ with db.write_session() as session:
 '''
 
 
+def kill_when_charged(script, pg, *args):
+    """Run a worker script (argv: database URL, master keys, *args) until it prints that the gateway charged,
+    then SIGKILL it there: a crash between the charge and its record."""
+    env = testing.env_for(pg)
+    env["PYTHONPATH"] = str(testing.ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, str(script), pg.DATABASE_URL, pg.MASTER_KEYS, *args],
+                            stdout=subprocess.PIPE, env=env, cwd=str(testing.ROOT))
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert b"charged" in line
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
 def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, tmp_path):
     """A worker process SIGKILLed after the gateway charged but before it recorded anything: the next worker
     asks the gateway again with the same key (no second charge) and records the payment; the webhooks that
@@ -188,18 +204,7 @@ def test_worker_killed_mid_charge_then_webhooks_twice_out_of_order_and_late(pg, 
     account_id, _user_id, _m, handset_id = _driver_with_card(db, b, day)
     script = tmp_path / "killed.py"
     script.write_text(KILLED)
-    env = testing.env_for(pg)
-    env["PYTHONPATH"] = str(testing.ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, str(script), pg.DATABASE_URL, pg.MASTER_KEYS, day.isoformat(),
-                             str(handset_id)],
-                            stdout=subprocess.PIPE, env=env, cwd=str(testing.ROOT))
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert b"charged" in line
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()  # type: ignore[union-attr]
+    kill_when_charged(script, pg, day.isoformat(), str(handset_id))
     try:
         with db.sessions() as s:
             a = s.scalar(select(ChargeAttempt).where(ChargeAttempt.account_id == account_id))

@@ -4,10 +4,6 @@ device; and a worker killed mid-batch on PostgreSQL (every due device charged ex
 
 import contextlib
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -205,7 +201,7 @@ def test_worker_killed_mid_batch_then_restarted_charges_every_due_device_once(tm
     from companion.app.billing.sandbox import SandboxIntent
     from companion.app.core import migrate
     from companion.app.core.db import Database
-    from tests.test_billing_concurrency import _context, _driver_with_card
+    from tests.test_billing_concurrency import _context, _driver_with_card, kill_when_charged
 
     reason = testing.pg_unavailable_reason()
     if reason:
@@ -219,17 +215,7 @@ def test_worker_killed_mid_batch_then_restarted_charges_every_due_device_once(tm
         ids = [_driver_with_card(db, b, day)[0] for _ in range(20)]
         script = tmp_path / "killed_batch.py"
         script.write_text(KILLED)
-        env = testing.env_for(pg)
-        env["PYTHONPATH"] = str(testing.ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        proc = subprocess.Popen([sys.executable, str(script), pg.DATABASE_URL, pg.MASTER_KEYS, day.isoformat()],
-                                stdout=subprocess.PIPE, env=env, cwd=str(testing.ROOT))
-        try:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            assert b"charged" in line
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            proc.stdout.close()  # type: ignore[union-attr]
+        kill_when_charged(script, pg, day.isoformat())
         try:
             with db.sessions() as s:
                 assert all(not [e for e in ledger.entries(s, i) if e.side == "payment"] for i in ids)

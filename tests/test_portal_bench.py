@@ -1,22 +1,15 @@
 """bench/portal.py's "where the time goes" part runs through the dashboard route's own functions: run once
 (n=1) here, so a change to the page's context breaks this test rather than the bench."""
 
-import importlib.util
-import pathlib
+import importlib
 
 import pytest
 
 from companion import testing
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_portal", ROOT / "bench" / "portal.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # main() runs only as a script
-    return mod
+    return importlib.import_module("bench.portal")  # main() runs only as a script
 
 
 PS_ENV = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALLELISM": 1}

@@ -6,23 +6,12 @@ import io
 
 import pytest
 
-from companion import testing
 from tests.companion_doubles import SyncedSim
 from tests.portal_client import csrf_of
 from tests.service_support import authority_for, bypass_violation, set_program
 
 pytest_plugins = ["tests.portal_support"]
 
-
-@pytest.fixture(scope="module")
-def portal_server(portal_backend, mail, tmp_path_factory):
-    from tests.portal_support import fast_portal_settings
-
-    port = testing.free_port()
-    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
-                              DOCUMENTS_DIR=str(tmp_path_factory.mktemp("docs")))
-    with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
-        yield srv
 
 
 def _give_state(world, account_id, state):

@@ -10,7 +10,6 @@ import random
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from companion import testing
 from tests.service_support import make_center
 
 pytest_plugins = ["tests.portal_support"]
@@ -19,17 +18,6 @@ EDGES = ["99546", "99723", "99950", "99501", "96813", "96720", "00601", "00901",
          "33040", "98221", "85004"]  # Adak, Utqiagvik, Ketchikan, Anchorage, Honolulu, Hilo, Adjuntas, San Juan,
 # St. Thomas, Guam, Bangor, Key West, Anacortes, Phoenix
 
-
-@pytest.fixture(scope="module")
-def portal_server(portal_backend, mail, tmp_path_factory):
-    """The portal with its own database (this module adds hundreds of centers)."""
-    from tests.portal_support import fast_portal_settings
-
-    port = testing.free_port()
-    ps = fast_portal_settings(mail.port, "http://127.0.0.1:%d" % port,
-                              DOCUMENTS_DIR=str(tmp_path_factory.mktemp("docs")))
-    with testing.ServerThread(portal_backend, port=port, portal_settings=ps) as srv:
-        yield srv
 
 
 def _destination(lat, lon, bearing, miles):
