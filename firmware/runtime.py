@@ -233,13 +233,10 @@ class Runtime:
         boot), so that the next boot, finding it running, knows it was started past the open relay: a bypass, not
         a drive that ran through the fault. The engine input reading off while the alternator still charges is a
         cut sense wire, not a stop (as in the state machine's own check); an unreadable input is no stop either."""
-        if self._stop_logged or not self.fsm.engine_saved:
+        if self._stop_logged or not self.fsm.engine_saved or self._engine_running():
             return
-        hw = self.hw
         try:
-            if hw.vehicle.engine_running():
-                return
-            if hw.supply is not None and hw.supply.millivolts() >= power.CHARGING_MV:
+            if self.hw.supply is not None and self.hw.supply.millivolts() >= power.CHARGING_MV:
                 return
         except Exception:  # noqa: BLE001
             return

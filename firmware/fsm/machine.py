@@ -938,16 +938,19 @@ class Interlock(Authority):
             self._route(now)
             return
         if self.state == S_START:
-            over = timebase.diff(now, self._state_since) - self.policy.start_window_s * 1000
-            if over >= 0 and not (self._cranking and over < CRANK_GRACE_MS):
+            if self._window_over(timebase.diff(now, self._state_since) - self.policy.start_window_s * 1000,
+                                 CRANK_GRACE_MS):
                 self._end_start_window()
                 self._start_test(now)
-        elif (not self.restart_until
-              or self.wall >= self.restart_until and not (self._cranking
-                                                          and self.wall < self.restart_until + CRANK_GRACE_MS // 1000)):
+        elif not self.restart_until or self._window_over(self.wall - self.restart_until, CRANK_GRACE_MS // 1000):
             self.restart_until = 0
             self._dirty = True
             self._start_test(now)
+
+    def _window_over(self, over, grace):
+        """A start or restart window has run `over` past its end (negative: not yet), in the unit of `grace`: it is
+        over, unless a crank still being judged (inp.cranking) keeps it open up to `grace` longer."""
+        return over >= 0 and not (self._cranking and over < grace)
 
     def _end_start_window(self):
         """The start window ends unused (timed out, a gate, the key off): what the state kept of it goes."""
