@@ -114,7 +114,8 @@ def _everything(world, d, card_year=2020):
             s.add(Appointment(account_id=d["account_id"], center_id=center, kind=kind, status=status,
                               starts_ts=ts, note=""))
         s.commit()
-        return s.query(Appointment.id).filter(Appointment.starts_ts == now + 4 * 86400).scalar()
+        return s.query(Appointment.id).filter(Appointment.account_id == d["account_id"],
+                                             Appointment.starts_ts == now + 4 * 86400).scalar()
 
 
 def test_the_whole_dashboard_is_one_statement(world):
@@ -160,3 +161,43 @@ def test_a_dashboard_without_billing_program_or_visit(world):
     assert len(seen) == 1
     assert 'id="next-autopay"' not in page and "Your program" not in page
     assert 'href="/portal/centers"' in page
+
+
+def _plan_nodes(plan):
+    """Every node of a PostgreSQL EXPLAIN (FORMAT JSON) plan."""
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+def test_the_statement_reads_one_account_not_all(world):
+    """The statement starts from the session (or the user) and reaches everything else through an index: among
+    many accounts it reads one user row and one account row. PostgreSQL keeps the written join order of more
+    than join_collapse_limit tables, and with the session joined to an already nested join it read every
+    account (and ran the next-visit subquery for each) before filtering by session."""
+    from companion.app.portal import reads
+
+    for _ in range(12):
+        world.driver(devices=1)
+    d = world.driver(devices=1)
+    _everything(world, d)
+    with world.browser(d["email"]) as c:
+        token_hash = secrets.token_hash(c.cookies["portal_session"])
+    db = world.app.state.db
+    with db.engine.connect() as conn:
+        for statement, params in ((reads.BY_SESSION, {"h": token_hash}), (reads.BY_USER, {"uid": d["user_id"]})):
+            compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": False})
+            values = {**compiled.params, **params, "now_ts": 0}
+            if db.settings.is_sqlite:
+                plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                                               tuple(values[n] for n in compiled.positiontup))]
+                scans = [p for p in plan if p.startswith("SCAN ") and p.split()[1] in ("users", "accounts")]
+                assert not scans, plan
+            else:
+                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled), values).scalar()
+                read = {}
+                for node in _plan_nodes(plan[0]["Plan"]):
+                    if node.get("Relation Name") in ("users", "accounts", "account_devices", "programs"):
+                        name = node["Relation Name"]
+                        read[name] = read.get(name, 0) + node["Actual Rows"] * node["Actual Loops"]
+                assert read and all(n <= 1 for n in read.values()), read

@@ -74,21 +74,29 @@ _DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("accou
               _visit.c.id.label("visit_id"), _visit.c.kind.label("visit_kind"),
               _visit.c.starts_ts.label("visit_starts"), _visit.c.center_id.label("visit_center"),
               _centers.c.name.label("center_name"), _centers.c.tz.label("center_tz"))
-_FROM = (_users.outerjoin(_accounts, (_accounts.c.id == _users.c.account_id) & (_users.c.role == "driver"))
-         .outerjoin(_programs, _programs.c.account_id == _accounts.c.id)
-         .outerjoin(_visit, _visit.c.id == _NEXT_VISIT)
-         .outerjoin(_centers, _centers.c.id == _visit.c.center_id)
-         .outerjoin(_links, _links.c.account_id == _accounts.c.id)
-         .outerjoin(_handsets, _handsets.c.id == _links.c.handset_id)
-         .outerjoin(_autopay, (_autopay.c.handset_id == _links.c.handset_id)
-                    & (_autopay.c.account_id == _accounts.c.id))
-         .outerjoin(_cards, _cards.c.id == _autopay.c.method_id))
+
+
+def _joined(base: Any) -> Any:
+    """The dashboard's joins after `base` (which holds the users table), left-deep in the order PostgreSQL should
+    run them: it keeps the written order of a join of more than join_collapse_limit (8) tables, so the one
+    selective row (the session, or the user by id) comes first and every other table is reached through an index
+    from it. Nested the other way round, PostgreSQL joined every account's row before filtering by session."""
+    return (base.outerjoin(_accounts, (_accounts.c.id == _users.c.account_id) & (_users.c.role == "driver"))
+            .outerjoin(_programs, _programs.c.account_id == _accounts.c.id)
+            .outerjoin(_visit, _visit.c.id == _NEXT_VISIT)
+            .outerjoin(_centers, _centers.c.id == _visit.c.center_id)
+            .outerjoin(_links, _links.c.account_id == _accounts.c.id)
+            .outerjoin(_handsets, _handsets.c.id == _links.c.handset_id)
+            .outerjoin(_autopay, (_autopay.c.handset_id == _links.c.handset_id)
+                       & (_autopay.c.account_id == _accounts.c.id))
+            .outerjoin(_cards, _cards.c.id == _autopay.c.method_id))
+
 
 # built once: the page's statement (session, user and dashboard) and the API's (by user id)
 BY_SESSION = (select(_sessions.c.csrf, _sessions.c.expires_at, *_USER_COLS, *_DASH_COLS)
-              .select_from(_sessions.join(_FROM, _users.c.id == _sessions.c.user_id))
+              .select_from(_joined(_sessions.join(_users, _users.c.id == _sessions.c.user_id)))
               .where(_sessions.c.token_hash == bindparam("h")).order_by(_links.c.id))
-BY_USER = (select(*_USER_COLS, *_DASH_COLS).select_from(_FROM).where(_users.c.id == bindparam("uid"))
+BY_USER = (select(*_USER_COLS, *_DASH_COLS).select_from(_joined(_users)).where(_users.c.id == bindparam("uid"))
            .order_by(_links.c.id))
 
 
