@@ -6,7 +6,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from companion.app.core import httpserver, migrate
+from companion.app.core import httpserver, migrate, workers
 from companion.app.core.config import get_settings
 
 
@@ -137,6 +137,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.workers > 1:
         migrate.upgrade(settings)  # once, before the workers start
+    if args.workers > 1 and workers.available():  # a listening socket per worker (core/workers.py says why)
+        try:
+            workers.serve(uvicorn.Config("companion.main:app", host=args.host, port=args.port,
+                                         workers=args.workers, log_level=args.log_level, http=httpserver.SPEC))
+        except OSError as exc:
+            print("companion: cannot listen on %s:%d: %s" % (args.host, args.port, exc.strerror or exc),
+                  file=sys.stderr)
+            raise SystemExit(1) from None
+        return
     uvicorn.run("companion.main:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, http=httpserver.SPEC)
 
