@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from board import LEFT, OK, RIGHT
-from fsm import brac, entry, module, persist, policy, records
-from fsm.machine import Interlock
+from fsm import authority, brac, entry, module, persist, policy, records
+from fsm.machine import CRANK_GRACE_MS, S_OFF, S_RESTART, S_START, S_TEST, Interlock
 from fsm.screen import Screen
 from interlock import codes, timebase
 from storage.memory import MemoryLog, MemoryState
@@ -619,3 +619,128 @@ wait 5s
 expect display "VIOLATION" "LOCKOUT"
 """, provision=False)
     assert not failures, "\n".join(failures)
+
+
+def _in_start_window():
+    """An Interlock polled with hand-set inputs through a passed start test into START: (machine, inputs, tick)."""
+    from fsm.inputs import Inputs
+    from host_sim.world import default_module
+
+    m = Interlock(_Board(), MemoryLog(), MemoryState(), seed=3)
+    inp = Inputs()
+    inp.rtc = 90_000_000
+    inp.module_present = True
+    inp.module = default_module(start_wall=inp.rtc)
+    inp.cell_temp = 355
+    now = timebase.TICKS_PERIOD - 100  # the tick counter wraps during the test
+    m.boot(now, inp.rtc)
+    m.step(now, inp)
+    inp.ignition = True
+    inp.flow, inp.breath_temp = 400, 340
+    for _ in range(101):
+        now = timebase.add(now, 50)
+        m.step(now, inp)
+    inp.flow, inp.breath_temp = 0, 200
+    for _ in range(400):
+        if m.state == S_START:
+            return m, inp, now
+        now = timebase.add(now, 50)
+        m.step(now, inp)
+    raise AssertionError("no START")
+
+
+def test_a_crank_being_judged_holds_the_start_and_restart_windows_open_for_the_grace_only():
+    """CRANK_GRACE_MS: a window that ends while the supply shows a crank not decided yet (inp.cranking) stays open
+    up to 14 s longer and not a moment past, so a crank that never ends cannot keep the relay on: the start
+    window (timed in ticks) and the free restart's (in device seconds) alike."""
+    m, inp, now = _in_start_window()
+    since = m._state_since
+    inp.cranking = True
+    m.step(timebase.add(since, m.policy.start_window_s * 1000 + CRANK_GRACE_MS - 1), inp)
+    assert m.state == S_START
+    m.step(timebase.add(since, m.policy.start_window_s * 1000 + CRANK_GRACE_MS), inp)
+    assert m.state == S_TEST
+
+    m, inp, now = _in_start_window()
+    inp.engine = True
+    now = timebase.add(now, 50)
+    m.step(now, inp)
+    inp.engine = False  # a stall: the free restart's window
+    now = timebase.add(now, 50)
+    m.step(now, inp)
+    assert m.state == S_RESTART
+    inp.cranking = True
+    end = m.restart_until + CRANK_GRACE_MS // 1000
+    while m.wall < end:
+        assert m.state == S_RESTART, m.wall - m.restart_until
+        now = timebase.add(now, 1000)
+        m.step(now, inp)
+    assert m.state == S_TEST
+
+
+def test_a_start_window_ended_by_the_key_leaves_no_restart_at_any_device_time():
+    """Safety invariant 1 (HANDSET.md): the relay closes only in a start window after a PASS or a free restart's
+    window. A start window that the key-off ended leaves neither, whatever device time a signed clock set brings
+    next, even its very first second (2024-01-01 00:00:00)."""
+    m, inp, now = _in_start_window()
+    inp.ignition = False
+    now = timebase.add(now, 50)
+    m.step(now, inp)
+    assert m.state == S_OFF
+    m.set_time(now, 0, records.SRC_REMOTE)
+    inp.ignition = True
+    now = timebase.add(now, 50)
+    m.step(now, inp)
+    assert m.state == S_TEST
+
+
+@pytest.mark.parametrize("sync_day, locked", [("2026-11-19", False), ("2026-11-20", True), ("2026-11-21", True)])
+def test_a_sync_since_the_due_day_ends_the_outage_grace(sync_day, locked):
+    """outage_grace_days (rule_outage_grace.scn) holds the PAYMENT DUE lock back only while no sync has come since
+    the due day (on it or after): with one, the handset could have learnt of a payment, and the lock applies."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+date %s 08:00
+policy payment_lock=1 outage_grace_days=3
+desired payment=2026-11-20
+""" % sync_day)
+    sc.sim.fsm.record(records.SYNC, authority.SYNC_OK)
+    sc.run_text("""
+tech time 2026-11-22 08:00
+key on
+wait 2s
+expect state %s
+""" % ("PAYMENT" if locked else "TEST"))
+    assert not sc.failures, "\n".join(sc.failures)
+
+
+def test_a_start_up_failure_rule_that_the_policy_drops_forgets_the_pending_fail():
+    """startup_fail_s set to 0 while a failed start test waits for its pass: the fail is forgotten, and saved so by
+    the poll that forgets it (machine.py rule 6: what changed is saved before the poll ends, or a power cut brings
+    the fail back); when the rule comes back it books no start-up failure for that fail."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+policy startup_fail_s=600 temp_lock_s=120
+key on
+wait-for "BLOW" within 10s
+blow brac=.045
+wait-for "FAIL" within 10s
+""")
+    fsm = sc.sim.fsm
+    assert fsm.startup_fail_at
+    sc.run_text("policy startup_fail_s=0")
+    assert fsm.startup_fail_at == 0
+    saved = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(fsm.store.load(), saved) > 0
+    assert saved.startup_fail_at == 0
+    sc.run_text("""
+wait 1m
+policy startup_fail_s=600
+wait 15m
+expect no-log STARTUP_FAIL
+""")
+    assert not sc.failures, "\n".join(sc.failures)
