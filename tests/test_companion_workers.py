@@ -1,0 +1,142 @@
+"""`python -m companion serve --workers 2` (companion/app/core/workers.py): each worker accepts on a listening
+socket of its own, so connections opened at once are spread over both processes (uvicorn's shared socket gave
+one worker nearly all of them); a killed worker is replaced on its socket and no request is lost; SIGTERM stops
+every process; a port another program holds is a clear error. Linux (/proc)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from companion import testing
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@pytest.fixture()
+def settings(tmp_path):
+    from companion.app.core import migrate
+
+    s = testing.settings_for("sqlite:///" + str(tmp_path / "w.db"), testing.test_master_keys())
+    migrate.upgrade(s)
+    return s
+
+
+def _children(pid):
+    """The worker processes of the supervisor pid (multiprocessing's spawned children)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == pid and b"spawn_main" in cmd:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _established_on(port):
+    """The inodes of the server's ends of the established TCP connections on port."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                out.add(int(fields[9]))
+    return out
+
+
+def _wait(predicate, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_connections_opened_at_once_are_spread_over_the_workers(settings):
+    with testing.ServerProcess(settings, workers=2) as srv:
+        workers = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(srv.proc.pid)), "two workers")
+        conns = [socket.create_connection(("127.0.0.1", srv.port), timeout=60) for _ in range(40)]  # a burst
+        try:
+            request = ("GET /api/v1/utils/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").encode()
+            for c in conns:
+                c.sendall(request)
+            for c in conns:
+                assert c.recv(65536).startswith(b"HTTP/1.1 200")
+            held = _established_on(srv.port)
+            per_worker = [len(_socket_inodes(w) & held) for w in workers]
+        finally:
+            for c in conns:
+                c.close()
+    assert sum(per_worker) == 40, per_worker
+    # a hash over 40 connections: each worker gets a fair share (P(fewer than 8 of 40) < 1e-4), where the
+    # shared socket gave one of them nearly all
+    assert min(per_worker) >= 8, per_worker
+
+
+def test_a_killed_worker_is_replaced_and_no_request_is_lost(settings):
+    with testing.ServerProcess(settings, workers=2) as srv:
+        first = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(srv.proc.pid)), "two workers")
+        os.kill(first[0], signal.SIGKILL)
+
+        def fresh(_):  # a new connection each: some are hashed to the dead worker's socket and wait there
+            with httpx.Client(base_url=srv.url, timeout=120) as c:
+                return c.get("/api/v1/utils/health").status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(fresh, range(24))) == [200] * 24
+        now = _wait(lambda: (lambda c: c if len(c) == 2 and first[0] not in c else None)(_children(srv.proc.pid)),
+                    "a replacement worker")
+        assert first[1] in now
+        supervisor = srv.proc.pid
+        srv.stop()
+    assert srv.proc is None and not _children(supervisor)
+    for pid in now:
+        _wait(lambda pid=pid: not os.path.exists("/proc/%d" % pid)
+              or open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z", "worker %d gone" % pid)
+
+
+def test_a_port_in_use_is_a_clear_error(settings):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "companion", "serve", "--port", str(port), "--workers", "2"],
+                              env=testing.env_for(settings), cwd=str(testing.ROOT), capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        holder.close()
+    assert done.returncode == 1, done.stderr
+    assert "cannot listen on 127.0.0.1:%d" % port in done.stderr
