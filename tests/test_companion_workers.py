@@ -89,7 +89,7 @@ def test_connections_opened_at_once_are_spread_over_the_workers(settings):
         workers = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(srv.proc.pid)), "two workers")
         conns = [socket.create_connection(("127.0.0.1", srv.port), timeout=60) for _ in range(40)]  # a burst
         try:
-            request = ("GET /api/v1/utils/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").encode()
+            request = (b"GET /api/v1/utils/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             for c in conns:
                 c.sendall(request)
             for c in conns:
