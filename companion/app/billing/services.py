@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -285,6 +285,20 @@ def overview(session: Session, b: BillingContext, user: User, upcoming: int = 6,
                     plan.remind_days if plan else 3, plan.reminders if plan else True, devs)
 
 
+class _RowCard:
+    """A device's auto-pay card as the dashboard's statement found it (what may be shown: brand, last four,
+    expiry), read like a PaymentMethod; nothing changes through it."""
+
+    __slots__ = ("id", "brand", "last4", "exp_month", "exp_year")
+
+    def __init__(self, row: Any):
+        self.id: int = row.autopay_method
+        self.brand: str = row.card_brand
+        self.last4: str = row.card_last4
+        self.exp_month: int = row.card_exp_month
+        self.exp_year: int = row.card_exp_year
+
+
 @dataclass
 class DashboardBilling:
     """What the dashboard adds about billing: the next automatic payment and a decline notice."""
@@ -300,8 +314,8 @@ class DashboardBilling:
 
 def dashboard_billing_of(rows: Sequence[Any]) -> DashboardBilling | None:
     """The dashboard's billing lines from the rows of the dashboard's statement (portal/reads.py: one row per
-    device with the account, the device's auto-pay and its card's expiry, and the account's first handset);
-    None for a user without an account. The same rules as `devices_billing` and `overview`."""
+    device with the account, the device's auto-pay and its card's brand, last four and expiry, and the account's
+    first handset); None for a user without an account. The same rules as `devices_billing` and `overview`."""
     first = rows[0]
     if first.account_row is None:
         return None
@@ -313,11 +327,10 @@ def dashboard_billing_of(rows: Sequence[Any]) -> DashboardBilling | None:
         if r.link_id is None or r.autopay_row is None:
             continue
         on = bool(r.autopay and r.autopay_method)
-        expiring = on and r.card_exp_year is not None and (r.card_exp_year, r.card_exp_month) < (due.year, due.month)
-        # the card itself is not loaded here (the dashboard shows only its expiry): method is None
-        devs.append(DeviceBilling(r.link_id, r.handset_id, r.label, on, None, due if on else None,
+        card = cast(PaymentMethod, _RowCard(r)) if r.autopay_method and r.card_exp_year is not None else None
+        devs.append(DeviceBilling(r.link_id, r.handset_id, r.label, on, card, due if on else None,
                                   amount if r.handset_id == r.primary_handset else 0, r.last_decline or "",
-                                  r.retry_at, bool(expiring)))
+                                  r.retry_at, bool(on and card and expires_before(card, due))))
     on_devs = [d for d in devs if d.autopay]
     declined = next((d for d in devs if d.decline), None)
     return DashboardBilling(bool(on_devs), due if on_devs else None, sum(d.next_autopay_cents for d in on_devs),

@@ -66,7 +66,8 @@ _DASH_COLS = (_accounts.c.id.label("account_row"), _accounts.c.name.label("accou
               _autopay.c.handset_id.label("autopay_row"), _autopay.c.autopay,
               _autopay.c.method_id.label("autopay_method"), _autopay.c.last_decline, _autopay.c.retry_at,
               _PRIMARY.label("primary_handset"), _cards.c.exp_month.label("card_exp_month"),
-              _cards.c.exp_year.label("card_exp_year"),
+              _cards.c.exp_year.label("card_exp_year"), _cards.c.brand.label("card_brand"),
+              _cards.c.last4.label("card_last4"),
               # the program's end (programs.status_of)
               _programs.c.account_id.label("program_row"), _programs.c.ends_on, _programs.c.ended_at,
               _programs.c.certificate_doc_id, _programs.c.report_sent_at,

@@ -107,16 +107,90 @@ class DeviceCardPublic(BaseModel):
     open_clear: int | None
 
 
-class DashboardPublic(BaseModel):
-    """The driver's dashboard."""
+class AutopayCardPublic(BaseModel):
+    """The card a device's automatic payments are charged to (never the number)."""
 
-    name: str
-    next_due: dt.date
-    amount_due_cents: int
-    reset_fee_cents: int
-    allow_codes: bool
-    unread: int
-    cards: list[DeviceCardPublic]
+    id: int = Field(description="the saved card (GET /portal/billing/methods)")
+    brand: str = Field(description="visa or mastercard")
+    last4: str = Field(description="the card number's last four digits")
+    exp_month: int = Field(description="expiry month, 1 to 12")
+    exp_year: int = Field(description="expiry year")
+
+
+class DeviceAutopayPublic(BaseModel):
+    """One device's automatic payments, as the dashboard shows them."""
+
+    device_id: int = Field(description="the device (the `id` of its card in `cards`)")
+    label: str = Field(description="the device's name")
+    autopay: bool = Field(description="automatic payments are on for this device")
+    card: AutopayCardPublic | None = Field(description="the card they are charged to, if one is chosen")
+    next_autopay: dt.date | None = Field(description="the date of the next automatic payment (null: off)")
+    next_autopay_cents: int = Field(description="what the next automatic payment takes from this device's card")
+    card_expiring: bool = Field(description="auto-pay is on and its card expires before the next due date")
+    decline: str = Field(description="the last automatic payment's decline, in words (empty: none)")
+    retry_at: dt.datetime | None = Field(description="when a declined automatic payment is tried again")
+
+
+class DashboardBillingPublic(BaseModel):
+    """Billing's lines on the dashboard: the next automatic payment, a card about to expire, the last decline."""
+
+    autopay: bool = Field(description="automatic payments are on for at least one device")
+    next_autopay: dt.date | None = Field(description="the date of the next automatic payment (null: none on)")
+    next_autopay_cents: int = Field(description="what the next automatic payments take, every device together")
+    card_expiring: bool = Field(description="a card charged automatically expires before the next due date")
+    decline: str = Field(description="the last decline of an automatic payment, in words (empty: none)")
+    retry_at: dt.datetime | None = Field(description="when that declined payment is tried again")
+    devices: list[DeviceAutopayPublic] = Field(description="each device that has auto-pay settings, on or off")
+
+
+class NextVisitPublic(BaseModel):
+    """The next booked calibration or inspection at a service center."""
+
+    id: int = Field(description="the appointment (GET /portal/appointments/{id})")
+    kind: str = Field(description="what the visit is for: calibration or inspection")
+    start: dt.datetime = Field(description="when it starts (UTC)")
+    local: str = Field(description="when it starts in the center's time zone (ISO 8601 with offset)")
+    center_id: int = Field(description="the service center (its slots: GET /portal/centers/{id}/slots)")
+    center_name: str = Field(description="the service center's name")
+    center_tz: str = Field(description="the service center's time zone (IANA name)")
+    can_change: bool = Field(description="it may still be rescheduled (not within the cut-off before it)")
+
+
+class NextServicePublic(BaseModel):
+    """The next physical service: when it is due and the visit booked for it."""
+
+    due: dt.date | None = Field(description="the earliest service or inspection due date of the driver's handsets")
+    visit: NextVisitPublic | None = Field(description="the next booked visit (null: none booked)")
+
+
+class ProgramPublic(BaseModel):
+    """The program's end."""
+
+    status: Literal["open", "ending", "ended"] = Field(
+        description="ended: the program has ended, billing and reminders stopped; ending: an end date is set; "
+                    "open: no end date on file")
+    ends_on: dt.date | None = Field(description="the program's end date")
+    ended_at: dt.datetime | None = Field(description="when it ended")
+    certificate_doc_id: int | None = Field(
+        description="the compliance certificate, once ended (GET /portal/documents/{id})")
+    report_sent_at: dt.datetime | None = Field(
+        description="when the final report was sent to the monitoring authority (null: not sent, e.g. no "
+                    "authority on file)")
+
+
+class DashboardPublic(BaseModel):
+    """The driver's dashboard: everything the dashboard page shows."""
+
+    name: str = Field(description="the driver's name")
+    next_due: dt.date = Field(description="the next payment's due date")
+    amount_due_cents: int = Field(description="the next payment's amount")
+    reset_fee_cents: int = Field(description="the violation reset fee of the driver's program")
+    allow_codes: bool = Field(description="the driver may request unlock codes")
+    unread: int = Field(description="unread notifications")
+    cards: list[DeviceCardPublic] = Field(description="one card per device")
+    billing: DashboardBillingPublic = Field(description="automatic payments, per device, and the last decline")
+    next_service: NextServicePublic = Field(description="the next service due date and the next booked visit")
+    program: ProgramPublic | None = Field(description="the program's end (null: no program on file)")
 
 
 class CodeRequest(BaseModel):

@@ -5,7 +5,7 @@ the account, tells the driver both were sent, and opens a removal request for st
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -88,6 +88,14 @@ class Status:
     ended_at: dt.datetime | None
     certificate_doc_id: int | None
     report_sent_at: dt.datetime | None
+
+    @property
+    def status(self) -> Literal["open", "ending", "ended"]:
+        """"ended" (billing and reminders stopped), "ending" (an end date is set, still to come) or "open" (no
+        end date on file)."""
+        if self.ended_at is not None:
+            return "ended"
+        return "ending" if self.ends_on is not None else "open"
 
 
 def status_of(row: Any) -> Status | None:

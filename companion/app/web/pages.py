@@ -13,16 +13,14 @@ from companion.app.accounts import services as accounts
 from companion.app.accounts import staff
 from companion.app.accounts.models import DeviceLink, User
 from companion.app.api.deps import SessionDep, WriteSessionDep
-from companion.app.billing import services as billing
 from companion.app.core.problems import Problem
 from companion.app.models import Account
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import N_, OPTIONAL_EMAIL
+from companion.app.portal import dashboard_parts, reads
 from companion.app.portal import help as helpdesk
-from companion.app.portal import reads
 from companion.app.portal import services as portal
 from companion.app.schemas import AccountCreate
-from companion.app.service import appointments, programs
 from companion.app.web.session import (
     CSRF_COOKIE,
     LANG_COOKIE,
@@ -282,11 +280,11 @@ def _dashboard_page(request: Request, found: reads.SignedIn | None) -> Response:
 
 def dashboard_values(v: Visitor, rows: Sequence[Any]) -> dict[str, Any]:
     """What dashboard.html shows, from the rows of the dashboard's one statement (portal/reads.py): the cards
-    and next payment, billing's lines, the next service, the program's end. Each part's rule stays in its
-    package; nothing here reads the database (bench/portal.py times this and the page through it)."""
-    user = v.require("driver")
-    return {"d": portal.dashboard_of(user, rows), "billing": billing.dashboard_billing_of(rows),
-            "ns": appointments.next_service_of(v.ctx, rows), "prog": programs.status_of(rows[0])}
+    and next payment, billing's lines, the next service, the program's end, built as the JSON API builds them
+    (portal/dashboard_parts.py); nothing here reads the database (bench/portal.py times this and the page
+    through it)."""
+    p = dashboard_parts.parts_of(v.ctx, v.require("driver"), rows)
+    return {"d": p.d, "billing": p.billing, "ns": p.ns, "prog": p.prog}
 
 
 @router.get("/devices/{link_id}/code")

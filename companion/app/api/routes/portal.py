@@ -2,6 +2,7 @@
 services the pages call. Every error is problem+json; every driver route checks ownership (404)."""
 
 import dataclasses
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -14,20 +15,27 @@ from companion.app.api.deps import SessionDep, WriteSessionDep
 from companion.app.core import problems
 from companion.app.core.problems import Problem
 from companion.app.notifications import services as notes
+from companion.app.portal import dashboard_parts
 from companion.app.portal import help as helpdesk
 from companion.app.portal import services as portal
 from companion.app.portal.context import PortalContext
 from companion.app.portal.schemas import (
     Accepted,
+    AutopayCardPublic,
     ClearPublic,
     CodeIssued,
     CodeRequest,
+    DashboardBillingPublic,
     DashboardPublic,
+    DeviceAutopayPublic,
     EmailChange,
     Me,
+    NextServicePublic,
+    NextVisitPublic,
     NotificationPublic,
     PasswordChange,
     ProfileUpdate,
+    ProgramPublic,
     ResetRequest,
     TokenOnly,
     TokenPair,
@@ -185,10 +193,36 @@ def change_email(session: WriteSessionDep, ctx: PortalDep, user: WriteUserDep, d
 
 # ---- driver ------------------------------------------------------------------------------------------------
 @router.get("/dashboard")
-def dashboard(session: SessionDep, user: UserDep) -> DashboardPublic:
-    """The driver's dashboard (404 for other roles)."""
-    d = portal.dashboard(session, user)
-    return DashboardPublic(**{**dataclasses.asdict(d), "cards": [dataclasses.asdict(c) for c in d.cards]})
+def dashboard(session: SessionDep, ctx: PortalDep, user: UserDep) -> DashboardPublic:
+    """The driver's dashboard, all the dashboard page shows: the next payment, one card per device, automatic
+    payments per device with their card, the next service and the visit booked, the program's end, unread
+    notifications. One statement, as the page (404 for other roles)."""
+    return _dashboard(dashboard_parts.parts(session, ctx, user))
+
+
+def _dashboard(p: dashboard_parts.DashboardParts) -> DashboardPublic:
+    d, b, ns = p.d, p.billing, p.ns
+    assert b is not None  # a driver with an account (parts_of answered 404 otherwise) has billing's lines
+    devices = [DeviceAutopayPublic(
+        device_id=x.device_id, label=x.label, autopay=x.autopay, next_autopay=x.next_autopay,
+        next_autopay_cents=x.next_autopay_cents, card_expiring=x.card_expiring, decline=x.decline,
+        retry_at=x.retry_at, card=None if x.method is None else AutopayCardPublic(
+            id=x.method.id, brand=x.method.brand, last4=x.method.last4, exp_month=x.method.exp_month,
+            exp_year=x.method.exp_year)) for x in b.devices]
+    billing = DashboardBillingPublic(autopay=b.autopay, next_autopay=b.next_autopay,
+                                     next_autopay_cents=b.next_autopay_cents, card_expiring=b.card_expiring,
+                                     decline=b.decline, retry_at=b.retry_at, devices=devices)
+    visit = None
+    if ns.visit is not None and ns.visit.center is not None and ns.visit.local is not None:
+        a, c = ns.visit.appt, ns.visit.center
+        visit = NextVisitPublic(id=a.id, kind=a.kind, start=dt.datetime.fromtimestamp(a.starts_ts or 0, dt.UTC),
+                                local=ns.visit.local.isoformat(), center_id=c.id, center_name=c.name,
+                                center_tz=c.tz, can_change=ns.visit.can_change)
+    program = None if p.prog is None else ProgramPublic(
+        status=p.prog.status, ends_on=p.prog.ends_on, ended_at=p.prog.ended_at,
+        certificate_doc_id=p.prog.certificate_doc_id, report_sent_at=p.prog.report_sent_at)
+    return DashboardPublic(**{**dataclasses.asdict(d), "cards": [dataclasses.asdict(c) for c in d.cards]},
+                           billing=billing, next_service=NextServicePublic(due=ns.due, visit=visit), program=program)
 
 
 @router.post("/devices/{device_id}/unlock-codes", status_code=201)
