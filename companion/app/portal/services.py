@@ -18,7 +18,7 @@ from companion.app.core.problems import Problem
 from companion.app.models import Account, Command, Handset, Payment
 from companion.app.notifications import services as notes
 from companion.app.notifications.messages import OPTIONAL_EMAIL
-from companion.app.portal import handset_words, reads
+from companion.app.portal import handset_words
 from companion.app.portal.context import PortalContext
 
 NOT_FOUND = "no such device on your account"
@@ -150,10 +150,6 @@ def dashboard_of(user: User, rows: Sequence[Any]) -> Dashboard:
     d.cards = [card(row, now) for row in rows if row.link_id is not None]
     return d
 
-
-def dashboard(session: Session, user: User) -> Dashboard:
-    """The driver's dashboard (one statement; the JSON API's way in, the page asks by session token)."""
-    return dashboard_of(user, reads.by_user(session.connection(), user.id))
 
 
 # ---- codes -------------------------------------------------------------------------------------------------
