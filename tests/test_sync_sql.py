@@ -115,3 +115,63 @@ def test_a_misnamed_column_is_refused(tmp_path):
         assert len(found) == 1 and "no_such_column" in found[0]
     finally:
         conn.close()
+
+
+# ---- the asyncpg path's pool hands connections out first come, first served ------------------------------
+def test_a_connection_put_back_goes_to_the_oldest_waiter_not_to_a_newcomer():
+    """One connection, two requests waiting for it: when its holder puts it back and at once asks again (as a
+    keep-alive client's next request does), the waiters get it first, in order. With an asyncio.Queue the
+    holder took it straight back and the waiters lost turn after turn."""
+    import asyncio
+
+    from companion.app.sync.asyncpg_store import FairSlots
+
+    async def run():
+        slots = FairSlots()
+        slots.put_nowait("conn")
+        order = []
+
+        go = asyncio.Event()
+
+        async def request(name, rounds):
+            for _ in range(rounds):
+                conn = await slots.get()
+                order.append(name)
+                await go.wait()
+                slots.put_nowait(conn)
+
+        holder = asyncio.create_task(request("a", 3))
+        await asyncio.sleep(0)  # a holds the connection
+        others = [asyncio.create_task(request(n, 1)) for n in ("b", "c")]
+        await asyncio.sleep(0)  # b, then c, wait for it
+        go.set()
+        await asyncio.gather(holder, *others)
+        return order
+
+    assert asyncio.run(run()) == ["a", "b", "c", "a", "a"]
+
+
+def test_a_waiter_cancelled_after_it_was_handed_a_connection_passes_it_on():
+    """A request cancelled (its client gone) in the moment between being handed the connection and running
+    passes it to the next waiter: no connection is lost, no waiter is stranded."""
+    import asyncio
+
+    from companion.app.sync.asyncpg_store import FairSlots
+
+    async def run():
+        slots = FairSlots()
+        first = asyncio.create_task(slots.get())
+        second = asyncio.create_task(slots.get())
+        await asyncio.sleep(0)  # both wait
+        slots.put_nowait("conn")  # handed to `first`, which has not run yet
+        first.cancel()
+        got = await asyncio.wait_for(second, 5)
+        assert first.cancelled()
+        third = asyncio.create_task(slots.get())
+        await asyncio.sleep(0)
+        third.cancel()  # cancelled while waiting: it leaves the queue
+        await asyncio.gather(third, return_exceptions=True)
+        slots.put_nowait(got)
+        return got, list(slots.free), len(slots.waiters)
+
+    assert asyncio.run(run()) == ("conn", ["conn"], 0)
