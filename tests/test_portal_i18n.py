@@ -144,3 +144,29 @@ def test_every_entry_of_the_spanish_catalog_is_translated(tmp_path):
     assert broken.count('msgstr ""') > text.count('msgstr ""')
     (tmp_path / "es.po").write_text(broken)
     assert _untranslated(tmp_path / "es.po") == ["Add", "Record"]
+
+
+def test_strings_translated_at_compile_time_render_as_the_runtime_call_does():
+    """i18n.ConstantGettext turns `_("text")` into the translation, a constant of each language's compiled
+    template: the page must be the same as with `_` called at render time (markup kept, "%%" as "%", `_`
+    with variables and an attribute named `_` left alone), and no `_` call with a plain string is left in the
+    compiled dashboard."""
+    import jinja2
+
+    from companion.app import i18n
+    from companion.app.web.session import TEMPLATES
+
+    source = ('<p>{{ _("Next payment") }}|{{ _("Pay %%(amount)s now") }}|{{ _("Hello, %(name)s", name=n) }}|'
+              '{{ f(_("Sign in"), 2) }}|{{ o._("x") }}|{% set t = _("Dashboard") %}{{ t }}|'
+              '{{ _("Next payment") ~ "<" }}|{{ (_("Sign in")) }}|{{ _("<b>Bold</b> &amp;") }}</p>')
+    values = {"n": "<Ana>", "f": lambda a, b: a + str(b), "o": {"_": lambda s: s.upper()}}
+    for lang in i18n.LANGUAGES:
+        env = i18n.environment(TEMPLATES, lang)
+        plain = jinja2.Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+        plain.globals.update(env.globals)
+        assert env.from_string(source).render(values) == plain.from_string(source).render(values)
+    es = i18n.environment(TEMPLATES, "es")
+    assert "Próximo pago" in es.from_string('{{ _("Next payment") }}').render()
+    code = es.compile(es.loader.get_source(es, "dashboard.html")[0], raw=True)
+    assert not re.search(r"l_0__\)?, '[^']*'\)", code), "a `_` call with a plain string is left"
+    assert "Próximo pago" in code
