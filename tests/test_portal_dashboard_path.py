@@ -201,3 +201,32 @@ def test_the_statement_reads_one_account_not_all(world):
                         name = node["Relation Name"]
                         read[name] = read.get(name, 0) + node["Actual Rows"] * node["Actual Loops"]
                 assert read and all(n <= 1 for n in read.values()), read
+
+
+def test_on_sqlite_the_drivers_rows_are_sqlalchemys_rows(world):
+    """On SQLite the page reads the statement through the driver with SQLAlchemy's own conversions
+    (reads._OnSqliteDriver): for a driver with everything (two devices, auto-pay with a card, a decline, a
+    program end, a booked visit, a handset's report) and one with nothing, every column of every row has the
+    same value and type as through SQLAlchemy."""
+    from companion.app.portal import reads
+
+    db = world.app.state.db
+    if not db.settings.is_sqlite:
+        return  # PostgreSQL's page reads through asyncpg (test_the_whole_dashboard_is_one_statement)
+    full = world.driver(devices=2)
+    _everything(world, full)
+    bare = world.driver(devices=0)
+    for d in (full, bare):
+        with world.browser(d["email"]) as c:
+            token_hash = secrets.token_hash(c.cookies["portal_session"])
+        with db.engine.connect() as conn:
+            for statement, params in ((reads.BY_SESSION, {"h": token_hash}), (reads.BY_USER, {"uid": d["user_id"]})):
+                fast = reads._rows(conn, statement, {**params, "now_ts": 0})
+                plain = conn.execute(statement, {**params, "now_ts": 0}).all()
+                assert not isinstance(fast[0], type(plain[0]))  # the driver's path was taken
+                assert len(fast) == len(plain) == max(len(d["devices"]), 1)
+                for f, p in zip(fast, plain, strict=True):
+                    assert f._fields == tuple(p._fields)
+                    for name in f._fields:
+                        a, b = getattr(f, name), getattr(p, name)
+                        assert (a, type(a)) == (b, type(b)), name

@@ -5,6 +5,7 @@ row per device; the account's columns repeat on each). Rows, not ORM objects: no
 session check is in the same round trip), the JSON API by user id; both build the Dashboard with `dashboard_of`
 in services, so the rules stay in one place."""
 
+import collections
 import functools
 import json
 import time
@@ -137,10 +138,52 @@ def _now_ts() -> int:
     return int(time.time())
 
 
+class _OnSqliteDriver:
+    """A statement run on SQLite's own driver, its rows made with SQLAlchemy's own type conversions (dates,
+    datetimes, booleans, JSON), as named tuples: the same rows as `conn.execute(statement).all()` at 0.03 ms
+    instead of 0.07 ms, a tenth of the dashboard's CPU. Compiled once. Where the engine is instrumented (an
+    event listener, as testing.statements_of adds) the statement goes through SQLAlchemy so the listener sees
+    it."""
+
+    def __init__(self, statement: Any, dialect: Any):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup or ())
+        given = {name: None for name, bind in compiled.binds.items() if bind.required}  # the caller's
+        self.constants = {k: v for k, v in compiled.construct_params(given).items() if k not in given}
+        columns = list(statement.selected_columns)
+        self.convert = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.row: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        values = {**self.constants, **params}
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql, tuple(values[name] for name in self.order))
+            raw = cursor.fetchall()
+        finally:
+            cursor.close()
+        make, convert = self.row._make, self.convert
+        return [make([f(v) if f is not None else v for f, v in zip(convert, r, strict=True)]) for r in raw]
+
+
+_ON_DRIVER: dict[int, _OnSqliteDriver] = {}
+
+
+def _rows(conn: Connection, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+    """The statement's rows: on SQLite through its driver (_OnSqliteDriver), elsewhere through SQLAlchemy."""
+    if conn.dialect.name != "sqlite" or conn._has_events or conn.engine._has_events:
+        return conn.execute(statement, params).all()
+    on_driver = _ON_DRIVER.get(id(statement))
+    if on_driver is None:
+        on_driver = _ON_DRIVER[id(statement)] = _OnSqliteDriver(statement, conn.dialect)
+    return on_driver.rows(conn, params)
+
+
 def by_session(conn: Connection, token_hash: str) -> SignedIn | None:
     """The user of a live session with the dashboard's rows; None when the session is unknown, expired or the
     user disabled (the same checks as accounts.session_user)."""
-    return signed_in_from(conn.execute(BY_SESSION, {"h": token_hash, "now_ts": _now_ts()}).all())
+    return signed_in_from(_rows(conn, BY_SESSION, {"h": token_hash, "now_ts": _now_ts()}))
 
 
 def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
@@ -155,7 +198,7 @@ def signed_in_from(rows: Sequence[Any]) -> SignedIn | None:
 
 def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
     """The dashboard's rows for a user (the JSON API, which authenticated the user already)."""
-    return conn.execute(BY_USER, {"uid": user_id, "now_ts": _now_ts()}).all()
+    return _rows(conn, BY_USER, {"uid": user_id, "now_ts": _now_ts()})
 
 
 # ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
