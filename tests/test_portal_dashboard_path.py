@@ -203,30 +203,64 @@ def test_the_statement_reads_one_account_not_all(world):
                 assert read and all(n <= 1 for n in read.values()), read
 
 
-def test_on_sqlite_the_drivers_rows_are_sqlalchemys_rows(world):
-    """On SQLite the page reads the statement through the driver with SQLAlchemy's own conversions
-    (reads._OnSqliteDriver): for a driver with everything (two devices, auto-pay with a card, a decline, a
-    program end, a booked visit, a handset's report) and one with nothing, every column of every row has the
-    same value and type as through SQLAlchemy."""
+def _same_rows(fast, plain):
+    assert len(fast) == len(plain)
+    for f, p in zip(fast, plain, strict=True):
+        assert f._fields == tuple(p._fields)
+        for name in f._fields:
+            a, b = getattr(f, name), getattr(p, name)
+            assert (a, type(a)) == (b, type(b)), name
+
+
+def test_the_fast_paths_rows_are_sqlalchemys_rows(world):
+    """The page reads the statement outside SQLAlchemy: on SQLite through the driver with SQLAlchemy's own
+    conversions (reads._OnSqliteDriver), on PostgreSQL through asyncpg (reads.by_session_asyncpg). For a
+    driver with everything (two devices, auto-pay with a card, a decline, a program end, a booked visit, a
+    handset's report) and one with nothing, every column of every row has the same value and type as through
+    SQLAlchemy."""
+    import asyncio
+
     from companion.app.portal import reads
 
     db = world.app.state.db
-    if not db.settings.is_sqlite:
-        return  # PostgreSQL's page reads through asyncpg (test_the_whole_dashboard_is_one_statement)
     full = world.driver(devices=2)
     _everything(world, full)
+    with world.session() as s:  # a handset's report (a JSON column) on the first device
+        from companion.app.models import Handset
+
+        s.execute(update(Handset).where(Handset.id == full["handsets"][0]["device_id"])
+                  .values(reported={"state": "OFF", "lockout": True, "lock_cause": 5, "temp_lock_until": 0},
+                          last_sync_at=dt.datetime.now(dt.UTC)))
+        s.commit()
     bare = world.driver(devices=0)
     for d in (full, bare):
         with world.browser(d["email"]) as c:
             token_hash = secrets.token_hash(c.cookies["portal_session"])
         with db.engine.connect() as conn:
-            for statement, params in ((reads.BY_SESSION, {"h": token_hash}), (reads.BY_USER, {"uid": d["user_id"]})):
-                fast = reads._rows(conn, statement, {**params, "now_ts": 0})
-                plain = conn.execute(statement, {**params, "now_ts": 0}).all()
-                assert not isinstance(fast[0], type(plain[0]))  # the driver's path was taken
-                assert len(fast) == len(plain) == max(len(d["devices"]), 1)
-                for f, p in zip(fast, plain, strict=True):
-                    assert f._fields == tuple(p._fields)
-                    for name in f._fields:
-                        a, b = getattr(f, name), getattr(p, name)
-                        assert (a, type(a)) == (b, type(b)), name
+            plain = conn.execute(reads.BY_SESSION, {"h": token_hash, "now_ts": 0}).all()
+            assert len(plain) == max(len(d["devices"]), 1)
+            assert isinstance(plain[0].reported, dict) == (d is full)
+            if db.settings.is_sqlite:
+                for statement, params in ((reads.BY_SESSION, {"h": token_hash}),
+                                          (reads.BY_USER, {"uid": d["user_id"]})):
+                    fast = reads._rows(conn, statement, {**params, "now_ts": 0})
+                    assert not isinstance(fast[0], type(plain[0]))  # the driver's path was taken
+                    _same_rows(fast, conn.execute(statement, {**params, "now_ts": 0}).all())
+                continue
+        import asyncpg
+
+        async def read(token_hash=token_hash):
+            conn = await asyncpg.connect(db.settings.plain_postgres_url)
+            try:
+                found = await reads.by_session_asyncpg(conn, token_hash)
+            finally:
+                await conn.close()
+            return found.rows
+
+        kept = reads._now_ts
+        reads._now_ts = lambda: 0
+        try:
+            fast = asyncio.run(read())
+        finally:
+            reads._now_ts = kept
+        _same_rows(fast, plain)

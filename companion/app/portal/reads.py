@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import JSON, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from companion.app.accounts.models import DeviceLink, User, WebSession
@@ -172,7 +172,8 @@ _ON_DRIVER: dict[int, _OnSqliteDriver] = {}
 
 def _rows(conn: Connection, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
     """The statement's rows: on SQLite through its driver (_OnSqliteDriver), elsewhere through SQLAlchemy."""
-    if conn.dialect.name != "sqlite" or conn._has_events or conn.engine._has_events:
+    d = conn.dispatch
+    if conn.dialect.name != "sqlite" or d.before_execute or d.before_cursor_execute or d.after_cursor_execute:
         return conn.execute(statement, params).all()
     on_driver = _ON_DRIVER.get(id(statement))
     if on_driver is None:
@@ -202,19 +203,18 @@ def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
 
 
 # ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
-class _Record:
-    """An asyncpg record read by attribute, as SQLAlchemy rows are (the JSON column decoded)."""
+_PG_ROW: Any = collections.namedtuple("Row", [c.key for c in BY_SESSION.selected_columns])  # type: ignore[misc]
+_PG_JSON = tuple(i for i, c in enumerate(BY_SESSION.selected_columns) if isinstance(c.type, JSON))
 
-    __slots__ = ("_r",)
 
-    def __init__(self, record: Any):
-        self._r = record
-
-    def __getattr__(self, name: str) -> Any:
-        value = self._r[name]
-        if name == "reported" and isinstance(value, str):
-            return json.loads(value)
-        return value
+def _pg_row(record: Any) -> Any:
+    """An asyncpg record of BY_SESSION as a named tuple, read by attribute as SQLAlchemy rows are, its JSON
+    columns decoded once (asyncpg returns them as text)."""
+    values = list(record)
+    for i in _PG_JSON:
+        if isinstance(values[i], str):
+            values[i] = json.loads(values[i])
+    return _PG_ROW._make(values)
 
 
 @functools.cache
@@ -230,5 +230,5 @@ async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
     """by_session on an asyncpg connection (the same statement, the same checks)."""
     sql, order, constants = _asyncpg_statement()
     values = {**constants, "h": token_hash, "now_ts": _now_ts()}
-    rows = [_Record(r) for r in await conn.fetch(sql, *(values[name] for name in order))]
+    rows = [_pg_row(r) for r in await conn.fetch(sql, *(values[name] for name in order))]
     return signed_in_from(rows)
