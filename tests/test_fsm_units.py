@@ -744,3 +744,59 @@ wait 15m
 expect no-log STARTUP_FAIL
 """)
     assert not sc.failures, "\n".join(sc.failures)
+
+
+def test_a_passing_start_test_above_the_excuse_level_ends_a_pending_start_up_failure():
+    """startup_fail_s (MI R 257.301a(j): a pass within 15 minutes means no start-up failure): a pass that reads
+    above startup_excuse_brac (here .005, the level being 0) ends the pending fail as any pass does: no
+    STARTUP_FAIL, then or after the window."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+policy startup_fail_s=600 startup_fail_vio=1 temp_lock_s=120
+key on
+wait-for "BLOW" within 10s
+blow brac=.045
+wait-for "FAIL" within 10s
+wait-for "BLOW" within 140s
+blow brac=.005
+wait-for "PASS" within 10s
+expect log RESULT a=5 b=1 c=1
+key off
+wait 11m
+expect no-log STARTUP_FAIL
+expect no-log VIOLATION
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+    assert sc.sim.fsm.startup_fail_at == 0
+
+
+def test_a_start_test_s_analysis_lost_while_a_fail_is_pending_books_the_start_up_failure_from_that_fail():
+    """A start test's analysis lost (the module pulled) counts as a failed test, not as a pass or an excusing test:
+    with a fail already pending, the start-up failure is booked when that first fail's window ends, naming it."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+policy startup_fail_s=600 startup_fail_vio=1 temp_lock_s=120
+key on
+wait-for "BLOW" within 10s
+blow brac=.045
+wait-for "FAIL" within 10s
+wait-for "BLOW" within 140s
+blow brac=.080
+expect display "ANALYZING"
+module remove
+expect log FAULT a=3 b=1 c=6
+module insert serial=1001
+key off
+wait 9m
+expect log STARTUP_FAIL b=600 c=1
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+    log = sc.sim.log
+    got = [log.read(s) for s in range(log.first_seq(), log.next_seq())]
+    first_fail = next(r for r in got if r[2] == records.RESULT and r[4] == records.FAIL)
+    booked = [r for r in got if r[2] == records.STARTUP_FAIL]
+    assert len(booked) == 1 and booked[0][3] == first_fail[1]
