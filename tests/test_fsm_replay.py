@@ -414,3 +414,43 @@ def test_only_a_start_test_s_lost_analysis_is_replayed_as_a_failed_start_test():
     m.wall = 1100
     m._log(R.FAULT, R.FAULT_ANALYSIS_LOST, 1, 6)
     assert booted() == 1100
+
+
+def test_a_clear_logged_after_the_save_leaves_no_restart_at_any_device_time():
+    """A violation lockout's clear (CLEAR a=LOCK_VIOLATION) logged after the save, then a cut: the boot ends the
+    lockout with no free restart, as the clear itself does (HANDSET.md: after a clear a breath test is still
+    required), whatever device time a signed clock set brings next, even its first second (2024-01-01 00:00:00)."""
+    from fsm import persist
+    from fsm import records as R
+    from fsm.inputs import Inputs
+    from fsm.machine import S_TEST
+    from host_sim.world import default_module
+
+    state = SnapshotState()
+    sc = scenario.Scenario("clear_tech", storage=(None, state))
+    sc.run_text((ROOT / "tests" / "scenarios" / "clear_tech.scn").read_text())
+    assert not sc.failures
+    log = sc.sim.log
+    clear_seq = next(s for s in range(log.first_seq(), log.next_seq())
+                     if log.read(s)[2:4] == (R.CLEAR, R.LOCK_VIOLATION))
+    old = [s for s in state.saves if persist.unpack(s, Interlock(_Board(), log, MemoryState())) <= clear_seq][-1]
+    before = Interlock(_Board(), log, MemoryState())
+    persist.unpack(old, before)
+    assert before.vlock
+    cut = copy.deepcopy(log)
+    del cut._records[clear_seq + 1 - cut._first:]
+    wall = log.read(clear_seq)[1]
+    store = MemoryState()
+    store._data = old
+    store._stamp = wall
+    m = Interlock(_Board(), cut, store)
+    m.boot(0, wall)
+    assert not m.vlock
+    m.set_time(0, 0, R.SRC_REMOTE)
+    inp = Inputs()
+    inp.module_present = True
+    inp.module = default_module(start_wall=wall)
+    inp.cell_temp = 355
+    inp.ignition = True
+    m.step(500, inp)
+    assert m.state == S_TEST

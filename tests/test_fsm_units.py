@@ -694,6 +694,66 @@ def test_a_start_window_ended_by_the_key_leaves_no_restart_at_any_device_time():
     assert m.state == S_TEST
 
 
+def _no_restart_at_the_first_device_second(before):
+    """Run `before` (it ends with the key off and no free restart due), then a signed clock set to device time 0
+    (2024-01-01 00:00:00: the companion's time is taken as it is) and the key on within that second: the
+    expectations that failed, and whether the handset entered RESTART (the relay closed without a test)."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text(before)
+    fsm = sc.sim.fsm
+    start = sc.sim.log.next_seq()
+    fsm.set_time(sc.sim.ticks(), 0, records.SRC_REMOTE)
+    sc.run_text("key on\nwait 2s\nexpect state TEST\n")
+    log = sc.sim.log
+    restarted = any(log.read(s)[2:4] == (records.STATE, S_RESTART) for s in range(start, log.next_seq()))
+    return sc.failures, restarted
+
+
+def test_a_free_restart_window_that_ran_out_leaves_no_restart_at_any_device_time():
+    """Safety invariant 1 (HANDSET.md): the relay closes only after a PASS or inside a free restart's window. A
+    free restart's window that ran out unused leaves none, whatever device time a signed clock set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+policy free_restart_s=120
+key on
+wait-for "BLOW" within 10s
+blow
+wait-for "START" within 15s
+crank
+wait 5s
+stall
+expect state RESTART
+wait 2m
+wait-for "BLOW" within 10s
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
+def test_a_cleared_violation_lockout_still_needs_a_test_at_any_device_time():
+    """A violation lockout's clear leaves no free restart (HANDSET.md: after a clear a breath test is still
+    required), whatever device time a signed clock set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+policy recall_s=3600
+key on
+wait-for "BLOW" within 10s
+hotwire
+key off
+wait 2h
+key on
+expect display "VIOLATION" "LOCKOUT"
+tech clear
+expect log CLEAR a=3 b=3
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
 @pytest.mark.parametrize("sync_day, locked", [("2026-11-19", False), ("2026-11-20", True), ("2026-11-21", True)])
 def test_a_sync_since_the_due_day_ends_the_outage_grace(sync_day, locked):
     """outage_grace_days (rule_outage_grace.scn) holds the PAYMENT DUE lock back only while no sync has come since
