@@ -754,6 +754,35 @@ wait 5s
     assert not restarted
 
 
+def test_a_drive_with_no_free_restart_leaves_none_at_any_device_time():
+    """The engine started in the start window ends it; a stall or key-off while a violation's recall countdown runs
+    gives no free restart (HANDSET.md: not while a violation is pending), whatever device time a signed clock
+    set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+key on
+wait-for "BLOW" within 10s
+hotwire
+expect log VIOLATION
+wait-for "RETEST - BLOW" within 10s
+blow
+wait-for "DRIVE SAFELY" within 15s
+stall
+key off
+wait 5s
+key on
+wait-for "BLOW" within 10s
+blow
+wait-for "START" within 15s
+crank
+expect state DRIVING
+stall
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
 @pytest.mark.parametrize("sync_day, locked", [("2026-11-19", False), ("2026-11-20", True), ("2026-11-21", True)])
 def test_a_sync_since_the_due_day_ends_the_outage_grace(sync_day, locked):
     """outage_grace_days (rule_outage_grace.scn) holds the PAYMENT DUE lock back only while no sync has come since
