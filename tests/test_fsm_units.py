@@ -783,6 +783,42 @@ wait 5s
     assert not restarted
 
 
+def test_the_aborts_an_abort_lockout_spent_count_for_nothing_at_any_device_time():
+    """5 aborts in 15 minutes lock for 5 minutes (HANDSET.md), and the lock spends them: after it, whatever device
+    time a signed clock set brings next (even its first minutes, 2024-01-01), one abort counts as one."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+key on
+wait-for "BLOW" within 10s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+expect log ABORT a=1 b=5
+expect log LOCKOUT a=2 b=300
+wait-for "BLOW" within 6m
+key off
+wait 5s
+""")
+    sc.sim.fsm.set_time(sc.sim.ticks(), 0, records.SRC_REMOTE)
+    sc.run_text("""
+mark
+key on
+wait-for "BLOW" within 10s
+blow volume=1.0 duration=2
+expect log ABORT a=1 b=1
+expect no-log LOCKOUT
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+
+
 @pytest.mark.parametrize("sync_day, locked", [("2026-11-19", False), ("2026-11-20", True), ("2026-11-21", True)])
 def test_a_sync_since_the_due_day_ends_the_outage_grace(sync_day, locked):
     """outage_grace_days (rule_outage_grace.scn) holds the PAYMENT DUE lock back only while no sync has come since
