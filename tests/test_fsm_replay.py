@@ -14,7 +14,7 @@ from tests.interpreters import ROOT
 REPLAYED = ("vlock", "lockout_id", "lock_cause", "violations", "recall_deadline", "temp_until", "fail_streak",
             "fail_lock_end", "code_counter", "codes_used", "code_fails", "code_wait_until", "retest_pending",
             "engine_saved", "provisioned_before", "abort_times", "service_due", "inspection_due",
-            "payment_due")
+            "payment_due", "startup_fail_at")
 
 
 class SnapshotState(MemoryState):
@@ -339,3 +339,118 @@ def test_the_replay_reads_each_record_once():
     replayed = [s for s in log.reads if s >= 1]
     assert max(log.reads.values()) == 1
     assert len(replayed) >= 5
+
+
+# a failed start test (.045 against the default fail point .020) that opens the start-up failure window
+_STARTUP_FAIL = ('policy startup_fail_s=600 temp_lock_s=120\n'
+                 'key on\nwait-for "BLOW" within 10s\nblow brac=.045\nwait-for "FAIL" within 10s\n')
+_AFTER_LOCK = 'wait-for "BLOW" within 140s\n'
+_LOST = 'blow brac=.080\nexpect display "ANALYZING"\nmodule remove\nexpect log FAULT a=3 b=1 c=6\n'
+
+
+@pytest.mark.parametrize("text, pick, pending", [
+    # the fail itself: the boot opens the window at the fail's time
+    (_STARTUP_FAIL, lambda saved: saved.policy.startup_fail_s and not saved.startup_fail_at, True),
+    # a pass after it, reading above startup_excuse_brac (0 here): the window ends as with any pass
+    (_STARTUP_FAIL + _AFTER_LOCK + 'blow brac=.005\nwait-for "PASS" within 10s\n',
+     lambda saved: saved.startup_fail_at, False),
+    # a failed test at startup_excuse_brac itself (TN 1340-03-06-.13: .020 fails, and excuses the earlier fail)
+    (_STARTUP_FAIL.replace("startup_fail_s=600", "startup_fail_s=600 startup_excuse_brac=20") + _AFTER_LOCK
+     + 'blow brac=.020\nwait-for "FAIL" within 10s\nexpect log RESULT a=20 b=3 c=1\n',
+     lambda saved: saved.startup_fail_at, False),
+    # the start-up failure booked (STARTUP_FAIL) after the window: nothing pending any more
+    (_STARTUP_FAIL + 'key off\nwait 11m\nexpect log STARTUP_FAIL b=600\n', lambda saved: saved.startup_fail_at,
+     False),
+    # a start test's analysis lost (the module pulled) counts as a failed test and opens the window
+    (_STARTUP_FAIL.split("blow")[0] + _LOST, lambda saved: saved.policy.startup_fail_s and not saved.startup_fail_at,
+     True),
+    # ... and with a fail already pending, it keeps that fail's window (it excuses nothing)
+    (_STARTUP_FAIL + _AFTER_LOCK + _LOST, lambda saved: saved.analyzing, True),
+], ids=["fail", "pass", "excused", "booked", "lost", "lost-while-pending"])
+def test_a_start_test_logged_after_the_save_is_replayed_for_the_start_up_failure_rule(text, pick, pending):
+    """startup_fail_s (MI R 257.301a(j), IN 260 IAC 3-2-1(3)(C), TN 1340-03-06-.13): a failed start test opens the
+    start-up failure window, a pass (or a test at or below startup_excuse_brac) ends it, its STARTUP_FAIL record
+    ends it too. A cut after such a record and before its save: the boot rebuilds the pending fail (the time the
+    STARTUP_FAIL record is booked with and names) as the newest save holds it. (Saves from before the policy set
+    the rule are not compared: the policy itself is not replayed from the log.)"""
+    from fsm import persist
+
+    n, _logged = _older_saves_agree(text, pick)
+    assert n >= 1
+    state = SnapshotState()
+    sc = scenario.Scenario("older_saves", storage=(None, state))
+    sc.run_text(text)
+    newest = Interlock(_Board(), sc.sim.log, MemoryState())
+    persist.unpack(state.saves[-1], newest)
+    assert bool(newest.startup_fail_at) is pending
+
+
+def test_only_a_start_test_s_lost_analysis_is_replayed_as_a_failed_start_test():
+    """FAULT a=3 (FAULT_ANALYSIS_LOST) b=1 is a start test's analysis lost: the boot opens the start-up failure
+    window for it. The other faults (a retest's lost analysis, b=2; a warm-up timeout) open none."""
+    from fsm import records as R
+    from fsm.policy import Policy
+    from storage.memory import MemoryLog
+
+    policy = Policy()
+    assert policy.apply({"version": 1, "startup_fail_s": 600}) is None
+    store = SnapshotState()
+    log = MemoryLog()
+    m = Interlock(_Board(), log, store, policy)
+    m.boot(0, 1000)
+    first = store.saves[-1]
+
+    def booted():
+        again = Interlock(_Board(), log, MemoryState())
+        again.store._data = first
+        again.store._stamp = 1000
+        again.boot(0, 1000)
+        return again.startup_fail_at
+
+    m._log(R.FAULT, R.FAULT_ANALYSIS_LOST, 2, 6)
+    m._log(R.FAULT, R.FAULT_WARMUP, 150, 1)
+    m._log(R.FAULT, R.FAULT_RUNTIME, 0, 0)
+    assert booted() == 0
+    m.wall = 1100
+    m._log(R.FAULT, R.FAULT_ANALYSIS_LOST, 1, 6)
+    assert booted() == 1100
+
+
+def test_a_clear_logged_after_the_save_leaves_no_restart_at_any_device_time():
+    """A violation lockout's clear (CLEAR a=LOCK_VIOLATION) logged after the save, then a cut: the boot ends the
+    lockout with no free restart, as the clear itself does (HANDSET.md: after a clear a breath test is still
+    required), whatever device time a signed clock set brings next, even its first second (2024-01-01 00:00:00)."""
+    from fsm import persist
+    from fsm import records as R
+    from fsm.inputs import Inputs
+    from fsm.machine import S_TEST
+    from host_sim.world import default_module
+
+    state = SnapshotState()
+    sc = scenario.Scenario("clear_tech", storage=(None, state))
+    sc.run_text((ROOT / "tests" / "scenarios" / "clear_tech.scn").read_text())
+    assert not sc.failures
+    log = sc.sim.log
+    clear_seq = next(s for s in range(log.first_seq(), log.next_seq())
+                     if log.read(s)[2:4] == (R.CLEAR, R.LOCK_VIOLATION))
+    old = [s for s in state.saves if persist.unpack(s, Interlock(_Board(), log, MemoryState())) <= clear_seq][-1]
+    before = Interlock(_Board(), log, MemoryState())
+    persist.unpack(old, before)
+    assert before.vlock
+    cut = copy.deepcopy(log)
+    del cut._records[clear_seq + 1 - cut._first:]
+    wall = log.read(clear_seq)[1]
+    store = MemoryState()
+    store._data = old
+    store._stamp = wall
+    m = Interlock(_Board(), cut, store)
+    m.boot(0, wall)
+    assert not m.vlock
+    m.set_time(0, 0, R.SRC_REMOTE)
+    inp = Inputs()
+    inp.module_present = True
+    inp.module = default_module(start_wall=wall)
+    inp.cell_temp = 355
+    inp.ignition = True
+    m.step(500, inp)
+    assert m.state == S_TEST

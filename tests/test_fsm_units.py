@@ -694,6 +694,131 @@ def test_a_start_window_ended_by_the_key_leaves_no_restart_at_any_device_time():
     assert m.state == S_TEST
 
 
+def _no_restart_at_the_first_device_second(before):
+    """Run `before` (it ends with the key off and no free restart due), then a signed clock set to device time 0
+    (2024-01-01 00:00:00: the companion's time is taken as it is) and the key on within that second: the
+    expectations that failed, and whether the handset entered RESTART (the relay closed without a test)."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text(before)
+    fsm = sc.sim.fsm
+    start = sc.sim.log.next_seq()
+    fsm.set_time(sc.sim.ticks(), 0, records.SRC_REMOTE)
+    sc.run_text("key on\nwait 2s\nexpect state TEST\n")
+    log = sc.sim.log
+    restarted = any(log.read(s)[2:4] == (records.STATE, S_RESTART) for s in range(start, log.next_seq()))
+    return sc.failures, restarted
+
+
+def test_a_free_restart_window_that_ran_out_leaves_no_restart_at_any_device_time():
+    """Safety invariant 1 (HANDSET.md): the relay closes only after a PASS or inside a free restart's window. A
+    free restart's window that ran out unused leaves none, whatever device time a signed clock set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+policy free_restart_s=120
+key on
+wait-for "BLOW" within 10s
+blow
+wait-for "START" within 15s
+crank
+wait 5s
+stall
+expect state RESTART
+wait 2m
+wait-for "BLOW" within 10s
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
+def test_a_cleared_violation_lockout_still_needs_a_test_at_any_device_time():
+    """A violation lockout's clear leaves no free restart (HANDSET.md: after a clear a breath test is still
+    required), whatever device time a signed clock set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+policy recall_s=3600
+key on
+wait-for "BLOW" within 10s
+hotwire
+key off
+wait 2h
+key on
+expect display "VIOLATION" "LOCKOUT"
+tech clear
+expect log CLEAR a=3 b=3
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
+def test_a_drive_with_no_free_restart_leaves_none_at_any_device_time():
+    """The engine started in the start window ends it; a stall or key-off while a violation's recall countdown runs
+    gives no free restart (HANDSET.md: not while a violation is pending), whatever device time a signed clock
+    set brings next."""
+    failures, restarted = _no_restart_at_the_first_device_second("""
+key on
+wait-for "BLOW" within 10s
+hotwire
+expect log VIOLATION
+wait-for "RETEST - BLOW" within 10s
+blow
+wait-for "DRIVE SAFELY" within 15s
+stall
+key off
+wait 5s
+key on
+wait-for "BLOW" within 10s
+blow
+wait-for "START" within 15s
+crank
+expect state DRIVING
+stall
+key off
+wait 5s
+""")
+    assert not failures, "\n".join(failures)
+    assert not restarted
+
+
+def test_the_aborts_an_abort_lockout_spent_count_for_nothing_at_any_device_time():
+    """5 aborts in 15 minutes lock for 5 minutes (HANDSET.md), and the lock spends them: after it, whatever device
+    time a signed clock set brings next (even its first minutes, 2024-01-01), one abort counts as one."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+key on
+wait-for "BLOW" within 10s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+wait 4s
+blow volume=1.0 duration=2
+expect log ABORT a=1 b=5
+expect log LOCKOUT a=2 b=300
+wait-for "BLOW" within 6m
+key off
+wait 5s
+""")
+    sc.sim.fsm.set_time(sc.sim.ticks(), 0, records.SRC_REMOTE)
+    sc.run_text("""
+mark
+key on
+wait-for "BLOW" within 10s
+blow volume=1.0 duration=2
+expect log ABORT a=1 b=1
+expect no-log LOCKOUT
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+
+
 @pytest.mark.parametrize("sync_day, locked", [("2026-11-19", False), ("2026-11-20", True), ("2026-11-21", True)])
 def test_a_sync_since_the_due_day_ends_the_outage_grace(sync_day, locked):
     """outage_grace_days (rule_outage_grace.scn) holds the PAYMENT DUE lock back only while no sync has come since
@@ -744,3 +869,59 @@ wait 15m
 expect no-log STARTUP_FAIL
 """)
     assert not sc.failures, "\n".join(sc.failures)
+
+
+def test_a_passing_start_test_above_the_excuse_level_ends_a_pending_start_up_failure():
+    """startup_fail_s (MI R 257.301a(j): a pass within 15 minutes means no start-up failure): a pass that reads
+    above startup_excuse_brac (here .005, the level being 0) ends the pending fail as any pass does: no
+    STARTUP_FAIL, then or after the window."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+policy startup_fail_s=600 startup_fail_vio=1 temp_lock_s=120
+key on
+wait-for "BLOW" within 10s
+blow brac=.045
+wait-for "FAIL" within 10s
+wait-for "BLOW" within 140s
+blow brac=.005
+wait-for "PASS" within 10s
+expect log RESULT a=5 b=1 c=1
+key off
+wait 11m
+expect no-log STARTUP_FAIL
+expect no-log VIOLATION
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+    assert sc.sim.fsm.startup_fail_at == 0
+
+
+def test_a_start_test_s_analysis_lost_while_a_fail_is_pending_books_the_start_up_failure_from_that_fail():
+    """A start test's analysis lost (the module pulled) counts as a failed test, not as a pass or an excusing test:
+    with a fail already pending, the start-up failure is booked when that first fail's window ends, naming it."""
+    from host_sim import scenario
+
+    sc = scenario.Scenario("unit")
+    sc.run_text("""
+policy startup_fail_s=600 startup_fail_vio=1 temp_lock_s=120
+key on
+wait-for "BLOW" within 10s
+blow brac=.045
+wait-for "FAIL" within 10s
+wait-for "BLOW" within 140s
+blow brac=.080
+expect display "ANALYZING"
+module remove
+expect log FAULT a=3 b=1 c=6
+module insert serial=1001
+key off
+wait 9m
+expect log STARTUP_FAIL b=600 c=1
+""")
+    assert not sc.failures, "\n".join(sc.failures)
+    log = sc.sim.log
+    got = [log.read(s) for s in range(log.first_seq(), log.next_seq())]
+    first_fail = next(r for r in got if r[2] == records.RESULT and r[4] == records.FAIL)
+    booked = [r for r in got if r[2] == records.STARTUP_FAIL]
+    assert len(booked) == 1 and booked[0][3] == first_fail[1]
