@@ -317,10 +317,10 @@ class Interlock(Authority):
         Returns the cause of a violation lockout that a logged violation called for but the log does not
         hold (the cut came between the two records), else 0.
         """
-        seq = from_seq
         p = self.policy
         owed = 0
-        while True:
+        # bounded by the log's end at boot: a replay cannot run on for ever, whatever the log answers
+        for seq in range(from_seq, self.log.next_seq()):
             rec = self.log.read(seq)
             if rec is None:
                 return owed
@@ -411,7 +411,7 @@ class Interlock(Authority):
                 self.analyzing = False
             elif rtype == records.SERVICE and a == records.SVC_PROVISION and b == 1:
                 self.provisioned_before = True
-            seq += 1
+        return owed
 
     def _flush(self):
         analyzing = self.test.phase == breath.ANALYZE
