@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 
 from board import LEFT, OK, RIGHT
 from fsm import authority, breath, records
-from fsm.machine import S_CODE, S_DRIVING, S_RESTART, S_RETEST, S_START, S_TEST, S_VIOLATION, Interlock
+from fsm.machine import S_CODE, S_DRIVING, S_OFF, S_RESTART, S_RETEST, S_START, S_TEST, S_VIOLATION, Interlock
 from host_sim.flash import FlashImage
 from host_sim.handset import SimHandset
 from host_sim.world import default_module
@@ -151,6 +151,10 @@ class HandsetMachine(RuleBasedStateMachine):
                 locked = True
             elif rtype == records.CLEAR and a == records.LOCK_VIOLATION:
                 locked = False
+            elif rtype == records.STATE and a == S_OFF and b == S_RETEST:
+                # the key off ends a retest (a refusal, or a retest already missed or failed whose alarm
+                # stops): the next request opens a new window
+                self.retest_asked = None
             elif rtype == records.RETEST:
                 if b == 1:
                     if self.retest_asked is None:
