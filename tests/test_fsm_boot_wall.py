@@ -135,6 +135,36 @@ expect state OFF
     assert not sc.failures, "\n".join(sc.failures)
 
 
+
+@pytest.mark.parametrize("key", ["off", "on"])
+def test_an_alarm_cut_by_a_power_cut_is_still_known_after_a_cut_before_the_first_poll(key):
+    """One retest, one violation: the boot saves the state before its first poll decides what the cut alarm
+    means, and that save still says the alarm sounded. A second cut in between (a crank's brown-out resets the
+    handset at once) leaves it as the first cut did: with the key off the alarm ends (ALARM a=0, no refusal),
+    with it on the alarm sounds on and the retest stays missed; no second violation either way."""
+    sc = _run(_RETEST_ASKED + """
+wait 6m
+expect horn on
+expect log VIOLATION a=1 b=1
+power cut
+key %s
+wait 30s
+""" % key)
+    assert not sc.failures, "\n".join(sc.failures)
+    sc.sim.power_on()
+    sc.sim.power_cut()  # before the first poll
+    sc.run_text("""
+wait 5s
+mark
+power on
+wait 1s
+expect no-log RETEST a=5
+expect no-log RETEST a=4
+expect no-log VIOLATION
+expect horn %s
+""" % key)
+    assert not sc.failures, "\n".join(sc.failures)
+
 def test_a_retest_resumed_after_a_cut_logs_an_engine_run_by_its_charge():
     """The engine-sense wire cut during a retest prompt, then a power cut: the boot finds the alternator still
     charging, so the engine runs whatever its sense wire reads, and the resumed retest's ENGINE record says so

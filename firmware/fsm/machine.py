@@ -152,7 +152,7 @@ class Interlock(Authority):
         self.retest_pending = False
         self.retest_due = 0  # device time of the next rolling retest (0: none scheduled)
         self.retest_deadline = 0  # device time the pending retest's window ends (a cut does not move it)
-        self.alarm_at_save = False
+        self.alarm_at_save = False  # the retest alarm sounded at the cut: until the first poll after a boot
         self.engine_saved = False  # the engine ran at the last engine edge the state holds (the blip rule)
         self.state_lock = False  # the saved state was found corrupt: locked for service
         self.provisioned_before = False  # a secret was installed once; never provision again in the field

@@ -56,7 +56,8 @@ _ABORTS_AT = 128
 F_VLOCK = 1
 F_PROVISIONED = 2  # formats 1 and 2: bytes 8..39 hold the secret
 F_RETEST = 4  # a retest was pending when the state was saved
-F_ALARM = 8
+F_ALARM = 8  # the retest alarm sounded when the state was saved, or (a save between a boot and its first poll)
+# it sounded at the cut and the first poll has not yet decided what that means (Interlock.alarm_at_save)
 F_STATE_LOCK = 16  # the state was found corrupt: locked for service until a technician clears it
 F_ENGINE = 32  # the engine ran at the last engine edge (a blip may resume the drive only then)
 F_PROVISIONED_BEFORE = 64  # a secret was provisioned once (the log says so), even if the state lost it
@@ -78,7 +79,7 @@ def pack(m, buf=None):
     if buf is None:
         buf = bytearray(SIZE)
     flags = (F_VLOCK if m.vlock else 0) | (
-        F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm else 0) | (
+        F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm or m.alarm_at_save else 0) | (
         F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
         F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0)
     struct.pack_into(">2sBBIBBHI24sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.token_lead, m.login_wait_line,
