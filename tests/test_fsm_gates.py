@@ -2,9 +2,9 @@
 days, where the key, a technician's clear and a retest's warm-up lead, and the edges of the free restart."""
 
 from board import LEFT
-from fsm import breath, records
+from fsm import authority, breath, records
 from fsm.inputs import Inputs
-from fsm.machine import S_DRIVING, S_MENU, S_RESTART, S_RETEST, S_START, S_TEST, Interlock
+from fsm.machine import S_DRIVING, S_MENU, S_RESTART, S_RESULT, S_RETEST, S_START, S_TEST, Interlock
 from fsm.policy import Policy
 from fsm.prng import Prng
 from host_sim import scenario
@@ -333,3 +333,75 @@ key on
 expect log PAYMENT a=1
 """)
     assert not failures, "\n".join(failures)
+
+
+def test_a_technician_s_clear_during_a_retest_s_analysis_after_the_key_off_books_the_retest():
+    """A drawn sample's analysis runs to its result, which is booked like any other, even when the key goes off
+    during it (a retest is passed or failed, not refused); a technician's clear of a violation lockout that comes
+    during that analysis does not end it: the retest is booked as passed, then the key-off takes effect (OFF, no
+    retest pending) and the next key-on asks for a start test."""
+    failures = _scenario("""
+policy violations_lock=1 retest_first_min_s=60 retest_first_max_s=60
+key on
+wait-for "BLOW" within 10s
+blow
+wait-for "START" within 15s
+crank
+unplug
+expect log LOCKOUT a=3
+plug
+wait-for "RETEST - BLOW" within 2m
+stall
+blow
+expect display "ANALYZING"
+key off
+mark
+tech clear
+expect log CLEAR a=3 b=3
+wait 15s
+expect log RETEST a=1
+expect state OFF
+expect no-log VIOLATION
+key on
+wait-for "BLOW" within 10s
+expect state TEST
+""")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_technician_s_clear_during_a_start_test_s_analysis_leaves_the_sample_to_its_result():
+    """A drawn sample's analysis runs to its result, booked like any other; a violation lockout that falls due while
+    it runs (the early-recall countdown ran out) waits for the result, and a technician's clear that comes before
+    the result does not start the test over: the blow is analysed, logged (RESULT) and shown, then the start
+    window opens."""
+    h = _Handset(recall_s=3600)
+    h.inp.ignition = True
+    h.poll()
+    h.inp.engine = True  # started without a pass: a violation, its recall countdown, a retest
+    h.poll()
+    assert h.fsm.state == S_RETEST
+    h.blow(S_DRIVING)
+    h.inp.ignition = h.inp.engine = False
+    h.poll()
+    while h.fsm.wall < h.fsm.recall_deadline - 7:
+        h.poll(1000)
+    h.inp.ignition = True
+    h.poll()
+    assert h.fsm.state == S_TEST and h.fsm.test.phase == breath.READY
+    h.inp.flow, h.inp.breath_temp = 400, 340
+    while h.fsm.test.phase != breath.ANALYZE:
+        h.poll()
+    h.inp.flow, h.inp.breath_temp = 0, 200
+    while not h.fsm.vlock:
+        h.poll()
+    assert h.fsm.state == S_TEST and h.fsm.test.phase == breath.ANALYZE
+    since = h.log.next_seq()
+    assert h.fsm.technician(h.now, 77, authority.TECH_CLEAR, h.fsm.lockout_id) == authority.APPLIED
+    assert h.fsm.test.phase == breath.ANALYZE
+    while h.fsm.state == S_TEST:
+        h.poll()
+    assert h.fsm.state == S_RESULT
+    assert [r[1:] for r in h.records(records.RESULT, since)] == [(0, records.PASS, 1)]
+    while h.fsm.state == S_RESULT:
+        h.poll()
+    assert h.fsm.state == S_START
