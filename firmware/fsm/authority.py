@@ -202,7 +202,9 @@ class Authority:
                 self._log(records.CLEAR, self.temp_kind, records.SRC_TECH, tech_id)
                 self.temp_until = 0
                 self.temp_kind = 0
-            self._route(now)
+            if not self._analyzing_now():
+                # (a drawn sample's analysis runs to its result, which leads on: a key-off during it, or the clear)
+                self._route(now)
         elif action == records.SVC_RECORD:
             day = self.wall // timebase.DAY
             due = a if a > day else day + self.policy.service_days
