@@ -53,7 +53,8 @@ class Appointment(Base):
     a preferred date, removal, vehicle swap). Times are UTC; pages show them in the center's zone."""
 
     __tablename__ = "appointments"
-    __table_args__ = (Index("ix_appointments_account", "account_id", "status"),
+    # an account's visits by status in time order: the dashboard's next booked visit is its first entry
+    __table_args__ = (Index("ix_appointments_account_start", "account_id", "status", "starts_ts"),
                       Index("ix_appointments_start", "status", "starts_ts"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
