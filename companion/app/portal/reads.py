@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, bindparam, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from companion.app.accounts.models import DeviceLink, User, WebSession
 from companion.app.accounts.services import session_live
@@ -157,10 +158,20 @@ class _OnSqliteDriver:
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         values = {**self.constants, **params}
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        args = tuple(values[name] for name in self.order)
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self.sql, tuple(values[name] for name in self.order))
+            cursor.execute(self.sql, args)
             raw = cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as e:
+            # as SQLAlchemy raises it (the app answers an OperationalError, a locked file say, with 503), the
+            # connection dropped from the pool when the driver says it is gone
+            gone = conn.dialect.is_disconnect(e, driver, cursor)
+            if gone:
+                conn.invalidate(e)
+            raise DBAPIError.instance(self.sql, args, e, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect,
+                                      connection_invalidated=gone) from e
         finally:
             cursor.close()
         make, convert = self.row._make, self.convert
