@@ -271,3 +271,72 @@ def test_a_port_held_with_so_reuseport_is_a_clear_error(settings):
         holder.close()
     assert code == 1, err
     assert "cannot listen on 127.0.0.1:%d" % port in err
+
+
+HANGING_APP = '''
+import os, time
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["path"] == "/hang":
+        time.sleep(3600)  # a request that never gives the event loop back
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+'''
+
+
+def test_a_worker_whose_event_loop_is_stuck_is_replaced(tmp_path):
+    """A request that blocks its worker's event loop: the worker still answered the supervisor's health check
+    (from a thread of its own), so it was never replaced and the new connections the kernel hashed to its
+    socket waited for ever. Now it is replaced, and every new connection is served."""
+    (tmp_path / "hanging_app_r11.py").write_text(HANGING_APP)
+    port = testing.free_port()
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from uvicorn import Config\n"
+              "from companion.app.core import workers\n"
+              "workers.serve(Config('hanging_app_r11:app', host='127.0.0.1', port=%d, workers=2,"
+              " log_level='warning'))\n" % (str(tmp_path), port))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=str(testing.ROOT), stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    first = []
+    try:
+        first = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(proc.pid)), "two workers")
+
+        def answers():
+            try:
+                return httpx.get(url + "/", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(answers, "the server to answer", timeout=120)
+        stuck = socket.create_connection(("127.0.0.1", port), timeout=60)
+        stuck.sendall(b"GET /hang HTTP/1.1\r\nhost: x\r\n\r\n")
+        now = _wait(lambda: (lambda c: c if len(c) == 2 and c != first else None)(_children(proc.pid)),
+                    "the stuck worker to be replaced", timeout=180)
+        stuck.close()
+
+        def fresh(_):
+            with httpx.Client(timeout=120) as c:
+                return c.get(url + "/").status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(fresh, range(24))) == [200] * 24
+        assert len(set(first) & set(now)) == 1
+    finally:
+        leftovers = _children(proc.pid)
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _end_leftovers(leftovers)

@@ -72,6 +72,21 @@ class Worker(Process):
         threading.Thread(target=self._watch_supervisor, daemon=True).start()
         super().target(sockets)
 
+    def pong(self) -> None:  # pragma: no cover (the child)
+        """Answer a health check once the server's event loop has run a callback. uvicorn's answers from its
+        own thread whatever the loop does, so a worker whose loop is stuck (a request that never yields) was
+        never replaced, and every connection the kernel hashed to its socket waited for ever."""
+        self.child_conn.recv()
+        servers = getattr(self.server, "servers", None) if self.server.started else None
+        if servers:
+            ran = threading.Event()
+            try:
+                servers[0].get_loop().call_soon_threadsafe(ran.set)
+            except RuntimeError:  # the loop is closed: the worker is stopping
+                ran.set()
+            ran.wait()
+        self.child_conn.send(self.server.started)
+
     def _watch_supervisor(self) -> None:  # pragma: no cover (the child)
         while os.getppid() == self.supervisor:
             time.sleep(1.0)
@@ -79,8 +94,8 @@ class Worker(Process):
 
 
 class Workers:
-    """One uvicorn server process per socket; a process that dies or stops answering its health check is
-    replaced on the same socket; SIGINT, SIGTERM, SIGQUIT or SIGHUP stops them all (each finishes its requests).
+    """One uvicorn server process per socket; a process that dies or stops answering its health check (its
+    event loop stuck for config.timeout_worker_healthcheck, 5 s) is replaced on the same socket; SIGINT, SIGTERM, SIGQUIT or SIGHUP stops them all (each finishes its requests).
     A worker that exits with an error before it ever served (the app does not import, its settings are
     invalid, its start-up failed) stops them all too: a new process would fail the same way."""
 
