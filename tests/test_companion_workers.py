@@ -340,3 +340,19 @@ def test_a_worker_whose_event_loop_is_stuck_is_replaced(tmp_path):
             proc.kill()
             proc.wait()
         _end_leftovers(leftovers)
+
+
+def test_a_start_up_failure_with_workers_exits_with_an_error(settings):
+    """The app's own start-up refuses (MASTER_KEYS without the key the stored secrets use): with workers the
+    server stops and exits with uvicorn's STARTUP_FAILURE, 3, and the reason; it used to exit 0, which a
+    service manager takes for a clean stop."""
+    from tests.companion_helpers import new_handset
+
+    with testing.ServerThread(settings) as srv, srv.client() as c:
+        assert new_handset(c)["key_id"] == "k1"
+    only_k2 = testing.settings_for(settings.DATABASE_URL, testing.test_master_keys(("k2",)))
+    code, err = _serve_until_stopped_or_restarted(
+        [sys.executable, "-m", "companion", "serve", "--port", str(testing.free_port()), "--workers", "2"],
+        testing.env_for(only_k2))
+    assert code == 3, err
+    assert "k1" in err and "MASTER_KEYS" in err and "a worker failed to start" in err
