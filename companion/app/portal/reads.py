@@ -152,6 +152,10 @@ class _OnSqliteDriver:
         self.order = tuple(compiled.positiontup or ())
         given = {name: None for name, bind in compiled.binds.items() if bind.required}  # the caller's
         self.constants = {k: v for k, v in compiled.construct_params(given).items() if k not in given}
+        # each parameter bound as SQLAlchemy binds it (a datetime as the text SQLite stores, say)
+        self.bind = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order]
+        if not any(self.bind):
+            self.bind = []
         columns = list(statement.selected_columns)
         self.convert = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         self.row: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
@@ -160,6 +164,8 @@ class _OnSqliteDriver:
         values = {**self.constants, **params}
         driver = conn.connection.driver_connection
         args = tuple(values[name] for name in self.order)
+        if self.bind:
+            args = tuple(v if f is None else f(v) for f, v in zip(self.bind, args, strict=True))
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, args)
