@@ -5,6 +5,7 @@ import sys
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.config import STARTUP_FAILURE
 
 from companion.app.core import httpserver, migrate, workers
 from companion.app.core.config import get_settings
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings()
         if args.action == "serve":
             settings.admin_key()  # generated (and shown) here, once, in a local environment without one
+            from companion.app.portal.config import PortalSettings
+
+            PortalSettings()  # the portal's too: a worker process would fail on them, after the port was opened
     except (ValidationError, ValueError) as exc:
         errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
         for e in errors:
@@ -139,12 +143,16 @@ def main(argv: list[str] | None = None) -> None:
         migrate.upgrade(settings)  # once, before the workers start
     if args.workers > 1 and workers.available():  # a listening socket per worker (core/workers.py says why)
         try:
-            workers.serve(uvicorn.Config("companion.main:app", host=args.host, port=args.port,
-                                         workers=args.workers, log_level=args.log_level, http=httpserver.SPEC))
+            served = workers.serve(uvicorn.Config("companion.main:app", host=args.host, port=args.port,
+                                                  workers=args.workers, log_level=args.log_level,
+                                                  http=httpserver.SPEC))
         except OSError as exc:
             print("companion: cannot listen on %s:%d: %s" % (args.host, args.port, exc.strerror or exc),
                   file=sys.stderr)
             raise SystemExit(1) from None
+        if not served:
+            print("companion: a worker failed to start (its error is above): stopped", file=sys.stderr)
+            raise SystemExit(STARTUP_FAILURE)
         return
     uvicorn.run("companion.main:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, http=httpserver.SPEC)

@@ -140,3 +140,219 @@ def test_a_port_in_use_is_a_clear_error(settings):
         holder.close()
     assert done.returncode == 1, done.stderr
     assert "cannot listen on 127.0.0.1:%d" % port in done.stderr
+
+
+def _gone(pid):
+    """The process pid has ended (a zombie nobody reaped counts)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _end_leftovers(pids):
+    """SIGKILL the given worker processes if they are still running (so a failing test leaves no server)."""
+    for pid in pids:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"spawn_main" not in f.read():
+                    continue
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_workers_stop_when_the_supervisor_is_killed(settings):
+    """SIGKILL leaves the supervisor no chance to stop its workers: they notice and stop themselves, rather
+    than serve the port on as orphans (a later server on the port would share its connections with them)."""
+    srv = testing.ServerProcess(settings, workers=2).start()
+    workers = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(srv.proc.pid)), "two workers")
+    try:
+        srv.kill()
+        for pid in workers:
+            _wait(lambda pid=pid: _gone(pid), "orphan worker %d to stop" % pid)
+    finally:
+        _end_leftovers(workers)
+
+
+def test_sighup_stops_every_process_gracefully(settings):
+    """SIGHUP (the terminal closed, or sent by hand) stops the workers and then the supervisor, which exits
+    normally; it used to kill the supervisor alone."""
+    srv = testing.ServerProcess(settings, workers=2).start()
+    workers = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(srv.proc.pid)), "two workers")
+    try:
+        srv.proc.send_signal(signal.SIGHUP)
+        assert srv.proc.wait(timeout=120) == 0
+        srv.proc = None
+        for pid in workers:
+            _wait(lambda pid=pid: _gone(pid), "worker %d to stop" % pid)
+    finally:
+        srv.kill()
+        _end_leftovers(workers)
+
+
+def _serve_until_stopped_or_restarted(cmd, env):
+    """Run cmd; its return code and stderr once it exits. AssertionError as soon as the supervisor starts a
+    second replacement for a worker that fails before it serves (it would do so for ever), or when it still
+    runs after a liveness bound."""
+    import threading
+
+    proc = subprocess.Popen(cmd, env=env, cwd=str(testing.ROOT), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    settled = threading.Event()
+
+    def read():
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if sum("died: starting another" in x for x in lines) >= 2:
+                break
+        settled.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if settled.wait(120) and not any("died: starting another" in x for x in lines):
+            proc.wait(timeout=30)  # stderr closed: the process is ending
+        err = "".join(lines)
+        assert sum("died: starting another" in x for x in lines) < 2, "a worker that cannot start is restarted" \
+            " again and again:\n" + err
+        assert proc.poll() is not None, "still serving:\n" + err
+        return proc.returncode, err
+    finally:
+        if proc.poll() is None:
+            leftovers = _children(proc.pid)
+            proc.kill()
+            proc.wait()
+            _end_leftovers(leftovers)
+        reader.join(30)
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_a_worker_that_cannot_import_the_app_stops_the_server(tmp_path):
+    """An app whose import raises (exit code 1, not uvicorn's STARTUP_FAILURE): the supervisor stops every
+    process and reports it, instead of starting a new worker every half second for ever."""
+    (tmp_path / "broken_app_r11.py").write_text("raise RuntimeError('broken at import')\n")
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from uvicorn import Config\n"
+              "from companion.app.core import workers\n"
+              "sys.exit(0 if workers.serve(Config('broken_app_r11:app', host='127.0.0.1', port=0, workers=2))"
+              " else 3)\n" % str(tmp_path))
+    code, err = _serve_until_stopped_or_restarted([sys.executable, "-c", script], os.environ.copy())
+    assert code == 3, err
+    assert "broken at import" in err and "failed to start" in err
+
+
+def test_invalid_portal_settings_are_a_clear_error_with_workers(settings):
+    """An invalid PORTAL_ setting is refused before any worker starts, as the service's own settings are."""
+    env = testing.env_for(settings)
+    env["PORTAL_SESSION_HOURS"] = "twelve"
+    code, err = _serve_until_stopped_or_restarted(
+        [sys.executable, "-m", "companion", "serve", "--port", str(testing.free_port()), "--workers", "2"], env)
+    assert code == 2, err
+    assert "companion: refusing to start: SESSION_HOURS:" in err
+
+
+def test_a_port_held_with_so_reuseport_is_a_clear_error(settings):
+    """A program of the same user listening with SO_REUSEPORT: the workers would join its group silently and
+    share its connections (Linux lets only the same user join). Refused like any port in use."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        port = holder.getsockname()[1]
+        code, err = _serve_until_stopped_or_restarted(
+            [sys.executable, "-m", "companion", "serve", "--port", str(port), "--workers", "2"],
+            testing.env_for(settings))
+    finally:
+        holder.close()
+    assert code == 1, err
+    assert "cannot listen on 127.0.0.1:%d" % port in err
+
+
+HANGING_APP = '''
+import os, time
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["path"] == "/hang":
+        time.sleep(3600)  # a request that never gives the event loop back
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+'''
+
+
+def test_a_worker_whose_event_loop_is_stuck_is_replaced(tmp_path):
+    """A request that blocks its worker's event loop: the worker still answered the supervisor's health check
+    (from a thread of its own), so it was never replaced and the new connections the kernel hashed to its
+    socket waited for ever. Now it is replaced, and every new connection is served."""
+    (tmp_path / "hanging_app_r11.py").write_text(HANGING_APP)
+    port = testing.free_port()
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from uvicorn import Config\n"
+              "from companion.app.core import workers\n"
+              "workers.serve(Config('hanging_app_r11:app', host='127.0.0.1', port=%d, workers=2,"
+              " log_level='warning'))\n" % (str(tmp_path), port))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=str(testing.ROOT), stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    first = []
+    try:
+        first = _wait(lambda: (lambda c: c if len(c) == 2 else None)(_children(proc.pid)), "two workers")
+
+        def answers():
+            try:
+                return httpx.get(url + "/", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(answers, "the server to answer", timeout=120)
+        stuck = socket.create_connection(("127.0.0.1", port), timeout=60)
+        stuck.sendall(b"GET /hang HTTP/1.1\r\nhost: x\r\n\r\n")
+        now = _wait(lambda: (lambda c: c if len(c) == 2 and c != first else None)(_children(proc.pid)),
+                    "the stuck worker to be replaced", timeout=180)
+        stuck.close()
+
+        def fresh(_):
+            with httpx.Client(timeout=120) as c:
+                return c.get(url + "/").status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(fresh, range(24))) == [200] * 24
+        assert len(set(first) & set(now)) == 1
+    finally:
+        leftovers = _children(proc.pid)
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _end_leftovers(leftovers)
+
+
+def test_a_start_up_failure_with_workers_exits_with_an_error(settings):
+    """The app's own start-up refuses (MASTER_KEYS without the key the stored secrets use): with workers the
+    server stops and exits with uvicorn's STARTUP_FAILURE, 3, and the reason; it used to exit 0, which a
+    service manager takes for a clean stop."""
+    from tests.companion_helpers import new_handset
+
+    with testing.ServerThread(settings) as srv, srv.client() as c:
+        assert new_handset(c)["key_id"] == "k1"
+    only_k2 = testing.settings_for(settings.DATABASE_URL, testing.test_master_keys(("k2",)))
+    code, err = _serve_until_stopped_or_restarted(
+        [sys.executable, "-m", "companion", "serve", "--port", str(testing.free_port()), "--workers", "2"],
+        testing.env_for(only_k2))
+    assert code == 3, err
+    assert "k1" in err and "MASTER_KEYS" in err and "a worker failed to start" in err

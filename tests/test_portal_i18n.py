@@ -170,3 +170,22 @@ def test_strings_translated_at_compile_time_render_as_the_runtime_call_does():
     code = es.compile(es.loader.get_source(es, "dashboard.html")[0], raw=True)
     assert not re.search(r"l_0__\)?, '[^']*'\)", code), "a `_` call with a plain string is left"
     assert "Próximo pago" in code
+
+
+def test_a_template_that_binds_its_own_underscore_is_not_translated_at_compile_time():
+    """`_` set, a macro's parameter or a loop's variable: `_("text")` there calls that, as at render time."""
+    import jinja2
+
+    from companion.app import i18n
+    from companion.app.web.session import TEMPLATES
+
+    values = {"f": lambda s: "called " + s}
+    for source in ('{% macro m(_) %}{{ _("Next payment") }}{% endmacro %}{{ m(f) }}',
+                   '{% set _ = f %}{{ _("Next payment") }}',
+                   '{% for _ in [f] %}{{ _("Next payment") }}{% endfor %}'):
+        for lang in i18n.LANGUAGES:
+            env = i18n.environment(TEMPLATES, lang)
+            plain = jinja2.Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+            plain.globals.update(env.globals)
+            assert env.from_string(source).render(values) == plain.from_string(source).render(values) \
+                == "called Next payment", source

@@ -175,3 +175,84 @@ def test_a_waiter_cancelled_after_it_was_handed_a_connection_passes_it_on():
         return got, list(slots.free), len(slots.waiters)
 
     assert asyncio.run(run()) == ("conn", ["conn"], 0)
+
+
+def test_the_asyncpg_paths_pool_keeps_every_slot_through_cancels_errors_and_lost_connections(monkeypatch):
+    """AsyncpgStore.connection under a storm: 600 requests on a pool of 4, each cancelled at a random point
+    (waiting for a slot, connecting, holding the connection) or failing (a refused request, a bug, a connection
+    lost, a connect refused). Afterwards every slot is back (a connection or None, none twice), nothing waits,
+    every connection not kept was terminated, and a burst of twice the pool's size is served."""
+    import asyncio
+    import random
+
+    import asyncpg
+
+    from companion.app.core.problems import Problem
+    from companion.app.sync.asyncpg_store import AsyncpgStore
+
+    rng = random.Random(11)
+    made = []
+
+    class Conn:
+        def __init__(self):
+            self.closed = False
+            self.terminated = False
+
+        def is_closed(self):
+            return self.closed or self.terminated
+
+        def terminate(self):
+            self.terminated = True
+
+        async def close(self):
+            self.closed = True
+
+    async def connect(_dsn):
+        for _ in range(rng.randrange(3)):
+            await asyncio.sleep(0)
+        if rng.random() < 0.1:
+            raise OSError("refused")
+        made.append(Conn())
+        return made[-1]
+
+    monkeypatch.setattr(asyncpg, "connect", connect)
+
+    async def request(store, fate):
+        async with store.connection() as conn:
+            assert not conn.is_closed()
+            for _ in range(rng.randrange(4)):
+                await asyncio.sleep(0)
+            if fate == "problem":
+                raise Problem(409, "replay", "seen")
+            if fate == "bug":
+                raise RuntimeError("bug")
+            if fate == "lost":
+                conn.closed = True
+
+    async def run():
+        store = AsyncpgStore(None, "postgresql://x", 4)  # type: ignore[arg-type]
+        await store.start()
+        tasks = []
+        for _ in range(600):
+            fate = rng.choice(["ok", "ok", "problem", "bug", "lost"])
+            tasks.append(asyncio.create_task(request(store, fate)))
+            if rng.random() < 0.5:
+                await asyncio.sleep(0)
+            if rng.random() < 0.3:
+                rng.choice(tasks).cancel()
+        done, pending = await asyncio.wait(tasks, timeout=120)  # a liveness bound: all of it runs at once
+        assert not pending, "requests stranded waiting for a slot"
+        assert store.opened == 4
+        free = list(store.idle.free)  # type: ignore[union-attr]
+        assert len(free) == 4 and not store.idle.waiters  # type: ignore[union-attr]
+        kept = [c for c in free if c is not None]
+        assert len(set(map(id, kept))) == len(kept) and not any(c.is_closed() for c in kept)
+        assert all(c.terminated for c in made if c not in kept)
+        monkeypatch.setattr(rng, "random", lambda: 0.5)  # connects succeed from here on
+        burst = [asyncio.create_task(request(store, "ok")) for _ in range(8)]
+        done, pending = await asyncio.wait(burst, timeout=120)
+        assert not pending and all(t.exception() is None for t in done)
+        await store.close()
+        assert all(c.is_closed() for c in made)
+
+    asyncio.run(run())

@@ -9,12 +9,19 @@ processes by a hash of their addresses, whichever process is awake. The sockets 
 supervisor: a worker that dies is replaced on its own socket, and connections the kernel queued there in the
 meantime wait for the replacement instead of being refused.
 
+SO_REUSEPORT lets any process of the same user join the group on that port and take a share of its connections
+(Linux refuses a process of another user: EADDRINUSE). So the port is first bound once without it: a port
+another program holds, with SO_REUSEPORT or without, is refused before the group is made. Each worker stops
+(gracefully) when the supervisor is gone, however it ended, so none keeps serving the port as an orphan.
+
 Where SO_REUSEPORT does not exist (not Linux or a BSD), uvicorn's shared socket is used."""
 
 import logging
+import os
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE, Config
@@ -32,6 +39,10 @@ def reuse_port_sockets(host: str, port: int, n: int, backlog: int = 2048) -> lis
     """n listening sockets on (host, port) in one SO_REUSEPORT group (port 0: the first one's free port for all).
     Raises OSError (the port in use by another program, say) with nothing left open."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:  # in use (a SO_REUSEPORT group too): OSError
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
     out: list[socket.socket] = []
     try:
         for _ in range(n):
@@ -49,18 +60,55 @@ def reuse_port_sockets(host: str, port: int, n: int, backlog: int = 2048) -> lis
     return out
 
 
+class Worker(Process):
+    """uvicorn's worker process, which also stops (SIGTERM to itself: its requests finish) once the supervisor
+    that started it is gone: killed with SIGKILL, say, which leaves it no chance to stop its workers."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]):
+        super().__init__(config, sockets)
+        self.supervisor = os.getpid()
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover (the child)
+        threading.Thread(target=self._watch_supervisor, daemon=True).start()
+        super().target(sockets)
+
+    def pong(self) -> None:  # pragma: no cover (the child)
+        """Answer a health check once the server's event loop has run a callback. uvicorn's answers from its
+        own thread whatever the loop does, so a worker whose loop is stuck (a request that never yields) was
+        never replaced, and every connection the kernel hashed to its socket waited for ever."""
+        self.child_conn.recv()
+        servers = getattr(self.server, "servers", None) if self.server.started else None
+        if servers:
+            ran = threading.Event()
+            try:
+                servers[0].get_loop().call_soon_threadsafe(ran.set)
+            except RuntimeError:  # the loop is closed: the worker is stopping
+                ran.set()
+            ran.wait()
+        self.child_conn.send(self.server.started)
+
+    def _watch_supervisor(self) -> None:  # pragma: no cover (the child)
+        while os.getppid() == self.supervisor:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Workers:
-    """One uvicorn server process per socket; a process that dies or stops answering its health check is
-    replaced on the same socket; SIGINT, SIGTERM or SIGQUIT stops them all (each finishes its requests)."""
+    """One uvicorn server process per socket; a process that dies or stops answering its health check (its
+    event loop stuck for config.timeout_worker_healthcheck, 5 s) is replaced on the same socket; SIGINT, SIGTERM, SIGQUIT or SIGHUP stops them all (each finishes its requests).
+    A worker that exits with an error before it ever served (the app does not import, its settings are
+    invalid, its start-up failed) stops them all too: a new process would fail the same way."""
 
     def __init__(self, config: Config, sockets: list[socket.socket]):
         self.config = config
         self.sockets = sockets
         self.processes: list[Process] = []
+        self.served: list[bool] = []  # per socket: whether its current process has reported that it serves
         self.should_exit = threading.Event()
+        self.failed = False  # a worker failed to start
 
     def _start(self, index: int) -> Process:
-        process = Process(self.config, [self.sockets[index]])
+        process = Worker(self.config, [self.sockets[index]])
         process.start()
         return process
 
@@ -69,9 +117,10 @@ class Workers:
 
     def run(self) -> None:
         """Serve until told to stop."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self.processes = [self._start(i) for i in range(len(self.sockets))]
+        self.served = [False] * len(self.processes)
         logger.info("%d workers, a socket each (SO_REUSEPORT)", len(self.processes))
         while not self.should_exit.wait(0.5):
             self.keep_alive()
@@ -89,17 +138,27 @@ class Workers:
             if self.should_exit.is_set():
                 return
             if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                if not self.served[index]:
+                    self.served[index] = process.is_ready(timeout=self.config.timeout_worker_healthcheck)
                 continue
             process.kill()
             process.join()
-            if process.exitcode == STARTUP_FAILURE:
-                logger.error("worker [%s] failed to start: stopping", process.pid)
+            code = process.exitcode
+            # an exit of its own with an error (not a signal) before it served: uvicorn's STARTUP_FAILURE, or an
+            # exception while the app was imported (exit code 1)
+            if code == STARTUP_FAILURE or (not self.served[index] and code is not None and code > 0):
+                logger.error("worker [%s] failed to start (exit code %s): stopping", process.pid, code)
+                self.failed = True
                 self.should_exit.set()
                 return
             logger.warning("worker [%s] died: starting another on its socket", process.pid)
             self.processes[index] = self._start(index)
+            self.served[index] = False
 
 
-def serve(config: Config) -> None:
-    """Run config.workers processes on config's host and port, a socket each."""
-    Workers(config, reuse_port_sockets(config.host, config.port, config.workers, config.backlog)).run()
+def serve(config: Config) -> bool:
+    """Run config.workers processes on config's host and port, a socket each. False when a worker failed to
+    start (and so all were stopped)."""
+    supervisor = Workers(config, reuse_port_sockets(config.host, config.port, config.workers, config.backlog))
+    supervisor.run()
+    return not supervisor.failed

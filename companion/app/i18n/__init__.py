@@ -72,11 +72,16 @@ class ConstantGettext(jinja2.ext.Extension):
     environment (and so its own compiled templates), so the translation is a constant of the template, joined
     into the page's text at compile time, instead of a call per render (a page has dozens: a tenth of the
     dashboard's CPU). The constant is what `_` returns at render time (the translation marked safe and
-    %-formatted, "%%" becoming "%"), so the page is the same. `_` with variables stays a call."""
+    %-formatted, "%%" becoming "%"), so the page is the same. `_` with variables stays a call. A template that
+    names `_` other than to call it (`{% set _ = ... %}`, a macro's or a loop's `_`) is left as written: there
+    `_("text")` may call something else. (`_` given in a render's variables is not seen: the pages never do.)"""
 
     def filter_stream(self, stream: jinja2.lexer.TokenStream) -> list[jinja2.lexer.Token]:
         translate = self.environment.constant_gettext  # type: ignore[attr-defined]
         tokens = list(stream)
+        if any(t.type == "name" and t.value == "_" and not (i > 0 and tokens[i - 1].type == "dot")
+               and (i + 1 == len(tokens) or tokens[i + 1].type != "lparen") for i, t in enumerate(tokens)):
+            return tokens  # `_` bound in the template
         out: list[jinja2.lexer.Token] = []
         i = 0
         while i < len(tokens):

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, bindparam, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from companion.app.accounts.models import DeviceLink, User, WebSession
 from companion.app.accounts.services import session_live
@@ -151,16 +152,32 @@ class _OnSqliteDriver:
         self.order = tuple(compiled.positiontup or ())
         given = {name: None for name, bind in compiled.binds.items() if bind.required}  # the caller's
         self.constants = {k: v for k, v in compiled.construct_params(given).items() if k not in given}
+        # each parameter bound as SQLAlchemy binds it (a datetime as the text SQLite stores, say)
+        self.bind = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order]
+        if not any(self.bind):
+            self.bind = []
         columns = list(statement.selected_columns)
         self.convert = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         self.row: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         values = {**self.constants, **params}
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        args = tuple(values[name] for name in self.order)
+        if self.bind:
+            args = tuple(v if f is None else f(v) for f, v in zip(self.bind, args, strict=True))
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self.sql, tuple(values[name] for name in self.order))
+            cursor.execute(self.sql, args)
             raw = cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as e:
+            # as SQLAlchemy raises it (the app answers an OperationalError, a locked file say, with 503), the
+            # connection dropped from the pool when the driver says it is gone
+            gone = conn.dialect.is_disconnect(e, driver, cursor)
+            if gone:
+                conn.invalidate(e)
+            raise DBAPIError.instance(self.sql, args, e, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect,
+                                      connection_invalidated=gone) from e
         finally:
             cursor.close()
         make, convert = self.row._make, self.convert
