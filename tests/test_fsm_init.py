@@ -1,0 +1,123 @@
+"""Example tests of what a new handset instance starts from (Interlock.__init__) and of its saves: the state is
+saved only when something in it changed, into the one buffer the handset allocated; a state saved by a first boot
+holds no abort times; the identity and the keys it gives come back after a reboot, also from a state of an older
+format that held the identity itself."""
+
+from fsm import persist
+from fsm.inputs import Inputs
+from fsm.machine import Interlock
+from host_sim.world import default_module
+from interlock import crypto
+from storage.memory import MemoryLog, MemoryState
+from tests.test_fsm_persist_formats import _before, old_state
+
+RTC = 90_000_000  # device time at the first boot (2026-11-07)
+TICK = 1_000_000
+SECRET = bytes(range(32))
+
+
+class _Board:
+    """A board that does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *a: 0
+
+
+class KeptState(MemoryState):
+    """A state store that keeps what every save was handed (the object itself, not a copy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.handed = []
+
+    def save(self, data):
+        super().save(data)
+        self.handed.append(data)
+
+
+def _inputs(rtc=RTC):
+    inp = Inputs()
+    inp.rtc = rtc
+    inp.module_present = True
+    inp.module = default_module(start_wall=RTC)
+    inp.cell_temp = 355
+    return inp
+
+
+def _booted(state):
+    m = Interlock(_Board(), MemoryLog(), state)
+    m.boot(TICK, RTC)
+    return m
+
+
+def test_idle_polls_that_change_nothing_persistent_do_not_save_the_state():
+    """Rule 6 of machine.py (the state is saved once, when anything persistent changed) and HANDSET.md's power row:
+    the state survives a cut, but a flash write per poll would wear the part out. With the key off and nothing
+    happening, polls after the first (which sees the module come in) write nothing; the heartbeat goes to its own
+    small record (`stamp`), not into the state."""
+    state = KeptState()
+    m = _booted(state)
+    inp = _inputs()
+    m.step(TICK, inp)
+    saves = len(state.handed)
+    for i in range(1, 11):
+        inp.rtc = RTC + 5 * i
+        m.step(TICK + 5000 * i, inp)
+    assert len(state.handed) == saves
+
+
+def test_every_save_packs_the_state_into_the_one_buffer_the_handset_allocated():
+    """STYLE.md: buffers are allocated once, in the constructor, and nothing is allocated on the per-poll path.
+    Each save hands the store the same buffer (persist.pack fills it in place); the store copies what it keeps."""
+    state = KeptState()
+    m = _booted(state)
+    inp = _inputs()
+    m.step(TICK, inp)  # the module comes in: saved
+    inp.ignition = True
+    m.step(TICK + 1000, inp)  # the key on: a test starts, saved
+    assert len(state.handed) >= 3
+    first = state.handed[0]
+    assert isinstance(first, bytearray) and len(first) == persist.SIZE
+    assert all(buf is first for buf in state.handed)
+
+
+def test_a_first_boot_saves_a_state_with_no_abort_times():
+    """A handset that never saw an abort keeps no abort times: the ring in the state saved by the first boot (and
+    on the first poll) is all zero, as a technician reading the state back would expect."""
+    state = MemoryState()
+    m = _booted(state)
+    again = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(state.load(), again) > 0
+    assert list(again.abort_times) == [0] * 10
+    m.step(TICK, _inputs())
+    assert persist.unpack(state.load(), again) > 0
+    assert list(again.abort_times) == [0] * 10
+
+
+def test_a_rebooted_handset_authenticates_with_the_keys_of_its_secret():
+    """The identity lives in its own store: after a reboot the handset reads its secret back and the sync, unlock
+    and technician keys it derives are those of that secret (the companion signs with them)."""
+    state = MemoryState()
+    m = _booted(state)
+    assert m.provision(TICK, 4711, SECRET)
+    want = (crypto.derive(SECRET, crypto.LABEL_SYNC), crypto.derive(SECRET, crypto.LABEL_UNLOCK),
+            crypto.derive(SECRET, crypto.LABEL_TECH))
+    assert m.keys() == want
+    again = Interlock(_Board(), m.log, state)
+    again.boot(TICK, RTC + 30)
+    assert (again.device_id, again.secret) == (4711, SECRET)
+    assert again.keys() == want
+
+
+def test_an_identity_held_by_a_format_2_state_is_written_to_the_identity_store_at_boot():
+    """persist.py: a handset updated from firmware of format 1 or 2 kept its identity in the state; the boot moves
+    it to the identity store (the state it saves leaves it out), so the next boot still has it."""
+    state = MemoryState()
+    state.save(old_state(_before(), 2))
+    m = Interlock(_Board(), MemoryLog(), state)
+    m.boot(0, 91_000_000)
+    assert persist.unpack_identity(state.load_identity()) == (4711, SECRET)
+    assert SECRET not in state.load()
+    again = Interlock(_Board(), m.log, state)
+    again.boot(0, 91_000_030)
+    assert (again.device_id, again.secret) == (4711, SECRET)
