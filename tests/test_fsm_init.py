@@ -3,7 +3,7 @@ saved only when something in it changed, into the one buffer the handset allocat
 holds no abort times; the identity and the keys it gives come back after a reboot, also from a state of an older
 format that held the identity itself."""
 
-from fsm import persist
+from fsm import persist, records
 from fsm.inputs import Inputs
 from fsm.machine import Interlock
 from host_sim.world import default_module
@@ -121,3 +121,27 @@ def test_an_identity_held_by_a_format_2_state_is_written_to_the_identity_store_a
     again = Interlock(_Board(), m.log, state)
     again.boot(0, 91_000_030)
     assert (again.device_id, again.secret) == (4711, SECRET)
+
+
+def test_a_charge_at_the_first_poll_with_the_engine_input_off_is_not_a_running_engine_at_once():
+    """ENGINE_SENSE_HOLD_MS: an engine input that reads off while the supply charges is taken for a cut sense wire
+    only after the charge has been watched that long from the engine's stop. A handset booted into a pending
+    retest (the engine stopped before the cut) with the key on, the engine input off and the supply charging (a
+    charger on the battery) has watched nothing yet: the retest goes on, no ENGINE record says the engine runs."""
+    log, state = MemoryLog(), MemoryState()
+    m = Interlock(_Board(), log, state)
+    m.boot(TICK, RTC)
+    m.retest_pending = True
+    m.retest_deadline = RTC + m.policy.retest_window_s
+    m._dirty = True
+    m._flush()
+    again = Interlock(_Board(), log, state)
+    again.boot(TICK, RTC + 5)
+    start = log.next_seq()
+    inp = _inputs(RTC + 5)
+    inp.ignition = True
+    inp.charging = True
+    again.step(TICK, inp)
+    got = [log.read(s)[2] for s in range(start, log.next_seq())]
+    assert records.IGNITION in got and records.ENGINE not in got
+    assert not again._engine and again.retest_pending
