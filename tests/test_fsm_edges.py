@@ -158,11 +158,13 @@ def test_a_charge_that_comes_back_after_a_stall_is_not_an_engine():
     assert h.fsm.state == S_RESTART
 
 
-def test_a_held_engine_ends_with_its_charge_and_a_charge_back_at_the_next_poll_is_no_engine():
-    """A sense wire cut under a running engine: the engine counts as running (ENGINE a=1 b=1) until the charge stops;
-    then it is stopped (ENGINE a=0, the free restart), and a charge back at the next poll with no crank's sag is not
-    taken as the engine again (only a start's signature on the supply, or the charge held under an engine input
-    that just went off, is)."""
+def test_a_held_engine_rides_out_a_dip_and_a_charge_back_after_its_stop_is_a_restart():
+    """A sense wire cut under a running engine: the engine counts as running (ENGINE a=1 b=1) until its charge has
+    been gone ENGINE_CHARGE_LOSS_MS, so a dip under a load at idle is no stop (no ENGINE record). Gone that long, the
+    engine is stopped (ENGINE a=0, the free restart); a charge that comes back with the key still on and holds
+    ENGINE_SENSE_HOLD_MS is the engine started again (ENGINE a=1 b=1): in the free restart the drive goes on, no
+    bypass. (Before, the first poll without a charge stopped it, and a charge back was never watched: the car drove
+    on with no retests.)"""
     h = _Handset()
     h.to_driving()
     since = h.log.next_seq()
@@ -170,14 +172,25 @@ def test_a_held_engine_ends_with_its_charge_and_a_charge_back_at_the_next_poll_i
     h.poll(1000, n=5)
     assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0), (1, 1)]
     assert h.fsm.state == S_DRIVING
+    since = h.log.next_seq()
     h.inp.charging = False
+    h.poll(1000, n=3)  # gone 2 s
+    h.inp.charging = True
     h.poll()
+    assert h.records(records.ENGINE, since) == []
+    assert h.fsm.state == S_DRIVING
+    h.inp.charging = False
+    h.poll(1000, n=4)  # gone 3 s
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0)]
     assert h.fsm.state == S_RESTART
     since = h.log.next_seq()
     h.inp.charging = True
-    h.poll(1000, n=10)
+    h.poll(1000, n=4)  # back 3 s
     assert h.records(records.ENGINE, since) == []
-    assert h.fsm.state == S_RESTART
+    h.poll(1000)
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 1)]
+    assert h.records(records.BYPASS, since) == []
+    assert h.fsm.state == S_DRIVING
 
 
 def test_a_held_engine_takes_back_the_free_restart_in_the_saved_state_and_asks_a_due_retest_at_once():
