@@ -547,7 +547,7 @@ class Interlock(Authority):
             # edge in _edges: a start in the start window, a bypass in any other state) and for as long as the
             # charge lasts; the edge's record says how it was seen (ENGINE a=1 b=2: the sense wire disagrees)
             self._engine_held = 2
-            self._sense_since = -1  # (a charge watched since is this start's)
+            self._sense_since = -1  # (a charge watched till now is this start's)
             return True
         if self._sense_since != -1:
             if not inp.charging or not self._ign:
@@ -557,8 +557,8 @@ class Interlock(Authority):
                 self._engine_held = 1
                 if self._recharge:
                     # the charge came back after the held engine stopped: it runs again, started (the edge in _edges:
-                    # the free restart in its window, a bypass in any other state)
-                    self._recharge = False
+                    # the free restart in its window, a bypass in any other state). (_recharge is read only while no
+                    # engine is held: the hold's end sets it again.)
                     return True
                 self._engine = True
                 self.engine_saved = True
