@@ -317,8 +317,8 @@ def test_the_engine_sensed_again_ends_the_watch_on_a_held_engine_and_its_dip():
 def test_a_crank_seen_on_the_supply_while_a_charge_back_is_watched_is_a_start_and_the_next_watch_starts_afresh():
     """A held engine stopped (its charge gone 3 s), then a crank in the free restart with the sense wire still cut:
     the charge after the starter's sag is watched, and the start's signature on the supply (inp.supply_start) comes
-    first: a start seen from the supply (ENGINE a=1 b=2), the drive goes on. When that engine's charge is gone in turn,
-    a charge back is watched for ENGINE_SENSE_HOLD_MS from its own return, not from the crank's."""
+    first: a start seen from the supply (ENGINE a=1 b=2), the drive goes on. When that engine's charge is gone in
+    turn, a charge back is watched for ENGINE_SENSE_HOLD_MS from its own return, not from the crank's."""
     h = _Handset()
     h.to_driving()
     h.inp.engine = False

@@ -56,12 +56,14 @@ from interlock import timebase
 BROWNOUTS_EXCUSED = 1
 # the engine input reads off with the ignition on while the supply still charges (inp.charging) this long: the
 # engine runs and its sense wire is cut or failed (ENGINE a=1 b=1); the engine counts as running until the charge stops
+# (ENGINE_CHARGE_LOSS_MS)
 ENGINE_SENSE_HOLD_MS = 4000
 # a held engine (running by the charge, its sense reading off) stops when its charge has been gone this long. A load
 # switched on at idle (blower, rear screen, headlights, the radiator fan) can pull an alternator's output under
 # power.CHARGING_MV until the idle speed and the regulator catch up, a second or two; 3 s rides that out, and a stall
 # is seen 3 s late (its free restart starts that much later). A longer dip stops the engine, and the charge that
-# comes back is watched until the key is off: held ENGINE_SENSE_HOLD_MS, it is the engine started again (_engine_sense)
+# comes back is watched until the key is off: held ENGINE_SENSE_HOLD_MS, it is the engine started again
+# (_engine_sense)
 ENGINE_CHARGE_LOSS_MS = 3000
 # a start or restart window that ends while the supply shows a crank whose start is not decided yet (inp.cranking)
 # stays open this much longer at most: the longest sag, the wait for the charge and its hold (power.CrankWatch), so
@@ -106,7 +108,7 @@ class Interlock(Authority):
         self._cranking = False  # the supply shows a crank not yet decided while the engine input reads off
         self._sense_since = -1  # tick the engine input went off, or a held engine's charge came back (-1: not)
         self._charge_lost = -1  # tick a held engine's charge went away (-1: it charges)
-        self._recharge = False  # a held engine stopped as its charge went: a charge back is watched till the key is off
+        self._recharge = False  # a held engine stopped as its charge went: a charge back is watched till key-off
         self._engine = False
         self._connected = True
         self._module_present = False
