@@ -18,6 +18,7 @@ Actions:
   policy NAME=V ...          tech clear [ID] | tech service [due=DATE] | tech time DATE [HH:MM]
   battery V                  the vehicle battery's resting voltage (12.6 full; the engine charges at 14.2; a
                                charger or a jump pack on it: 14.4); a crank sags it 2.6 V for 1 s
+  alternator V               a running engine's charge (14.2; a heavy load at idle pulls it under 13.5)
   task sync|service|buttons hang|raise|broken|ok   (supervised: a background task fails, or runs again)
   wait-for "TEXT" [within DUR]        runs until either display line starts with TEXT
   say "TEXT"                          a narration line in the trace (the demo prints it)
@@ -276,6 +277,10 @@ class Scenario:
 
     def _do_battery(self, sim, args):
         sim.world.battery_mv = _number(args[0], 1000)
+        sim.run(50)
+
+    def _do_alternator(self, sim, args):
+        sim.world.alternator_mv = _number(args[0], 1000)
         sim.run(50)
 
     def _do_task(self, sim, args):

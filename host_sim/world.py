@@ -11,7 +11,9 @@ Integer physics so that CPython and MicroPython compute the same numbers:
   cell's temperature sensitivity (+1.5 % per degree C around 35 C) and its age (-0.5 % per 30 days).
   With the default module calibration (0.080 g/dL -> area 16000) a fresh cell at 35 C reads exactly.
 - Supply: the battery's resting voltage (`battery_mv`); while the starter turns (CRANK_MS after a crank it is let
-  through) it sags CRANK_SAG_MV under it (under 12.6 V with a charger or jump pack on: their lift gives way); a running engine's alternator holds 14.2 V (SimSupply).
+  through) it sags CRANK_SAG_MV under it (under 12.6 V with a charger or jump pack on: their lift gives way); a
+  running engine's alternator holds 14.2 V (SimSupply), or less while a heavy load at idle pulls it down
+  (`alternator_mv`).
 - Noise: the world's own xorshift PRNG, so a seed gives the same run on both interpreters.
 """
 
@@ -123,6 +125,7 @@ class World:
         self.photos = 0
         self.battery_mv = 12600  # the vehicle battery, resting and full (a charger or jump pack: set it higher)
         self.crank_until = -1  # world time the starter stops turning (-1: not turning)
+        self.alternator_mv = 14200  # a running engine's charge (a heavy load at idle pulls it under 13.5 V)
 
     # ---- actions --------------------------------------------------------------------------------
 
@@ -168,7 +171,7 @@ class World:
                 mv = (self.battery_mv if self.battery_mv < 12600 else 12600) - CRANK_SAG_MV
                 return mv if mv > 0 else 0
             self.crank_until = -1
-        return 14200 if self.engine and self.battery_mv >= 11000 else self.battery_mv
+        return self.alternator_mv if self.engine and self.battery_mv >= 11000 else self.battery_mv
 
     def stall(self):
         """The engine stops with the key still on."""

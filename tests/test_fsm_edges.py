@@ -158,11 +158,13 @@ def test_a_charge_that_comes_back_after_a_stall_is_not_an_engine():
     assert h.fsm.state == S_RESTART
 
 
-def test_a_held_engine_ends_with_its_charge_and_a_charge_back_at_the_next_poll_is_no_engine():
-    """A sense wire cut under a running engine: the engine counts as running (ENGINE a=1 b=1) until the charge stops;
-    then it is stopped (ENGINE a=0, the free restart), and a charge back at the next poll with no crank's sag is not
-    taken as the engine again (only a start's signature on the supply, or the charge held under an engine input
-    that just went off, is)."""
+def test_a_held_engine_rides_out_a_dip_and_a_charge_back_after_its_stop_is_a_restart():
+    """A sense wire cut under a running engine: the engine counts as running (ENGINE a=1 b=1) until its charge has
+    been gone ENGINE_CHARGE_LOSS_MS, so a dip under a load at idle is no stop (no ENGINE record). Gone that long, the
+    engine is stopped (ENGINE a=0, the free restart); a charge that comes back with the key still on and holds
+    ENGINE_SENSE_HOLD_MS is the engine started again (ENGINE a=1 b=1): in the free restart the drive goes on, no
+    bypass. (Before, the first poll without a charge stopped it, and a charge back was never watched: the car drove
+    on with no retests.)"""
     h = _Handset()
     h.to_driving()
     since = h.log.next_seq()
@@ -170,14 +172,29 @@ def test_a_held_engine_ends_with_its_charge_and_a_charge_back_at_the_next_poll_i
     h.poll(1000, n=5)
     assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0), (1, 1)]
     assert h.fsm.state == S_DRIVING
+    since = h.log.next_seq()
     h.inp.charging = False
+    h.poll(1000, n=3)  # gone 2 s
+    h.inp.charging = True
     h.poll()
+    assert h.records(records.ENGINE, since) == []
+    assert h.fsm.state == S_DRIVING
+    h.inp.charging = False
+    h.poll(1000, n=4)  # gone 3 s
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0)]
     assert h.fsm.state == S_RESTART
     since = h.log.next_seq()
     h.inp.charging = True
-    h.poll(1000, n=10)
+    h.poll(1000, n=4)  # back 3 s
     assert h.records(records.ENGINE, since) == []
-    assert h.fsm.state == S_RESTART
+    h.poll(1000)
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 1)]
+    assert h.records(records.BYPASS, since) == []
+    assert h.fsm.state == S_DRIVING
+    h.inp.charging = False
+    h.poll()  # and the engine held again rides out a dip as before
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 1)]
+    assert h.fsm.state == S_DRIVING
 
 
 def test_a_held_engine_takes_back_the_free_restart_in_the_saved_state_and_asks_a_due_retest_at_once():
@@ -251,3 +268,79 @@ wait-for "BLOW" within 10s
 expect state TEST
 """)
     assert not sc.failures, "\n".join(sc.failures)
+
+
+def test_the_engine_sensed_again_ends_the_watch_on_a_held_engine_and_its_dip():
+    """The watch on a held engine's charge ends when its sense wire reads the engine again: after a restart seen on
+    the input, a stall and a charger clamped on with the key still on are no engine (no ENGINE record, the free
+    restart goes on); and a dip that the sense ended does not count for the next hold: a sense wire cut again under
+    the running engine holds it again (ENGINE a=1 b=1), and its first poll without a charge is no stop."""
+    h = _Handset()
+    h.to_driving()
+    h.inp.engine = False
+    h.poll(1000, n=5)
+    h.inp.charging = False
+    h.poll(1000, n=4)
+    assert h.fsm.state == S_RESTART
+    h.inp.engine = h.inp.charging = True  # a restart in the free restart, the wire mended
+    h.poll()
+    assert h.fsm.state == S_DRIVING
+    h.inp.engine = False  # a stall: the charge shows once more
+    h.poll()
+    h.inp.charging = False
+    h.poll()
+    assert h.fsm.state == S_RESTART
+    since = h.log.next_seq()
+    h.inp.charging = True  # a charger
+    h.poll(1000, n=10)
+    assert h.records(records.ENGINE, since) == []
+    assert h.fsm.state == S_RESTART
+    h.inp.engine = True  # a restart, then the wire cut again during a dip
+    h.poll()
+    assert h.fsm.state == S_DRIVING
+    h.inp.engine = False
+    h.poll(1000, n=5)
+    h.inp.charging = False
+    h.poll(1000, n=2)
+    h.inp.engine = h.inp.charging = True
+    h.poll()
+    since = h.log.next_seq()
+    h.inp.engine = False
+    h.poll(1000, n=5)
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0), (1, 1)]
+    h.inp.charging = False
+    h.poll()
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(0, 0), (1, 1)]
+    assert h.fsm.state == S_DRIVING
+
+
+def test_a_crank_seen_on_the_supply_while_a_charge_back_is_watched_is_a_start_and_the_next_watch_starts_afresh():
+    """A held engine stopped (its charge gone 3 s), then a crank in the free restart with the sense wire still cut:
+    the charge after the starter's sag is watched, and the start's signature on the supply (inp.supply_start) comes
+    first: a start seen from the supply (ENGINE a=1 b=2), the drive goes on. When that engine's charge is gone in
+    turn, a charge back is watched for ENGINE_SENSE_HOLD_MS from its own return, not from the crank's."""
+    h = _Handset()
+    h.to_driving()
+    h.inp.engine = False
+    h.poll(1000, n=5)
+    h.inp.charging = False
+    h.poll(1000, n=4)
+    assert h.fsm.state == S_RESTART
+    since = h.log.next_seq()
+    h.inp.charging = True
+    h.poll(1000, n=2)
+    h.inp.supply_start = True
+    h.poll()
+    h.inp.supply_start = False
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 2)]
+    assert h.fsm.state == S_DRIVING
+    h.inp.charging = False
+    h.poll(1000, n=4)
+    assert h.fsm.state == S_RESTART
+    since = h.log.next_seq()
+    h.inp.charging = True
+    h.poll(1000, n=4)
+    assert h.records(records.ENGINE, since) == []
+    h.poll(1000)
+    assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 1)]
+    assert h.fsm.state == S_DRIVING

@@ -56,7 +56,15 @@ from interlock import timebase
 BROWNOUTS_EXCUSED = 1
 # the engine input reads off with the ignition on while the supply still charges (inp.charging) this long: the
 # engine runs and its sense wire is cut or failed (ENGINE a=1 b=1); the engine counts as running until the charge stops
+# (ENGINE_CHARGE_LOSS_MS)
 ENGINE_SENSE_HOLD_MS = 4000
+# a held engine (running by the charge, its sense reading off) stops when its charge has been gone this long. A load
+# switched on at idle (blower, rear screen, headlights, the radiator fan) can pull an alternator's output under
+# power.CHARGING_MV until the idle speed and the regulator catch up, a second or two; 3 s rides that out, and a stall
+# is seen 3 s late (its free restart starts that much later). A longer dip stops the engine, and the charge that
+# comes back is watched until the key is off: held ENGINE_SENSE_HOLD_MS, it is the engine started again
+# (_engine_sense)
+ENGINE_CHARGE_LOSS_MS = 3000
 # a start or restart window that ends while the supply shows a crank whose start is not decided yet (inp.cranking)
 # stays open this much longer at most: the longest sag, the wait for the charge and its hold (power.CrankWatch), so
 # a permitted crank at the window's end with the engine-sense wire cut is not booked as a bypass
@@ -94,9 +102,13 @@ class Interlock(Authority):
         self.alarm = False
         self._ign = False
         self._ign_held = False  # the ignition input reads off while the engine runs on: taken as on
-        self._engine_held = False  # the engine input reads off while the alternator charges: taken as running
+        # the engine input reads off while the alternator charges: taken as running, and how it was seen (the ENGINE
+        # record's b): 1 by the charge held, 2 by a start's signature on the supply (0: not held)
+        self._engine_held = 0
         self._cranking = False  # the supply shows a crank not yet decided while the engine input reads off
-        self._sense_since = -1  # tick the engine input went off with the supply still charging (-1: not)
+        self._sense_since = -1  # tick the engine input went off, or a held engine's charge came back (-1: not)
+        self._charge_lost = -1  # tick a held engine's charge went away (-1: it charges)
+        self._recharge = False  # a held engine stopped as its charge went: a charge back is watched till key-off
         self._engine = False
         self._connected = True
         self._module_present = False
@@ -280,8 +292,9 @@ class Interlock(Authority):
         engine = inp.engine
         if not engine and inp.ignition and self.engine_saved and inp.charging:
             # the engine ran at the save and the alternator charges now: it runs, whatever its sense wire reads
-            engine = self._engine_held = True
-        sensed = 1 if self._engine_held else 0
+            self._engine_held = 1
+            engine = True
+        sensed = self._engine_held
         if self.retest_pending and inp.ignition:
             self._ign = True
             self._log(records.IGNITION, 1)
@@ -493,7 +506,8 @@ class Interlock(Authority):
             self._engine = engine
             self.engine_saved = engine
             self._dirty = True
-            self._log(records.ENGINE, 1 if engine else 0, 2 if engine and self._engine_held else 0)
+            # b: how a start was seen while the engine input reads off (a held engine stops unheld: 0)
+            self._log(records.ENGINE, 1 if engine else 0, self._engine_held)
             if engine:
                 self._engine_started(now)
             else:
@@ -505,37 +519,60 @@ class Interlock(Authority):
         """The engine input, checked against the supply. A running engine charges its battery; an engine input
         that reads off with the ignition on while the charge goes on for ENGINE_SENSE_HOLD_MS is a sense wire cut
         (or failed) under a running engine: logged once (ENGINE a=1 b=1), the engine counts as running (the drive
-        goes on, with its retests, as if it had never stopped) until the sense returns or the charge stops."""
+        goes on, with its retests, as if it had never stopped) until the sense returns or the charge has been gone
+        ENGINE_CHARGE_LOSS_MS. A charge that comes back after that, with the key still on, and holds
+        ENGINE_SENSE_HOLD_MS is the engine running again: a start (the edge in _edges, ENGINE a=1 b=1), so a dip
+        under a heavy load cannot end the retests of a drive that goes on."""
         self._cranking = inp.cranking and not inp.engine
         if inp.engine:
-            self._engine_held = False
+            self._engine_held = 0
             self._sense_since = -1
+            self._charge_lost = -1
+            self._recharge = False
             return True
         if self._engine_held:
             if inp.charging:
+                self._charge_lost = -1
                 return True
-            self._engine_held = False
+            if self._charge_lost == -1:
+                self._charge_lost = now
+            if timebase.diff(now, self._charge_lost) < ENGINE_CHARGE_LOSS_MS:
+                return True  # a dip under a load at idle: the engine runs on
+            self._engine_held = 0
+            self._charge_lost = -1
+            self._recharge = True
             return False
-        if self._sense_since != -1:
-            if not inp.charging or not self._ign:
-                self._sense_since = -1
-            elif timebase.diff(now, self._sense_since) >= ENGINE_SENSE_HOLD_MS:
-                self._sense_since = -1
-                self._engine_held = True
-                self._engine = True
-                self.engine_saved = True
-                self.restart_until = 0  # no free restart: the engine did not stop
-                self._dirty = True
-                self._log(records.ENGINE, 1, 1)
-                return True
         if inp.supply_start and self._ign and not self._engine:
             # never seen running, yet the supply shows a start (power.CrankWatch: the starter's sag, then the
             # alternator's charge held 4 s; a charger or a jump pack shows no sag, a crank that did not start no
             # charge): the engine started with its sense wire cut or failed. It counts as running from now (the
             # edge in _edges: a start in the start window, a bypass in any other state) and for as long as the
             # charge lasts; the edge's record says how it was seen (ENGINE a=1 b=2: the sense wire disagrees)
-            self._engine_held = True
+            self._engine_held = 2
+            self._sense_since = -1  # (a charge watched till now is this start's)
             return True
+        if self._sense_since != -1:
+            if not inp.charging or not self._ign:
+                self._sense_since = -1
+            elif timebase.diff(now, self._sense_since) >= ENGINE_SENSE_HOLD_MS:
+                self._sense_since = -1
+                self._engine_held = 1
+                if self._recharge:
+                    # the charge came back after the held engine stopped: it runs again, started (the edge in _edges:
+                    # the free restart in its window, a bypass in any other state). (_recharge is read only while no
+                    # engine is held: the hold's end sets it again.)
+                    return True
+                self._engine = True
+                self.engine_saved = True
+                self.restart_until = 0  # no free restart: the engine did not stop
+                self._dirty = True
+                self._log(records.ENGINE, 1, 1)
+                return True
+        if self._recharge:
+            if not self._ign:
+                self._recharge = False  # the key is off: the drive is over
+            elif inp.charging and self._sense_since == -1:
+                self._sense_since = now  # the charge is back: watched as above
         return False
 
     def _module_edge(self, module):
