@@ -145,3 +145,24 @@ def test_a_charge_at_the_first_poll_with_the_engine_input_off_is_not_a_running_e
     got = [log.read(s)[2] for s in range(start, log.next_seq())]
     assert records.IGNITION in got and records.ENGINE not in got
     assert not again._engine and again.retest_pending
+
+
+def test_the_first_boots_saved_state_holds_nothing_but_the_boot_time():
+    """HANDSET.md's power row and rule 6 of machine.py: a first boot (no saved state, an empty log) saves a state
+    before its first record, so a cut right after it is not taken as a corrupt state. That state is what the next
+    boot starts from, so it must say that nothing has happened yet: no lockout (cause, number), no code wait, no
+    temporary mode, no module seen, no sync, no free-restart window, no retest scheduled or due, no alarm, no
+    engine, no failed-test streak or its lock, no analysis in progress, no token clock lead and no service-port
+    login waits. Only the heartbeat (last_alive) is set: to the boot's clock."""
+    state = MemoryState()
+    _booted(state)
+    saved = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(state.load(), saved) > 0
+    assert saved.last_alive == RTC
+    for name in ("lock_cause", "lockout_id", "temp_kind", "code_wait_until", "module_serial", "module_expiry",
+                 "last_sync", "restart_until", "retest_due", "retest_deadline", "fail_streak", "fail_lock_end",
+                 "token_lead", "login_wait_line", "login_wait_net"):
+        assert getattr(saved, name) == 0, name
+    for name in ("vlock", "retest_pending", "alarm_at_save", "state_lock", "engine_saved", "provisioned_before",
+                 "analyzing"):
+        assert getattr(saved, name) is False, name
