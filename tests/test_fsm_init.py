@@ -3,7 +3,7 @@ saved only when something in it changed, into the one buffer the handset allocat
 holds no abort times; the identity and the keys it gives come back after a reboot, also from a state of an older
 format that held the identity itself."""
 
-from fsm import persist, records
+from fsm import menu, persist, records, states
 from fsm.inputs import Inputs
 from fsm.machine import Interlock
 from host_sim.world import default_module
@@ -166,3 +166,15 @@ def test_the_first_boots_saved_state_holds_nothing_but_the_boot_time():
     for name in ("vlock", "retest_pending", "alarm_at_save", "state_lock", "engine_saved", "provisioned_before",
                  "analyzing"):
         assert getattr(saved, name) is False, name
+
+
+def test_the_first_boot_logs_its_boot_and_nothing_that_a_cut_left():
+    """HANDSET.md's power row: a boot books what the power cut before it interrupted (a drive, a retest, an analysis
+    of a drawn sample: FAULT ANALYSIS_LOST and a failed start test). A first boot had no cut: its log holds the BOOT
+    record (gap 0: the clock at the boot is its first sign of life; not a missing or corrupt state) and the entry
+    into the key-off state, nothing else (no lost analysis, no fail lock, no power gap)."""
+    m = _booted(MemoryState())
+    kept = [m.log.read(s) for s in range(1, m.log.next_seq())]
+    assert [r[2:] for r in kept] == [(records.BOOT, menu.FIRMWARE_VERSION, 0, 0, 0),
+                                     (records.STATE, states.S_OFF, 0, 0, 0)]
+    assert not m.analyzing and not m.fail_lock_end
