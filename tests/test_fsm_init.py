@@ -178,3 +178,29 @@ def test_the_first_boot_logs_its_boot_and_nothing_that_a_cut_left():
     assert [r[2:] for r in kept] == [(records.BOOT, menu.FIRMWARE_VERSION, 0, 0, 0),
                                      (records.STATE, states.S_OFF, 0, 0, 0)]
     assert not m.analyzing and not m.fail_lock_end
+
+
+def test_a_charge_at_the_boot_into_a_pending_retest_is_not_taken_for_a_running_engine():
+    """HANDSET.md's engine-sense row: with the key on and the engine input off, only a charge watched for
+    ENGINE_SENSE_HOLD_MS (after the engine input went off under a running engine, or after a held engine's charge
+    went) or a start seen on the supply counts as a running engine. A handset that boots into a pending retest with
+    the key on, its engine off at the save and now, and the supply charging (a charger on the battery) has watched
+    nothing yet: its first poll resumes the retest and books no engine start (no ENGINE record)."""
+    state = MemoryState()
+    log = MemoryLog()
+    first = Interlock(_Board(), log, state)
+    first.boot(TICK, RTC)
+    first.retest_pending = True  # a retest asked for, then the engine stalled with the key on, then the cut
+    first.retest_deadline = RTC + 300
+    first._dirty = True
+    first._flush()
+    m = Interlock(_Board(), log, state)
+    m.boot(TICK, RTC + 10)
+    seq = log.next_seq()
+    inp = _inputs(RTC + 10)
+    inp.ignition = True
+    inp.charging = True
+    m.step(TICK + 1000, inp)
+    kinds = [log.read(s)[2] for s in range(seq, log.next_seq())]
+    assert records.IGNITION in kinds and records.ENGINE not in kinds
+    assert m.retest_pending and not m._engine
