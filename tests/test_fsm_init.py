@@ -3,7 +3,7 @@ saved only when something in it changed, into the one buffer the handset allocat
 holds no abort times; the identity and the keys it gives come back after a reboot, also from a state of an older
 format that held the identity itself."""
 
-from fsm import persist, records
+from fsm import menu, persist, records, states
 from fsm.inputs import Inputs
 from fsm.machine import Interlock
 from host_sim.world import default_module
@@ -145,3 +145,62 @@ def test_a_charge_at_the_first_poll_with_the_engine_input_off_is_not_a_running_e
     got = [log.read(s)[2] for s in range(start, log.next_seq())]
     assert records.IGNITION in got and records.ENGINE not in got
     assert not again._engine and again.retest_pending
+
+
+def test_the_first_boots_saved_state_holds_nothing_but_the_boot_time():
+    """HANDSET.md's power row and rule 6 of machine.py: a first boot (no saved state, an empty log) saves a state
+    before its first record, so a cut right after it is not taken as a corrupt state. That state is what the next
+    boot starts from, so it must say that nothing has happened yet: no lockout (cause, number), no code wait, no
+    temporary mode, no module seen, no sync, no free-restart window, no retest scheduled or due, no alarm, no
+    engine, no failed-test streak or its lock, no analysis in progress, no token clock lead and no service-port
+    login waits. Only the heartbeat (last_alive) is set: to the boot's clock."""
+    state = MemoryState()
+    _booted(state)
+    saved = Interlock(_Board(), MemoryLog(), MemoryState())
+    assert persist.unpack(state.load(), saved) > 0
+    assert saved.last_alive == RTC
+    for name in ("lock_cause", "lockout_id", "temp_kind", "code_wait_until", "module_serial", "module_expiry",
+                 "last_sync", "restart_until", "retest_due", "retest_deadline", "fail_streak", "fail_lock_end",
+                 "token_lead", "login_wait_line", "login_wait_net"):
+        assert getattr(saved, name) == 0, name
+    for name in ("vlock", "retest_pending", "alarm_at_save", "state_lock", "engine_saved", "provisioned_before",
+                 "analyzing"):
+        assert getattr(saved, name) is False, name
+
+
+def test_the_first_boot_logs_its_boot_and_nothing_that_a_cut_left():
+    """HANDSET.md's power row: a boot books what the power cut before it interrupted (a drive, a retest, an analysis
+    of a drawn sample: FAULT ANALYSIS_LOST and a failed start test). A first boot had no cut: its log holds the BOOT
+    record (gap 0: the clock at the boot is its first sign of life; not a missing or corrupt state) and the entry
+    into the key-off state, nothing else (no lost analysis, no fail lock, no power gap)."""
+    m = _booted(MemoryState())
+    kept = [m.log.read(s) for s in range(1, m.log.next_seq())]
+    assert [r[2:] for r in kept] == [(records.BOOT, menu.FIRMWARE_VERSION, 0, 0, 0),
+                                     (records.STATE, states.S_OFF, 0, 0, 0)]
+    assert not m.analyzing and not m.fail_lock_end
+
+
+def test_a_charge_at_the_boot_into_a_pending_retest_is_not_taken_for_a_running_engine():
+    """HANDSET.md's engine-sense row: with the key on and the engine input off, only a charge watched for
+    ENGINE_SENSE_HOLD_MS (after the engine input went off under a running engine, or after a held engine's charge
+    went) or a start seen on the supply counts as a running engine. A handset that boots into a pending retest with
+    the key on, its engine off at the save and now, and the supply charging (a charger on the battery) has watched
+    nothing yet: its first poll resumes the retest and books no engine start (no ENGINE record)."""
+    state = MemoryState()
+    log = MemoryLog()
+    first = Interlock(_Board(), log, state)
+    first.boot(TICK, RTC)
+    first.retest_pending = True  # a retest asked for, then the engine stalled with the key on, then the cut
+    first.retest_deadline = RTC + 300
+    first._dirty = True
+    first._flush()
+    m = Interlock(_Board(), log, state)
+    m.boot(TICK, RTC + 10)
+    seq = log.next_seq()
+    inp = _inputs(RTC + 10)
+    inp.ignition = True
+    inp.charging = True
+    m.step(TICK + 1000, inp)
+    kinds = [log.read(s)[2] for s in range(seq, log.next_seq())]
+    assert records.IGNITION in kinds and records.ENGINE not in kinds
+    assert m.retest_pending and not m._engine

@@ -1,8 +1,11 @@
 """Boot after damage: a corrupt state stays locked across reboots, keeps what the log proves, refuses takeover."""
 
-from fsm import records
+from fsm import menu, records, states
+from fsm.machine import Interlock
 from host_sim.handset import sim_secret
 from host_sim.scenario import Scenario
+from storage.memory import MemoryLog, MemoryState
+from tests.test_fsm_init import _Board
 
 _LOCKED = """
 policy recall_s=3600
@@ -74,3 +77,19 @@ def test_corrupt_state_and_identity_refuse_a_new_secret():
     assert fsm.secret is None
     last = fsm.log.read(fsm.log.next_seq() - 1)
     assert last[2] == records.SERVICE and last[3] == records.SVC_PROVISION and last[4] == 0
+
+
+def test_corrupt_state_over_an_empty_log_books_no_gap_and_no_lost_analysis():
+    """HANDSET.md's power row: a boot books what the cut before it interrupted, measured from the last sign of life
+    the handset kept. A state found corrupt over an empty log (a new log part, or one erased) keeps no such sign:
+    the boot's gap is unknown (BOOT b=-1, c=1), no power gap is booked (nothing proves one), and no analysis was
+    under way at the cut (nothing says one was): the handset locks for service (LOCKOUT LOCK_STATE) and nothing
+    more."""
+    state = MemoryState()
+    state.save(b"\xff" * 40)  # unreadable, and no heartbeat stamp was ever written
+    fsm = Interlock(_Board(), MemoryLog(), state)
+    fsm.boot(1_000_000, 90_000_000)
+    kept = [fsm.log.read(s)[2:] for s in range(fsm.log.first_seq(), fsm.log.next_seq())]
+    assert fsm.state_lock
+    assert kept == [(records.BOOT, menu.FIRMWARE_VERSION, -1, 1, 0), (records.LOCKOUT, records.LOCK_STATE, 0, 0, 0),
+                    (records.STATE, states.S_OFF, 0, 0, 0)]
