@@ -344,3 +344,24 @@ def test_a_crank_seen_on_the_supply_while_a_charge_back_is_watched_is_a_start_an
     h.poll(1000)
     assert [r[1:3] for r in h.records(records.ENGINE, since)] == [(1, 1)]
     assert h.fsm.state == S_DRIVING
+
+
+def test_the_first_charge_loss_of_a_start_seen_on_the_supply_is_timed_from_its_own_first_poll():
+    """An engine that was never sensed, started with its sense wire cut (the supply's crank then charge,
+    ENGINE a=1 b=2), whose charge is gone again at the very next poll: that loss is timed from that poll like any
+    other held engine's. Gone 2 s it is a dip (no stop); gone ENGINE_CHARGE_LOSS_MS the engine stops (ENGINE a=0),
+    not sooner and not never."""
+    for gone_ms, stops in ((2000, False), (4000, True)):
+        h = _Handset()
+        h.poll(60_000, n=10)  # parked a while: the tick counter far from any value a hold could start from
+        h.inp.ignition = True
+        h.poll()
+        h.inp.charging = h.inp.supply_start = True
+        h.poll()
+        assert h.fsm._engine_held == 2
+        h.inp.supply_start = False
+        since = h.log.next_seq()
+        h.inp.charging = False
+        h.poll(1000, n=gone_ms // 1000)
+        stopped = [r[1:3] for r in h.records(records.ENGINE, since)]
+        assert stopped == ([(0, 0)] if stops else []), (gone_ms, stopped)
