@@ -204,3 +204,7 @@ def test_a_charge_at_the_boot_into_a_pending_retest_is_not_taken_for_a_running_e
     kinds = [log.read(s)[2] for s in range(seq, log.next_seq())]
     assert records.IGNITION in kinds and records.ENGINE not in kinds
     assert m.retest_pending and not m._engine
+    for i in range(2, 9):  # nor later: no engine was held, so no charge back is watched (a charger is no start)
+        m.step(TICK + 1000 * i, inp)
+    kinds = [log.read(s)[2] for s in range(seq, log.next_seq())]
+    assert records.ENGINE not in kinds and records.BYPASS not in kinds and not m._engine
