@@ -8,18 +8,12 @@ from fsm.inputs import Inputs
 from fsm.machine import BROWNOUTS_EXCUSED, S_RETEST, Interlock
 from host_sim.world import default_module
 from storage.memory import MemoryLog, MemoryState
+from tests.fsm_handset import QuietBoard as _Board
 from tests.test_fsm_persist_formats import old_state
 
 RTC = 90_000_000  # device time at the first boot (2026-11-07)
 TICK = 1_000_000
 HOUR = 3600
-
-
-class _Board:
-    """A board that does nothing."""
-
-    def __getattr__(self, name):
-        return lambda *a: 0
 
 
 class _Cut(Exception):

@@ -9,22 +9,10 @@ from fsm.machine import S_DRIVING, S_RETEST, Interlock
 from host_sim import scenario
 from host_sim.world import default_module
 from storage.memory import MemoryLog, MemoryState
+from tests.fsm_handset import QuietBoard as _Board
 
 RTC = 90_000_000  # device time at the first boot (2026-11-07)
 TICK = 1_000_000
-
-
-class _Board:
-    """A board that does nothing and keeps the clock sets it is asked for."""
-
-    def __init__(self):
-        self.clock_sets = []
-
-    def set_clock(self, wall):
-        self.clock_sets.append(wall)
-
-    def __getattr__(self, name):
-        return lambda *a: 0
 
 
 def _run(text):
@@ -133,7 +121,6 @@ expect no-log VIOLATION
 expect state OFF
 """)
     assert not sc.failures, "\n".join(sc.failures)
-
 
 
 @pytest.mark.parametrize("key", ["off", "on"])

@@ -3,8 +3,7 @@ that is not latched or is swapped between two polls, a key turned off and on whi
 wire cut under a running engine against the supply's charge, the heater's switching, and a retest failed after the key went off during its
 analysis."""
 
-from fsm import breath, persist, records
-from fsm.inputs import Inputs
+from fsm import persist, records
 from fsm.machine import (
     S_DRIVING,
     S_MODULE_EXP,
@@ -12,81 +11,15 @@ from fsm.machine import (
     S_OFF,
     S_RESTART,
     S_RETEST,
-    S_START,
     S_TEST,
     Interlock,
 )
-from fsm.policy import Policy
 from host_sim import scenario
 from host_sim.world import default_module
 from interlock import timebase
 from storage.memory import MemoryLog, MemoryState
-
-
-class _Board:
-    """A board that does nothing, and remembers what the heater was told."""
-
-    def __init__(self):
-        self.heaters = []
-
-    def heater(self, on):
-        self.heaters.append(on)
-
-    def __getattr__(self, name):
-        return lambda *a: 0
-
-
-class _Handset:
-    """An Interlock polled with hand-set inputs (a warm cell, clean air), the tick counter about to wrap; its module
-    inserted and latched unless `latched` is False (its data still in the inputs)."""
-
-    def __init__(self, latched=True, **policy_values):
-        p = Policy()
-        if policy_values:
-            assert p.apply(policy_values, local=True) is None
-        self.log = MemoryLog()
-        self.store = MemoryState()
-        self.board = _Board()
-        self.fsm = Interlock(self.board, self.log, self.store, policy=p, seed=3)
-        inp = self.inp = Inputs()
-        inp.rtc = 90_000_000
-        inp.module_present = latched
-        inp.module = default_module(start_wall=inp.rtc)
-        inp.cell_temp = 355
-        self.now = timebase.TICKS_PERIOD - 100
-        self.fsm.boot(self.now, inp.rtc)
-        self.fsm.step(self.now, inp)
-
-    def poll(self, ms=50, n=1):
-        for _ in range(n):
-            self.now = timebase.add(self.now, ms)
-            self.fsm.step(self.now, self.inp)
-
-    def records(self, rtype, since=1):
-        """The log's records of this type from sequence number `since` on: (wall, a, b, c) each."""
-        out = []
-        for seq in range(since, self.log.next_seq()):
-            rec = self.log.read(seq)
-            if rec[2] == rtype:
-                out.append((rec[1], rec[3], rec[4], rec[5]))
-        return out
-
-    def to_driving(self):
-        """Key on, a passed start test, the engine started in the start window (its alternator charging)."""
-        self.inp.ignition = True
-        self.poll()
-        assert self.fsm.test.phase == breath.READY
-        self.inp.flow, self.inp.breath_temp = 400, 340
-        self.poll(n=101)
-        self.inp.flow, self.inp.breath_temp = 0, 200
-        for _ in range(400):
-            if self.fsm.state == S_START:
-                break
-            self.poll()
-        assert self.fsm.state == S_START
-        self.inp.engine = self.inp.charging = True
-        self.poll()
-        assert self.fsm.state == S_DRIVING
+from tests.fsm_handset import Handset as _Handset
+from tests.fsm_handset import QuietBoard as _Board
 
 
 def test_a_module_that_is_not_latched_is_not_in():

@@ -3,79 +3,11 @@ days, where the key, a technician's clear and a retest's warm-up lead, and the e
 
 from board import LEFT
 from fsm import authority, breath, records
-from fsm.inputs import Inputs
-from fsm.machine import S_DRIVING, S_MENU, S_RESTART, S_RESULT, S_RETEST, S_START, S_TEST, Interlock
-from fsm.policy import Policy
+from fsm.machine import S_DRIVING, S_MENU, S_RESTART, S_RESULT, S_RETEST, S_START, S_TEST
 from fsm.prng import Prng
 from host_sim import scenario
-from host_sim.world import default_module
 from interlock import timebase
-from storage.memory import MemoryLog, MemoryState
-
-
-class _Board:
-    """A board that does nothing, and remembers what the relay was told."""
-
-    def __init__(self):
-        self.relays = []
-
-    def relay(self, on):
-        self.relays.append(on)
-
-    def __getattr__(self, name):
-        return lambda *a: 0
-
-
-class _Handset:
-    """An Interlock polled with hand-set inputs (a warm cell, a module, clean air), the tick counter about to wrap."""
-
-    def __init__(self, seed=3, **policy_values):
-        p = Policy()
-        if policy_values:
-            assert p.apply(policy_values, local=True) is None
-        self.board = _Board()
-        self.log = MemoryLog()
-        self.fsm = Interlock(self.board, self.log, MemoryState(), policy=p, seed=seed)
-        inp = self.inp = Inputs()
-        inp.rtc = 90_000_000
-        inp.module_present = True
-        inp.module = default_module(start_wall=inp.rtc)
-        inp.cell_temp = 355
-        self.now = timebase.TICKS_PERIOD - 100
-        self.fsm.boot(self.now, inp.rtc)
-        self.fsm.step(self.now, inp)
-
-    def poll(self, ms=50, n=1):
-        for _ in range(n):
-            self.now = timebase.add(self.now, ms)
-            self.fsm.step(self.now, self.inp)
-
-    def records(self, rtype, since=1):
-        """The log's records of this type from sequence number `since` on: (wall, a, b, c) each."""
-        out = []
-        for seq in range(since, self.log.next_seq()):
-            rec = self.log.read(seq)
-            if rec[2] == rtype:
-                out.append((rec[1], rec[3], rec[4], rec[5]))
-        return out
-
-    def blow(self, until):
-        """A good blow (5 s of warm breath at 400 mL/s), then clean air until the state is `until`."""
-        assert self.fsm.test.phase == breath.READY
-        self.inp.flow, self.inp.breath_temp = 400, 340
-        self.poll(n=101)
-        self.inp.flow, self.inp.breath_temp = 0, 200
-        for _ in range(400):
-            if self.fsm.state == until:
-                return
-            self.poll()
-        raise AssertionError("no %d after the blow" % until)
-
-    def to_start(self):
-        """Key on, a passed start test, the start window open."""
-        self.inp.ignition = True
-        self.poll()
-        self.blow(S_START)
+from tests.fsm_handset import Handset as _Handset
 
 
 def _scenario(text):

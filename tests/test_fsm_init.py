@@ -9,18 +9,12 @@ from fsm.machine import Interlock
 from host_sim.world import default_module
 from interlock import crypto
 from storage.memory import MemoryLog, MemoryState
+from tests.fsm_handset import QuietBoard as _Board
 from tests.test_fsm_persist_formats import _before, old_state
 
 RTC = 90_000_000  # device time at the first boot (2026-11-07)
 TICK = 1_000_000
 SECRET = bytes(range(32))
-
-
-class _Board:
-    """A board that does nothing."""
-
-    def __getattr__(self, name):
-        return lambda *a: 0
 
 
 class KeptState(MemoryState):

@@ -8,6 +8,7 @@ import pytest
 from fsm.machine import Interlock
 from host_sim import scenario
 from storage.memory import MemoryState
+from tests.fsm_handset import QuietBoard as _Board
 from tests.interpreters import ROOT
 
 # what the log replay must rebuild
@@ -28,11 +29,6 @@ class SnapshotState(MemoryState):
         """Keep a copy of every save."""
         super().save(data)
         self.saves.append(bytes(data))
-
-
-class _Board:
-    def __getattr__(self, name):
-        return lambda *a: 0
 
 
 def _values(m):
