@@ -139,6 +139,20 @@ def _now_ts() -> int:
     return int(time.time())
 
 
+def _compiled(statement: Any, dialect: Any) -> tuple[Any, str, tuple[str, ...], dict[str, Any]]:
+    """A statement compiled for a dialect, to run on its driver: (compiled, SQL text, the names of its positional
+    parameters in order, the values of the constant ones; the caller gives the rest)."""
+    compiled = statement.compile(dialect=dialect)
+    given = {name: None for name, bind in compiled.binds.items() if bind.required}  # the caller's
+    constants = {k: v for k, v in compiled.construct_params(given).items() if k not in given}
+    return compiled, str(compiled), tuple(compiled.positiontup or ()), constants
+
+
+def _row_type(statement: Any) -> Any:
+    """A named tuple of the statement's columns: its rows read by attribute, as SQLAlchemy's are."""
+    return collections.namedtuple("Row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
+
+
 class _OnSqliteDriver:
     """A statement run on SQLite's own driver, its rows made with SQLAlchemy's own type conversions (dates,
     datetimes, booleans, JSON), as named tuples: the same rows as `conn.execute(statement).all()` at 0.03 ms
@@ -147,18 +161,14 @@ class _OnSqliteDriver:
     it."""
 
     def __init__(self, statement: Any, dialect: Any):
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.order = tuple(compiled.positiontup or ())
-        given = {name: None for name, bind in compiled.binds.items() if bind.required}  # the caller's
-        self.constants = {k: v for k, v in compiled.construct_params(given).items() if k not in given}
+        compiled, self.sql, self.order, self.constants = _compiled(statement, dialect)
         # each parameter bound as SQLAlchemy binds it (a datetime as the text SQLite stores, say)
         self.bind = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order]
         if not any(self.bind):
             self.bind = []
-        columns = list(statement.selected_columns)
-        self.convert = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        self.row: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+        self.convert = [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for c in statement.selected_columns]
+        self.row = _row_type(statement)
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         values = {**self.constants, **params}
@@ -220,7 +230,7 @@ def by_user(conn: Connection, user_id: int) -> Sequence[Any]:
 
 
 # ---- PostgreSQL through the sync path's asyncpg pool: no thread hop, a prepared statement, ~5x less CPU
-_PG_ROW: Any = collections.namedtuple("Row", [c.key for c in BY_SESSION.selected_columns])  # type: ignore[misc]
+_PG_ROW = _row_type(BY_SESSION)
 _PG_JSON = tuple(i for i, c in enumerate(BY_SESSION.selected_columns) if isinstance(c.type, JSON))
 
 
@@ -239,8 +249,8 @@ def _asyncpg_statement() -> tuple[str, tuple[str, ...], dict[str, Any]]:
     """BY_SESSION as asyncpg SQL: (text, the names of its $1..$n, the values of the constant ones)."""
     from sqlalchemy.dialects.postgresql import asyncpg as pg
 
-    compiled = BY_SESSION.compile(dialect=pg.dialect())
-    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.construct_params({"h": "", "now_ts": 0}))
+    _, sql, order, constants = _compiled(BY_SESSION, pg.dialect())
+    return sql, order, constants
 
 
 async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
