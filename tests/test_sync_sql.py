@@ -124,7 +124,7 @@ def test_a_connection_put_back_goes_to_the_oldest_waiter_not_to_a_newcomer():
     holder took it straight back and the waiters lost turn after turn."""
     import asyncio
 
-    from companion.app.sync.asyncpg_store import FairSlots
+    from companion.app.core.pgpool import FairSlots
 
     async def run():
         slots = FairSlots()
@@ -156,7 +156,7 @@ def test_a_waiter_cancelled_after_it_was_handed_a_connection_passes_it_on():
     passes it to the next waiter: no connection is lost, no waiter is stranded."""
     import asyncio
 
-    from companion.app.sync.asyncpg_store import FairSlots
+    from companion.app.core.pgpool import FairSlots
 
     async def run():
         slots = FairSlots()
