@@ -13,6 +13,7 @@ from companion.app.core.config import Settings, get_settings
 from companion.app.core.db import Database
 from companion.app.core.guard import Guard
 from companion.app.core.keyring import Keyring, check_stored_key_ids
+from companion.app.portal.batched import DashboardReads
 from companion.app.portal.config import PortalSettings
 from companion.app.sync.asyncpg_store import AsyncpgStore
 from companion.app.sync.dbapi_store import DbApiStore
@@ -32,12 +33,17 @@ def create_app(settings: Settings | None = None, portal_settings: PortalSettings
         app.state.db = Database(settings)
         await asyncio.to_thread(_check_keys, app.state.db, app.state.keyring)
         app.state.pg_sync = None
+        app.state.portal_reads = None
         if not settings.is_sqlite and settings.SYNC_ASYNCPG:
             app.state.pg_sync = AsyncpgStore(app.state.sync, settings.plain_postgres_url, settings.DB_POOL_SIZE)
             await app.state.pg_sync.start()
+            app.state.portal_reads = DashboardReads(settings.plain_postgres_url, settings.DASHBOARD_CONNECTIONS)
+            await app.state.portal_reads.start()
         try:
             yield
         finally:
+            if app.state.portal_reads is not None:
+                await app.state.portal_reads.close()
             if app.state.pg_sync is not None:
                 await app.state.pg_sync.close()
             app.state.db.close()

@@ -120,7 +120,8 @@ class _CountingConnection:
 @contextlib.contextmanager
 def statements_of(app: Any) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the block runs: through SQLAlchemy (an event on its engine) and
-    through the sync path's asyncpg pool on PostgreSQL (its connections wrapped). Counts all threads."""
+    through its asyncpg pools on PostgreSQL, the sync path's and the dashboard's (their connections wrapped).
+    Counts all threads."""
     from sqlalchemy import event
 
     seen: list[str] = []
@@ -130,22 +131,25 @@ def statements_of(app: Any) -> Iterator[list[str]]:
 
     engine = app.state.db.engine
     event.listen(engine, "before_cursor_execute", on_execute)
-    pg = getattr(app.state, "pg_sync", None)
-    if pg is not None:
-        plain = pg.connection
-
-        @contextlib.asynccontextmanager
-        async def connection() -> Any:
-            async with plain() as conn:
-                yield _CountingConnection(conn, seen)
-
-        pg.connection = connection
+    pools = [p for p in (getattr(app.state, "pg_sync", None),
+                         getattr(getattr(app.state, "portal_reads", None), "pool", None)) if p is not None]
+    for pool in pools:
+        pool.connection = _counted(pool.connection, seen)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
-        if pg is not None:
-            del pg.connection  # the class's method again
+        for pool in pools:
+            del pool.connection  # the class's method again
+
+
+def _counted(plain: Any, seen: list[str]) -> Any:
+    @contextlib.asynccontextmanager
+    async def connection() -> Any:
+        async with plain() as conn:
+            yield _CountingConnection(conn, seen)
+
+    return connection
 
 
 class ServerThread:

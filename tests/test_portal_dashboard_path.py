@@ -75,17 +75,17 @@ def test_a_driver_without_devices_and_the_api_agree_with_the_page(world):
 
 
 def test_the_dashboard_without_the_asyncpg_pool(world):
-    """With SYNC_ASYNCPG off (no asyncpg pool) the dashboard reads through SQLAlchemy, on PostgreSQL in the
-    loop's thread pool: the same page."""
+    """Without the dashboard's asyncpg pool (SYNC_ASYNCPG off) the dashboard reads through SQLAlchemy, on
+    PostgreSQL in the loop's thread pool: the same page."""
     d = world.driver(devices=1, installment_cents=5555)
     with world.browser(d["email"]) as c:
         fast = c.get("/portal/dashboard").text
-        kept = getattr(world.app.state, "pg_sync", None)
-        world.app.state.pg_sync = None
+        kept = getattr(world.app.state, "portal_reads", None)
+        world.app.state.portal_reads = None
         try:
             plain = c.get("/portal/dashboard").text
         finally:
-            world.app.state.pg_sync = kept
+            world.app.state.portal_reads = kept
     assert plain == fast and "$55.55" in plain and 'id="dev-%d"' % d["devices"][0] in plain
 
 
@@ -129,14 +129,14 @@ def test_the_whole_dashboard_is_one_statement(world):
     with world.browser(d["email"]) as c:
         assert c.get("/portal/dashboard").status_code == 200  # connections opened, statements prepared
         pages = []
-        kept = getattr(world.app.state, "pg_sync", None)
+        kept = getattr(world.app.state, "portal_reads", None)
         for pg in ([kept, None] if kept is not None else [None]):
-            world.app.state.pg_sync = pg
+            world.app.state.portal_reads = pg
             try:
                 with testing.statements_of(world.app) as seen:
                     r = c.get("/portal/dashboard")
             finally:
-                world.app.state.pg_sync = kept
+                world.app.state.portal_reads = kept
             assert r.status_code == 200
             assert len(seen) == 1, seen
             pages.append(r.text)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     # PostgreSQL: run the sync exchange on an asyncpg pool (False: the same psycopg path as everything else)
     SYNC_ASYNCPG: bool = True
+    # PostgreSQL (with SYNC_ASYNCPG): connections per process for the portal's dashboard reads, which the
+    # requests waiting for one read together (portal/batched.py)
+    DASHBOARD_CONNECTIONS: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
     def _no_defaults_outside_local(self) -> "Settings":

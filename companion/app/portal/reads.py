@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import JSON, bindparam, func, select
+from sqlalchemy import JSON, String, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -244,12 +245,31 @@ def _pg_row(record: Any) -> Any:
     return _PG_ROW._make(values)
 
 
+def _many_sessions() -> Any:
+    """BY_SESSION for several sessions at once (PostgreSQL): for each token hash of the array :hs, in order, the
+    same statement as a LATERAL subquery run with that hash (OFFSET 0 keeps PostgreSQL from merging it into the
+    outer query, so each hash is looked up through the session's index as BY_SESSION is). Each row starts with
+    `want`, the position of its hash in the array (1-based): the rows of two requests are told apart by it,
+    never by anything a row says."""
+    want = (func.unnest(bindparam("hs", type_=ARRAY(String))).table_valued("h", with_ordinality="i")
+            .render_derived(name="want"))
+    one = (select(_sessions.c.csrf, _sessions.c.expires_at, *_USER_COLS, *_DASH_COLS)
+           .select_from(_joined(_sessions.join(_users, _users.c.id == _sessions.c.user_id)))
+           .where(_sessions.c.token_hash == want.c.h).offset(0).lateral("d"))
+    return select(want.c.i.label("want"), *one.c).select_from(want.join(one, true())).order_by(want.c.i,
+                                                                                              one.c.link_id)
+
+
+BY_SESSIONS = _many_sessions()
+
+
 @functools.cache
-def _asyncpg_statement() -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """BY_SESSION as asyncpg SQL: (text, the names of its $1..$n, the values of the constant ones)."""
+def _asyncpg_statement(many: bool = False) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """BY_SESSION (or BY_SESSIONS) as asyncpg SQL: (text, the names of its $1..$n, the values of the constant
+    ones)."""
     from sqlalchemy.dialects.postgresql import asyncpg as pg
 
-    _, sql, order, constants = _compiled(BY_SESSION, pg.dialect())
+    _, sql, order, constants = _compiled(BY_SESSIONS if many else BY_SESSION, pg.dialect())
     return sql, order, constants
 
 
@@ -259,3 +279,14 @@ async def by_session_asyncpg(conn: Any, token_hash: str) -> SignedIn | None:
     values = {**constants, "h": token_hash, "now_ts": _now_ts()}
     rows = [_pg_row(r) for r in await conn.fetch(sql, *(values[name] for name in order))]
     return signed_in_from(rows)
+
+
+async def by_sessions_asyncpg(conn: Any, token_hashes: Sequence[str]) -> list[SignedIn | None]:
+    """by_session for each of several token hashes in one statement (BY_SESSIONS): the answers in the same
+    order, each from its own rows only."""
+    sql, order, constants = _asyncpg_statement(many=True)
+    values = {**constants, "hs": list(token_hashes), "now_ts": _now_ts()}
+    rows: list[list[Any]] = [[] for _ in token_hashes]
+    for r in await conn.fetch(sql, *(values[name] for name in order)):
+        rows[r[0] - 1].append(_pg_row(tuple(r)[1:]))
+    return [signed_in_from(mine) for mine in rows]

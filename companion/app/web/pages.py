@@ -246,15 +246,15 @@ async def dashboard(request: Request) -> Response:
     """One card per device: payment, service, module, handset state, last sync; unread notifications.
     The most visited page, so its path is short: a plain route at the front of the app's routes (install),
     no dependency machinery, one statement for session, user and dashboard (portal/reads.py); on PostgreSQL
-    through the sync path's asyncpg pool when there is one."""
-    pg = getattr(request.app.state, "pg_sync", None)
+    on an asyncpg pool of its own, read together with the other dashboards waiting for a connection
+    (portal/batched.py)."""
+    pg = getattr(request.app.state, "portal_reads", None)
     if pg is None:
         return await run_read(request, _dashboard)
     token_hash = session_token_hash(request)
     if token_hash is None:
         raise SignInRequired()
-    async with pg.connection() as conn:
-        found = await reads.by_session_asyncpg(conn, token_hash)
+    found = await pg.signed_in(token_hash)  # with the other dashboards waiting for a connection, if any
     # the page from its rows reads nothing more: on the event loop (a hop to the thread pool cost more than it)
     return _dashboard_page(request, found)
 

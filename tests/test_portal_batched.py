@@ -1,0 +1,245 @@
+"""The dashboard's reads on PostgreSQL, coalesced (portal/batched.py): the requests that wait for a connection
+are read by one statement, and each gets its own session's rows and nothing else, whatever else is in its
+batch (the same session twice, unknown, expired and disabled sessions, other drivers); a failed read fails its
+own batch only; a request cancelled while it waits, or while its batch is read, costs nobody else their
+answer. Through HTTP, many drivers at once each see their own dashboard (both backends)."""
+
+import asyncio
+import datetime as dt
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import update
+
+from companion.app.accounts import secrets
+from companion.app.accounts.models import User, WebSession
+from companion.app.portal import batched, reads
+
+pytest_plugins = ["tests.portal_support"]
+
+
+def _drivers(world, n):
+    """n drivers, each signed in once: (email, name, token hash, user id), names all different."""
+    from companion.app.accounts import services as accounts
+
+    out = []
+    for i in range(n):
+        name = "Driver %d <b>%s</b>" % (i, "x" * i)
+        d = world.driver(devices=1 + i % 3, name=name)
+        with world.session() as s:
+            user = s.get(User, d["user_id"])
+            token, _ = accounts.start_session(s, world.ctx, user)
+            s.commit()
+        out.append((d["email"], name, secrets.token_hash(token), d["user_id"]))
+    return out
+
+
+def _pg_only(world):
+    if world.app.state.portal_reads is None:
+        pytest.skip("the dashboard's asyncpg reads are PostgreSQL's")
+
+
+def _as_sqlalchemy_reads_it(world, token_hash):
+    """The rows of the one-session statement through SQLAlchemy (the reference)."""
+    with world.app.state.db.engine.connect() as conn:
+        params = {"h": token_hash, "now_ts": reads._now_ts()}
+        return [tuple(r) for r in conn.execute(reads.BY_SESSION, params).all()]
+
+
+def _reader(world, size):
+    return batched.DashboardReads(world.app.state.settings.plain_postgres_url, size)
+
+
+def test_waiting_requests_are_read_together_each_with_its_own_rows(world):
+    _pg_only(world)
+    people = _drivers(world, 9)
+    expired = _drivers(world, 1)[0]
+    disabled = _drivers(world, 1)[0]
+    with world.session() as s:
+        s.execute(update(WebSession).where(WebSession.token_hash == expired[2])
+                  .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        s.execute(update(User).where(User.id == disabled[3]).values(active=False))
+        s.commit()
+    asked = [p[2] for p in people] + [people[3][2], "0" * 64, expired[2], disabled[2], people[0][2]]
+    expected = {p[2]: _as_sqlalchemy_reads_it(world, p[2]) for p in people}
+
+    async def run():
+        reader = _reader(world, 1)  # one connection: everything asked while the first read runs waits
+        await reader.start()
+        try:
+            answers = await asyncio.gather(*(reader.signed_in(h) for h in asked))
+        finally:
+            await reader.close()
+        return reader, answers
+
+    reader, answers = asyncio.run(run())
+    assert reader.largest == len(asked) - 1  # the first alone, all the others in one statement
+    for h, found in zip(asked, answers, strict=True):
+        if h in expected:
+            email = next(p[0] for p in people if p[2] == h)
+            assert found is not None and found.user.email == email
+            assert [tuple(r) for r in found.rows] == expected[h]
+            assert {r.user_id for r in found.rows} == {found.user.id}
+        else:
+            assert found is None, h
+
+
+def test_the_batch_statement_answers_in_the_order_asked(world):
+    """by_sessions_asyncpg: the answers in the order of the hashes, however the sessions' rows sort."""
+    _pg_only(world)
+    people = _drivers(world, 4)
+    hashes = [p[2] for p in reversed(people)] + ["f" * 64, people[1][2]]
+
+    async def run():
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = await asyncpg.connect(world.app.state.settings.plain_postgres_url)
+        try:
+            return await reads.by_sessions_asyncpg(conn, hashes)
+        finally:
+            await conn.close()
+
+    found = asyncio.run(run())
+    assert [f.user.email if f else None for f in found] == \
+        [p[0] for p in reversed(people)] + [None, people[1][0]]
+    assert [tuple(r) for r in found[0].rows] == _as_sqlalchemy_reads_it(world, hashes[0])
+
+
+def test_a_failed_read_fails_its_batch_only(world, monkeypatch):
+    import asyncpg  # type: ignore[import-untyped]
+
+    _pg_only(world)
+    people = _drivers(world, 5)
+    plain = reads.by_sessions_asyncpg
+    failures = [asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")]
+
+    async def failing_once(conn, hashes):
+        if failures:
+            raise failures.pop()
+        return await plain(conn, hashes)
+
+    monkeypatch.setattr(reads, "by_sessions_asyncpg", failing_once)
+
+    async def run():
+        reader = _reader(world, 1)
+        await reader.start()
+        try:
+            first = await asyncio.gather(*(reader.signed_in(p[2]) for p in people), return_exceptions=True)
+            again = await asyncio.gather(*(reader.signed_in(p[2]) for p in people))
+            return reader, first, again
+        finally:
+            await reader.close()
+
+    reader, first, again = asyncio.run(run())
+    assert first[0].user.email == people[0][0]  # read alone before the others queued
+    assert all(isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError) for e in first[1:])
+    assert [f.user.email for f in again] == [p[0] for p in people]
+    assert reader.pool.opened == 1 and not reader.running and not reader.queue
+
+
+def test_a_cancelled_request_costs_nobody_else_their_answer(world, monkeypatch):
+    _pg_only(world)
+    people = _drivers(world, 6)
+    plain_one, plain_many = reads.by_session_asyncpg, reads.by_sessions_asyncpg
+    gate = {}
+
+    async def held_one(conn, h):
+        await gate["open"].wait()
+        return await plain_one(conn, h)
+
+    async def held_many(conn, hashes):
+        gate["batch"].set()
+        await gate["go on"].wait()
+        return await plain_many(conn, hashes)
+
+    monkeypatch.setattr(reads, "by_session_asyncpg", held_one)
+    monkeypatch.setattr(reads, "by_sessions_asyncpg", held_many)
+
+    async def run():
+        gate["open"], gate["batch"], gate["go on"] = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        reader = _reader(world, 1)
+        await reader.start()
+        try:
+            first = asyncio.create_task(reader.signed_in(people[0][2]))  # its read holds the connection
+            await asyncio.sleep(0.05)
+            queued = [asyncio.create_task(reader.signed_in(p[2])) for p in people[1:]]
+            await asyncio.sleep(0)
+            queued[0].cancel()  # cancelled while it waits for a connection
+            first.cancel()  # cancelled while its own read runs: the read goes on for the others
+            await asyncio.sleep(0)
+            gate["open"].set()
+            await asyncio.wait_for(gate["batch"].wait(), 30)
+            queued[1].cancel()  # cancelled while its batch is read
+            gate["go on"].set()
+            done = await asyncio.gather(*queued, return_exceptions=True)
+            assert first.cancelled()
+            return reader, done
+        finally:
+            await reader.close()
+
+    reader, done = asyncio.run(run())
+    assert isinstance(done[0], asyncio.CancelledError) and isinstance(done[1], asyncio.CancelledError)
+    assert [f.user.email for f in done[2:]] == [p[0] for p in people[3:]]
+    assert reader.largest == 4  # the request cancelled while it waited was not read
+    assert not reader.running and not reader.queue
+
+
+def test_closing_cancels_the_reads_under_way_and_refuses_new_ones(world, monkeypatch):
+    _pg_only(world)
+    people = _drivers(world, 2)
+    never = asyncio.Event
+
+    async def stuck(conn, h):
+        await never().wait()
+
+    monkeypatch.setattr(reads, "by_session_asyncpg", stuck)
+
+    async def run():
+        reader = _reader(world, 1)
+        await reader.start()
+        waiting = [asyncio.create_task(reader.signed_in(p[2])) for p in people]
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(reader.close(), 30)
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        with pytest.raises(RuntimeError):
+            await reader.signed_in(people[0][2])
+        return reader, results
+
+    reader, results = asyncio.run(run())
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)  # one being read, one waiting
+    assert not reader.running and not reader.queue
+
+
+def test_many_drivers_at_once_each_see_their_own_dashboard(world):
+    """Through HTTP, 24 drivers asking at once (three times each): every page greets its own driver and
+    shows that driver's devices only."""
+    import html
+
+    people = _drivers(world, 8)
+    browsers = {}
+    for email, name, _h, _uid in people:
+        c = world.browser(email)
+        browsers[email] = (c, name)
+    try:
+        devices = {}
+        for email, (c, _name) in browsers.items():
+            page = c.get("/portal/dashboard").text
+            devices[email] = re.findall(r'id="dev-(\d+)"', page)
+
+        def ask(email):
+            c, _name = browsers[email]
+            r = c.get("/portal/dashboard")
+            return email, r.status_code, r.text
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(ask, [p[0] for p in people] * 3))
+        for email, status, page in answers:
+            name = browsers[email][1]
+            assert status == 200
+            assert "Hello, " + html.escape(name) in page
+            assert re.findall(r'id="dev-(\d+)"', page) == devices[email]
+            assert not any(html.escape(other[1]) in page for other in people if other[0] != email)
+    finally:
+        for c, _name in browsers.values():
+            c.close()
