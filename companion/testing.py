@@ -78,7 +78,8 @@ def env_for(settings: Settings) -> dict[str, str]:
     env.update(DATABASE_URL=settings.DATABASE_URL, MASTER_KEYS=settings.MASTER_KEYS,
                MASTER_KEY_ID=settings.MASTER_KEY_ID, ADMIN_API_KEY=settings.ADMIN_API_KEY,
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    for name in ("SYNC_WINDOW_S", "COMMAND_TTL_S", "MAX_LOG_CHUNK", "DB_POOL_SIZE", "SYNC_ASYNCPG"):
+    for name in ("SYNC_WINDOW_S", "COMMAND_TTL_S", "MAX_LOG_CHUNK", "DB_POOL_SIZE", "SYNC_ASYNCPG",
+                 "DASHBOARD_CONNECTIONS"):
         env[name] = str(getattr(settings, name))
     return env
 
