@@ -243,3 +243,27 @@ def test_many_drivers_at_once_each_see_their_own_dashboard(world):
     finally:
         for c, _name in browsers.values():
             c.close()
+
+
+def test_closing_before_a_batch_ran_answers_its_requests(world):
+    """close() just after a request made its batch's task, before that task first ran (a task cancelled then
+    never runs its code): the request gets CancelledError rather than waiting forever, and the task is not
+    kept in `running`."""
+    _pg_only(world)
+    people = _drivers(world, 1)
+
+    async def run():
+        reader = _reader(world, 1)
+        await reader.start()
+        asked = asyncio.create_task(reader.signed_in(people[0][2]))
+        await asyncio.sleep(0)  # the request queued and made its batch's task, which has not run yet
+        assert len(reader.running) == 1 and not reader.queue
+        await reader.close()  # in this task, at once (wait_for would run it in a task of its own, later)
+        done, _ = await asyncio.wait([asked], timeout=30)  # a liveness bound, not a timing
+        if not done:
+            asked.cancel()
+        return reader, asked, done
+
+    reader, asked, done = asyncio.run(run())
+    assert asked in done and asked.cancelled()
+    assert not reader.running and not reader.queue

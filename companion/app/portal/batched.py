@@ -11,6 +11,7 @@ batch statement takes an array, and with PostgreSQL's default it plans that stat
 (1.2 ms) because a plan for the array's actual length always looks cheaper than the generic one."""
 
 import asyncio
+import functools
 from collections.abc import Sequence
 
 from companion.app.core.pgpool import Pool
@@ -67,6 +68,16 @@ class DashboardReads:
         batch, self.queue = self.queue[:BATCH], self.queue[BATCH:]
         task = asyncio.get_running_loop().create_task(self._read(batch))
         self.running.add(task)
+        task.add_done_callback(functools.partial(self._ended, batch))
+
+    def _ended(self, batch: Sequence[tuple[str, asyncio.Future[reads.SignedIn | None]]],
+               task: asyncio.Task[None]) -> None:
+        """A batch's task ended. One cancelled before it first ran (close() just after the batch started) ran
+        none of _read, so its requests are answered here: none of them is left waiting."""
+        self.running.discard(task)
+        for _, answer in batch:
+            if not answer.done():
+                answer.cancel()
 
     async def _read(self, batch: Sequence[tuple[str, asyncio.Future[reads.SignedIn | None]]]) -> None:
         try:
