@@ -267,3 +267,46 @@ def test_closing_before_a_batch_ran_answers_its_requests(world):
     reader, asked, done = asyncio.run(run())
     assert asked in done and asked.cancelled()
     assert not reader.running and not reader.queue
+
+
+def _admin(sql, *args):
+    import psycopg
+
+    from companion import testing
+
+    with psycopg.connect(testing.PG_ADMIN_URL, autocommit=True) as admin:
+        cur = admin.execute(sql, args)
+        return cur.fetchall() if cur.description else None
+
+
+def test_a_database_refusing_connections_is_503_for_the_whole_batch_then_recovers(world):
+    """Through HTTP: PostgreSQL refuses new connections (the database closed to connections, SQLSTATE 55000, as
+    psycopg's OperationalError answers 503 on the other pages) and the dashboard's connections were dropped:
+    every dashboard asked, alone or in a batch, is 503 with Retry-After; once the database takes connections
+    again every dashboard is 200."""
+    _pg_only(world)
+    people = _drivers(world, 4)
+    browsers = [world.browser(p[0]) for p in people]
+    name = world.app.state.settings.plain_postgres_url.rsplit("/", 1)[1]
+    try:
+        for c in browsers:
+            assert c.get("/portal/dashboard").status_code == 200
+        _admin("ALTER DATABASE %s ALLOW_CONNECTIONS false" % name)
+        try:
+            _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                   " AND application_name = 'portal-dashboard'", name)
+            for c in browsers:  # one at a time: each idle connection (dropped) and each new one refused
+                r = c.get("/portal/dashboard")
+                assert (r.status_code, r.headers.get("retry-after")) == (503, "1"), r.text
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda c: c.get("/portal/dashboard"), browsers * 4))
+            assert [(r.status_code, r.headers.get("retry-after")) for r in answers] == [(503, "1")] * 16
+        finally:
+            _admin("ALTER DATABASE %s ALLOW_CONNECTIONS true" % name)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda c: c.get("/portal/dashboard"), browsers * 4))
+        assert [r.status_code for r in answers] == [200] * 16
+        assert not world.app.state.portal_reads.queue
+    finally:
+        for c in browsers:
+            c.close()
