@@ -310,3 +310,50 @@ def test_a_database_refusing_connections_is_503_for_the_whole_batch_then_recover
     finally:
         for c in browsers:
             c.close()
+
+
+def test_staff_authority_deviceless_many_devices_and_odd_hashes_in_one_batch(world):
+    """One batch statement with a staff user's session, an authority's, a driver with no device and one with
+    six, and hashes no session has (empty, quotes and SQL, non-ASCII, overlong): each answer is exactly what
+    the one-session statement reads for that hash through SQLAlchemy (None for the unknown ones)."""
+    from sqlalchemy import select
+
+    from companion.app.accounts import services as accounts
+    from tests.service_support import authority_for
+
+    _pg_only(world)
+    none, six = world.driver(devices=0), world.driver(devices=6)
+    _uid, staff_email = world.staff()
+    court = authority_for(world, six["account_id"])
+    hashes = {}
+    with world.session() as s:
+        for key, email in (("none", none["email"]), ("six", six["email"]), ("staff", staff_email),
+                           ("court", court)):
+            user = s.scalar(select(User).where(User.email == email))
+            token, _ = accounts.start_session(s, world.ctx, user)
+            hashes[key] = secrets.token_hash(token)
+        s.commit()
+    odd = ["", "'; DELETE FROM users; --", "é" * 64, "h" * 500, hashes["six"].upper(), hashes["six"] + " "]
+    asked = [hashes["six"], *odd[:3], hashes["staff"], hashes["none"], *odd[3:], hashes["court"], hashes["six"]]
+
+    async def run():
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = await asyncpg.connect(world.app.state.settings.plain_postgres_url)
+        try:
+            return await reads.by_sessions_asyncpg(conn, asked)
+        finally:
+            await conn.close()
+
+    found = asyncio.run(run())
+    for h, mine in zip(asked, found, strict=True):
+        expected = _as_sqlalchemy_reads_it(world, h)
+        if h in odd:
+            assert mine is None and expected == [], h
+        else:
+            assert mine is not None and [tuple(r) for r in mine.rows] == expected, h
+    by = dict(zip(asked, found, strict=True))
+    assert len(by[hashes["six"]].rows) == 6 and len(by[hashes["none"]].rows) == 1
+    assert by[hashes["staff"]].user.email == staff_email and by[hashes["court"]].user.email == court
+    assert by[hashes["staff"]].rows[0].account_row is None and by[hashes["court"]].rows[0].account_row is None
+
