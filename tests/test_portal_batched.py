@@ -357,3 +357,23 @@ def test_staff_authority_deviceless_many_devices_and_odd_hashes_in_one_batch(wor
     assert by[hashes["staff"]].user.email == staff_email and by[hashes["court"]].user.email == court
     assert by[hashes["staff"]].rows[0].account_row is None and by[hashes["court"]].rows[0].account_row is None
 
+
+def test_a_hash_postgresql_cannot_take_fails_no_other_request_of_its_batch(world):
+    """A token hash PostgreSQL cannot take as text (a NUL character, a lone surrogate) is no session's hash
+    (those are secrets.token_hash's 64 hex digits): it is answered None, and the requests batched with it get
+    their own dashboards rather than its error."""
+    _pg_only(world)
+    people = _drivers(world, 3)
+    asked = [people[0][2], people[1][2], "\x00" * 64, "\ud800", people[2][2]]
+
+    async def run():
+        reader = _reader(world, 1)
+        await reader.start()
+        try:
+            return await asyncio.gather(*(reader.signed_in(h) for h in asked), return_exceptions=True)
+        finally:
+            await reader.close()
+
+    found = asyncio.run(run())
+    assert [f.user.email if isinstance(f, reads.SignedIn) else f for f in found] == \
+        [people[0][0], people[1][0], None, None, people[2][0]]

@@ -12,11 +12,15 @@ batch statement takes an array, and with PostgreSQL's default it plans that stat
 
 import asyncio
 import functools
+import re
 from collections.abc import Sequence
 
 from companion.app.core.pgpool import Pool
 from companion.app.portal import reads
 
+# what secrets.token_hash makes, the only hashes web_sessions holds; anything else (a NUL, a lone surrogate)
+# could make PostgreSQL or the driver refuse the whole batch's statement
+_HASH = re.compile("[0-9a-f]{64}")
 # at most this many sessions per statement (a larger queue is read by several statements in turn)
 BATCH = 64
 
@@ -56,6 +60,8 @@ class DashboardReads:
         the driver raised when the read failed."""
         if self.closing:
             raise RuntimeError("the dashboard's reads are closed")
+        if not _HASH.fullmatch(token_hash):
+            return None  # no session's (secrets.token_hash): not read, so that it fails no other request's read
         answer: asyncio.Future[reads.SignedIn | None] = asyncio.get_running_loop().create_future()
         self.queue.append((token_hash, answer))
         if len(self.running) < self.size:
