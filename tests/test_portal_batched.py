@@ -471,3 +471,43 @@ def test_requests_cancellations_failures_and_closing_at_random_points(world, mon
 
     for seed in range(80):
         assert asyncio.run(a_round(seed)) == [], seed
+
+
+def test_a_request_never_gets_rows_read_before_it_arrived(world, monkeypatch):
+    """A read under way has its rows; the driver's name changes (committed); a request for the same session
+    that arrives now is not answered from the read under way but by a statement of its own, after: it sees the
+    new name, the earlier request the old one."""
+    _pg_only(world)
+    email, _name, h, uid = _drivers(world, 1)[0]
+    plain_one = reads.by_session_asyncpg
+    gate = {}
+
+    async def held(conn, token_hash):
+        found = await plain_one(conn, token_hash)
+        if not gate["go on"].is_set():
+            gate["read"].set()
+            await gate["go on"].wait()
+        return found
+
+    monkeypatch.setattr(reads, "by_session_asyncpg", held)
+
+    async def run():
+        gate["read"], gate["go on"] = asyncio.Event(), asyncio.Event()
+        reader = _reader(world, 1)
+        await reader.start()
+        try:
+            first = asyncio.create_task(reader.signed_in(h))
+            await asyncio.wait_for(gate["read"].wait(), 30)  # its statement has run
+            with world.session() as s:
+                s.execute(update(User).where(User.id == uid).values(name="Renamed"))
+                s.commit()
+            later = asyncio.create_task(reader.signed_in(h))
+            await asyncio.sleep(0)
+            gate["go on"].set()
+            return await first, await later
+        finally:
+            await reader.close()
+
+    first, later = asyncio.run(run())
+    assert first.user.email == later.user.email == email
+    assert first.user.name != "Renamed" and later.user.name == "Renamed"
