@@ -66,6 +66,16 @@ def unavailable() -> JSONResponse:
     return resp
 
 
+def _operational(sqlstate: str | None) -> bool:
+    """Whether psycopg raises an OperationalError (a 503 through SQLAlchemy, see install) for this SQLSTATE."""
+    import psycopg
+
+    try:
+        return issubclass(psycopg.errors.lookup(sqlstate or ""), psycopg.OperationalError)
+    except KeyError:
+        return False
+
+
 def install(app: FastAPI) -> None:
     """Route every error through a problem body; nothing unexpected leaks as a bare 500."""
 
@@ -90,6 +100,14 @@ def install(app: FastAPI) -> None:
                 asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.OperatorInterventionError,
                 asyncpg.exceptions.InternalClientError, ConnectionError):
         app.add_exception_handler(cls, _down)
+
+    @app.exception_handler(asyncpg.exceptions.PostgresError)
+    async def _postgres(_req: Request, exc: Exception) -> JSONResponse:
+        # any other error PostgreSQL sent (a connection refused because there are too many, or because the
+        # database takes none now): answered as the SQLAlchemy path answers psycopg's error of that SQLSTATE
+        if _operational(getattr(exc, "sqlstate", None)):
+            return unavailable()
+        return problem_response(500, "internal", "unexpected error")
 
     @app.exception_handler(Problem)
     async def _problem(_req: Request, exc: Problem) -> JSONResponse:

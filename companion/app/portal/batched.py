@@ -11,11 +11,16 @@ batch statement takes an array, and with PostgreSQL's default it plans that stat
 (1.2 ms) because a plan for the array's actual length always looks cheaper than the generic one."""
 
 import asyncio
+import functools
+import re
 from collections.abc import Sequence
 
 from companion.app.core.pgpool import Pool
 from companion.app.portal import reads
 
+# what secrets.token_hash makes, the only hashes web_sessions holds; anything else (a NUL, a lone surrogate)
+# could make PostgreSQL or the driver refuse the whole batch's statement
+_HASH = re.compile("[0-9a-f]{64}")
 # at most this many sessions per statement (a larger queue is read by several statements in turn)
 BATCH = 64
 
@@ -55,6 +60,8 @@ class DashboardReads:
         the driver raised when the read failed."""
         if self.closing:
             raise RuntimeError("the dashboard's reads are closed")
+        if not _HASH.fullmatch(token_hash):
+            return None  # no session's (secrets.token_hash): not read, so that it fails no other request's read
         answer: asyncio.Future[reads.SignedIn | None] = asyncio.get_running_loop().create_future()
         self.queue.append((token_hash, answer))
         if len(self.running) < self.size:
@@ -67,6 +74,16 @@ class DashboardReads:
         batch, self.queue = self.queue[:BATCH], self.queue[BATCH:]
         task = asyncio.get_running_loop().create_task(self._read(batch))
         self.running.add(task)
+        task.add_done_callback(functools.partial(self._ended, batch))
+
+    def _ended(self, batch: Sequence[tuple[str, asyncio.Future[reads.SignedIn | None]]],
+               task: asyncio.Task[None]) -> None:
+        """A batch's task ended. One cancelled before it first ran (close() just after the batch started) ran
+        none of _read, so its requests are answered here: none of them is left waiting."""
+        self.running.discard(task)
+        for _, answer in batch:
+            if not answer.done():
+                answer.cancel()
 
     async def _read(self, batch: Sequence[tuple[str, asyncio.Future[reads.SignedIn | None]]]) -> None:
         try:
