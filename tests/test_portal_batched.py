@@ -203,7 +203,7 @@ def test_closing_cancels_the_reads_under_way_and_refuses_new_ones(world, monkeyp
         await asyncio.sleep(0.05)
         await asyncio.wait_for(reader.close(), 30)
         results = await asyncio.gather(*waiting, return_exceptions=True)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ConnectionError):
             await reader.signed_in(people[0][2])
         return reader, results
 
@@ -385,7 +385,8 @@ def test_requests_cancellations_failures_and_closing_at_random_points(world, mon
     way), reads that fail now and then (a dropped connection, before or after the statement), 1 to 3
     connections, and in some rounds close() at a random point: every request ends, with its own session's user
     (None for an unknown hash), the failure of its read, or CancelledError when it was cancelled or the reads
-    closed (RuntimeError when it came after close() began); nothing is left queued or running, every idle connection is closed at the end, and the loop
+    closed (ConnectionError when it came after close() began); nothing is left queued or running, every idle
+    connection is closed at the end, and the loop
     reports nothing (no future's exception never retrieved, no task destroyed while pending). asyncpg's own
     "unexpected connection_lost() call" future, left when a connect is cancelled during its SSL request
     (MagicStack/asyncpg#1211, #1310), is not this module's and is left out."""
@@ -458,7 +459,7 @@ def test_requests_cancellations_failures_and_closing_at_random_points(world, mon
         for h, task in asked:
             if task.cancelled():
                 assert task in cancelled or close_at is not None, seed
-            elif isinstance(task.exception(), RuntimeError):  # it first ran once close() had begun
+            elif isinstance(task.exception(), ConnectionError):  # it first ran once close() had begun
                 assert close_at is not None, seed
             elif task.exception() is not None:
                 assert isinstance(task.exception(), asyncpg.exceptions.ConnectionDoesNotExistError), seed

@@ -59,7 +59,7 @@ class DashboardReads:
         starts after this call; None when the session is unknown, expired or the user disabled. Raises what
         the driver raised when the read failed."""
         if self.closing:
-            raise RuntimeError("the dashboard's reads are closed")
+            raise ConnectionError("the dashboard's reads are closed")  # answered 503, as a database gone
         if not _HASH.fullmatch(token_hash):
             return None  # no session's (secrets.token_hash): not read, so that it fails no other request's read
         answer: asyncio.Future[reads.SignedIn | None] = asyncio.get_running_loop().create_future()
