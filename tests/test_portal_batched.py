@@ -386,8 +386,8 @@ def test_requests_cancellations_failures_and_closing_at_random_points(world, mon
     connections, and in some rounds close() at a random point: every request ends, with its own session's user
     (None for an unknown hash), the failure of its read, or CancelledError when it was cancelled or the reads
     closed (ConnectionError when it came after close() began); nothing is left queued or running, every idle
-    connection is closed at the end, and the loop
-    reports nothing (no future's exception never retrieved, no task destroyed while pending). asyncpg's own
+    connection is closed at the end, and the loop reports nothing (no future's exception never retrieved, no
+    task destroyed while pending). asyncpg's own
     "unexpected connection_lost() call" future, left when a connect is cancelled during its SSL request
     (MagicStack/asyncpg#1211, #1310), is not this module's and is left out."""
     import random
