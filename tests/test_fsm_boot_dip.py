@@ -167,3 +167,18 @@ def test_older_formats_do_not_read_their_identity_flag_as_a_hold():
     got = Interlock(h.board, h.log, MemoryState())
     assert persist.unpack(persist.pack(m), got) > 0
     assert got.held_saved
+
+
+
+def test_a_boot_on_a_corrupt_state_saves_a_hold_only_from_the_log():
+    """A state that does not parse keeps nothing of an engine: the boot that finds it corrupt (locked for service)
+    rebuilds what the log holds, and with no engine ever logged its own save (all a second cut before the first
+    poll leaves) holds no hold."""
+    h = Handset()
+    assert h.records(records.ENGINE) == []
+    h.store._data = b"\xff" * 40
+    h.fsm = Interlock(h.board, h.log, h.store, seed=3)
+    h.fsm.boot(timebase.add(h.now, 2000), h.fsm.wall + 2)
+    assert h.fsm.state_lock
+    assert not h.store.load()[3] & persist.F_HELD
+    assert not _loaded(h).held_saved and not _loaded(h).engine_saved

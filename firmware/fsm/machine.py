@@ -425,7 +425,8 @@ class Interlock(Authority):
                 self.alarm_at_save = a == 1
             elif rtype == records.ENGINE:
                 self.engine_saved = a == 1
-                self.held_saved = a == 1 and b != 0  # b: how an engine whose sense reads off was seen running
+                # b: how an engine running with its sense reading off was seen (0: sensed; every stop is logged 0)
+                self.held_saved = b != 0
             if rtype == records.RESULT or rtype == records.STATE or rtype == records.MODULE:
                 # an analysis under way at the save ended after it (with its result, or a state change or the
                 # module leaving stopped it): the cut did not end it
