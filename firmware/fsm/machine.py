@@ -166,6 +166,9 @@ class Interlock(Authority):
         self.retest_deadline = 0  # device time the pending retest's window ends (a cut does not move it)
         self.alarm_at_save = False  # the retest alarm sounded at the cut: until the first poll after a boot
         self.engine_saved = False  # the engine ran at the last engine edge the state holds (the blip rule)
+        # the engine ran held by its charge, its sense reading off (_engine_held), at the save: a boot in a charge dip
+        # takes it as running in a charge loss (_after_boot)
+        self.held_saved = False
         self.state_lock = False  # the saved state was found corrupt: locked for service
         self.provisioned_before = False  # a secret was installed once; never provision again in the field
         self.fail_streak = 0
@@ -290,8 +293,12 @@ class Interlock(Authority):
         """
         self._booting = False
         engine = inp.engine
-        if not engine and inp.ignition and self.engine_saved and inp.charging:
-            # the engine ran at the save and the alternator charges now: it runs, whatever its sense wire reads
+        if not engine and inp.ignition and self.engine_saved and (inp.charging or self.held_saved):
+            # the engine ran at the save and the alternator charges now: it runs, whatever its sense wire reads. Held
+            # by its charge at the save and no charge now: the cut came in a charge dip (a load at idle), so it runs
+            # held in a charge loss that begins at this poll (_engine_sense, right after: a dip it rides out, or its
+            # stop and a charge back watched, as with the power on); an engine whose sense wire worked at the save
+            # and reads off now stopped in the cut
             self._engine_held = 1
             engine = True
         sensed = self._engine_held
@@ -418,6 +425,8 @@ class Interlock(Authority):
                 self.alarm_at_save = a == 1
             elif rtype == records.ENGINE:
                 self.engine_saved = a == 1
+                # b: how an engine running with its sense reading off was seen (0: sensed; every stop is logged 0)
+                self.held_saved = b != 0
             if rtype == records.RESULT or rtype == records.STATE or rtype == records.MODULE:
                 # an analysis under way at the save ended after it (with its result, or a state change or the
                 # module leaving stopped it): the cut did not end it
@@ -430,6 +439,11 @@ class Interlock(Authority):
         analyzing = self.test.phase == breath.ANALYZE
         if analyzing != self.analyzing:
             self.analyzing = analyzing
+            self._dirty = True
+        held = self._engine_held != 0
+        if held != self.held_saved and not self._booting:
+            # (a boot's save keeps what the state held: its first poll decides what it means)
+            self.held_saved = held
             self._dirty = True
         if self._dirty:
             self._dirty = False

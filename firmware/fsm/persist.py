@@ -55,6 +55,7 @@ _ABORTS_AT = 128
 
 F_VLOCK = 1
 F_PROVISIONED = 2  # formats 1 and 2: bytes 8..39 hold the secret
+F_HELD = 2  # formats 3 and 4 (never set by them before): the engine ran held by its charge, its sense reading off
 F_RETEST = 4  # a retest was pending when the state was saved
 F_ALARM = 8  # the retest alarm sounded when the state was saved, or (a save between a boot and its first poll)
 # it sounded at the cut and the first poll has not yet decided what that means (Interlock.alarm_at_save)
@@ -81,7 +82,8 @@ def pack(m, buf=None):
     flags = (F_VLOCK if m.vlock else 0) | (
         F_RETEST if m.retest_pending else 0) | (F_ALARM if m.alarm or m.alarm_at_save else 0) | (
         F_STATE_LOCK if m.state_lock else 0) | (F_ENGINE if m.engine_saved else 0) | (
-        F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0)
+        F_PROVISIONED_BEFORE if m.provisioned_before else 0) | (F_ANALYZING if m.analyzing else 0) | (
+        F_HELD if m.held_saved else 0)
     struct.pack_into(">2sBBIBBHI24sBBBBBBBB", buf, 0, MAGIC, FORMAT, flags, m.token_lead, m.login_wait_line,
                      m.login_wait_net, m.policy.local, m.startup_fail_at, _ZERO_RESERVED, m.lock_cause, m.violations, m.codes_used,
                      m.code_fails, m.temp_kind, m.brownouts, 0, 0)
@@ -139,6 +141,7 @@ def unpack(data, m):
     m.engine_saved = bool(flags & F_ENGINE)
     m.provisioned_before = bool(flags & F_PROVISIONED_BEFORE)
     m.analyzing = bool(flags & F_ANALYZING)
+    m.held_saved = fmt >= 3 and bool(flags & F_HELD)  # (formats 1 and 2: the bit is F_PROVISIONED)
     (m.lock_cause, m.violations, m.codes_used, m.code_fails, m.temp_kind,
      m.brownouts) = struct.unpack_from(">BBBBBB", data, 40)  # brownouts: a reserved 0 before
     (m.lockout_id, m.recall_deadline, m.temp_until, m.code_counter, m.code_wait_until, m.payment_due,
