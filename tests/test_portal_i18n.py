@@ -189,3 +189,75 @@ def test_a_template_that_binds_its_own_underscore_is_not_translated_at_compile_t
             plain.globals.update(env.globals)
             assert env.from_string(source).render(values) == plain.from_string(source).render(values) \
                 == "called Next payment", source
+
+
+def test_plain_functions_are_called_as_jinja_calls_them():
+    """i18n.PlainCallContext calls a plain function straight away and leaves the rest to Jinja: for plain
+    functions (with positional, keyword and no arguments, inside loops and blocks, one raising StopIteration),
+    functions marked pass_context / pass_eval_context / pass_environment, a callable object whose __call__ is
+    marked, methods, builtins and an undefined name, the page is what Jinja's own Context gives."""
+    import jinja2
+    import jinja2.runtime
+
+    from companion.app import i18n
+    from companion.app.web.session import TEMPLATES
+
+    def plain(a, b=1, **kw):
+        return "plain %s %s %s" % (a, b, sorted(kw.items()))
+
+    def stops():
+        raise StopIteration
+
+    @jinja2.pass_context
+    def ctx(context, a):
+        return "ctx %s %s" % (a, context.get("x"))
+
+    @jinja2.pass_eval_context
+    def evalctx(eval_ctx, a):
+        return "eval %s %s" % (a, eval_ctx.autoescape)
+
+    @jinja2.pass_environment
+    def envfn(environment, a):
+        return "env %s %s" % (a, environment.autoescape)
+
+    class Callable:
+        @jinja2.pass_context
+        def __call__(self, context, a):
+            return "obj %s %s" % (a, context.get("x"))
+
+    source = ('{{ plain(1) }}|{{ plain(1, 2, k="<v>") }}|{{ noargs() }}|{{ stops() }}|{{ ctx("a") }}|'
+              '{{ evalctx("b") }}|{{ envfn("c") }}|{{ obj("d") }}|{{ "x,y".split(",") }}|{{ len("abc") }}|'
+              '{% for i in [1, 2] %}{% set x = i %}{{ plain(i, x) }}{{ ctx(loop.index) }}{% endfor %}|'
+              '{% block b %}{{ plain("in block") }}{{ ctx("in block") }}{% endblock %}')
+    values = {"plain": plain, "noargs": lambda: "none", "stops": stops, "ctx": ctx, "evalctx": evalctx,
+              "envfn": envfn, "obj": Callable(), "len": len, "x": "<X>"}
+    for lang in i18n.LANGUAGES:
+        env = i18n.environment(TEMPLATES, lang)
+        assert env.context_class is i18n.PlainCallContext
+        fast = env.from_string(source).render(values)
+        env.context_class = jinja2.runtime.Context
+        try:
+            slow = env.from_string(source).render(values)
+        finally:
+            env.context_class = i18n.PlainCallContext
+        assert fast == slow
+        assert "plain 1 2 [(&#39;k&#39;, &#39;&lt;v&gt;&#39;)]" in fast and "ctx a &lt;X&gt;" in fast
+    try:
+        i18n.environment(TEMPLATES, "en").from_string("{{ missing() }}").render()
+        raise AssertionError("an undefined name called renders nothing")
+    except jinja2.UndefinedError:
+        pass
+
+
+def test_the_language_forms_back_path_is_the_requests_url_path():
+    """Visitor.path (the language form's `back`) is what request.url.path gives, escaped characters and all."""
+    from starlette.requests import Request
+
+    from companion.app.web.session import Visitor
+
+    for path in ("/portal/dashboard", "/portal/a?b", "/portal/x#y", "/portal/back\\slash", "/portal/é ü"):
+        request = Request({"type": "http", "method": "GET", "scheme": "http", "path": path, "raw_path": b"",
+                           "query_string": b"q=1", "root_path": "", "headers": [(b"host", b"example.org")],
+                           "server": ("example.org", 80)})
+        v = Visitor(request, None, None, None, "en", "")  # type: ignore[arg-type]
+        assert v.path == request.url.path, path

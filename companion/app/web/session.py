@@ -63,6 +63,13 @@ class Visitor:
         if not token or not self.csrf or self.new_csrf_cookie or not secrets.same(token, self.csrf):
             raise Problem(403, "csrf", "the form expired or came from elsewhere: reload the page and try again")
 
+    @property
+    def path(self) -> str:
+        """The page's path as request.url.path gives it (Starlette escapes ?, # and \\ in it), without building
+        the whole URL (the language form's `back`)."""
+        path: str = self.request.scope["path"]
+        return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
     def address(self) -> str:
         """The client's address (for throttling)."""
         return self.request.client.host if self.request.client else "unknown"
