@@ -48,6 +48,20 @@ def _as_sqlalchemy_reads_it(world, token_hash):
         return [tuple(r) for r in conn.execute(reads.BY_SESSION, params).all()]
 
 
+def _batch_read(world, hashes):
+    """by_sessions_asyncpg on a connection of its own."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run():
+        conn = await asyncpg.connect(world.app.state.settings.plain_postgres_url)
+        try:
+            return await reads.by_sessions_asyncpg(conn, hashes)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def _reader(world, size):
     return batched.DashboardReads(world.app.state.settings.plain_postgres_url, size)
 
@@ -92,16 +106,7 @@ def test_the_batch_statement_answers_in_the_order_asked(world):
     people = _drivers(world, 4)
     hashes = [p[2] for p in reversed(people)] + ["f" * 64, people[1][2]]
 
-    async def run():
-        import asyncpg  # type: ignore[import-untyped]
-
-        conn = await asyncpg.connect(world.app.state.settings.plain_postgres_url)
-        try:
-            return await reads.by_sessions_asyncpg(conn, hashes)
-        finally:
-            await conn.close()
-
-    found = asyncio.run(run())
+    found = _batch_read(world, hashes)
     assert [f.user.email if f else None for f in found] == \
         [p[0] for p in reversed(people)] + [None, people[1][0]]
     assert [tuple(r) for r in found[0].rows] == _as_sqlalchemy_reads_it(world, hashes[0])
@@ -337,16 +342,7 @@ def test_staff_authority_deviceless_many_devices_and_odd_hashes_in_one_batch(wor
     odd = ["", "'; DELETE FROM users; --", "é" * 64, "h" * 500, hashes["six"].upper(), hashes["six"] + " "]
     asked = [hashes["six"], *odd[:3], hashes["staff"], hashes["none"], *odd[3:], hashes["court"], hashes["six"]]
 
-    async def run():
-        import asyncpg  # type: ignore[import-untyped]
-
-        conn = await asyncpg.connect(world.app.state.settings.plain_postgres_url)
-        try:
-            return await reads.by_sessions_asyncpg(conn, asked)
-        finally:
-            await conn.close()
-
-    found = asyncio.run(run())
+    found = _batch_read(world, asked)
     for h, mine in zip(asked, found, strict=True):
         expected = _as_sqlalchemy_reads_it(world, h)
         if h in odd:

@@ -78,8 +78,9 @@ class DashboardReads:
 
     def _ended(self, batch: Sequence[tuple[str, asyncio.Future[reads.SignedIn | None]]],
                task: asyncio.Task[None]) -> None:
-        """A batch's task ended. One cancelled before it first ran (close() just after the batch started) ran
-        none of _read, so its requests are answered here: none of them is left waiting."""
+        """A batch's task ended. Its answers still open are cancelled: those of a batch cancelled while it
+        read, and all of one cancelled before it first ran (close() just after the batch started), which ran none
+        of _read. None of its requests is left waiting."""
         self.running.discard(task)
         for _, answer in batch:
             if not answer.done():
@@ -98,15 +99,10 @@ class DashboardReads:
                 for (_, answer), mine in zip(live, found, strict=True):
                     if not answer.done():
                         answer.set_result(mine)
-        except BaseException as exc:
+        except Exception as exc:  # (cancelled: _ended cancels the answers still open)
             for _, answer in batch:
                 if not answer.done():
-                    if isinstance(exc, asyncio.CancelledError):
-                        answer.cancel()
-                    else:
-                        answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+                    answer.set_exception(exc)
         finally:
             self.running.discard(asyncio.current_task())  # type: ignore[arg-type]
             if self.queue and len(self.running) < self.size and not self.closing:
